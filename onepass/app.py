@@ -1,0 +1,154 @@
+"""The application factory.
+
+``create_app(settings)`` returns an ASGI application: FastAPI for every route but
+the token endpoint, which is a bare ASGI handler (see ``oauth.token_endpoint``).
+State lives on the FastAPI app (``app.state``) and is built in its lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from onepass import __version__
+from onepass.clock import Clock
+from onepass.crypto import DecryptionError
+from onepass.keys.keyring import KeyRing
+from onepass.logs import configure_logging
+from onepass.oauth import routes as oauth_routes
+from onepass.oauth.clients import ClientCache
+from onepass.oauth.grants.base import TokenContext
+from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
+from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
+from onepass.ops import routes as ops_routes
+from onepass.runtime import Runtime
+from onepass.settings import ConfigError, Settings, load_settings
+
+log = structlog.get_logger("onepass.app")
+
+
+class StartupError(Exception):
+    pass
+
+
+def _lifespan(settings: Settings, clock: Clock | None):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings, clock)
+        keyring = KeyRing(
+            runtime.database,
+            runtime.box,
+            runtime.clock,
+            refresh_interval=runtime.settings.key_refresh_interval,
+        )
+        try:
+            await keyring.refresh()
+        except DecryptionError as exc:
+            await runtime.close()
+            raise StartupError(
+                f"{exc}; ONEPASS_SECRET_KEY must be the key the keys were created with"
+            ) from None
+        except Exception as exc:
+            # The database may be down at start: serve 503 from /up and keep trying.
+            log.error("keys.initial_load_failed", error=type(exc).__name__, detail=str(exc)[:200])
+        clients = ClientCache(runtime.database, runtime.settings.client_cache_ttl)
+        ctx = TokenContext(settings=runtime.settings, keyring=keyring, clock=runtime.clock)
+        app.state.runtime = runtime
+        app.state.keyring = keyring
+        app.state.clients = clients
+        app.state.discovery_body = orjson.dumps(oauth_routes.discovery_document(runtime.settings))
+        app.state.token_endpoint = TokenEndpoint(
+            ctx,
+            clients,
+            runtime.hasher,
+            [ClientCredentialsGrant()],
+            max_body=runtime.settings.max_form_bytes,
+        )
+        refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await runtime.close()
+
+    return lifespan
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": "invalid_request", "message": "invalid input", "problems": problems},
+            status_code=400,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("request.unexpected_error", error=type(exc).__name__, exc_info=exc)
+        return JSONResponse({"error": "server_error", "message": "internal error"}, status_code=500)
+
+
+class OnePass:
+    """The ASGI entry point: the token endpoint first, FastAPI for the rest."""
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+
+    @property
+    def state(self) -> Any:
+        return self.api.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/token":
+            await self.api.state.token_endpoint(scope, receive, send)
+            return
+        await self.api(scope, receive, send)
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> OnePass:
+    api = FastAPI(
+        title="1pass",
+        version=__version__,
+        lifespan=_lifespan(settings, clock),
+        docs_url=None,
+        redoc_url=None,
+    )
+    _error_handlers(api)
+    api.include_router(ops_routes.router)
+    api.include_router(oauth_routes.router)
+    return OnePass(api)
+
+
+def app_from_environment() -> OnePass:
+    """uvicorn factory for ``onepass serve`` workers: settings from the environment."""
+    try:
+        settings = load_settings()
+        settings.check()
+    except ConfigError as exc:
+        raise SystemExit(f"onepass: {exc}") from None
+    configure_logging(settings.log_level)
+    return create_app(settings)

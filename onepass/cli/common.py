@@ -1,0 +1,100 @@
+"""What every command shares: settings, a runtime, JSON or table output, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from onepass.crypto import DecryptionError
+from onepass.db.engine import UnsupportedDatabase
+from onepass.logs import configure_logging
+from onepass.runtime import Runtime
+from onepass.settings import ConfigError, load_settings
+
+T = TypeVar("T")
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+class CommandError(Exception):
+    """A failure to report on stderr with a non-zero exit, without a traceback."""
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"onepass: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, default=_json_default, indent=2))
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Iterable[str], title: str | None = None
+) -> None:
+    table = Table(title=title)
+    columns = list(columns)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else _cell(row.get(c)) for c in columns))
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def run(action: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Build a runtime from the environment, run ``action``, close it; report errors."""
+    configure_logging("warning", json=False)
+    try:
+        settings = load_settings()
+        settings.check()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+    async def go() -> T:
+        runtime = Runtime.build(settings)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(go())
+    except (CommandError, ValueError, ConfigError, DecryptionError, UnsupportedDatabase) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as exc:  # a database that does not answer, and the like
+        if type(exc).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3", "redis")):
+            fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+        raise
+
+
+def read_password_stdin() -> str:
+    value = sys.stdin.readline().rstrip("\n")
+    if not value:
+        fail("no password on standard input")
+    return value

@@ -1,0 +1,1 @@
+"""OIDC signing keys: lifecycle (next → active → retired → removed), JWKS, JWT signing."""

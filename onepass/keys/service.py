@@ -1,0 +1,175 @@
+"""Signing-key lifecycle.
+
+Each algorithm (RS256, required by OpenID Connect, and ES256) has its own set:
+
+* ``next``: published in the JWKS but not yet signing, so an RP that caches the
+  JWKS already holds the key that will sign after the next rotation;
+* ``active``: signs new tokens (one per algorithm);
+* ``retired``: no longer signs, stays published until every token it signed has
+  expired (``remove_after``);
+* ``removed``: unpublished, private key wiped.
+
+``rotate`` promotes next → active, active → retired, and creates a new next key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.clock import Clock
+from onepass.crypto import SecretBox
+from onepass.keys import jwt
+from onepass.keys.models import KeyState, SigningKey
+
+PUBLISHED_STATES = (KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRED)
+
+
+def _box_context(kid: str) -> str:
+    return f"signing_key:{kid}"
+
+
+def new_key(box: SecretBox, alg: str, state: KeyState, now: datetime) -> SigningKey:
+    private = jwt.generate_private_key(alg)
+    public = jwt.public_jwk(private, alg)
+    kid = public["kid"]
+    return SigningKey(
+        kid=kid,
+        alg=alg,
+        state=state,
+        public_jwk=public,
+        private_key_encrypted=box.encrypt(jwt.private_key_to_pem(private), _box_context(kid)),
+        created_at=now,
+        activated_at=now if state is KeyState.ACTIVE else None,
+    )
+
+
+def load_signer(box: SecretBox, key: SigningKey) -> jwt.JWTSigner:
+    """Decrypt a stored key; raises ``DecryptionError`` if ONEPASS_SECRET_KEY is wrong."""
+    if key.private_key_encrypted is None:
+        raise ValueError(f"signing key {key.kid} has no private key (removed)")
+    pem = box.decrypt(key.private_key_encrypted, _box_context(key.kid))
+    return jwt.JWTSigner(kid=key.kid, alg=key.alg, key=jwt.private_key_from_pem(pem))
+
+
+async def _keys_by_alg(session: AsyncSession, alg: str) -> dict[str, list[SigningKey]]:
+    rows = await session.scalars(
+        select(SigningKey)
+        .where(SigningKey.alg == alg, SigningKey.state.in_(PUBLISHED_STATES))
+        .order_by(SigningKey.created_at, SigningKey.id)
+    )
+    grouped: dict[str, list[SigningKey]] = {state: [] for state in PUBLISHED_STATES}
+    for row in rows:
+        grouped[row.state].append(row)
+    return grouped
+
+
+async def ensure_keys(session: AsyncSession, box: SecretBox, clock: Clock) -> list[SigningKey]:
+    """Create whatever key is missing (an active and a next per algorithm).
+
+    Called on every start; creates the first keys on the first start. The caller's
+    transaction must be exclusive (``Database.session(exclusive=...)``).
+    """
+    created = []
+    now = clock.now()
+    for alg in jwt.SUPPORTED_ALGS:
+        keys = await _keys_by_alg(session, alg)
+        if not keys[KeyState.ACTIVE]:
+            if keys[KeyState.NEXT]:
+                promoted = keys[KeyState.NEXT].pop(0)
+                promoted.state, promoted.activated_at = KeyState.ACTIVE, now
+            else:
+                created.append(new_key(box, alg, KeyState.ACTIVE, now))
+        if not keys[KeyState.NEXT]:
+            created.append(new_key(box, alg, KeyState.NEXT, now))
+    session.add_all(created)
+    await session.flush()
+    return created
+
+
+@dataclass(frozen=True)
+class Rotation:
+    alg: str
+    activated_kid: str
+    retired_kid: str | None
+    next_kid: str
+    retired_until: datetime | None
+
+
+async def rotate(
+    session: AsyncSession,
+    box: SecretBox,
+    clock: Clock,
+    *,
+    max_token_ttl: int,
+    propagation_delay: float,
+) -> list[Rotation]:
+    """Rotate every algorithm's keys; remove retired keys whose tokens have all expired.
+
+    A retired key stays published for ``max_token_ttl`` plus ``propagation_delay``
+    (the time other processes may still sign with it before they notice) plus a
+    minute of clock skew.
+    """
+    await ensure_keys(session, box, clock)
+    now = clock.now()
+    keep_for = timedelta(seconds=max_token_ttl + propagation_delay + 60)
+    await remove_expired(session, clock)
+    rotations = []
+    for alg in jwt.SUPPORTED_ALGS:
+        keys = await _keys_by_alg(session, alg)
+        retired_kid = None
+        for old in keys[KeyState.ACTIVE]:
+            old.state, old.retired_at, old.remove_after = KeyState.RETIRED, now, now + keep_for
+            retired_kid = old.kid
+        promoted = keys[KeyState.NEXT][0]
+        promoted.state, promoted.activated_at = KeyState.ACTIVE, now
+        fresh = new_key(box, alg, KeyState.NEXT, now)
+        session.add(fresh)
+        rotations.append(
+            Rotation(
+                alg, promoted.kid, retired_kid, fresh.kid, now + keep_for if retired_kid else None
+            )
+        )
+    await session.flush()
+    return rotations
+
+
+async def remove_expired(session: AsyncSession, clock: Clock) -> list[str]:
+    """Unpublish retired keys past ``remove_after`` and wipe their private keys."""
+    now = clock.now()
+    rows = await session.scalars(
+        select(SigningKey).where(
+            SigningKey.state == KeyState.RETIRED, SigningKey.remove_after <= now
+        )
+    )
+    removed = []
+    for row in rows:
+        row.state, row.removed_at, row.private_key_encrypted = KeyState.REMOVED, now, None
+        removed.append(row.kid)
+    return removed
+
+
+async def list_keys(session: AsyncSession) -> list[SigningKey]:
+    rows = await session.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at))
+    return list(rows)
+
+
+async def published_keys(session: AsyncSession, clock: Clock) -> list[SigningKey]:
+    """Keys the JWKS publishes: next, active and retired keys not yet past removal."""
+    now = clock.now()
+    rows = await session.scalars(
+        select(SigningKey)
+        .where(SigningKey.state.in_(PUBLISHED_STATES))
+        .order_by(SigningKey.alg, SigningKey.created_at)
+    )
+    return [row for row in rows if row.remove_after is None or row.remove_after > now]
+
+
+async def active_algorithms(session: AsyncSession) -> set[str]:
+    rows = await session.scalars(
+        select(SigningKey.alg).where(SigningKey.state == KeyState.ACTIVE).distinct()
+    )
+    return set(rows)

@@ -1,0 +1,84 @@
+"""OAuth 2.0 error responses (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009, RFC 7662).
+
+One class per error code; the code lives on the class, as in Authlib.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+
+class OAuthError(Exception):
+    error: ClassVar[str] = "invalid_request"
+    status_code: ClassVar[int] = 400
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        self.headers = dict(headers or {})
+        if status_code is not None:
+            self.status = status_code
+        else:
+            self.status = self.status_code
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+    def json_bytes(self) -> bytes:
+        return orjson.dumps(self.body())
+
+    def response_headers(self) -> dict[str, str]:
+        return {"cache-control": "no-store", "pragma": "no-cache", **self.headers}
+
+
+class InvalidRequestError(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClientError(OAuthError):
+    """Client authentication failed (RFC 6749 §5.2): 401 with a Basic challenge."""
+
+    error = "invalid_client"
+    status_code = 401
+
+    def __init__(self, description: str) -> None:
+        super().__init__(
+            description, headers={"www-authenticate": 'Basic realm="1pass", charset="UTF-8"'}
+        )
+
+
+class InvalidGrantError(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClientError(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantTypeError(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScopeError(OAuthError):
+    error = "invalid_scope"
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status_code = 500
+
+
+class TemporarilyUnavailableError(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, headers={"retry-after": "5"})

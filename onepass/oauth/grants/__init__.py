@@ -1,0 +1,1 @@
+"""Token endpoint grants, one module each (RFC 6749 §4)."""

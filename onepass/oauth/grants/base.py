@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from onepass.clock import Clock
+from onepass.keys.keyring import KeyRing
+from onepass.oauth.clients import ClientRecord
+from onepass.settings import Settings
+
+
+@dataclass
+class TokenContext:
+    """What every grant may use; built once per process."""
+
+    settings: Settings
+    keyring: KeyRing
+    clock: Clock
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Grant(Protocol):
+    grant_type: str
+
+    async def create_token_response(
+        self, ctx: TokenContext, client: ClientRecord, form: dict[str, str]
+    ) -> dict[str, Any]:
+        """Validate the request for this grant and return the token response body."""
+        ...

@@ -1,0 +1,48 @@
+"""Client Credentials Grant (RFC 6749 §4.4).
+
+The client acts on its own behalf: the access token's ``sub`` is its ``client_id``
+(RFC 9068 §2.2), and scopes that speak about an end user are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onepass.oauth.clients import ClientRecord
+from onepass.oauth.errors import InvalidRequestError
+from onepass.oauth.grants.base import TokenContext
+from onepass.oauth.scopes import grant_scope, parse_scope
+from onepass.oauth.tokens import issue_access_token
+
+
+class ClientCredentialsGrant:
+    grant_type = "client_credentials"
+
+    def validate_token_request(self, client: ClientRecord, form: dict[str, str]) -> list[str]:
+        if "resource" in form or "audience" in form:
+            raise InvalidRequestError("resource indicators are not supported; omit 'resource'")
+        return grant_scope(parse_scope(form.get("scope")), client.scopes, user_present=False)
+
+    async def create_token_response(
+        self, ctx: TokenContext, client: ClientRecord, form: dict[str, str]
+    ) -> dict[str, Any]:
+        scope = self.validate_token_request(client, form)
+        settings = ctx.settings
+        issued = issue_access_token(
+            ctx.keyring.signer(settings.access_token_alg),
+            issuer=settings.issuer,
+            audience=settings.audience,
+            subject=client.client_id,
+            client_id=client.client_id,
+            scope=scope,
+            now=int(ctx.clock.timestamp()),
+            ttl=settings.access_token_ttl,
+        )
+        body: dict[str, Any] = {
+            "access_token": issued.token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+        }
+        if scope:
+            body["scope"] = " ".join(scope)
+        return body

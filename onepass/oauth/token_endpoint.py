@@ -1,0 +1,175 @@
+"""The token endpoint (RFC 6749 §3.2), as a bare ASGI application.
+
+This is the hottest path of the provider, so it does not go through FastAPI's
+request machinery: it reads the raw ASGI headers and body, parses the form with
+the standard library, finds the client in the per-process ``ClientCache``, checks
+the secret with one HMAC, and signs with a key already in memory. No database
+round trip happens per request once the client is cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from onepass.crypto import KeyedHasher
+from onepass.keys.keyring import NoActiveKey
+from onepass.oauth import client_auth
+from onepass.oauth.clients import ClientCache, ClientRecord
+from onepass.oauth.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    OAuthError,
+    ServerError,
+    TemporarilyUnavailableError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from onepass.oauth.forms import is_form_content_type, parse_form
+from onepass.oauth.grants.base import Grant, TokenContext
+
+log = structlog.get_logger("onepass.oauth.token")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_JSON_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-store"),
+    (b"pragma", b"no-cache"),
+]
+
+
+class PayloadTooLarge(InvalidRequestError):
+    status_code = 413
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequestError("the client went away before the body was read")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TokenEndpoint:
+    def __init__(
+        self,
+        ctx: TokenContext,
+        clients: ClientCache,
+        hasher: KeyedHasher,
+        grants: list[Grant],
+        *,
+        max_body: int,
+    ) -> None:
+        self.ctx = ctx
+        self.clients = clients
+        self.hasher = hasher
+        self.grants = {grant.grant_type: grant for grant in grants}
+        self.max_body = max_body
+        # Compared against when the client is unknown, so that an unknown client
+        # and a wrong secret cost the same time.
+        self._dummy_hash = hasher.hash("unknown-client")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self.handle(scope, receive)
+        except OAuthError as exc:
+            extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
+            await _respond(send, exc.status, exc.json_bytes(), extra)
+            return
+        except Exception:
+            log.exception("token.unexpected_error")
+            error = ServerError("the server could not issue a token; try again")
+            await _respond(send, error.status, error.json_bytes())
+            return
+        await _respond(send, 200, orjson.dumps(body))
+
+    async def handle(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        if scope["method"] != "POST":
+            raise InvalidRequestError(
+                "the token endpoint only accepts POST", status_code=405, headers={"allow": "POST"}
+            )
+        content_type = authorization = None
+        declared_length = 0
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"authorization":
+                if authorization is not None:
+                    raise InvalidRequestError("more than one Authorization header")
+                authorization = value.decode("latin-1")
+            elif name == b"content-length":
+                declared_length = int(value) if value.isdigit() else 0
+        if declared_length > self.max_body:
+            raise PayloadTooLarge(f"the request body is larger than {self.max_body} bytes")
+        body = await _read_body(receive, self.max_body)
+        if not is_form_content_type(content_type):
+            raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
+        form = parse_form(body)
+
+        grant_type = form.get("grant_type")
+        if grant_type is None:
+            raise InvalidRequestError("grant_type is required")
+        grant = self.grants.get(grant_type)
+        if grant is None:
+            raise UnsupportedGrantTypeError(f"grant_type {grant_type[:40]!r} is not supported")
+
+        client = await self.authenticate(authorization, form)
+        if grant_type not in client.grant_types:
+            raise UnauthorizedClientError(f"this client may not use the {grant_type} grant")
+        try:
+            return await grant.create_token_response(self.ctx, client, form)
+        except NoActiveKey:
+            log.error("token.no_active_key", alg=self.ctx.settings.access_token_alg)
+            raise TemporarilyUnavailableError(
+                "no signing key is available; try again shortly"
+            ) from None
+
+    async def authenticate(self, authorization: str | None, form: dict[str, str]) -> ClientRecord:
+        credentials = client_auth.extract_credentials(authorization, form)
+        if len(credentials.client_id) > client_auth.MAX_CREDENTIAL_LENGTH:
+            raise InvalidClientError("unknown client or wrong credentials")
+        try:
+            client = await self.clients.get(credentials.client_id)
+        except SQLAlchemyError as exc:
+            log.error("token.client_lookup_failed", error=type(exc).__name__)
+            raise TemporarilyUnavailableError(
+                "the client registry is unavailable; try again shortly"
+            ) from None
+        secret = credentials.client_secret
+        if client is None:
+            self.hasher.verify(secret or "", self._dummy_hash)
+            raise InvalidClientError("unknown client or wrong credentials")
+        if client.token_endpoint_auth_method != credentials.method:
+            raise InvalidClientError(
+                f"this client authenticates with {client.token_endpoint_auth_method}, not {credentials.method}"
+            )
+        if client.client_secret_hash is not None and not self.hasher.verify(
+            secret or "", client.client_secret_hash
+        ):
+            raise InvalidClientError("unknown client or wrong credentials")
+        return client

@@ -1,0 +1,48 @@
+"""JWT access tokens (RFC 9068: JSON Web Token Profile for OAuth 2.0 Access Tokens)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from onepass.keys.jwt import JWTSigner
+
+ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+    jti: str
+
+
+def issue_access_token(
+    signer: JWTSigner,
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    client_id: str,
+    scope: list[str],
+    now: int,
+    ttl: int,
+    extra: dict[str, Any] | None = None,
+) -> IssuedToken:
+    """Sign an access token with the claims RFC 9068 §2.2 requires."""
+    jti = secrets.token_urlsafe(16)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "client_id": client_id,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": jti,
+    }
+    if scope:
+        claims["scope"] = " ".join(scope)
+    if extra:
+        claims.update(extra)
+    return IssuedToken(signer.sign(claims, typ=ACCESS_TOKEN_TYP), ttl, jti)

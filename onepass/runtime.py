@@ -1,0 +1,42 @@
+"""What one process holds while it serves: database, cache, keys, clients.
+
+Built in the application's lifespan (``app.state.runtime``) and by CLI commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onepass.cache import Cache, create_cache
+from onepass.clock import Clock, SystemClock
+from onepass.crypto import KeyedHasher, SecretBox
+from onepass.db import Database
+from onepass.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    cache: Cache
+    box: SecretBox
+    hasher: KeyedHasher
+    clock: Clock
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+        settings = settings.with_secret_key()
+        assert settings.secret_key is not None
+        clock = clock or SystemClock()
+        return cls(
+            settings=settings,
+            database=Database(settings.database_url),
+            cache=create_cache(settings.redis_url, clock),
+            box=SecretBox(settings.secret_key),
+            hasher=KeyedHasher(settings.secret_key),
+            clock=clock,
+        )
+
+    async def close(self) -> None:
+        await self.cache.close()
+        await self.database.close()

@@ -1,0 +1,179 @@
+"""Settings, read once from the environment (prefix ``ONEPASS_``).
+
+One ``Settings`` object is built at start-up and passed to ``create_app`` and to
+every CLI command; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import structlog
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = structlog.get_logger("onepass.settings")
+
+SECRET_KEY_MIN_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """The configuration cannot work; the message names the variable to fix."""
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONEPASS_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite:///./onepass.db"
+    redis_url: str | None = None
+    issuer: str = "http://127.0.0.1:8000"
+    secret_key: str | None = Field(default=None, repr=False)
+
+    access_token_alg: Literal["ES256", "RS256"] = "ES256"
+    access_token_ttl: int = Field(default=3600, ge=60, le=86400)
+    # Audience of access tokens that name no resource (RFC 9068 requires one);
+    # defaults to the issuer.
+    access_token_audience: str | None = None
+    id_token_ttl: int = Field(default=3600, ge=60, le=86400)
+
+    # How often each process re-reads signing keys and how long a cached client
+    # is trusted: a rotation, a secret change or a deletion made by any process
+    # takes effect everywhere within these many seconds.
+    key_refresh_interval: float = Field(default=2.0, gt=0, le=60)
+    client_cache_ttl: float = Field(default=3.0, ge=0, le=60)
+    jwks_max_age: int = Field(default=300, ge=0, le=86400)
+
+    # Largest request body the token endpoint reads.
+    max_form_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+
+    access_log: bool = False
+    log_level: str = "info"
+
+    webhook_allow_private_targets: bool = False
+    enforce_canonical_resolution: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "ENFORCE_CANONICAL_RESOLUTION", "ONEPASS_ENFORCE_CANONICAL_RESOLUTION"
+        ),
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_a_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://id.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment (OpenID Connect Discovery §3)")
+        return value.rstrip("/")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def audience(self) -> str:
+        return self.access_token_audience or self.issuer
+
+    @property
+    def max_token_ttl(self) -> int:
+        return max(self.access_token_ttl, self.id_token_ttl)
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` for a setting that cannot work in this environment."""
+        if self.is_production:
+            if not self.secret_key:
+                raise ConfigError(
+                    "ONEPASS_SECRET_KEY is required when ONEPASS_ENV=production "
+                    f"(at least {SECRET_KEY_MIN_LENGTH} characters, e.g. from "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+            if not self.issuer.startswith("https://"):
+                raise ConfigError("ONEPASS_ISSUER must be an https URL when ONEPASS_ENV=production")
+        if self.secret_key is not None and len(self.secret_key) < SECRET_KEY_MIN_LENGTH:
+            raise ConfigError(
+                f"ONEPASS_SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters long"
+            )
+
+    def sqlite_path(self) -> Path | None:
+        if not self.database_url.startswith("sqlite:"):
+            return None
+        rest = self.database_url.split(":", 1)[1].removeprefix("///")
+        if rest in ("", ":memory:"):
+            return None
+        return Path(rest)
+
+    def with_secret_key(self) -> Settings:
+        """Return settings whose ``secret_key`` is set.
+
+        In development a missing key is generated once and kept beside the SQLite
+        database (or in the working directory for another database), with a warning.
+        In production a missing key is a start-up error (``check``).
+        """
+        self.check()
+        if self.secret_key:
+            return self
+        db_path = self.sqlite_path()
+        key_file = (
+            db_path.with_name(db_path.name + ".secret-key")
+            if db_path is not None
+            else Path(".onepass-secret-key")
+        )
+        key, created = _read_or_create_key_file(key_file)
+        if created:
+            log.warning(
+                "secret_key.generated_for_development",
+                file=str(key_file),
+                hint="set ONEPASS_SECRET_KEY; production refuses to start without it",
+            )
+        return self.model_copy(update={"secret_key": key})
+
+
+def _read_or_create_key_file(path: Path) -> tuple[str, bool]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if len(key) < SECRET_KEY_MIN_LENGTH:
+            raise ConfigError(
+                f"the development secret key file {path} is damaged; delete it"
+            ) from None
+        return key, False
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key, True
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise ConfigError(_describe_validation_error(exc)) from None
+
+
+def _describe_validation_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    lines = []
+    for error in errors():
+        field = ".".join(str(part) for part in error.get("loc", ()))
+        name = (
+            "ENFORCE_CANONICAL_RESOLUTION" if "canonical" in field else f"ONEPASS_{field.upper()}"
+        )
+        lines.append(f"{name}: {error.get('msg')}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,33 @@
+"""What ``onepass serve`` does once, before its workers start."""
+
+from __future__ import annotations
+
+import structlog
+
+from onepass.crypto import DecryptionError
+from onepass.db import migrate
+from onepass.keys import service as keys
+from onepass.keys.models import KeyState
+from onepass.runtime import Runtime
+
+log = structlog.get_logger("onepass.startup")
+
+KEYS_LOCK = "signing_keys"
+
+
+async def prepare(runtime: Runtime) -> None:
+    """Apply migrations, create missing signing keys, prove the secret key opens them."""
+    await migrate.upgrade(runtime.database)
+    async with runtime.database.session(exclusive=KEYS_LOCK) as session:
+        created = await keys.ensure_keys(session, runtime.box, runtime.clock)
+        active = [k for k in await keys.list_keys(session) if k.state == KeyState.ACTIVE]
+    for key in created:
+        log.info("keys.created", kid=key.kid, alg=key.alg, state=key.state)
+    for key in active:
+        try:
+            keys.load_signer(runtime.box, key)
+        except DecryptionError:
+            raise DecryptionError(
+                f"signing key {key.kid} does not decrypt: ONEPASS_SECRET_KEY is not the key "
+                "the signing keys were created with"
+            ) from None
