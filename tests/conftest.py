@@ -1,0 +1,187 @@
+"""Shared fixtures.
+
+Every functional test runs on SQLite, and again on PostgreSQL (with Redis as the
+cache) when ``ONEPASS_TEST_DATABASE_URL`` / ``ONEPASS_TEST_REDIS_URL`` are set.
+CI sets ``ONEPASS_REQUIRE_SERVICES=1``: then any skipped test fails the run, so a
+PostgreSQL or Redis test can never be skipped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from onepass.app import OnePass, create_app
+from onepass.db import Database
+from onepass.db.base import Base
+from onepass.db.migrate import upgrade
+from onepass.runtime import Runtime
+from onepass.settings import Settings
+from onepass.startup import prepare
+
+PG_URL = os.environ.get("ONEPASS_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("ONEPASS_TEST_REDIS_URL")
+REQUIRE_SERVICES = os.environ.get("ONEPASS_REQUIRE_SERVICES") == "1"
+TEST_SECRET_KEY = "test-secret-key-" + "k" * 32
+ISSUER = "http://testserver"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not REQUIRE_SERVICES:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        reporter.write_line(
+            f"ONEPASS_REQUIRE_SERVICES=1: {skipped} test(s) skipped; every test must run in CI",
+            red=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def require_postgres() -> str:
+    if not PG_URL:
+        pytest.skip("ONEPASS_TEST_DATABASE_URL is not set")
+    return PG_URL
+
+
+def require_redis() -> str:
+    if not REDIS_URL:
+        pytest.skip("ONEPASS_TEST_REDIS_URL is not set")
+    return REDIS_URL
+
+
+async def _migrate(url: str) -> None:
+    database = Database(url)
+    try:
+        await upgrade(database)
+    finally:
+        await database.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    asyncio.run(_migrate(f"sqlite:///{path}"))
+    return path
+
+
+async def _pg_admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password,
+        host=parsed.host,
+        port=parsed.port or 5432,
+        database=parsed.database or "postgres",
+    )
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def new_pg_database(base_url: str) -> str:
+    name = f"onepass_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(base_url, f'CREATE DATABASE "{name}"'))
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    base = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One migrated PostgreSQL database for the session, emptied before each test."""
+    url = new_pg_database(require_postgres())
+    asyncio.run(_migrate(url))
+    yield url
+    drop_pg_database(url)
+
+
+async def _truncate(url: str) -> None:
+    database = Database(url)
+    try:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with database.session() as session:
+            from sqlalchemy import text
+
+            await session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        await database.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if engine_name == "sqlite":
+        path = tmp_path / "onepass.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_database")
+    asyncio.run(_truncate(url))
+    return url
+
+
+@pytest.fixture
+def redis_url(engine_name: str) -> str | None:
+    """PostgreSQL runs are production-shaped: they use Redis as the cache."""
+    return require_redis() if engine_name == "postgresql" else None
+
+
+def make_settings(database_url: str, redis_url: str | None = None, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "secret_key": TEST_SECRET_KEY,
+        "issuer": ISSUER,
+        "client_cache_ttl": 0.2,
+        "key_refresh_interval": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str | None) -> Settings:
+    return make_settings(database_url, redis_url)
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    rt = Runtime.build(settings)
+    await prepare(rt)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def app(runtime: Runtime) -> AsyncIterator[OnePass]:
+    application = create_app(runtime.settings)
+    async with application.api.router.lifespan_context(application.api):
+        yield application
+
+
+@pytest.fixture
+async def http(app: OnePass) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+        yield client

@@ -1,0 +1,188 @@
+"""POST /token with grant_type=client_credentials, driven over HTTP through the app."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import httpx
+import pytest
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+from onepass.app import OnePass
+from onepass.oauth import clients
+from onepass.runtime import Runtime
+from tests.conftest import ISSUER
+from tests.factories import make_client
+from tests.oidc import verify_access_token
+
+
+async def jwks(http: httpx.AsyncClient) -> dict:
+    response = await http.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+async def test_client_credentials_basic_returns_verifiable_access_token(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    client = await make_client(runtime)
+    response = await http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "api:read"},
+        auth=(client.client_id, client.client_secret),
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == runtime.settings.access_token_ttl
+    assert body["scope"] == "api:read"
+    token = verify_access_token(
+        body["access_token"], await jwks(http), issuer=ISSUER, audience=ISSUER
+    )
+    assert token.header["alg"] == "ES256"
+    assert token.claims["sub"] == client.client_id
+    assert token.claims["client_id"] == client.client_id
+    assert token.claims["scope"] == "api:read"
+    assert token.claims["exp"] - token.claims["iat"] == runtime.settings.access_token_ttl
+    assert abs(token.claims["iat"] - time.time()) < 60
+
+
+async def test_client_credentials_without_scope_grants_every_allowed_scope(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    client = await make_client(runtime)
+    response = await http.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client.client_id, client.client_secret),
+    )
+    assert response.json()["scope"] == "api:read api:write"
+
+
+async def test_client_secret_post_client_gets_token(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    client = await make_client(runtime, token_endpoint_auth_method="client_secret_post")
+    response = await http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+        },
+    )
+    assert response.status_code == 200, response.text
+    verify_access_token(
+        response.json()["access_token"], await jwks(http), issuer=ISSUER, audience=ISSUER
+    )
+
+
+async def test_authlib_client_fetches_token_with_basic_and_post(
+    app: OnePass, http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Authlib's OAuth2 client, an independent implementation, gets tokens both ways."""
+    keys = await jwks(http)
+    for method in ("client_secret_basic", "client_secret_post"):
+        client = await make_client(runtime, token_endpoint_auth_method=method)
+        async with AsyncOAuth2Client(
+            client.client_id,
+            client.client_secret,
+            token_endpoint_auth_method=method,
+            scope="api:write",
+            transport=httpx.ASGITransport(app=app),
+            base_url=ISSUER,
+        ) as oauth:
+            token = await oauth.fetch_token(f"{ISSUER}/token", grant_type="client_credentials")
+        assert token["token_type"] == "Bearer"
+        claims = verify_access_token(
+            token["access_token"], keys, issuer=ISSUER, audience=ISSUER
+        ).claims
+        assert claims["scope"] == "api:write"
+
+
+async def test_secret_with_reserved_characters_is_form_decoded_in_basic(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding."""
+    client = await make_client(runtime)
+    encoded = base64.b64encode(
+        f"{client.client_id}:{client.client_secret}".replace("-", "%2D").encode()
+    ).decode()
+    response = await http.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers={"authorization": f"Basic {encoded}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_rs256_access_tokens_when_configured(runtime: Runtime) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        runtime.settings.database_url, runtime.settings.redis_url, access_token_alg="RS256"
+    )
+    client = await make_client(runtime)
+    from onepass.app import create_app
+
+    application = create_app(settings)
+    async with (
+        application.api.router.lifespan_context(application.api),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=ISSUER) as http,
+    ):
+        response = await http.post(
+            "/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client.client_id, client.client_secret),
+        )
+        token = verify_access_token(
+            response.json()["access_token"], await jwks(http), issuer=ISSUER, audience=ISSUER
+        )
+    assert token.header["alg"] == "RS256"
+
+
+async def test_deleted_client_is_refused_on_every_process_within_cache_ttl(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    client = await make_client(runtime)
+    data = {"grant_type": "client_credentials"}
+    auth = (client.client_id, client.client_secret)
+    assert (await http.post("/token", data=data, auth=auth)).status_code == 200
+    async with runtime.database.session() as session:
+        await clients.delete_client(session, client.client_id)
+    await _eventually_status(http, data, auth, 401)
+
+
+async def test_rotated_secret_replaces_old_one_within_cache_ttl(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    client = await make_client(runtime)
+    data = {"grant_type": "client_credentials"}
+    assert (
+        await http.post("/token", data=data, auth=(client.client_id, client.client_secret))
+    ).status_code == 200
+    async with runtime.database.session() as session:
+        _, new_secret = await clients.rotate_secret(
+            session, runtime.hasher, runtime.clock, client.client_id
+        )
+    await _eventually_status(http, data, (client.client_id, client.client_secret), 401)
+    assert (
+        await http.post("/token", data=data, auth=(client.client_id, new_secret))
+    ).status_code == 200
+
+
+async def _eventually_status(
+    http: httpx.AsyncClient, data: dict, auth: tuple, status: int, within: float = 5.0
+) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + within
+    while True:
+        response = await http.post("/token", data=data, auth=auth)
+        if response.status_code == status:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"still {response.status_code} after {within}s, expected {status}")
+        await asyncio.sleep(0.05)
