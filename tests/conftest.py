@@ -92,25 +92,26 @@ async def _pg_admin(url: str, statement: str) -> None:
         await conn.close()
 
 
-def new_pg_database(base_url: str) -> str:
+async def create_pg_database(base_url: str) -> str:
+    """A new, empty PostgreSQL database on the test server; returns its URL."""
     name = f"onepass_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(base_url, f'CREATE DATABASE "{name}"'))
+    await _pg_admin(base_url, f'CREATE DATABASE "{name}"')
     return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 
 
-def drop_pg_database(url: str) -> None:
+async def drop_pg_database(url: str) -> None:
     name = make_url(url).database
     base = make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await _pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """One migrated PostgreSQL database for the session, emptied before each test."""
-    url = new_pg_database(require_postgres())
+    url = asyncio.run(create_pg_database(require_postgres()))
     asyncio.run(_migrate(url))
     yield url
-    drop_pg_database(url)
+    asyncio.run(drop_pg_database(url))
 
 
 async def _truncate(url: str) -> None:
