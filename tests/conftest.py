@@ -9,6 +9,7 @@ PostgreSQL or Redis test can never be skipped silently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -186,3 +187,40 @@ async def http(app: OnePass) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
         yield client
+
+
+@contextlib.asynccontextmanager
+async def database_stopped(database: Database) -> AsyncIterator[None]:
+    """Make the database stop answering for the duration, for real.
+
+    PostgreSQL refuses new connections and drops the open ones; a SQLite file is
+    replaced by garbage after the pool is closed.
+    """
+    url = database.url
+    if url.startswith("sqlite"):
+        await database.engine.dispose()
+        path = Path(make_url(url).database or "")
+        files = [path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm")]
+        saved = {f: f.read_bytes() for f in files if f.exists()}
+        for f in saved:
+            f.unlink()
+        path.write_bytes(b"this is not a database" * 100)
+        try:
+            yield
+        finally:
+            await database.engine.dispose()
+            for f, content in saved.items():
+                f.write_bytes(content)
+        return
+    name = make_url(url).database
+    admin = PG_URL or ""
+    await _pg_admin(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    await _pg_admin(
+        admin,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+    )
+    try:
+        yield
+    finally:
+        await _pg_admin(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from onepass.crypto import DecryptionError
 from onepass.db.engine import UnsupportedDatabase
+from onepass.db.migrate import schema_is_current
 from onepass.logs import configure_logging
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, load_settings
@@ -63,8 +64,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def run(action: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Build a runtime from the environment, run ``action``, close it; report errors."""
+def run(action: Callable[[Runtime], Awaitable[T]], *, check_schema: bool = True) -> T:
+    """Build a runtime from the environment, run ``action``, close it; report errors.
+
+    With ``check_schema``, a database that is not migrated is reported as such
+    instead of as the first missing table.
+    """
     configure_logging("warning", json=False)
     try:
         settings = load_settings()
@@ -75,6 +80,11 @@ def run(action: Callable[[Runtime], Awaitable[T]]) -> T:
     async def go() -> T:
         runtime = Runtime.build(settings)
         try:
+            if check_schema and not await schema_is_current(runtime.database):
+                raise CommandError(
+                    "the database schema is not up to date: run `onepass db upgrade` "
+                    "(or start `onepass serve`, which migrates)"
+                )
             return await action(runtime)
         finally:
             await runtime.close()

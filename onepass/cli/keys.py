@@ -45,7 +45,12 @@ def list_(as_json: bool = JsonOption) -> None:
 
 
 @app.command("rotate")
-def rotate(as_json: bool = JsonOption) -> None:
+def rotate(
+    force: bool = typer.Option(
+        False, "--force", help="Rotate even if RPs may not have fetched the next key yet."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
     """Promote next → active, keep the old key published as retired, create a new next key."""
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
@@ -57,6 +62,7 @@ def rotate(as_json: bool = JsonOption) -> None:
                 runtime.clock,
                 max_token_ttl=settings.max_token_ttl,
                 propagation_delay=settings.key_refresh_interval,
+                min_next_age=0 if force else settings.jwks_max_age + settings.key_refresh_interval,
             )
         return [asdict(r) for r in rotations]
 

@@ -33,8 +33,12 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def upgrade(database: Database, revision: str = "head") -> None:
-    async with database.engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+    """Apply migrations; concurrent callers (several starts at once) take turns."""
+    async with database.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.execution_options(sqlite_immediate=True)
+        async with conn.begin():
+            await conn.run_sync(_upgrade, revision)
 
 
 def _current(connection: Connection) -> bool:

@@ -9,6 +9,7 @@ within that time, without a database round trip per token. If a refresh fails
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -40,6 +41,10 @@ class KeyRing:
         self._fingerprint: tuple[tuple[str, str], ...] | None = None
         self.jwks: dict[str, Any] = {"keys": []}
         self.jwks_body: bytes = orjson.dumps(self.jwks)
+        self.last_refreshed: float | None = None  # monotonic time of the last good refresh
+
+    def has_signer(self, alg: str) -> bool:
+        return alg in self._signers
 
     def signer(self, alg: str) -> JWTSigner:
         signer = self._signers.get(alg)
@@ -47,12 +52,17 @@ class KeyRing:
             raise NoActiveKey(f"no active {alg} signing key")
         return signer
 
+    def staleness(self) -> float | None:
+        """Seconds since the last successful refresh (None: never refreshed)."""
+        return None if self.last_refreshed is None else time.monotonic() - self.last_refreshed
+
     async def refresh(self) -> bool:
         """Reload the published keys; True if anything changed."""
         async with self._database.session() as session:
             keys = await service.published_keys(session, self._clock)
         fingerprint = tuple((key.kid, key.state) for key in keys)
         if fingerprint == self._fingerprint:
+            self.last_refreshed = time.monotonic()
             return False
         known = {signer.kid: signer for signer in self._signers.values()}
         signers = {}
@@ -63,6 +73,7 @@ class KeyRing:
         self.jwks = {"keys": [key.public_jwk for key in keys]}
         self.jwks_body = orjson.dumps(self.jwks)
         self._fingerprint = fingerprint
+        self.last_refreshed = time.monotonic()
         log.info(
             "keys.loaded", active={alg: s.kid for alg, s in signers.items()}, published=len(keys)
         )

@@ -90,6 +90,10 @@ async def ensure_keys(session: AsyncSession, box: SecretBox, clock: Clock) -> li
     return created
 
 
+class RotationTooSoon(ValueError):
+    """The next key has not been published long enough for cached JWKS to hold it."""
+
+
 @dataclass(frozen=True)
 class Rotation:
     alg: str
@@ -106,15 +110,29 @@ async def rotate(
     *,
     max_token_ttl: int,
     propagation_delay: float,
+    min_next_age: float = 0,
 ) -> list[Rotation]:
     """Rotate every algorithm's keys; remove retired keys whose tokens have all expired.
 
     A retired key stays published for ``max_token_ttl`` plus ``propagation_delay``
     (the time other processes may still sign with it before they notice) plus a
     minute of clock skew.
+
+    A next key younger than ``min_next_age`` (the JWKS cache lifetime plus the
+    propagation delay) is refused with ``RotationTooSoon``: an RP that fetched the
+    JWKS just before that key appeared would not know it. Pass 0 to force.
     """
     await ensure_keys(session, box, clock)
     now = clock.now()
+    for alg in jwt.SUPPORTED_ALGS:
+        for key in (await _keys_by_alg(session, alg))[KeyState.NEXT]:
+            age = (now - key.created_at).total_seconds()
+            if age < min_next_age:
+                raise RotationTooSoon(
+                    f"the next {alg} key was published {age:.0f}s ago; RPs may cache the JWKS "
+                    f"for {min_next_age:.0f}s and would not know it yet. Wait "
+                    f"{min_next_age - age:.0f}s, or pass --force in an emergency."
+                )
     keep_for = timedelta(seconds=max_token_ttl + propagation_delay + 60)
     await remove_expired(session, clock)
     rotations = []

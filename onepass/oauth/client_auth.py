@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -19,6 +20,9 @@ NONE = "none"
 AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE)
 
 MAX_CREDENTIAL_LENGTH = 512
+# The characters a client_id may have (ours are 24 of them); anything else is
+# refused before any lookup.
+CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ def parse_basic(header: str) -> tuple[str, str]:
         raise InvalidClientError("malformed Basic credentials")
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError):  # ValueError: non-ASCII input
         raise InvalidClientError("malformed Basic credentials: not base64 of UTF-8 text") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id:

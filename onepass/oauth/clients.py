@@ -216,8 +216,8 @@ class ClientCache:
 
     The token endpoint asks here instead of the database: a change or deletion made
     by any process is seen everywhere within ``ttl``. Unknown client ids are cached
-    too, so a flood of made-up ids cannot turn into a flood of queries, and
-    concurrent misses for one id share a single query.
+    too (a repeated made-up id costs one query per ``ttl``), concurrent misses for
+    one id share a single query, and the oldest entry makes room for a new one.
     """
 
     def __init__(
@@ -241,20 +241,33 @@ class ClientCache:
             return entry[0]
         pending = self._loading.get(client_id)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # this waiter itself was cancelled
+                return await self.get(client_id)  # the loader was: load again
+        return await self._load(client_id)
+
+    async def _load(self, client_id: str) -> ClientRecord | None:
         future: asyncio.Future[ClientRecord | None] = asyncio.get_running_loop().create_future()
         self._loading[client_id] = future
         try:
             async with self._database.session() as session:
                 record = await load_record(session, client_id)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody logs it twice
             raise
         finally:
             del self._loading[client_id]
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
+        self._entries.pop(client_id, None)
+        while len(self._entries) >= self._max_entries:
+            del self._entries[next(iter(self._entries))]  # the oldest entry
         self._entries[client_id] = (record, self._monotonic() + self._ttl)
         future.set_result(record)
         return record

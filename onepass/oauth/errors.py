@@ -21,6 +21,7 @@ class OAuthError(Exception):
         status_code: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        description = _description_charset(description)
         super().__init__(description)
         self.description = description
         self.headers = dict(headers or {})
@@ -37,6 +38,12 @@ class OAuthError(Exception):
 
     def response_headers(self) -> dict[str, str]:
         return {"cache-control": "no-store", "pragma": "no-cache", **self.headers}
+
+
+def _description_charset(text: str) -> str:
+    """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E."""
+    text = text.replace('"', "'").replace("\\", "/").replace("\u00a7", "section ")
+    return "".join(ch for ch in text if 0x20 <= ord(ch) <= 0x7E)
 
 
 class InvalidRequestError(OAuthError):

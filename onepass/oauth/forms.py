@@ -12,10 +12,17 @@ MAX_PARAMETERS = 32
 
 
 def is_form_content_type(content_type: str | None) -> bool:
+    """True for ``application/x-www-form-urlencoded`` with no charset or UTF-8."""
     if not content_type:
         return False
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == FORM_CONTENT_TYPE
+    media_type, *params = (part.strip().lower() for part in content_type.split(";"))
+    if media_type != FORM_CONTENT_TYPE:
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            return False
+    return True
 
 
 def parse_form(body: bytes) -> dict[str, str]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
 from onepass.crypto import KeyedHasher
 from onepass.keys.keyring import NoActiveKey
@@ -150,26 +149,49 @@ class TokenEndpoint:
             ) from None
 
     async def authenticate(self, authorization: str | None, form: dict[str, str]) -> ClientRecord:
+        """Find and authenticate the client (RFC 6749 §2.3.1).
+
+        Every failure gives the same answer after the same work (one HMAC), so the
+        endpoint does not reveal which client ids exist or how they authenticate;
+        the reason is logged with the client_id only.
+        """
         credentials = client_auth.extract_credentials(authorization, form)
-        if len(credentials.client_id) > client_auth.MAX_CREDENTIAL_LENGTH:
-            raise InvalidClientError("unknown client or wrong credentials")
-        try:
-            client = await self.clients.get(credentials.client_id)
-        except SQLAlchemyError as exc:
-            log.error("token.client_lookup_failed", error=type(exc).__name__)
-            raise TemporarilyUnavailableError(
-                "the client registry is unavailable; try again shortly"
-            ) from None
-        secret = credentials.client_secret
-        if client is None:
-            self.hasher.verify(secret or "", self._dummy_hash)
-            raise InvalidClientError("unknown client or wrong credentials")
-        if client.token_endpoint_auth_method != credentials.method:
-            raise InvalidClientError(
-                f"this client authenticates with {client.token_endpoint_auth_method}, not {credentials.method}"
+        client = None
+        if client_auth.CLIENT_ID_PATTERN.match(credentials.client_id):
+            try:
+                client = await self.clients.get(credentials.client_id)
+            except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError
+                log.error("token.client_lookup_failed", error=type(exc).__name__)
+                raise TemporarilyUnavailableError(
+                    "the client registry is unavailable; try again shortly"
+                ) from None
+        reason = self._failed_check(client, credentials)
+        if reason is not None or client is None:
+            log.info(
+                "token.client_authentication_failed",
+                client_id=credentials.client_id[:64],
+                reason=reason,
             )
-        if client.client_secret_hash is not None and not self.hasher.verify(
-            secret or "", client.client_secret_hash
-        ):
             raise InvalidClientError("unknown client or wrong credentials")
         return client
+
+    def _failed_check(
+        self, client: ClientRecord | None, credentials: client_auth.ClientCredentials
+    ) -> str | None:
+        """Why authentication fails, or None; always one HMAC, whatever the outcome."""
+        secret = credentials.client_secret or ""
+        stored = client.client_secret_hash if client is not None else None
+        if client is None:
+            reason: str | None = "unknown client"
+        elif client.token_endpoint_auth_method != credentials.method:
+            reason = (
+                f"registered for {client.token_endpoint_auth_method}, used {credentials.method}"
+            )
+        elif credentials.method == client_auth.NONE:
+            reason = None  # a public client: there is no secret to check
+        elif stored is None:
+            reason = "confidential client without a stored secret"
+        else:
+            return None if self.hasher.verify(secret, stored) else "wrong secret"
+        self.hasher.verify(secret, self._dummy_hash)
+        return reason

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from onepass.db import Database
 from onepass.keys import service as keys
+from onepass.keys.keyring import KeyRing
 
 CHECK_TIMEOUT = 3.0
 
@@ -41,8 +42,28 @@ async def check_signing_keys(database: Database, required: set[str]) -> Check:
     return Check("signing_keys", True, "ok")
 
 
-async def run_checks(database: Database, required_algs: set[str]) -> list[Check]:
+def check_key_ring(keyring: KeyRing, required: set[str]) -> Check:
+    """What this process signs with: every needed key loaded, and not stale.
+
+    A process whose refreshes keep failing would keep signing with a key that the
+    rest of the fleet has rotated away from; after a while that is unhealthy.
+    """
+    missing = sorted(alg for alg in required if not keyring.has_signer(alg))
+    if missing:
+        return Check(
+            "key_ring", False, f"this process holds no active key for {', '.join(missing)}"
+        )
+    age = keyring.staleness()
+    limit = max(30.0, 10 * keyring.refresh_interval)
+    if age is None or age > limit:
+        return Check("key_ring", False, f"keys not refreshed for over {limit:.0f}s")
+    return Check("key_ring", True, "ok")
+
+
+async def run_checks(database: Database, keyring: KeyRing, required_algs: set[str]) -> list[Check]:
     db = await check_database(database)
     if not db.ok:
-        return [db, Check("signing_keys", False, "not checked: database unreachable")]
-    return [db, await check_signing_keys(database, required_algs)]
+        keys_check = Check("signing_keys", False, "not checked: database unreachable")
+    else:
+        keys_check = await check_signing_keys(database, required_algs)
+    return [db, keys_check, check_key_ring(keyring, required_algs)]

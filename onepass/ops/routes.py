@@ -10,10 +10,11 @@ router = APIRouter(tags=["ops"])
 
 @router.get("/up")
 async def up(request: Request) -> JSONResponse:
-    """200 when the database answers and every needed signing key is active, else 503."""
+    """200 when the database answers, every needed signing key is active, and this
+    process holds those keys, fresh; else 503 naming the failing check."""
     runtime = request.app.state.runtime
     required = {"RS256", runtime.settings.access_token_alg}
-    checks = await run_checks(runtime.database, required)
+    checks = await run_checks(runtime.database, request.app.state.keyring, required)
     healthy = all(check.ok for check in checks)
     return JSONResponse(
         {

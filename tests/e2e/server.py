@@ -26,16 +26,26 @@ def free_port() -> int:
 
 
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEPASS_") or k.startswith("ONEPASS_TEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ONEPASS_") or k.startswith("ONEPASS_TEST_")
+    }
     env.update(ONEPASS_DATABASE_URL=database_url, ONEPASS_SECRET_KEY=TEST_SECRET_KEY)
     env.update(extra)
     return env
 
 
-def cli(env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*ONEPASS, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+def cli(
+    env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*ONEPASS, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"onepass {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        raise AssertionError(
+            f"onepass {' '.join(args)} failed ({result.returncode}): {result.stderr}"
+        )
     return result
 
 
@@ -66,7 +76,9 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"onepass serve exited {self.process.returncode}: {self.log()}")
+                raise AssertionError(
+                    f"onepass serve exited {self.process.returncode}: {self.log()}"
+                )
             try:
                 if httpx.get(f"{self.url}/up", timeout=1).status_code == 200:
                     return self

@@ -20,7 +20,9 @@ async def _check_fresh_database(url: str) -> None:
         assert await schema_is_current(database)
         async with database.engine.connect() as conn:
             diff = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata)
+                lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={"compare_type": True}), metadata
+                )
             )
         assert diff == [], f"models and migrations differ: {diff}"
     finally:

@@ -203,3 +203,31 @@ async def test_token_from_a_foreign_key_fails_verification(
     )
     with pytest.raises(BadSignatureError):
         verify_access_token(token, jwks_now, issuer=ISSUER, audience=ISSUER)
+
+
+async def test_rotation_is_refused_while_the_next_key_may_be_unknown_to_cached_jwks(
+    runtime: Runtime,
+) -> None:
+    clock = FrozenClock(runtime.clock.now())
+    min_age = runtime.settings.jwks_max_age + runtime.settings.key_refresh_interval
+    async with runtime.database.session(exclusive=KEYS_LOCK) as session:
+        with pytest.raises(service.RotationTooSoon, match="--force"):
+            await service.rotate(
+                session,
+                runtime.box,
+                clock,
+                max_token_ttl=3600,
+                propagation_delay=1,
+                min_next_age=min_age,
+            )
+    clock.advance(timedelta(seconds=min_age + 1))
+    async with runtime.database.session(exclusive=KEYS_LOCK) as session:
+        rotations = await service.rotate(
+            session,
+            runtime.box,
+            clock,
+            max_token_ttl=3600,
+            propagation_delay=1,
+            min_next_age=min_age,
+        )
+    assert len(rotations) == 2

@@ -111,7 +111,12 @@ CASES = [
         auth="Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),
     ),
     Case("basic_oversized", 401, "invalid_client", auth="Basic " + "QUFB" * 1000),
+    Case("basic_not_ascii", 401, "invalid_client", auth="Basic \u00e9"),
     Case("unknown_client", 401, "invalid_client", auth=basic("no-such-client", "secret")),
+    Case(
+        "client_id_with_odd_characters", 401, "invalid_client", auth=basic("a b/c\u00e9", "secret")
+    ),
+    Case("latin1_charset", 400, "invalid_request", content_type=FORM + "; charset=ISO-8859-1"),
     Case("wrong_secret", 401, "invalid_client", auth="wrong-secret"),
     Case("empty_secret", 401, "invalid_client", auth="empty-secret"),
     Case(
@@ -170,6 +175,9 @@ def build(case: Case, client: Client) -> tuple[str, bytes, dict[str, str] | list
     headers: list[tuple[str, str]] = []
     if case.content_type:
         headers.append(("content-type", case.content_type))
+    if case.auth and case.auth.startswith("Basic \u00e9"):
+        # Raw non-ASCII bytes on the wire.
+        return case.method, body, [*headers, ("authorization", case.auth.encode("utf-8"))]  # type: ignore[list-item]
     if case.auth == "basic":
         headers.append(("authorization", basic(client.client_id, client.client_secret or "")))
     elif case.auth == "wrong-secret":
@@ -194,7 +202,10 @@ async def test_token_bad_input_answers_oauth_error(
     assert response.headers["cache-control"] == "no-store"
     payload = response.json()
     assert payload["error"] == case.error
-    assert isinstance(payload["error_description"], str) and payload["error_description"]
+    description = payload["error_description"]
+    assert isinstance(description, str) and description
+    # RFC 6749 §5.2: %x20-21 / %x23-5B / %x5D-7E only.
+    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in description), description
     assert "Traceback" not in response.text
     if client.client_secret:
         assert client.client_secret not in response.text
@@ -231,6 +242,20 @@ async def test_public_client_cannot_authenticate_for_client_credentials(
     )
     assert response.status_code == 400
     assert response.json()["error"] == "unauthorized_client"
+
+
+async def test_wrong_auth_method_does_not_reveal_that_the_client_exists(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    client = await make_client(runtime)
+    known = await http.post(
+        "/token", data={"grant_type": "client_credentials", "client_id": client.client_id}
+    )
+    unknown = await http.post(
+        "/token", data={"grant_type": "client_credentials", "client_id": "nonexistent"}
+    )
+    assert known.status_code == unknown.status_code == 401
+    assert known.json() == unknown.json()
 
 
 async def test_bad_requests_lose_nothing_and_good_ones_still_work(

@@ -12,7 +12,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from onepass.app import OnePass
 from onepass.oauth import clients
 from onepass.runtime import Runtime
-from tests.conftest import ISSUER
+from tests.conftest import ISSUER, database_stopped
 from tests.factories import make_client
 from tests.oidc import verify_access_token
 
@@ -186,3 +186,41 @@ async def _eventually_status(
         if time.monotonic() > deadline:
             pytest.fail(f"still {response.status_code} after {within}s, expected {status}")
         await asyncio.sleep(0.05)
+
+
+async def test_database_down_gives_503_temporarily_unavailable_for_uncached_client(
+    app: OnePass, http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    cached = await make_client(runtime)
+    uncached = await make_client(runtime)
+    data = {"grant_type": "client_credentials"}
+    assert (
+        await http.post("/token", data=data, auth=(cached.client_id, cached.client_secret))
+    ).status_code == 200
+    async with database_stopped(app.state.runtime.database):
+        response = await http.post(
+            "/token", data=data, auth=(uncached.client_id, uncached.client_secret)
+        )
+        assert response.status_code == 503
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["retry-after"]
+    assert (
+        await http.post("/token", data=data, auth=(uncached.client_id, uncached.client_secret))
+    ).status_code == 200
+
+
+async def test_client_cache_shares_one_load_and_survives_a_cancelled_loader(
+    runtime: Runtime,
+) -> None:
+    import asyncio
+
+    client = await make_client(runtime)
+    cache = clients.ClientCache(runtime.database, ttl=60)
+    loader = asyncio.create_task(cache.get(client.client_id))
+    await asyncio.sleep(0)  # the loader has started its query
+    waiters = [asyncio.create_task(cache.get(client.client_id)) for _ in range(5)]
+    await asyncio.sleep(0)
+    loader.cancel()
+    results = await asyncio.gather(*waiters)
+    assert all(r is not None and r.client_id == client.client_id for r in results)
+    assert loader.cancelled()

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from sqlalchemy import text
 
 from onepass.app import OnePass
 from onepass.runtime import Runtime
-from tests.conftest import PG_URL, _pg_admin
+from tests.conftest import database_stopped
 
 
 async def test_up_reports_ok_with_every_check(http: httpx.AsyncClient) -> None:
     response = await http.get("/up")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "signing_keys": "ok"}}
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "signing_keys": "ok", "key_ring": "ok"},
+    }
 
 
 async def test_up_is_503_naming_signing_keys_when_keys_are_removed(
@@ -30,37 +36,23 @@ async def test_up_is_503_naming_signing_keys_when_keys_are_removed(
 
 
 async def test_up_is_503_naming_database_when_it_stops_answering(
-    app: OnePass, http: httpx.AsyncClient, runtime: Runtime
+    app: OnePass, http: httpx.AsyncClient
 ) -> None:
-    database = app.state.runtime.database
-    url = runtime.settings.database_url
-    if url.startswith("sqlite"):
-        # The file is replaced by garbage: every new connection fails.
-        await database.engine.dispose()
-        path = runtime.settings.sqlite_path()
-        assert path is not None
-        for suffix in ("", "-wal", "-shm"):
-            p = path.with_name(path.name + suffix)
-            if p.exists():
-                p.unlink()
-        path.write_bytes(b"this is not a database" * 100)
-        restore = None
-    else:
-        # PostgreSQL refuses new connections and drops the open ones.
-        name = database.engine.url.database
-        await _pg_admin(PG_URL or "", f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        await _pg_admin(
-            PG_URL or "",
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()",
-        )
-        restore = f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'
-    try:
+    async with database_stopped(app.state.runtime.database):
         response = await http.get("/up")
-        assert response.status_code == 503
-        body = response.json()
-        assert body["status"] == "fail"
-        assert body["checks"]["database"].startswith("unreachable")
-        assert "Traceback" not in response.text
-    finally:
-        if restore:
-            await _pg_admin(PG_URL or "", restore)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "fail"
+    assert body["checks"]["database"].startswith("unreachable")
+    assert "Traceback" not in response.text
+    assert (await http.get("/up")).status_code == 200, "recovers when the database is back"
+
+
+async def test_up_is_503_naming_key_ring_when_this_process_stopped_refreshing(
+    app: OnePass, http: httpx.AsyncClient
+) -> None:
+    keyring = app.state.keyring
+    keyring.last_refreshed = time.monotonic() - 3600
+    response = await http.get("/up")
+    assert response.status_code == 503
+    assert response.json()["checks"]["key_ring"].startswith("keys not refreshed")

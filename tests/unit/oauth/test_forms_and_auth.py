@@ -13,12 +13,22 @@ def b64(text: str) -> str:
 
 
 def test_parse_form_treats_blank_values_as_omitted() -> None:
-    assert parse_form(b"grant_type=client_credentials&scope=") == {"grant_type": "client_credentials"}
+    assert parse_form(b"grant_type=client_credentials&scope=") == {
+        "grant_type": "client_credentials"
+    }
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"a=1&a=2", b"a=1&a=", b"x=%ff", b"x=\xff", b"x=a%00", b"x=" + b"y" * 5000, b"&".join(b"k%d=v" % i for i in range(33))],
+    [
+        b"a=1&a=2",
+        b"a=1&a=",
+        b"x=%ff",
+        b"x=\xff",
+        b"x=a%00",
+        b"x=" + b"y" * 5000,
+        b"&".join(b"k%d=v" % i for i in range(33)),
+    ],
 )
 def test_parse_form_refuses_malformed_bodies(body: bytes) -> None:
     with pytest.raises(InvalidRequestError):
@@ -36,7 +46,10 @@ def test_parse_basic_form_decodes_both_parts() -> None:
     assert parse_basic("basic " + b64("id:")) == ("id", "")
 
 
-@pytest.mark.parametrize("header", ["Bearer x", "Basic", "Basic %%%", "Basic " + b64("noseparator"), "Basic " + b64(":secret")])
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer x", "Basic", "Basic %%%", "Basic " + b64("noseparator"), "Basic " + b64(":secret")],
+)
 def test_parse_basic_refuses_malformed_headers(header: str) -> None:
     with pytest.raises(InvalidClientError):
         parse_basic(header)
@@ -49,7 +62,10 @@ def test_extract_credentials_refuses_two_methods() -> None:
 
 def test_extract_credentials_identifies_each_method() -> None:
     assert extract_credentials("Basic " + b64("a:b"), {}).method == "client_secret_basic"
-    assert extract_credentials(None, {"client_id": "a", "client_secret": "b"}).method == "client_secret_post"
+    assert (
+        extract_credentials(None, {"client_id": "a", "client_secret": "b"}).method
+        == "client_secret_post"
+    )
     assert extract_credentials(None, {"client_id": "a"}).method == "none"
     with pytest.raises(InvalidClientError):
         extract_credentials(None, {})
