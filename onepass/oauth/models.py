@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -37,3 +37,91 @@ class OAuthApplication(Base):
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+
+class Consent(Base):
+    """Scopes a user granted an application; asked again only for new scopes."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    oauth_application_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_applications.id", ondelete="CASCADE")
+    )
+    scopes: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("user_id", "oauth_application_id"),)
+
+
+class AuthorizationCode(Base):
+    """RFC 6749 §4.1.2: single use, short-lived, bound to client, redirect URI and PKCE."""
+
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    oauth_application_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_applications.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    login_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("login_sessions.id", ondelete="SET NULL")
+    )
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    acr: Mapped[str | None] = mapped_column(String(100))
+    amr: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    sid: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the redemption issued, so that a replay can revoke it.
+    access_token_jti: Mapped[str | None] = mapped_column(String(64))
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refresh_token_family: Mapped[str | None] = mapped_column(String(64))
+
+
+class RefreshToken(Base):
+    """Rotated on every use (RFC 9700 §4.14.2); reuse of a rotated token revokes its family."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    family_id: Mapped[str] = mapped_column(String(64))
+    oauth_application_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_applications.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    sid: Mapped[str | None] = mapped_column(String(64))
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    acr: Mapped[str | None] = mapped_column(String(100))
+    amr: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # sliding
+    family_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # absolute
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The access token issued alongside, revoked with the family.
+    access_token_jti: Mapped[str | None] = mapped_column(String(64))
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "family_id"), Index(None, "user_id"))
+
+
+class RevokedAccessToken(Base):
+    """Access tokens (by jti) refused before they expire; rows past ``expires_at`` can go."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""End users: accounts, passwords, login sessions, throttling, login pages."""
