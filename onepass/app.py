@@ -10,30 +10,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onepass import __version__
+from onepass.accounts.csrf import CSRF
+from onepass.accounts.passwords import PasswordHasher
+from onepass.accounts.throttle import Limits, LoginThrottle
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
 from onepass.keys.keyring import KeyRing
 from onepass.logs import configure_logging
+from onepass.oauth import authorize_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
+from onepass.oauth.bearer import AccessTokenVerifier
 from onepass.oauth.clients import ClientCache
+from onepass.oauth.errors import OAuthError
+from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
+from onepass.oauth.grants.refresh_token import RefreshTokenGrant
+from onepass.oauth.interaction import Sealer
 from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
 from onepass.ops import routes as ops_routes
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, Settings, load_settings
 
 log = structlog.get_logger("onepass.app")
+
+STATIC = Path(__file__).parent / "static"
 
 
 class StartupError(Exception):
@@ -61,7 +74,13 @@ def _lifespan(settings: Settings, clock: Clock | None):
             # The database may be down at start: serve 503 from /up and keep trying.
             log.error("keys.initial_load_failed", error=type(exc).__name__, detail=str(exc)[:200])
         clients = ClientCache(runtime.database, runtime.settings.client_cache_ttl)
-        ctx = TokenContext(settings=runtime.settings, keyring=keyring, clock=runtime.clock)
+        ctx = TokenContext(
+            settings=runtime.settings,
+            keyring=keyring,
+            clock=runtime.clock,
+            database=runtime.database,
+            hasher=runtime.hasher,
+        )
         app.state.runtime = runtime
         app.state.keyring = keyring
         app.state.clients = clients
@@ -70,9 +89,22 @@ def _lifespan(settings: Settings, clock: Clock | None):
             ctx,
             clients,
             runtime.hasher,
-            [ClientCredentialsGrant()],
+            [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
             max_body=runtime.settings.max_form_bytes,
         )
+        secret_key = runtime.settings.secret_key or ""
+        app.state.sealer = Sealer(secret_key, runtime.settings.interaction_ttl)
+        app.state.csrf = CSRF(secret_key)
+        app.state.passwords = PasswordHasher(runtime.settings)
+        app.state.throttle = LoginThrottle(
+            runtime.cache,
+            Limits(
+                per_account=runtime.settings.login_max_failures_per_account,
+                per_ip=runtime.settings.login_max_failures_per_ip,
+                window=runtime.settings.login_failure_window,
+            ),
+        )
+        app.state.verifier = AccessTokenVerifier(keyring, runtime.settings, runtime.clock)
         refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
         try:
             yield
@@ -86,6 +118,15 @@ def _lifespan(settings: Settings, clock: Clock | None):
 
 
 def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OAuthError)
+    async def oauth_error(_request: Request, exc: OAuthError) -> Response:
+        return Response(
+            exc.json_bytes(),
+            status_code=exc.status,
+            media_type="application/json",
+            headers=exc.response_headers(),
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -140,6 +181,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnePass:
     _error_handlers(api)
     api.include_router(ops_routes.router)
     api.include_router(oauth_routes.router)
+    api.include_router(authorize_routes.router)
+    api.include_router(endpoints.router)
+    api.include_router(logout.router)
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return OnePass(api)
 
 

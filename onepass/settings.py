@@ -57,6 +57,23 @@ class Settings(BaseSettings):
     # Largest request body the token endpoint reads.
     max_form_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
 
+    # End-user login.
+    authorization_code_ttl: int = Field(default=60, ge=10, le=600)
+    login_session_ttl: int = Field(default=14 * 86400, ge=300)
+    # A page's login or consent form stays valid this long.
+    interaction_ttl: int = Field(default=600, ge=60, le=3600)
+    refresh_token_ttl: int = Field(default=14 * 86400, ge=300)  # sliding
+    refresh_token_absolute_ttl: int = Field(default=90 * 86400, ge=300)
+    # argon2id parameters (RFC 9106 second recommendation); raising them rehashes
+    # each password at its next successful login.
+    argon2_time_cost: int = Field(default=3, ge=1, le=20)
+    argon2_memory_cost: int = Field(default=64 * 1024, ge=8 * 1024, le=4 * 1024 * 1024)
+    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    # Failed logins allowed per account and per client IP within the window.
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=30, ge=1)
+    login_failure_window: int = Field(default=900, ge=10)
+
     access_log: bool = False
     log_level: str = "info"
 
@@ -85,6 +102,10 @@ class Settings(BaseSettings):
     @property
     def audience(self) -> str:
         return self.access_token_audience or self.issuer
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.is_production or self.issuer.startswith("https://")
 
     @property
     def max_token_ttl(self) -> int:

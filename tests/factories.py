@@ -22,3 +22,35 @@ async def make_client(runtime: Runtime, **options: object) -> Client:
     async with runtime.database.session() as session:
         new = await clients.create_client(session, runtime.hasher, runtime.clock, **options)  # type: ignore[arg-type]
         return Client(new.application.id, new.application.client_id, new.client_secret)
+
+
+@dataclass
+class UserInfo:
+    id: int
+    sub: str
+    email: str
+    password: str
+
+
+async def make_user(runtime: Runtime, email: str = "ada@example.com", password: str = "correct horse battery", **options: object) -> UserInfo:
+    from onepass.accounts import service as accounts
+    from onepass.accounts.passwords import PasswordHasher
+
+    async with runtime.database.session() as session:
+        user = await accounts.create_user(
+            session, PasswordHasher(runtime.settings), runtime.clock, email=email, password=password, **options  # type: ignore[arg-type]
+        )
+        return UserInfo(user.id, user.sub, user.email, password)
+
+
+REDIRECT_URI = "https://rp.example/callback"
+POST_LOGOUT_URI = "https://rp.example/signed-out"
+
+
+async def make_rp(runtime: Runtime, **options: object) -> Client:
+    """A confidential web application using the code flow with refresh tokens."""
+    options.setdefault("grant_types", ["authorization_code", "refresh_token"])
+    options.setdefault("redirect_uris", [REDIRECT_URI])
+    options.setdefault("post_logout_redirect_uris", [POST_LOGOUT_URI])
+    options.setdefault("scope", "openid profile email offline_access")
+    return await make_client(runtime, **options)

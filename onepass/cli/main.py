@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import typer
 
-from onepass.cli import clients, db, keys, serve
+from onepass.cli import clients, db, keys, serve, users
 
 app = typer.Typer(
     name="onepass",
@@ -15,6 +15,7 @@ app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(clients.app, name="clients")
 app.add_typer(keys.app, name="keys")
+app.add_typer(users.app, name="users")
 
 
 def main() -> None:

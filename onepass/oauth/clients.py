@@ -46,6 +46,14 @@ class ClientRecord:
     scopes: frozenset[str]
     token_endpoint_auth_method: str
     redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    client_name: str = ""
+    first_party: bool = False
+    id_token_signed_response_alg: str = "RS256"
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientRecord:
@@ -57,6 +65,10 @@ class ClientRecord:
             scopes=frozenset(parse_scope(app.scope)),
             token_endpoint_auth_method=app.token_endpoint_auth_method,
             redirect_uris=tuple(app.redirect_uris),
+            post_logout_redirect_uris=tuple(app.post_logout_redirect_uris),
+            client_name=app.client_name,
+            first_party=app.first_party,
+            id_token_signed_response_alg=app.id_token_signed_response_alg,
         )
 
 

@@ -89,3 +89,51 @@ class TemporarilyUnavailableError(OAuthError):
 
     def __init__(self, description: str) -> None:
         super().__init__(description, headers={"retry-after": "5"})
+
+
+class InvalidTokenError(OAuthError):
+    """RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid."""
+
+    error = "invalid_token"
+    status_code = 401
+
+    def __init__(self, description: str) -> None:
+        super().__init__(
+            description,
+            headers={
+                "www-authenticate": f'Bearer realm="1pass", error="invalid_token", '
+                f'error_description="{_description_charset(description)}"'
+            },
+        )
+
+
+class UnsupportedTokenTypeError(OAuthError):
+    error = "unsupported_token_type"  # RFC 7009 §2.2.1
+
+
+# Authorization endpoint errors (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6), sent back to
+# the redirect URI once the client and redirect URI are known to be valid.
+
+
+class AccessDeniedError(OAuthError):
+    error = "access_denied"
+
+
+class UnsupportedResponseTypeError(OAuthError):
+    error = "unsupported_response_type"
+
+
+class LoginRequiredError(OAuthError):
+    error = "login_required"
+
+
+class ConsentRequiredError(OAuthError):
+    error = "consent_required"
+
+
+class RequestNotSupportedError(OAuthError):
+    error = "request_not_supported"
+
+
+class RequestUriNotSupportedError(OAuthError):
+    error = "request_uri_not_supported"

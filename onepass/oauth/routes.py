@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from onepass.keys.jwt import SUPPORTED_ALGS
 from onepass.oauth import client_auth
 from onepass.settings import Settings
 
@@ -19,15 +20,46 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
     return {
         "issuer": issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": [
-            client_auth.CLIENT_SECRET_BASIC,
-            client_auth.CLIENT_SECRET_POST,
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "end_session_endpoint": f"{issuer}/logout",
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "token_endpoint_auth_methods_supported": list(client_auth.AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(client_auth.AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": list(client_auth.AUTH_METHODS),
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "acr",
+            "amr",
+            "sid",
+            "email",
+            "email_verified",
+            "name",
+            "updated_at",
         ],
-        # Required by Discovery; empty until the authorization endpoint exists.
-        "response_types_supported": [],
+        "prompt_values_supported": ["none", "login", "consent"],
         "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "userinfo_signing_alg_values_supported": [],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "frontchannel_logout_supported": False,
+        "backchannel_logout_supported": False,
         "access_token_signing_alg_values_supported": [settings.access_token_alg],
     }
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from onepass.clock import Clock
+from onepass.crypto import KeyedHasher
+from onepass.db import Database
 from onepass.keys.keyring import KeyRing
 from onepass.oauth.clients import ClientRecord
 from onepass.settings import Settings
@@ -16,7 +18,8 @@ class TokenContext:
     settings: Settings
     keyring: KeyRing
     clock: Clock
-    extras: dict[str, Any] = field(default_factory=dict)
+    database: Database
+    hasher: KeyedHasher
 
 
 class Grant(Protocol):

@@ -1,0 +1,187 @@
+"""Users and login sessions."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts.models import LoginSession, User
+from onepass.accounts.passwords import PasswordHasher, password_problem
+from onepass.clock import Clock
+from onepass.crypto import KeyedHasher
+
+# A pragmatic email check: one @, something on each side, a dot in the domain.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 320
+
+ACR_PASSWORD = "urn:1pass:acr:pwd"
+
+
+class AccountError(ValueError):
+    """A user operation that cannot be done; the message says why."""
+
+
+class UserNotFound(AccountError):
+    pass
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def create_user(
+    session: AsyncSession,
+    passwords: PasswordHasher,
+    clock: Clock,
+    *,
+    email: str,
+    password: str | None,
+    name: str | None = None,
+    email_verified: bool = False,
+) -> User:
+    email = email.strip()
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+        raise AccountError(f"{email[:80]!r} is not an email address")
+    if password is not None and (problem := password_problem(password)):
+        raise AccountError(problem)
+    now = clock.now()
+    user = User(
+        sub=secrets.token_urlsafe(16),
+        email=email,
+        email_normalized=normalize_email(email),
+        email_verified=email_verified,
+        name=name,
+        password_hash=passwords.hash(password) if password is not None else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise AccountError(f"a user with the email {email!r} already exists") from None
+    return user
+
+
+async def find_user(session: AsyncSession, user_ref: str) -> User:
+    """By internal id, ``sub`` or email (the CLI's ID)."""
+    user = None
+    if user_ref.isdigit():
+        user = await session.get(User, int(user_ref))
+    if user is None:
+        user = await session.scalar(select(User).where(User.sub == user_ref))
+    if user is None:
+        user = await session.scalar(
+            select(User).where(User.email_normalized == normalize_email(user_ref))
+        )
+    if user is None:
+        raise UserNotFound(f"no user with id, sub or email {user_ref[:80]!r}")
+    return user
+
+
+async def list_users(session: AsyncSession, *, limit: int = 1000) -> list[User]:
+    return list(await session.scalars(select(User).order_by(User.id).limit(limit)))
+
+
+async def authenticate(
+    session: AsyncSession, passwords: PasswordHasher, clock: Clock, email: str, password: str
+) -> User | None:
+    """The user whose email and password these are, or None. Same work either way."""
+    user = await session.scalar(
+        select(User).where(User.email_normalized == normalize_email(email[:MAX_EMAIL_LENGTH]))
+    )
+    stored = user.password_hash if user is not None else None
+    if not passwords.verify(stored, password[:2048]) or user is None:
+        return None
+    if user.disabled_at is not None:
+        return None
+    if stored is not None and passwords.needs_rehash(stored):
+        user.password_hash = passwords.hash(password)
+        user.updated_at = clock.now()
+    return user
+
+
+@dataclass(frozen=True)
+class NewLoginSession:
+    session: LoginSession
+    token: str  # for the cookie; only its hash is stored
+
+
+async def create_login_session(
+    session: AsyncSession,
+    hasher: KeyedHasher,
+    clock: Clock,
+    user: User,
+    *,
+    ttl: int,
+    amr: list[str],
+    acr: str,
+    ip_address: str | None,
+    user_agent: str | None,
+) -> NewLoginSession:
+    token = secrets.token_urlsafe(32)
+    now = clock.now()
+    login = LoginSession(
+        token_hash=hasher.hash(token),
+        sid=secrets.token_urlsafe(16),
+        user_id=user.id,
+        auth_time=now,
+        amr=amr,
+        acr=acr,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+        ip_address=(ip_address or "")[:64] or None,
+        user_agent=(user_agent or "")[:300] or None,
+    )
+    session.add(login)
+    await session.flush()
+    return NewLoginSession(login, token)
+
+
+async def session_from_token(
+    session: AsyncSession, hasher: KeyedHasher, clock: Clock, token: str | None
+) -> tuple[LoginSession, User] | None:
+    """The live login session behind a cookie value, with its user."""
+    if not token or len(token) > 128:
+        return None
+    row = await session.execute(
+        select(LoginSession, User)
+        .join(User, User.id == LoginSession.user_id)
+        .where(LoginSession.token_hash == hasher.hash(token))
+    )
+    found = row.first()
+    if found is None:
+        return None
+    login, user = found
+    if login.revoked_at is not None or login.expires_at <= clock.now() or user.disabled_at:
+        return None
+    return login, user
+
+
+async def revoke_login_session(session: AsyncSession, clock: Clock, login_id: int) -> None:
+    await session.execute(
+        update(LoginSession)
+        .where(LoginSession.id == login_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+async def revoke_user_sessions(session: AsyncSession, clock: Clock, user_id: int) -> int:
+    result = await session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    return result.rowcount or 0
+
+
+def session_age(login: LoginSession, now: datetime) -> float:
+    return (now - login.auth_time).total_seconds()

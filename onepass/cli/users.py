@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from onepass.accounts import service
+from onepass.accounts.models import User
+from onepass.accounts.passwords import PasswordHasher
+from onepass.cli.common import JsonOption, fail, print_json, print_table, read_password_stdin, run
+from onepass.runtime import Runtime
+
+app = typer.Typer(help="End users.", no_args_is_help=True)
+
+COLUMNS = ("id", "sub", "email", "email_verified", "name", "created_at", "disabled_at")
+
+
+def describe(user: User) -> dict[str, Any]:
+    return {column: getattr(user, column) for column in (*COLUMNS, "updated_at")}
+
+
+@app.command("create")
+def create(
+    email: str = typer.Option(
+        ..., "--email", help="The user's email (unique, case-insensitively)."
+    ),
+    password: str | None = typer.Option(
+        None, "--password", help="The password (visible in shell history: prefer --password-stdin)."
+    ),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Display name."),
+    verified: bool = typer.Option(False, "--email-verified", help="Mark the email as verified."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a user with a password (argon2id)."""
+    if password_stdin == (password is not None):
+        fail("give exactly one of --password-stdin or --password", 2)
+    secret = read_password_stdin() if password_stdin else password
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.database.session() as session:
+            user = await service.create_user(
+                session,
+                PasswordHasher(runtime.settings),
+                runtime.clock,
+                email=email,
+                password=secret,
+                name=name,
+                email_verified=verified,
+            )
+            return {"id": user.id, "sub": user.sub, "email": user.email}
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"created user {data['id']} ({data['email']}), sub {data['sub']}")
+
+
+@app.command("list")
+def list_(as_json: bool = JsonOption) -> None:
+    """List users (the first 1000)."""
+
+    async def action(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.database.session() as session:
+            return [describe(u) for u in await service.list_users(session)]
+
+    rows = run(action)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, COLUMNS, title="users")
+
+
+@app.command("show")
+def show(
+    user_ref: str = typer.Argument(..., metavar="ID", help="Id, sub or email."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show one user."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.database.session() as session:
+            return describe(await service.find_user(session, user_ref))
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        print_table([{"field": k, "value": v} for k, v in data.items()], ("field", "value"))

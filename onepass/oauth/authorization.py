@@ -1,0 +1,127 @@
+"""What the authorization endpoint does next for a validated request.
+
+Given the browser's login session (if any), decide: show the login form, show the
+consent form, or issue a code and redirect (OIDC Core §3.1.2.3 - §3.1.2.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts.models import LoginSession, User
+from onepass.clock import Clock
+from onepass.crypto import KeyedHasher
+from onepass.oauth.authorize import AuthorizationRequest
+from onepass.oauth.clients import ClientRecord
+from onepass.oauth.codes import issue_code, needs_consent
+from onepass.oauth.errors import ConsentRequiredError, LoginRequiredError, OAuthError
+
+SCOPE_DESCRIPTIONS = {
+    "openid": "Know who you are (your 1pass account identifier)",
+    "profile": "See your name",
+    "email": "See your email address",
+    "offline_access": "Stay signed in (access your data while you are away)",
+}
+
+
+def redirect_with(uri: str, params: dict[str, str | None]) -> str:
+    """``uri`` with ``params`` added to its query (keeping the query it has)."""
+    parts = urlsplit(uri)
+    extra = urlencode({k: v for k, v in params.items() if v is not None})
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def error_redirect(request_redirect: str, error: OAuthError, state: str | None, issuer: str) -> str:
+    """RFC 6749 §4.1.2.1 with the ``iss`` parameter of RFC 9207."""
+    return redirect_with(
+        request_redirect,
+        {
+            "error": error.error,
+            "error_description": error.description,
+            "state": state,
+            "iss": issuer,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class ShowLogin:
+    pass
+
+
+@dataclass(frozen=True)
+class ShowConsent:
+    user: User
+
+
+@dataclass(frozen=True)
+class Redirect:
+    url: str
+
+
+Decision = ShowLogin | ShowConsent | Redirect
+
+
+def login_is_fresh_enough(
+    request: AuthorizationRequest, login: LoginSession, now_ts: float
+) -> bool:
+    if request.max_age is None:
+        return True
+    return now_ts - login.auth_time.timestamp() <= request.max_age
+
+
+async def decide(
+    session: AsyncSession,
+    hasher: KeyedHasher,
+    clock: Clock,
+    *,
+    issuer: str,
+    code_ttl: int,
+    request: AuthorizationRequest,
+    client: ClientRecord,
+    current: tuple[LoginSession, User] | None,
+    just_logged_in: bool = False,
+    just_consented: bool = False,
+) -> Decision:
+    prompt = set(request.prompt)
+    must_login = (
+        current is None
+        or (not just_logged_in and "login" in prompt)
+        or not login_is_fresh_enough(request, current[0], clock.timestamp())
+    )
+    if must_login:
+        if "none" in prompt:
+            return Redirect(
+                error_redirect(
+                    request.redirect_uri,
+                    LoginRequiredError("the user is not signed in"),
+                    request.state,
+                    issuer,
+                )
+            )
+        return ShowLogin()
+    assert current is not None
+    login, user = current
+    if not just_consented and (
+        "consent" in prompt or await needs_consent(session, user.id, client, request.scope)
+    ):
+        if "none" in prompt:
+            return Redirect(
+                error_redirect(
+                    request.redirect_uri,
+                    ConsentRequiredError("the user has not consented to this application"),
+                    request.state,
+                    issuer,
+                )
+            )
+        return ShowConsent(user)
+    code = await issue_code(
+        session, hasher, clock, client=client, user=user, login=login, request=request, ttl=code_ttl
+    )
+    return Redirect(
+        redirect_with(request.redirect_uri, {"code": code, "state": request.state, "iss": issuer})
+    )

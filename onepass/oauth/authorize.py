@@ -1,0 +1,177 @@
+"""Authorization request validation (RFC 6749 §4.1.1, OIDC Core §3.1.2.1, RFC 7636).
+
+Errors come in two kinds (RFC 6749 §4.1.2.1): until the client and its redirect URI
+are known to be valid, an error is shown to the user (``AuthorizeFatal``) and never
+redirected anywhere, so the endpoint is no open redirector; after that, errors go
+back to the client's redirect URI with ``state`` and ``iss`` (RFC 9207).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from onepass.oauth import pkce
+from onepass.oauth.clients import ClientRecord
+from onepass.oauth.errors import (
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuthError,
+    RequestNotSupportedError,
+    RequestUriNotSupportedError,
+    UnsupportedResponseTypeError,
+)
+from onepass.oauth.scopes import grant_scope, parse_scope
+
+PROMPTS = frozenset({"none", "login", "consent"})
+MAX_PARAM = 2048
+
+
+class AuthorizeFatal(Exception):
+    """Shown on an error page: there is no trustworthy place to redirect to."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class AuthorizeRedirectError(Exception):
+    """An OAuth error to send back to the (validated) redirect URI."""
+
+    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None) -> None:
+        super().__init__(error.description)
+        self.error = error
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    client_id: str
+    redirect_uri: str
+    scope: list[str]
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    prompt: list[str] = field(default_factory=list)
+    max_age: int | None = None
+    login_hint: str | None = None
+    acr_values: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
+        return cls(**data)
+
+
+def single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Parameters as single values; a repeated one is ``invalid_request`` (RFC 6749 §3.1)."""
+    params: dict[str, str] = {}
+    repeated = None
+    for name, value in pairs:
+        if name in params:
+            repeated = name
+        if value:
+            params[name] = value
+    if repeated is not None:
+        params["__repeated__"] = repeated
+    return params
+
+
+def validate_client_and_redirect(params: dict[str, str], client: ClientRecord | None) -> str:
+    """The redirect URI to use, or ``AuthorizeFatal``. Exact string match (RFC 9700 §4.1.3)."""
+    if "client_id" not in params:
+        raise AuthorizeFatal("The request has no client_id.")
+    if client is None:
+        raise AuthorizeFatal("The application that sent you here is not registered.")
+    if "authorization_code" not in client.grant_types:
+        raise AuthorizeFatal("This application may not sign users in.")
+    redirect_uri = params.get("redirect_uri")
+    if redirect_uri is None:
+        raise AuthorizeFatal("The request has no redirect_uri.")
+    if params.get("__repeated__") in ("client_id", "redirect_uri"):
+        raise AuthorizeFatal(f"The parameter {params['__repeated__']} is repeated.")
+    if redirect_uri not in client.redirect_uris:
+        raise AuthorizeFatal("The redirect_uri is not registered for this application.")
+    return redirect_uri
+
+
+def validate_authorization_request(
+    params: dict[str, str], client: ClientRecord | None
+) -> AuthorizationRequest:
+    redirect_uri = validate_client_and_redirect(params, client)
+    assert client is not None
+    state = params.get("state")
+
+    def fail(error: OAuthError) -> AuthorizeRedirectError:
+        return AuthorizeRedirectError(error, redirect_uri, state)
+
+    if state is not None and len(state) > MAX_PARAM:
+        raise AuthorizeRedirectError(InvalidRequestError("state is too long"), redirect_uri, None)
+    if "__repeated__" in params:
+        raise fail(InvalidRequestError(f"parameter {params['__repeated__']} is repeated"))
+    for name, value in params.items():
+        if len(value) > MAX_PARAM:
+            raise fail(InvalidRequestError(f"parameter {name[:40]} is too long"))
+    if "request" in params:
+        raise fail(RequestNotSupportedError("request objects are not supported"))
+    if "request_uri" in params:
+        raise fail(RequestUriNotSupportedError("request_uri is not supported"))
+    response_type = params.get("response_type")
+    if response_type is None:
+        raise fail(InvalidRequestError("response_type is required"))
+    if response_type != "code":
+        raise fail(UnsupportedResponseTypeError("only response_type=code is supported"))
+    if params.get("response_mode", "query") != "query":
+        raise fail(InvalidRequestError("only response_mode=query is supported"))
+
+    try:
+        scope = grant_scope(parse_scope(params.get("scope")), client.scopes, user_present=True)
+    except InvalidScopeError as exc:
+        raise fail(exc) from None
+    if "offline_access" in scope and "refresh_token" not in client.grant_types:
+        scope = [s for s in scope if s != "offline_access"]
+
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if challenge is None:
+        if method is not None:
+            raise fail(InvalidRequestError("code_challenge_method without code_challenge"))
+        if client.is_public:
+            raise fail(InvalidRequestError("public clients must use PKCE (code_challenge, S256)"))
+    else:
+        if (method or "plain") != pkce.S256:
+            raise fail(InvalidRequestError("code_challenge_method must be S256"))
+        if not pkce.is_valid_challenge(challenge):
+            raise fail(InvalidRequestError("code_challenge must be 43 base64url characters"))
+
+    prompt = params.get("prompt", "").split()
+    unknown = [p for p in prompt if p not in PROMPTS]
+    if unknown:
+        raise fail(InvalidRequestError(f"unsupported prompt value {unknown[0][:20]}"))
+    if "none" in prompt and len(prompt) > 1:
+        raise fail(InvalidRequestError("prompt=none cannot be combined with other values"))
+
+    max_age = None
+    if "max_age" in params:
+        raw = params["max_age"]
+        if not raw.isdigit() or len(raw) > 10:
+            raise fail(InvalidRequestError("max_age must be a non-negative integer"))
+        max_age = int(raw)
+
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        state=state,
+        nonce=params.get("nonce"),
+        code_challenge=challenge,
+        code_challenge_method=pkce.S256 if challenge else None,
+        prompt=prompt,
+        max_age=max_age,
+        login_hint=params.get("login_hint"),
+        acr_values=params.get("acr_values", "").split(),
+    )

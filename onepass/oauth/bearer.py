@@ -1,0 +1,78 @@
+"""Checking 1pass access tokens presented to 1pass itself (userinfo, introspection)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.clock import Clock
+from onepass.keys.keyring import KeyRing
+from onepass.oauth.errors import InvalidTokenError
+from onepass.oauth.revocation import is_access_token_revoked
+from onepass.oauth.tokens import ACCESS_TOKEN_TYP
+from onepass.settings import Settings
+
+LEEWAY = 30
+
+
+class AccessTokenVerifier:
+    def __init__(self, keyring: KeyRing, settings: Settings, clock: Clock) -> None:
+        self._keyring = keyring
+        self._settings = settings
+        self._clock = clock
+        self._keyset: tuple[bytes, KeySet] | None = None
+
+    def _keys(self) -> KeySet:
+        body = self._keyring.jwks_body
+        if self._keyset is None or self._keyset[0] is not body:
+            self._keyset = (body, KeySet.import_key_set(self._keyring.jwks))
+        return self._keyset[1]
+
+    def decode(self, token: str) -> dict[str, Any]:
+        """Signature, type, issuer and expiry; raises ``InvalidTokenError``."""
+        if len(token) > 8192 or token.count(".") != 2:
+            raise InvalidTokenError("the access token is malformed")
+        try:
+            decoded = jwt.decode(token, self._keys(), algorithms=["ES256", "RS256"])
+        except (JoseError, ValueError, TypeError):
+            raise InvalidTokenError("the access token is invalid") from None
+        claims = decoded.claims
+        if decoded.header.get("typ") != ACCESS_TOKEN_TYP:
+            raise InvalidTokenError("not an access token")
+        if claims.get("iss") != self._settings.issuer:
+            raise InvalidTokenError("the access token is from another issuer")
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp + LEEWAY < self._clock.timestamp():
+            raise InvalidTokenError("the access token has expired")
+        if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("sub"), str):
+            raise InvalidTokenError("the access token is invalid")
+        return claims
+
+    def decode_id_token_hint(self, token: str) -> dict[str, Any]:
+        """An ID token we issued, expired or not (RP-Initiated Logout §2)."""
+        if len(token) > 8192 or token.count(".") != 2:
+            raise InvalidTokenError("id_token_hint is malformed")
+        try:
+            decoded = jwt.decode(token, self._keys(), algorithms=["ES256", "RS256"])
+        except (JoseError, ValueError, TypeError):
+            raise InvalidTokenError("id_token_hint was not issued by 1pass") from None
+        claims = decoded.claims
+        if (
+            decoded.header.get("typ") == ACCESS_TOKEN_TYP
+            or claims.get("iss") != self._settings.issuer
+        ):
+            raise InvalidTokenError("id_token_hint is not a 1pass ID token")
+        if not isinstance(claims.get("aud"), str) or not isinstance(claims.get("sub"), str):
+            raise InvalidTokenError("id_token_hint is not a 1pass ID token")
+        return claims
+
+    async def verify(self, session: AsyncSession, token: str) -> dict[str, Any]:
+        """``decode``, then refuse a revoked token."""
+        claims = self.decode(token)
+        if await is_access_token_revoked(session, claims["jti"]):
+            raise InvalidTokenError("the access token was revoked")
+        return claims

@@ -1,0 +1,160 @@
+"""Consent and authorization codes (RFC 6749 §4.1.2, §4.1.3, §10.5)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts.models import LoginSession, User
+from onepass.clock import Clock
+from onepass.crypto import KeyedHasher
+from onepass.oauth import pkce
+from onepass.oauth.authorize import AuthorizationRequest
+from onepass.oauth.clients import ClientRecord
+from onepass.oauth.errors import InvalidGrantError, InvalidRequestError
+from onepass.oauth.models import AuthorizationCode, Consent
+from onepass.oauth.revocation import revoke_access_token, revoke_family
+
+
+async def needs_consent(
+    session: AsyncSession, user_id: int, client: ClientRecord, scopes: list[str]
+) -> bool:
+    """First-party clients never ask; others ask for scopes not granted before."""
+    if client.first_party:
+        return False
+    granted = await session.scalar(
+        select(Consent.scopes).where(
+            Consent.user_id == user_id, Consent.oauth_application_id == client.id
+        )
+    )
+    return not set(scopes) <= set(granted or [])
+
+
+async def grant_consent(
+    session: AsyncSession, clock: Clock, user_id: int, client: ClientRecord, scopes: list[str]
+) -> None:
+    consent = await session.scalar(
+        select(Consent).where(Consent.user_id == user_id, Consent.oauth_application_id == client.id)
+    )
+    if consent is None:
+        session.add(
+            Consent(
+                user_id=user_id,
+                oauth_application_id=client.id,
+                scopes=sorted(set(scopes)),
+                granted_at=clock.now(),
+            )
+        )
+    else:
+        consent.scopes = sorted(set(consent.scopes) | set(scopes))
+        consent.granted_at = clock.now()
+    await session.flush()
+
+
+async def issue_code(
+    session: AsyncSession,
+    hasher: KeyedHasher,
+    clock: Clock,
+    *,
+    client: ClientRecord,
+    user: User,
+    login: LoginSession,
+    request: AuthorizationRequest,
+    ttl: int,
+) -> str:
+    code = secrets.token_urlsafe(32)
+    now = clock.now()
+    session.add(
+        AuthorizationCode(
+            code_hash=hasher.hash(code),
+            oauth_application_id=client.id,
+            user_id=user.id,
+            login_session_id=login.id,
+            redirect_uri=request.redirect_uri,
+            scope=" ".join(request.scope),
+            nonce=request.nonce,
+            code_challenge=request.code_challenge,
+            code_challenge_method=request.code_challenge_method,
+            auth_time=login.auth_time,
+            acr=login.acr,
+            amr=list(login.amr),
+            sid=login.sid,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+    )
+    await session.flush()
+    return code
+
+
+@dataclass(frozen=True)
+class Redemption:
+    code: AuthorizationCode | None
+    replayed: bool
+
+
+async def redeem_code(
+    session: AsyncSession,
+    hasher: KeyedHasher,
+    clock: Clock,
+    *,
+    code: str,
+    client: ClientRecord,
+    redirect_uri: str | None,
+    code_verifier: str | None,
+) -> Redemption:
+    """Check and consume a code exactly once.
+
+    A code presented a second time is a replay (RFC 6749 §4.1.2): every token issued
+    from it is revoked in this transaction and ``replayed`` is returned, so that the
+    caller commits the revocation and answers ``invalid_grant``.
+    """
+    code_hash = hasher.hash(code[:512])
+    row = await session.scalar(
+        select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+    )
+    if row is None or row.oauth_application_id != client.id:
+        raise InvalidGrantError("the authorization code is invalid or was issued to another client")
+    if row.redeemed_at is not None:
+        await revoke_code_tokens(session, clock, row)
+        return Redemption(row, replayed=True)
+    if row.expires_at <= clock.now():
+        raise InvalidGrantError("the authorization code has expired")
+    if redirect_uri is None:
+        raise InvalidRequestError("redirect_uri is required: it was in the authorization request")
+    if redirect_uri != row.redirect_uri:
+        raise InvalidGrantError("redirect_uri differs from the one in the authorization request")
+    if row.code_challenge is not None:
+        if code_verifier is None:
+            raise InvalidRequestError("code_verifier is required (PKCE)")
+        if not pkce.verify(code_verifier, row.code_challenge):
+            raise InvalidGrantError("code_verifier does not match the code_challenge")
+    elif code_verifier is not None:
+        # RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+        raise InvalidGrantError(
+            "code_verifier sent but the authorization request had no code_challenge"
+        )
+    # Consume atomically: of two concurrent redemptions only one updates the row.
+    consumed = await session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == row.id, AuthorizationCode.redeemed_at.is_(None))
+        .values(redeemed_at=clock.now())
+    )
+    if consumed.rowcount != 1:
+        await session.refresh(row)  # the winner's committed tokens
+        await revoke_code_tokens(session, clock, row)
+        return Redemption(row, replayed=True)
+    return Redemption(row, replayed=False)
+
+
+async def revoke_code_tokens(session: AsyncSession, clock: Clock, row: AuthorizationCode) -> None:
+    if row.access_token_jti and row.access_token_expires_at:
+        await revoke_access_token(
+            session, clock, row.access_token_jti, row.access_token_expires_at, "code_replay"
+        )
+    if row.refresh_token_family:
+        await revoke_family(session, clock, row.refresh_token_family, "code_replay")

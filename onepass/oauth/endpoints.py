@@ -1,0 +1,189 @@
+"""UserInfo (OIDC Core §5.3), revocation (RFC 7009) and introspection (RFC 7662)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+
+from onepass.accounts.models import User
+from onepass.oauth.clients import ClientRecord
+from onepass.oauth.errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
+from onepass.oauth.forms import is_form_content_type, parse_form
+from onepass.oauth.models import RefreshToken
+from onepass.oauth.revocation import revoke_access_token, revoke_family
+
+router = APIRouter(tags=["oauth"])
+
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    if not is_form_content_type(request.headers.get("content-type")):
+        raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
+    body = await request.body()
+    if len(body) > request.app.state.runtime.settings.max_form_bytes:
+        raise InvalidRequestError("the request body is too large", status_code=413)
+    return parse_form(body)
+
+
+async def _authenticated_client(request: Request, form: dict[str, str]) -> ClientRecord:
+    authorization = request.headers.getlist("authorization")
+    if len(authorization) > 1:
+        raise InvalidRequestError("more than one Authorization header")
+    return await request.app.state.token_endpoint.authenticate(
+        authorization[0] if authorization else None, form
+    )
+
+
+def _bearer(request: Request, form: dict[str, str] | None) -> str:
+    """RFC 6750 §2.1 (header) or §2.2 (form body); exactly one of them."""
+    headers = request.headers.getlist("authorization")
+    from_form = (form or {}).get("access_token")
+    if len(headers) > 1 or (headers and from_form):
+        raise InvalidRequestError("send the access token once")
+    if headers:
+        scheme, _, token = headers[0].partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidTokenError("use the Bearer scheme")
+        return token.strip()
+    if from_form:
+        return from_form
+    raise InvalidTokenError("an access token is required")
+
+
+def _userinfo_claims(user: User, scope: set[str]) -> dict[str, Any]:
+    claims: dict[str, Any] = {"sub": user.sub}
+    if "email" in scope:
+        claims["email"] = user.email
+        claims["email_verified"] = user.email_verified
+    if "profile" in scope:
+        if user.name:
+            claims["name"] = user.name
+        claims["updated_at"] = int(user.updated_at.timestamp())
+    return claims
+
+
+@router.api_route("/userinfo", methods=["GET", "POST"])
+async def userinfo(request: Request) -> Response:
+    state = request.app.state
+    form = (
+        await _form(request)
+        if request.method == "POST" and request.headers.get("content-type")
+        else None
+    )
+    token = _bearer(request, form)
+    async with state.runtime.database.session() as session:
+        claims = await state.verifier.verify(session, token)
+        scope = set(str(claims.get("scope", "")).split())
+        if "openid" not in scope:
+            raise InvalidTokenError("the access token was not issued for openid")
+        user = await session.scalar(select(User).where(User.sub == claims["sub"]))
+        if user is None or user.disabled_at is not None:
+            raise InvalidTokenError("the user of this token no longer exists")
+        body = _userinfo_claims(user, scope)
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post("/revoke")
+async def revoke(request: Request) -> Response:
+    """RFC 7009. Answers 200 whether or not the token was known or belonged to the
+    caller (§2.2): a client learns nothing about tokens that are not its own."""
+    state = request.app.state
+    runtime = state.runtime
+    form = await _form(request)
+    client = await _authenticated_client(request, form)
+    token = form.get("token")
+    if token is None:
+        raise InvalidRequestError("token is required")
+    hint = form.get("token_type_hint")
+    if hint is not None and hint not in TOKEN_TYPE_HINTS:
+        raise UnsupportedTokenTypeError(
+            f"token_type_hint must be one of {', '.join(TOKEN_TYPE_HINTS)}"
+        )
+    async with runtime.database.session() as session:
+        if token.count(".") == 2:
+            try:
+                claims = state.verifier.decode(token)
+            except InvalidTokenError:
+                claims = None
+            if claims is not None and claims.get("client_id") == client.client_id:
+                await revoke_access_token(
+                    session,
+                    runtime.clock,
+                    claims["jti"],
+                    datetime.fromtimestamp(claims["exp"], UTC),
+                    "revoked",
+                )
+        else:
+            row = await session.scalar(
+                select(RefreshToken).where(
+                    RefreshToken.token_hash == runtime.hasher.hash(token[:512])
+                )
+            )
+            if row is not None and row.oauth_application_id == client.id:
+                await revoke_family(session, runtime.clock, row.family_id, "revoked")
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.post("/introspect")
+async def introspect(request: Request) -> Response:
+    """RFC 7662. Inactive for unknown, expired, revoked, or other clients' tokens."""
+    state = request.app.state
+    runtime = state.runtime
+    form = await _form(request)
+    client = await _authenticated_client(request, form)
+    token = form.get("token")
+    if token is None:
+        raise InvalidRequestError("token is required")
+    inactive = JSONResponse({"active": False}, headers=NO_STORE)
+    async with runtime.database.session() as session:
+        if token.count(".") == 2:
+            try:
+                claims = await state.verifier.verify(session, token)
+            except InvalidTokenError:
+                return inactive
+            if claims.get("client_id") != client.client_id:
+                return inactive
+            body = {
+                "active": True,
+                "token_type": "Bearer",
+                **{
+                    k: claims[k]
+                    for k in ("iss", "sub", "aud", "client_id", "scope", "iat", "exp", "jti")
+                    if k in claims
+                },
+            }
+            return JSONResponse(body, headers=NO_STORE)
+        row = await session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == runtime.hasher.hash(token[:512]))
+        )
+        now = runtime.clock.now()
+        if (
+            row is None
+            or row.oauth_application_id != client.id
+            or row.revoked_at is not None
+            or row.rotated_at is not None
+            or min(row.expires_at, row.family_expires_at) <= now
+        ):
+            return inactive
+        user = await session.get(User, row.user_id)
+        if user is None:
+            return inactive
+        return JSONResponse(
+            {
+                "active": True,
+                "token_type": "refresh_token",
+                "client_id": client.client_id,
+                "sub": user.sub,
+                "scope": row.scope,
+                "iat": int(row.created_at.timestamp()),
+                "exp": int(min(row.expires_at, row.family_expires_at).timestamp()),
+                "iss": runtime.settings.issuer,
+            },
+            headers=NO_STORE,
+        )

@@ -1,0 +1,52 @@
+"""A validated authorization request, carried through the login and consent forms.
+
+The request is sealed (HMAC-SHA-256 under a key derived from ONEPASS_SECRET_KEY, with
+an expiry) into a hidden form field instead of server-side state, so the flow works
+across any number of worker processes and machines without a shared store, and
+cannot be altered by the browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import orjson
+
+from onepass.crypto import derive_key
+from onepass.oauth.authorize import AuthorizationRequest
+
+
+class InteractionInvalid(Exception):
+    pass
+
+
+class Sealer:
+    def __init__(self, secret_key: str, ttl: int) -> None:
+        self._key = derive_key(secret_key, "onepass/interaction/v1")
+        self._ttl = ttl
+
+    def seal(self, request: AuthorizationRequest, now: float) -> str:
+        payload = base64.urlsafe_b64encode(
+            orjson.dumps({"r": request.to_dict(), "exp": int(now) + self._ttl})
+        ).rstrip(b"=")
+        mac = base64.urlsafe_b64encode(hmac.digest(self._key, payload, hashlib.sha256)).rstrip(b"=")
+        return (payload + b"." + mac).decode()
+
+    def unseal(self, sealed: str, now: float) -> AuthorizationRequest:
+        try:
+            payload, mac = sealed.encode("ascii").split(b".")
+            expected = base64.urlsafe_b64encode(
+                hmac.digest(self._key, payload, hashlib.sha256)
+            ).rstrip(b"=")
+            if not hmac.compare_digest(mac, expected):
+                raise InteractionInvalid("the form was altered")
+            data = orjson.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+            if data["exp"] < now:
+                raise InteractionInvalid("the form has expired; start again from the application")
+            return AuthorizationRequest.from_dict(data["r"])
+        except InteractionInvalid:
+            raise
+        except (ValueError, KeyError, TypeError, UnicodeEncodeError):
+            raise InteractionInvalid("the form is damaged") from None

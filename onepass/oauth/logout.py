@@ -1,0 +1,95 @@
+"""RP-Initiated Logout 1.0: ``/logout`` (end_session_endpoint)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from onepass.accounts import csrf as csrf_mod
+from onepass.accounts import service as accounts
+from onepass.oauth.authorization import redirect_with
+from onepass.oauth.authorize import single_values
+from onepass.oauth.authorize_routes import SESSION_COOKIE, _page, _read_form, error_page
+from onepass.oauth.errors import InvalidTokenError
+from onepass.pages import render
+
+router = APIRouter(tags=["oauth"])
+
+LOGOUT_PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint")
+
+
+@router.api_route("/logout", methods=["GET", "POST"])
+async def logout(request: Request) -> Response:
+    state = request.app.state
+    runtime = state.runtime
+    if request.method == "POST":
+        form = await _read_form(request)
+        if form is None:
+            return error_page("Bad request", "The sign-out form was not sent as a form.")
+        params = form
+    else:
+        params = single_values(
+            parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=20)
+        )
+    if "__repeated__" in params:
+        return error_page(
+            "Bad request", f"The parameter {params['__repeated__'][:40]} is repeated."
+        )
+
+    hint_claims = None
+    if "id_token_hint" in params:
+        try:
+            hint_claims = state.verifier.decode_id_token_hint(params["id_token_hint"])
+        except InvalidTokenError as exc:
+            return error_page("Sign-out link not valid", exc.description.capitalize() + ".")
+    client_id = params.get("client_id") or (hint_claims or {}).get("aud")
+    if hint_claims is not None and params.get("client_id") not in (None, hint_claims["aud"]):
+        return error_page("Sign-out link not valid", "client_id does not match the id_token_hint.")
+
+    redirect_uri = params.get("post_logout_redirect_uri")
+    if redirect_uri is not None:
+        client = await state.clients.get(client_id) if client_id and len(client_id) <= 64 else None
+        if client is None or redirect_uri not in client.post_logout_redirect_uris:
+            return error_page(
+                "Sign-out link not valid",
+                "The post_logout_redirect_uri is not registered for this application.",
+            )
+
+    current = None
+    async with runtime.database.session() as session:
+        current = await accounts.session_from_token(
+            session, runtime.hasher, runtime.clock, request.cookies.get(SESSION_COOKIE)
+        )
+    # Without proof that an RP of this user asked (a valid id_token_hint for the same
+    # user), ask the user: a cross-site GET must not sign anyone out (§2, §6).
+    confirmed = request.method == "POST" and state.csrf.valid(
+        request.cookies.get(csrf_mod.COOKIE), params.get("csrf_token")
+    )
+    trusted_hint = hint_claims is not None and (
+        current is None or current[1].sub == hint_claims["sub"]
+    )
+    if current is not None and not (confirmed or trusted_hint):
+        kept = {k: params[k] for k in LOGOUT_PARAMS if k in params}
+        return _page(request, "logout.html", {"done": False, "params": kept})
+
+    if current is not None:
+        async with runtime.database.session() as session:
+            await accounts.revoke_login_session(session, runtime.clock, current[0].id)
+    if redirect_uri is not None:
+        response: Response = RedirectResponse(
+            redirect_with(redirect_uri, {"state": params.get("state")}),
+            status_code=303,
+            headers={"cache-control": "no-store"},
+        )
+    else:
+        response = render("logout.html", {"done": True})
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        secure=runtime.settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+    return response

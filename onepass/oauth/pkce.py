@@ -1,0 +1,34 @@
+"""Proof Key for Code Exchange (RFC 7636), S256 only.
+
+``plain`` is refused: it protects nothing against an attacker who can read the
+authorization request (RFC 9700 §2.1.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+# RFC 7636 §4.1: 43-128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
+VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+# The S256 challenge is BASE64URL(SHA256(verifier)): exactly 43 characters.
+CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+S256 = "S256"
+
+
+def s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def is_valid_challenge(challenge: str) -> bool:
+    return bool(CHALLENGE.match(challenge))
+
+
+def verify(verifier: str, challenge: str) -> bool:
+    """True if ``verifier`` is well-formed and hashes to ``challenge``."""
+    if not VERIFIER.match(verifier):
+        return False
+    return hmac.compare_digest(s256(verifier), challenge)
