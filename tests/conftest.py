@@ -157,6 +157,9 @@ def make_settings(database_url: str, redis_url: str | None = None, **overrides: 
         "issuer": ISSUER,
         "client_cache_ttl": 0.2,
         "key_refresh_interval": 0.2,
+        # Cheap argon2 keeps the suite fast; production parameters are the defaults.
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 8 * 1024,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

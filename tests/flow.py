@@ -28,6 +28,8 @@ async def submit_consent(http: httpx.AsyncClient, page: httpx.Response, decision
 async def log_in_and_consent(http: httpx.AsyncClient, authorize_url: str, email: str, password: str) -> str:
     """From an authorization URL to the callback URL the RP receives."""
     page = await http.get(authorize_url)
+    if page.status_code == 303:
+        return page.headers["location"]  # already signed in and consented
     assert page.status_code == 200, page.text[:500]
     response = await submit_login(http, page, email, password)
     if response.status_code == 200 and 'action="/consent"' in response.text:
