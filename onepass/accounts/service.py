@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from dataclasses import dataclass
@@ -98,12 +99,14 @@ async def authenticate(
         select(User).where(User.email_normalized == normalize_email(email[:MAX_EMAIL_LENGTH]))
     )
     stored = user.password_hash if user is not None else None
-    if not passwords.verify(stored, password[:2048]) or user is None:
+    # argon2 takes tens of milliseconds of CPU: off the event loop, so other requests
+    # of this worker are not held up behind it.
+    if not await asyncio.to_thread(passwords.verify, stored, password[:2048]) or user is None:
         return None
     if user.disabled_at is not None:
         return None
     if stored is not None and passwords.needs_rehash(stored):
-        user.password_hash = passwords.hash(password)
+        user.password_hash = await asyncio.to_thread(passwords.hash, password)
         user.updated_at = clock.now()
     return user
 
