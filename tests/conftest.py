@@ -145,8 +145,19 @@ def database_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Pat
 
 @pytest.fixture
 def redis_url(engine_name: str) -> str | None:
-    """PostgreSQL runs are production-shaped: they use Redis as the cache."""
-    return require_redis() if engine_name == "postgresql" else None
+    """PostgreSQL runs are production-shaped: they use Redis as the cache, emptied
+    before each test (the test database number is the suite's alone)."""
+    if engine_name != "postgresql":
+        return None
+    import redis
+
+    url = require_redis()
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return url
 
 
 def make_settings(database_url: str, redis_url: str | None = None, **overrides: object) -> Settings:
