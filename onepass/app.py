@@ -27,6 +27,7 @@ from onepass.accounts.passwords import PasswordHasher
 from onepass.accounts.throttle import Limits, LoginThrottle
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
+from onepass.identity.canonical import CanonicalResolver
 from onepass.keys.keyring import KeyRing
 from onepass.logs import configure_logging
 from onepass.oauth import authorize_routes, endpoints, logout
@@ -43,6 +44,8 @@ from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
 from onepass.ops import routes as ops_routes
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, Settings, load_settings
+from onepass.webhooks import routes as webhook_routes
+from onepass.webhooks.embedded import run_embedded
 
 log = structlog.get_logger("onepass.app")
 
@@ -74,12 +77,15 @@ def _lifespan(settings: Settings, clock: Clock | None):
             # The database may be down at start: serve 503 from /up and keep trying.
             log.error("keys.initial_load_failed", error=type(exc).__name__, detail=str(exc)[:200])
         clients = ClientCache(runtime.database, runtime.settings.client_cache_ttl)
+        resolver = CanonicalResolver(runtime.cache, runtime.settings.canonical_cache_ttl)
+        app.state.resolver = resolver
         ctx = TokenContext(
             settings=runtime.settings,
             keyring=keyring,
             clock=runtime.clock,
             database=runtime.database,
             hasher=runtime.hasher,
+            resolver=resolver,
         )
         app.state.runtime = runtime
         app.state.keyring = keyring
@@ -106,9 +112,19 @@ def _lifespan(settings: Settings, clock: Clock | None):
         )
         app.state.verifier = AccessTokenVerifier(keyring, runtime.settings, runtime.clock)
         refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
+        # `onepass serve` on SQLite: one worker runs the webhook dispatcher (webhooks.embedded).
+        webhooks_stop = asyncio.Event()
+        webhooks_task = (
+            asyncio.create_task(run_embedded(runtime, webhooks_stop), name="webhooks-dispatcher")
+            if runtime.settings.webhook_embedded_dispatcher
+            else None
+        )
         try:
             yield
         finally:
+            webhooks_stop.set()
+            if webhooks_task is not None:
+                await webhooks_task  # finishes the deliveries in flight, releases the rest
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
@@ -184,6 +200,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> OnePass:
     api.include_router(authorize_routes.router)
     api.include_router(endpoints.router)
     api.include_router(logout.router)
+    api.include_router(webhook_routes.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return OnePass(api)
 

@@ -18,7 +18,11 @@ from onepass.clock import Clock, SystemClock
 class Cache(Protocol):
     async def get(self, key: str) -> str | None: ...
 
-    async def set(self, key: str, value: str, ttl: float | None = None) -> None: ...
+    async def set(
+        self, key: str, value: str, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        """Store ``value``; with ``nx``, only if ``key`` is absent. True if stored."""
+        ...
 
     async def delete(self, *keys: str) -> int:
         """Delete keys; return how many existed."""
@@ -56,11 +60,16 @@ class MemoryCache:
     async def get(self, key: str) -> str | None:
         return self._live(key)
 
-    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+    async def set(
+        self, key: str, value: str, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        if nx and self._live(key) is not None:
+            return False
         if len(self._data) >= self._max_entries and key not in self._data:
             self._evict()
         expires = self._clock.timestamp() + ttl if ttl else None
         self._data[key] = (value, expires)
+        return True
 
     def _evict(self) -> None:
         now = self._clock.timestamp()
@@ -104,8 +113,10 @@ class RedisCache:
     async def get(self, key: str) -> str | None:
         return await self._redis.get(key)
 
-    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
-        await self._redis.set(key, value, px=int(ttl * 1000) if ttl else None)
+    async def set(
+        self, key: str, value: str, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        return bool(await self._redis.set(key, value, px=int(ttl * 1000) if ttl else None, nx=nx))
 
     async def delete(self, *keys: str) -> int:
         return int(await self._redis.delete(*keys)) if keys else 0

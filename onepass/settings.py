@@ -77,7 +77,33 @@ class Settings(BaseSettings):
     access_log: bool = False
     log_level: str = "info"
 
+    # How long a canonical-user resolution is cached (Redis; the in-process cache keeps
+    # it a few seconds only, since it cannot be invalidated from other processes).
+    canonical_cache_ttl: float = Field(default=3600, ge=1)
+    # Start in production with ENFORCE_CANONICAL_RESOLUTION on even though some RP has
+    # not received every identity link (the guard of `onepass identity enforce-check`).
+    force_canonical_enforcement: bool = False
+
     webhook_allow_private_targets: bool = False
+    # Webhook delivery (onepass.webhooks): the HTTP timeout of one attempt, the retry
+    # schedule (delays before the 2nd, 3rd, … attempt), its jitter and the largest
+    # Retry-After honoured, how long a claimed entry stays leased to its dispatcher,
+    # the polling fallback to LISTEN/NOTIFY, the concurrency caps, the largest payload
+    # accepted at enqueue and how much of a response body is read and kept.
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h"
+    webhook_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    webhook_retry_after_max: float = Field(default=86400.0, gt=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0, le=86400)
+    webhook_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    webhook_concurrency: int = Field(default=64, ge=1, le=4096)
+    webhook_app_concurrency: int = Field(default=16, ge=1, le=4096)
+    webhook_max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    webhook_max_response_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
+    # Run a dispatcher inside `onepass serve` (one per database file on SQLite, however
+    # many workers). Unset: `onepass serve` decides (on for SQLite, off for PostgreSQL,
+    # where `onepass webhooks dispatch` processes run beside the API).
+    webhook_embedded_dispatcher: bool | None = None
     enforce_canonical_resolution: bool = Field(
         default=False,
         validation_alias=AliasChoices(
@@ -94,6 +120,14 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment (OpenID Connect Discovery §3)")
         return value.rstrip("/")
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        from onepass.webhooks.retry import parse_schedule
+
+        parse_schedule(value)  # raises ValueError naming the bad step
+        return value
 
     @property
     def is_production(self) -> bool:
@@ -122,6 +156,11 @@ class Settings(BaseSettings):
                 )
             if not self.issuer.startswith("https://"):
                 raise ConfigError("ONEPASS_ISSUER must be an https URL when ONEPASS_ENV=production")
+        if self.webhook_lease_seconds < self.webhook_timeout + 1:
+            raise ConfigError(
+                "ONEPASS_WEBHOOK_LEASE_SECONDS must exceed ONEPASS_WEBHOOK_TIMEOUT by at least "
+                "a second, or a slow delivery could be claimed again while still in flight"
+            )
         if self.secret_key is not None and len(self.secret_key) < SECRET_KEY_MIN_LENGTH:
             raise ConfigError(
                 f"ONEPASS_SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters long"

@@ -6,6 +6,7 @@ import structlog
 
 from onepass.crypto import DecryptionError
 from onepass.db import migrate
+from onepass.identity.enforcement import guard_enforcement
 from onepass.keys import service as keys
 from onepass.keys.models import KeyState
 from onepass.runtime import Runtime
@@ -13,6 +14,27 @@ from onepass.runtime import Runtime
 log = structlog.get_logger("onepass.startup")
 
 KEYS_LOCK = "signing_keys"
+
+
+async def check_enforcement(runtime: Runtime) -> None:
+    """With ENFORCE_CANONICAL_RESOLUTION on, every RP must hold every identity link.
+
+    Production refuses to start otherwise (unless ONEPASS_FORCE_CANONICAL_ENFORCEMENT=1);
+    development warns.
+    """
+    settings = runtime.settings
+    if not settings.enforce_canonical_resolution:
+        return
+    force = settings.force_canonical_enforcement or not settings.is_production
+    async with runtime.database.session() as session:
+        lacking = await guard_enforcement(session, force=force)
+    for state in lacking:
+        log.warning(
+            "identity.enforcement_with_missing_links",
+            client_id=state.client_id,
+            missing=state.missing,
+            hint="onepass webhooks backfill-links --all",
+        )
 
 
 async def prepare(runtime: Runtime) -> None:
@@ -23,6 +45,7 @@ async def prepare(runtime: Runtime) -> None:
         active = [k for k in await keys.list_keys(session) if k.state == KeyState.ACTIVE]
     for key in created:
         log.info("keys.created", kid=key.kid, alg=key.alg, state=key.state)
+    await check_enforcement(runtime)
     for key in active:
         try:
             keys.load_signer(runtime.box, key)

@@ -32,13 +32,23 @@ class UserInfo:
     password: str
 
 
-async def make_user(runtime: Runtime, email: str = "ada@example.com", password: str = "correct horse battery", **options: object) -> UserInfo:
+async def make_user(
+    runtime: Runtime,
+    email: str = "ada@example.com",
+    password: str = "correct horse battery",
+    **options: object,
+) -> UserInfo:
     from onepass.accounts import service as accounts
     from onepass.accounts.passwords import PasswordHasher
 
     async with runtime.database.session() as session:
         user = await accounts.create_user(
-            session, PasswordHasher(runtime.settings), runtime.clock, email=email, password=password, **options  # type: ignore[arg-type]
+            session,
+            PasswordHasher(runtime.settings),
+            runtime.clock,
+            email=email,
+            password=password,
+            **options,  # type: ignore[arg-type]
         )
         return UserInfo(user.id, user.sub, user.email, password)
 

@@ -14,18 +14,24 @@ def hidden_fields(page: str) -> dict[str, str]:
     return {name: html.unescape(value) for name, value in FIELD.findall(page)}
 
 
-async def submit_login(http: httpx.AsyncClient, page: httpx.Response, email: str, password: str) -> httpx.Response:
+async def submit_login(
+    http: httpx.AsyncClient, page: httpx.Response, email: str, password: str
+) -> httpx.Response:
     fields = hidden_fields(page.text)
     assert set(fields) == {"csrf_token", "interaction"}, page.text[:500]
     return await http.post("/login", data={**fields, "email": email, "password": password})
 
 
-async def submit_consent(http: httpx.AsyncClient, page: httpx.Response, decision: str = "allow") -> httpx.Response:
+async def submit_consent(
+    http: httpx.AsyncClient, page: httpx.Response, decision: str = "allow"
+) -> httpx.Response:
     fields = hidden_fields(page.text)
     return await http.post("/consent", data={**fields, "decision": decision})
 
 
-async def log_in_and_consent(http: httpx.AsyncClient, authorize_url: str, email: str, password: str) -> str:
+async def log_in_and_consent(
+    http: httpx.AsyncClient, authorize_url: str, email: str, password: str
+) -> str:
     """From an authorization URL to the callback URL the RP receives."""
     page = await http.get(authorize_url)
     if page.status_code == 303:

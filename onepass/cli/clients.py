@@ -8,6 +8,7 @@ from onepass.cli.common import JsonOption, print_json, print_table, run
 from onepass.oauth import clients as service
 from onepass.oauth.models import OAuthApplication
 from onepass.runtime import Runtime
+from onepass.webhooks import keys as webhook_keys
 
 app = typer.Typer(help="OAuth applications (relying parties).", no_args_is_help=True)
 
@@ -74,11 +75,16 @@ def create(
         None, "--webhook-url", help="Where webhooks are delivered."
     ),
     event: list[str] = typer.Option(
-        [], "--event", help="Webhook event type to subscribe to (repeatable)."
+        [], "--event", help="Webhook event type to subscribe to (repeatable; none: every type)."
+    ),
+    webhook_scheme: str = typer.Option(
+        "v1",
+        "--webhook-scheme",
+        help="Webhook signatures: v1 (HMAC-SHA256 secret) or v1a (Ed25519, the RP holds a public key).",
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Register an application; its secret is printed this once."""
+    """Register an application; its secret (and webhook signing key) is printed this once."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         async with runtime.database.session() as session:
@@ -99,10 +105,22 @@ def create(
                 webhook_events=event,
                 production=runtime.settings.is_production,
             )
+            # In the same transaction: a refused webhook setting creates nothing.
+            signing_key = await webhook_keys.setup_application(
+                session,
+                runtime.box,
+                runtime.clock,
+                new.application,
+                scheme=webhook_scheme,
+                production=runtime.settings.is_production,
+                allow_private=runtime.settings.webhook_allow_private_targets,
+            )
             data = describe(new.application)
         if new.client_secret is not None:
             data["client_secret"] = new.client_secret
             data["client_secret_expires_at"] = 0
+        if signing_key is not None:
+            data["webhook_signing_key"] = signing_key.as_json()
         return data
 
     data = run(action)
@@ -113,6 +131,11 @@ def create(
     if "client_secret" in data:
         typer.echo(f"client_secret: {data['client_secret']}")
         typer.echo("The secret is shown this once; store it now.")
+    if "webhook_signing_key" in data:
+        key = data["webhook_signing_key"]
+        typer.echo(f"webhook kid:   {key['kid']}")
+        typer.echo(f"webhook key:   {key.get('secret') or key.get('public_key')}")
+        typer.echo("The webhook signing secret is shown this once too.")
 
 
 @app.command("list")

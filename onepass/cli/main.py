@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import typer
 
-from onepass.cli import clients, db, keys, serve, users
+from onepass.cli import clients, db, identity, keys, serve, users, webhooks
 
 app = typer.Typer(
     name="onepass",
@@ -16,6 +16,11 @@ app.add_typer(db.app, name="db")
 app.add_typer(clients.app, name="clients")
 app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(identity.identity_app, name="identity")
+app.add_typer(identity.cache_app, name="cache")
+users.app.command("merge")(identity.merge_command)
+webhooks.app.command("backfill-links")(identity.backfill_links)
 
 
 def main() -> None:

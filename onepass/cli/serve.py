@@ -8,6 +8,7 @@ import uvicorn
 
 from onepass.cli.common import fail
 from onepass.crypto import DecryptionError
+from onepass.identity.enforcement import EnforcementNotSafe
 from onepass.logs import configure_logging
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, load_settings
@@ -36,7 +37,7 @@ def serve(
 
     try:
         asyncio.run(setup())
-    except DecryptionError as exc:
+    except (DecryptionError, EnforcementNotSafe) as exc:
         fail(str(exc), 2)
     except Exception as exc:
         fail(
@@ -47,6 +48,12 @@ def serve(
     # Workers build their own settings from the environment: hand them the key
     # resolved here (a development key may have just been generated).
     os.environ["ONEPASS_SECRET_KEY"] = settings.secret_key or ""
+    # The embedded default (SQLite) delivers webhooks in-process: every worker is told
+    # to, and the dispatcher lock beside the database lets exactly one of them run it.
+    # On PostgreSQL, `onepass webhooks dispatch` processes do it unless this is set.
+    if settings.webhook_embedded_dispatcher is None:
+        embedded = settings.sqlite_path() is not None
+        os.environ["ONEPASS_WEBHOOK_EMBEDDED_DISPATCHER"] = "1" if embedded else "0"
     uvicorn.run(
         "onepass.app:app_from_environment",
         factory=True,

@@ -8,6 +8,7 @@ from onepass.accounts import service
 from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
 from onepass.cli.common import JsonOption, fail, print_json, print_table, read_password_stdin, run
+from onepass.identity.canonical import canonical_user_id
 from onepass.runtime import Runtime
 
 app = typer.Typer(help="End users.", no_args_is_help=True)
@@ -83,7 +84,8 @@ def show(
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         async with runtime.database.session() as session:
-            return describe(await service.find_user(session, user_ref))
+            user = await service.find_user(session, user_ref)
+            return {**describe(user), "canonical_id": await canonical_user_id(session, user.id)}
 
     data = run(action)
     if as_json:

@@ -91,16 +91,26 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def session(self, *, exclusive: str | None = None) -> AsyncIterator[AsyncSession]:
+    async def session(
+        self, *, exclusive: str | None = None, readonly: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits on success and rolls back on error.
 
         ``exclusive`` names a lock for transactions that read, decide, then write
         (key rotation, merges): on PostgreSQL a transaction-scoped advisory lock of
         that name, on SQLite ``BEGIN IMMEDIATE``. Holders of one name run one at a time.
+
+        On SQLite every transaction not marked ``readonly`` starts with
+        ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes fails
+        at once with "database is locked" when another writer committed in between
+        (WAL cannot upgrade a stale snapshot, and no busy timeout helps), so writers
+        queue at BEGIN instead. Readers never wait.
         """
         async with self.sessionmaker() as session, session.begin():
             if exclusive is not None:
                 await lock(session, exclusive)
+            elif not readonly and self.dialect == "sqlite":
+                await session.connection(execution_options={"sqlite_immediate": True})
             yield session
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from onepass.accounts.models import LoginSession, User
 from onepass.db.base import Base
+from onepass.identity.models import IdentityLink
 from onepass.keys.models import SigningKey
 from onepass.oauth.models import (
     AuthorizationCode,
@@ -10,17 +11,22 @@ from onepass.oauth.models import (
     RefreshToken,
     RevokedAccessToken,
 )
+from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry, WebhookSigningKey
 
 metadata = Base.metadata
 
 __all__ = [
     "AuthorizationCode",
     "Consent",
+    "IdentityLink",
     "LoginSession",
     "OAuthApplication",
     "RefreshToken",
     "RevokedAccessToken",
     "SigningKey",
     "User",
+    "WebhookDeliveryAttempt",
+    "WebhookOutboxEntry",
+    "WebhookSigningKey",
     "metadata",
 ]

@@ -58,7 +58,7 @@ class KeyRing:
 
     async def refresh(self) -> bool:
         """Reload the published keys; True if anything changed."""
-        async with self._database.session() as session:
+        async with self._database.session(readonly=True) as session:
             keys = await service.published_keys(session, self._clock)
         fingerprint = tuple((key.kid, key.state) for key in keys)
         if fingerprint == self._fingerprint:

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
+from onepass.identity.canonical import effective_user
 from onepass.oauth.authorization import (
     SCOPE_DESCRIPTIONS,
     Redirect,
@@ -31,6 +32,7 @@ from onepass.oauth.errors import AccessDeniedError
 from onepass.oauth.forms import is_form_content_type
 from onepass.oauth.interaction import InteractionInvalid
 from onepass.pages import render
+from onepass.web import BodyTooLarge, query_pairs, read_body
 
 router = APIRouter(tags=["oauth"])
 
@@ -70,8 +72,9 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
 async def _read_form(request: Request) -> dict[str, str] | None:
     if not is_form_content_type(request.headers.get("content-type")):
         return None
-    body = await request.body()
-    if len(body) > MAX_FORM:
+    try:
+        body = await read_body(request, MAX_FORM)
+    except BodyTooLarge:
         return None
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
@@ -155,7 +158,7 @@ async def _continue(
 
 async def _current_login(request: Request) -> Any:
     runtime = request.app.state.runtime
-    async with runtime.database.session() as session:
+    async with runtime.database.session(readonly=True) as session:
         return await accounts.session_from_token(
             session, runtime.hasher, runtime.clock, request.cookies.get(SESSION_COOKIE)
         )
@@ -169,9 +172,10 @@ async def authorize(request: Request) -> Response:
         if params is None:
             return error_page("Bad request", "The authorization request must be a form post.")
     else:
-        params = single_values(
-            parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=50)
-        )
+        pairs = query_pairs(request)
+        if pairs is None:
+            return error_page("Bad request", "The authorization request has too many parameters.")
+        params = single_values(pairs)
     state = request.app.state
     client_id = params.get("client_id", "")
     client = await state.clients.get(client_id) if len(client_id) <= 64 and client_id else None
@@ -238,6 +242,9 @@ async def login(request: Request) -> Response:
             else None
         )
         if user is not None:
+            user = await effective_user(
+                session, state.resolver, runtime.settings.enforce_canonical_resolution, user
+            )
             new = await accounts.create_login_session(
                 session,
                 runtime.hasher,

@@ -266,7 +266,7 @@ class ClientCache:
         future: asyncio.Future[ClientRecord | None] = asyncio.get_running_loop().create_future()
         self._loading[client_id] = future
         try:
-            async with self._database.session() as session:
+            async with self._database.session(readonly=True) as session:
                 record = await load_record(session, client_id)
         except asyncio.CancelledError:
             future.cancel()

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from onepass.accounts.models import User
+from onepass.identity.canonical import merged_away
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
 from onepass.oauth.forms import is_form_content_type, parse_form
@@ -77,7 +78,7 @@ async def userinfo(request: Request) -> Response:
         else None
     )
     token = _bearer(request, form)
-    async with state.runtime.database.session() as session:
+    async with state.runtime.database.session(readonly=True) as session:
         claims = await state.verifier.verify(session, token)
         scope = set(str(claims.get("scope", "")).split())
         if "openid" not in scope:
@@ -85,6 +86,10 @@ async def userinfo(request: Request) -> Response:
         user = await session.scalar(select(User).where(User.sub == claims["sub"]))
         if user is None or user.disabled_at is not None:
             raise InvalidTokenError("the user of this token no longer exists")
+        if await merged_away(
+            session, state.resolver, state.runtime.settings.enforce_canonical_resolution, user
+        ):
+            raise InvalidTokenError("the user of this token was merged into another account")
         body = _userinfo_claims(user, scope)
     return JSONResponse(body, headers=NO_STORE)
 
@@ -141,13 +146,18 @@ async def introspect(request: Request) -> Response:
     if token is None:
         raise InvalidRequestError("token is required")
     inactive = JSONResponse({"active": False}, headers=NO_STORE)
-    async with runtime.database.session() as session:
+    async with runtime.database.session(readonly=True) as session:
         if token.count(".") == 2:
             try:
                 claims = await state.verifier.verify(session, token)
             except InvalidTokenError:
                 return inactive
             if claims.get("client_id") != client.client_id:
+                return inactive
+            user = await session.scalar(select(User).where(User.sub == claims["sub"]))
+            if user is not None and await merged_away(
+                session, state.resolver, runtime.settings.enforce_canonical_resolution, user
+            ):
                 return inactive
             body = {
                 "active": True,
@@ -172,7 +182,9 @@ async def introspect(request: Request) -> Response:
         ):
             return inactive
         user = await session.get(User, row.user_id)
-        if user is None:
+        if user is None or await merged_away(
+            session, state.resolver, runtime.settings.enforce_canonical_resolution, user
+        ):
             return inactive
         return JSONResponse(
             {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -14,6 +12,7 @@ from onepass.oauth.authorize import single_values
 from onepass.oauth.authorize_routes import SESSION_COOKIE, _page, _read_form, error_page
 from onepass.oauth.errors import InvalidTokenError
 from onepass.pages import render
+from onepass.web import query_pairs
 
 router = APIRouter(tags=["oauth"])
 
@@ -30,9 +29,10 @@ async def logout(request: Request) -> Response:
             return error_page("Bad request", "The sign-out form was not sent as a form.")
         params = form
     else:
-        params = single_values(
-            parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=20)
-        )
+        pairs = query_pairs(request)
+        if pairs is None:
+            return error_page("Bad request", "The sign-out request has too many parameters.")
+        params = single_values(pairs)
     if "__repeated__" in params:
         return error_page(
             "Bad request", f"The parameter {params['__repeated__'][:40]} is repeated."
@@ -58,7 +58,7 @@ async def logout(request: Request) -> Response:
             )
 
     current = None
-    async with runtime.database.session() as session:
+    async with runtime.database.session(readonly=True) as session:
         current = await accounts.session_from_token(
             session, runtime.hasher, runtime.clock, request.cookies.get(SESSION_COOKIE)
         )

@@ -32,7 +32,7 @@ async def check_database(database: Database) -> Check:
 
 async def check_signing_keys(database: Database, required: set[str]) -> Check:
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT), database.session() as session:
+        async with asyncio.timeout(CHECK_TIMEOUT), database.session(readonly=True) as session:
             active = await keys.active_algorithms(session)
     except Exception as exc:
         return Check("signing_keys", False, f"cannot be read: {type(exc).__name__}")

@@ -57,7 +57,9 @@ def callback_server() -> Iterator[tuple[str, list[str]]]:
     server.shutdown()
 
 
-def test_person_logs_in_and_consents_in_chromium(tmp_path: Path, callback_server: tuple[str, list[str]]) -> None:
+def test_person_logs_in_and_consents_in_chromium(
+    tmp_path: Path, callback_server: tuple[str, list[str]]
+) -> None:
     if not Path(CHROMIUM).exists() or not shutil.which("chromium"):
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
@@ -67,12 +69,36 @@ def test_person_logs_in_and_consents_in_chromium(tmp_path: Path, callback_server
     redirect_uri, received = callback_server
     env = base_env(f"sqlite:///{tmp_path}/onepass.db")
     cli(env, "db", "upgrade")
-    cli(env, "users", "create", "--email", "ada@example.com", "--password-stdin", stdin="correct horse battery\n")
+    cli(
+        env,
+        "users",
+        "create",
+        "--email",
+        "ada@example.com",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
     with Server(env, log_path=tmp_path / "server.log") as server:
-        rp = cli_json(server.env, "clients", "create", "--name", "Example Notes", "--redirect-uri", redirect_uri)
+        rp = cli_json(
+            server.env,
+            "clients",
+            "create",
+            "--name",
+            "Example Notes",
+            "--redirect-uri",
+            redirect_uri,
+        )
         verifier = secrets.token_urlsafe(48)
-        oauth = OAuth2Client(rp["client_id"], rp["client_secret"], redirect_uri=redirect_uri, scope="openid email", code_challenge_method="S256")
-        url, state = oauth.create_authorization_url(f"{server.url}/authorize", code_verifier=verifier)
+        oauth = OAuth2Client(
+            rp["client_id"],
+            rp["client_secret"],
+            redirect_uri=redirect_uri,
+            scope="openid email",
+            code_challenge_method="S256",
+        )
+        url, state = oauth.create_authorization_url(
+            f"{server.url}/authorize", code_verifier=verifier
+        )
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -101,6 +127,10 @@ def test_person_logs_in_and_consents_in_chromium(tmp_path: Path, callback_server
         query = parse_qs(urlsplit(final_url).query)
         assert query["state"] == [state] and query["iss"] == [server.url]
         assert received and received[0].startswith("/callback?")
-        token = oauth.fetch_token(f"{server.url}/token", authorization_response=final_url, code_verifier=verifier)
-        info = httpx.get(f"{server.url}/userinfo", headers={"authorization": f"Bearer {token['access_token']}"}).json()
+        token = oauth.fetch_token(
+            f"{server.url}/token", authorization_response=final_url, code_verifier=verifier
+        )
+        info = httpx.get(
+            f"{server.url}/userinfo", headers={"authorization": f"Bearer {token['access_token']}"}
+        ).json()
         assert info["email"] == "ada@example.com"

@@ -205,12 +205,34 @@ def test_cli_errors_go_to_stderr_with_nonzero_exit(tmp_path: Path) -> None:
 def test_users_cli_creates_lists_and_shows(tmp_path: Path) -> None:
     env = base_env(f"sqlite:///{tmp_path}/u.db")
     cli(env, "db", "upgrade")
-    created = json.loads(cli(env, "users", "create", "--email", "Ada@Example.com", "--password-stdin", "--json", stdin="correct horse battery\n").stdout)
+    created = json.loads(
+        cli(
+            env,
+            "users",
+            "create",
+            "--email",
+            "Ada@Example.com",
+            "--password-stdin",
+            "--json",
+            stdin="correct horse battery\n",
+        ).stdout
+    )
     assert set(created) == {"id", "sub", "email"} and created["email"] == "Ada@Example.com"
     assert not created["sub"].isdigit()
-    duplicate = cli(env, "users", "create", "--email", "ada@example.COM", "--password", "another password", check=False)
+    duplicate = cli(
+        env,
+        "users",
+        "create",
+        "--email",
+        "ada@example.COM",
+        "--password",
+        "another password",
+        check=False,
+    )
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    short = cli(env, "users", "create", "--email", "b@example.com", "--password", "short", check=False)
+    short = cli(
+        env, "users", "create", "--email", "b@example.com", "--password", "short", check=False
+    )
     assert short.returncode == 1 and "at least" in short.stderr
     both = cli(env, "users", "create", "--email", "c@example.com", check=False)
     assert both.returncode == 2

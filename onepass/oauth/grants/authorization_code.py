@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from onepass.accounts.models import User
+from onepass.identity.canonical import effective_user
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import redeem_code
 from onepass.oauth.errors import InvalidGrantError, InvalidRequestError
@@ -37,6 +38,9 @@ class AuthorizationCodeGrant:
                 user = await session.get(User, row.user_id)
                 if user is None or user.disabled_at is not None:
                     raise InvalidGrantError("the user of this code no longer exists")
+                user = await effective_user(
+                    session, ctx.resolver, ctx.settings.enforce_canonical_resolution, user
+                )
                 issued = await issue_user_tokens(
                     ctx,
                     session,

@@ -6,6 +6,7 @@ from typing import Any, Protocol
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
+from onepass.identity.canonical import CanonicalResolver
 from onepass.keys.keyring import KeyRing
 from onepass.oauth.clients import ClientRecord
 from onepass.settings import Settings
@@ -20,6 +21,7 @@ class TokenContext:
     clock: Clock
     database: Database
     hasher: KeyedHasher
+    resolver: CanonicalResolver | None = None
 
 
 class Grant(Protocol):

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from onepass.accounts.models import User
+from onepass.identity.canonical import effective_user
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from onepass.oauth.grants.base import TokenContext
@@ -58,6 +59,9 @@ class RefreshTokenGrant:
                 user = await session.get(User, row.user_id)
                 if user is None or user.disabled_at is not None:
                     raise InvalidGrantError("the user of this token no longer exists")
+                user = await effective_user(
+                    session, ctx.resolver, ctx.settings.enforce_canonical_resolution, user
+                )
                 scope = requested or granted
                 if "offline_access" not in scope:
                     scope = [*scope, "offline_access"]  # keep the family alive

@@ -33,18 +33,25 @@ def authorize_url(client: Client, **extra: str) -> str:
     return "/authorize?" + urlencode(params)
 
 
-async def test_unknown_email_and_wrong_password_get_the_same_answer(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_unknown_email_and_wrong_password_get_the_same_answer(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     user = await make_user(runtime)
     client = await make_rp(runtime)
     page = await http.get(authorize_url(client))
     wrong = await submit_login(http, page, user.email, "not the password")
     unknown = await submit_login(http, page, "nobody@example.com", "not the password")
     assert wrong.status_code == unknown.status_code == 401
-    assert "Incorrect email or password." in wrong.text and "Incorrect email or password." in unknown.text
+    assert (
+        "Incorrect email or password." in wrong.text
+        and "Incorrect email or password." in unknown.text
+    )
     assert "set-cookie" not in wrong.headers or "onepass_session" not in wrong.headers["set-cookie"]
 
 
-async def test_login_is_throttled_per_account_with_retry_after(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_login_is_throttled_per_account_with_retry_after(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     user = await make_user(runtime)
     client = await make_rp(runtime)
     page = await http.get(authorize_url(client))
@@ -55,27 +62,41 @@ async def test_login_is_throttled_per_account_with_retry_after(http: httpx.Async
     assert int(blocked.headers["retry-after"]) > 0
     assert "Too many failed attempts" in blocked.text
     other = await make_user(runtime, email="grace@example.com")
-    assert (await submit_login(http, page, other.email, other.password)).status_code in (200, 303), "other accounts unaffected"
+    assert (await submit_login(http, page, other.email, other.password)).status_code in (
+        200,
+        303,
+    ), "other accounts unaffected"
 
 
 async def test_login_is_throttled_per_client_ip(runtime: Runtime) -> None:
-    settings = make_settings(runtime.settings.database_url, runtime.settings.redis_url, login_max_failures_per_ip=3)
+    settings = make_settings(
+        runtime.settings.database_url, runtime.settings.redis_url, login_max_failures_per_ip=3
+    )
     client = await make_rp(runtime)
     app = create_app(settings)
-    async with app.api.router.lifespan_context(app.api), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:
+    async with (
+        app.api.router.lifespan_context(app.api),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http,
+    ):
         page = await http.get(authorize_url(client))
         for i in range(3):
             await submit_login(http, page, f"user{i}@example.com", "wrong password")
-        assert (await submit_login(http, page, "user9@example.com", "wrong password")).status_code == 429
+        assert (
+            await submit_login(http, page, "user9@example.com", "wrong password")
+        ).status_code == 429
 
 
-async def test_login_without_csrf_cookie_is_refused(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_login_without_csrf_cookie_is_refused(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     user = await make_user(runtime)
     client = await make_rp(runtime)
     page = await http.get(authorize_url(client))
     fields = hidden_fields(page.text)
     http.cookies.clear()
-    response = await http.post("/login", data={**fields, "email": user.email, "password": user.password})
+    response = await http.post(
+        "/login", data={**fields, "email": user.email, "password": user.password}
+    )
     assert response.status_code == 403
     assert "onepass_session" not in response.headers.get("set-cookie", "")
 
@@ -85,15 +106,23 @@ async def test_tampered_interaction_is_refused(http: httpx.AsyncClient, runtime:
     client = await make_rp(runtime)
     page = await http.get(authorize_url(client))
     fields = hidden_fields(page.text)
-    fields["interaction"] = fields["interaction"][:-2] + ("AA" if not fields["interaction"].endswith("AA") else "BB")
-    response = await http.post("/login", data={**fields, "email": user.email, "password": user.password})
+    fields["interaction"] = fields["interaction"][:-2] + (
+        "AA" if not fields["interaction"].endswith("AA") else "BB"
+    )
+    response = await http.post(
+        "/login", data={**fields, "email": user.email, "password": user.password}
+    )
     assert response.status_code == 400
     assert "altered" in response.text or "damaged" in response.text
 
 
 @pytest.mark.parametrize("body", [b"", b"email=a", b"\xff\xfe", b"csrf_token=x&csrf_token=y"])
-async def test_malformed_login_posts_get_an_error_page_not_a_500(body: bytes, http: httpx.AsyncClient) -> None:
-    response = await http.post("/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+async def test_malformed_login_posts_get_an_error_page_not_a_500(
+    body: bytes, http: httpx.AsyncClient
+) -> None:
+    response = await http.post(
+        "/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert 400 <= response.status_code < 500
     assert response.headers["content-type"].startswith("text/html")
     json_post = await http.post("/login", json={"email": "a"})
@@ -101,20 +130,31 @@ async def test_malformed_login_posts_get_an_error_page_not_a_500(body: bytes, ht
 
 
 async def test_session_cookie_flags(runtime: Runtime) -> None:
-    settings = make_settings(runtime.settings.database_url, runtime.settings.redis_url, issuer="https://id.example.com")
+    settings = make_settings(
+        runtime.settings.database_url, runtime.settings.redis_url, issuer="https://id.example.com"
+    )
     user = await make_user(runtime)
     client = await make_rp(runtime, first_party=True)
     app = create_app(settings)
-    async with app.api.router.lifespan_context(app.api), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://id.example.com") as http:
+    async with (
+        app.api.router.lifespan_context(app.api),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://id.example.com"
+        ) as http,
+    ):
         page = await http.get(authorize_url(client))
         response = await submit_login(http, page, user.email, user.password)
     assert response.status_code == 303
-    cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("onepass_session="))
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith("onepass_session=")
+    )
     for flag in ("HttpOnly", "Secure", "SameSite=lax", "Path=/"):
         assert flag in cookie
 
 
-async def test_consent_denied_returns_access_denied(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_consent_denied_returns_access_denied(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     user = await make_user(runtime)
     client = await make_rp(runtime)
     page = await http.get(authorize_url(client))
@@ -125,7 +165,9 @@ async def test_consent_denied_returns_access_denied(http: httpx.AsyncClient, run
     assert query["error"] == ["access_denied"] and query["state"] == ["xyz"]
 
 
-async def test_prompt_login_and_prompt_consent_ask_again(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_prompt_login_and_prompt_consent_ask_again(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     user = await make_user(runtime)
     client = await make_rp(runtime)
     page = await http.get(authorize_url(client))
@@ -139,7 +181,9 @@ async def test_prompt_login_and_prompt_consent_ask_again(http: httpx.AsyncClient
     assert silent.status_code == 303 and "code=" in silent.headers["location"]
 
 
-async def test_prompt_none_without_consent_is_consent_required(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_prompt_none_without_consent_is_consent_required(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     user = await make_user(runtime)
     first = await make_rp(runtime, first_party=True)
     third = await make_rp(runtime)
@@ -153,10 +197,15 @@ async def test_password_is_rehashed_when_argon2_parameters_change(runtime: Runti
     user = await make_user(runtime)
     async with runtime.database.session() as session:
         before = await session.scalar(select(User.password_hash).where(User.id == user.id))
-    stronger = make_settings(runtime.settings.database_url, runtime.settings.redis_url, argon2_time_cost=2)
+    stronger = make_settings(
+        runtime.settings.database_url, runtime.settings.redis_url, argon2_time_cost=2
+    )
     client = await make_rp(runtime, first_party=True)
     app = create_app(stronger)
-    async with app.api.router.lifespan_context(app.api), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:
+    async with (
+        app.api.router.lifespan_context(app.api),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http,
+    ):
         page = await http.get(authorize_url(client))
         assert (await submit_login(http, page, user.email, user.password)).status_code == 303
     async with runtime.database.session() as session:

@@ -77,3 +77,11 @@ async def test_memory_cache_is_bounded() -> None:
         await cache.set(f"k{i}", "v")
     assert await cache.get("k9") == "v"
     assert await cache.get("k0") is None
+
+
+async def test_set_nx_only_writes_an_absent_key(cache: Cache) -> None:
+    assert await cache.set("t:nx", "first", 10, nx=True) is True
+    assert await cache.set("t:nx", "second", 10, nx=True) is False
+    assert await cache.get("t:nx") == "first"
+    assert await cache.set("t:nx", "third", 10) is True
+    assert await cache.get("t:nx") == "third"

@@ -59,7 +59,9 @@ def params_for(client_id: str, changes: dict[str, str | None]) -> dict[str, str]
 
 
 @pytest.mark.parametrize(("name", "changes"), FATAL, ids=[f[0] for f in FATAL])
-async def test_untrusted_client_or_redirect_shows_error_page_never_redirects(name: str, changes: dict, http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_untrusted_client_or_redirect_shows_error_page_never_redirects(
+    name: str, changes: dict, http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     client = await make_rp(runtime)
     response = await http.get("/authorize", params=params_for(client.client_id, changes))
     assert response.status_code == 400
@@ -70,7 +72,9 @@ async def test_untrusted_client_or_redirect_shows_error_page_never_redirects(nam
 
 
 @pytest.mark.parametrize(("name", "changes", "error"), REDIRECTED, ids=[r[0] for r in REDIRECTED])
-async def test_bad_parameter_is_redirected_back_with_error_state_and_iss(name: str, changes: dict, error: str, http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_bad_parameter_is_redirected_back_with_error_state_and_iss(
+    name: str, changes: dict, error: str, http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     client = await make_rp(runtime)
     response = await http.get("/authorize", params=params_for(client.client_id, changes))
     assert response.status_code == 303, response.text[:300]
@@ -83,7 +87,9 @@ async def test_bad_parameter_is_redirected_back_with_error_state_and_iss(name: s
     assert all(0x20 <= ord(c) <= 0x7E for c in query["error_description"][0])
 
 
-async def test_repeated_parameter_is_invalid_request(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_repeated_parameter_is_invalid_request(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     client = await make_rp(runtime)
     query = urlencode(params_for(client.client_id, {})) + "&scope=openid"
     response = await http.get(f"/authorize?{query}")
@@ -91,23 +97,34 @@ async def test_repeated_parameter_is_invalid_request(http: httpx.AsyncClient, ru
     assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["invalid_request"]
 
 
-async def test_repeated_redirect_uri_is_never_redirected_to(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_repeated_redirect_uri_is_never_redirected_to(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     client = await make_rp(runtime)
-    query = urlencode(params_for(client.client_id, {})) + "&redirect_uri=https%3A%2F%2Fevil.example%2F"
+    query = (
+        urlencode(params_for(client.client_id, {})) + "&redirect_uri=https%3A%2F%2Fevil.example%2F"
+    )
     response = await http.get(f"/authorize?{query}")
     assert response.status_code == 400 and "location" not in response.headers
 
 
-async def test_public_client_without_pkce_is_refused(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_public_client_without_pkce_is_refused(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     client = await make_rp(runtime, public=True)
     response = await http.get(
-        "/authorize", params=params_for(client.client_id, {"code_challenge": None, "code_challenge_method": None})
+        "/authorize",
+        params=params_for(
+            client.client_id, {"code_challenge": None, "code_challenge_method": None}
+        ),
     )
     assert response.status_code == 303
     assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["invalid_request"]
 
 
-async def test_client_without_code_grant_gets_error_page(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_client_without_code_grant_gets_error_page(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     from tests.factories import make_client
 
     client = await make_client(runtime)  # client_credentials only
@@ -115,9 +132,13 @@ async def test_client_without_code_grant_gets_error_page(http: httpx.AsyncClient
     assert response.status_code == 400 and "location" not in response.headers
 
 
-async def test_login_page_is_protected_and_usable_without_javascript(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_login_page_is_protected_and_usable_without_javascript(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     client = await make_rp(runtime)
-    response = await http.get("/authorize", params=params_for(client.client_id, {"login_hint": "ada@example.com"}))
+    response = await http.get(
+        "/authorize", params=params_for(client.client_id, {"login_hint": "ada@example.com"})
+    )
     assert response.status_code == 200
     headers = response.headers
     assert headers["x-frame-options"] == "DENY"
@@ -135,3 +156,23 @@ async def test_post_authorize_works_like_get(http: httpx.AsyncClient, runtime: R
     response = await http.post("/authorize", data=params_for(client.client_id, {"prompt": "none"}))
     assert response.status_code == 303
     assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["login_required"]
+
+
+async def test_too_many_query_parameters_get_an_error_page(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    client = await make_rp(runtime)
+    query = urlencode(params_for(client.client_id, {})) + "".join(f"&x{i}=1" for i in range(60))
+    response = await http.get(f"/authorize?{query}")
+    assert response.status_code == 400 and "location" not in response.headers
+    logout = await http.get("/logout?" + "&".join(f"x{i}=1" for i in range(60)))
+    assert logout.status_code == 400
+
+
+async def test_oversized_form_posts_are_refused_not_read(http: httpx.AsyncClient) -> None:
+    big = b"a=" + b"x" * 100_000
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    assert (await http.post("/authorize", content=big, headers=headers)).status_code == 400
+    assert (await http.post("/login", content=big, headers=headers)).status_code == 400
+    revoke = await http.post("/revoke", content=big, headers=headers)
+    assert revoke.status_code == 413 and revoke.json()["error"] == "invalid_request"

@@ -18,15 +18,26 @@ from tests.factories import REDIRECT_URI, Client, UserInfo, make_rp, make_user
 from tests.flow import log_in_and_consent
 
 
-async def get_code(http: httpx.AsyncClient, client: Client, user: UserInfo, verifier: str | None, **extra: str) -> str:
-    params = {"response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT_URI, "scope": "openid offline_access", "state": "s", **extra}
+async def get_code(
+    http: httpx.AsyncClient, client: Client, user: UserInfo, verifier: str | None, **extra: str
+) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid offline_access",
+        "state": "s",
+        **extra,
+    }
     if verifier is not None:
         params.update(code_challenge=pkce.s256(verifier), code_challenge_method="S256")
-    callback = await log_in_and_consent(http, "/authorize?" + urlencode(params), user.email, user.password)
+    callback = await log_in_and_consent(
+        http, "/authorize?" + urlencode(params), user.email, user.password
+    )
     return parse_qs(urlsplit(callback).query)["code"][0]
 
 
-def redeem(http: httpx.AsyncClient, client: Client, code: str, **form: str):  # noqa: ANN201
+def redeem(http: httpx.AsyncClient, client: Client, code: str, **form: str):
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI, **form}
     return http.post("/token", data=data, auth=(client.client_id, client.client_secret or ""))
 
@@ -36,7 +47,9 @@ async def setup(runtime: Runtime) -> tuple[Client, Client, UserInfo]:
     return await make_rp(runtime), await make_rp(runtime), await make_user(runtime)
 
 
-async def test_code_redeemed_twice_fails_and_revokes_its_tokens(http: httpx.AsyncClient, setup) -> None:
+async def test_code_redeemed_twice_fails_and_revokes_its_tokens(
+    http: httpx.AsyncClient, setup
+) -> None:
     a, _, user = setup
     verifier = secrets.token_urlsafe(48)
     code = await get_code(http, a, user, verifier)
@@ -45,18 +58,28 @@ async def test_code_redeemed_twice_fails_and_revokes_its_tokens(http: httpx.Asyn
     tokens = first.json()
     second = await redeem(http, a, code, code_verifier=verifier)
     assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
-    assert (await http.get("/userinfo", headers={"authorization": f"Bearer {tokens['access_token']}"})).status_code == 401
-    refresh = await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, auth=(a.client_id, a.client_secret))
+    assert (
+        await http.get("/userinfo", headers={"authorization": f"Bearer {tokens['access_token']}"})
+    ).status_code == 401
+    refresh = await http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(a.client_id, a.client_secret),
+    )
     assert refresh.json()["error"] == "invalid_grant"
 
 
-async def test_code_of_client_a_redeemed_by_client_b_is_invalid_grant(http: httpx.AsyncClient, setup) -> None:
+async def test_code_of_client_a_redeemed_by_client_b_is_invalid_grant(
+    http: httpx.AsyncClient, setup
+) -> None:
     a, b, user = setup
     verifier = secrets.token_urlsafe(48)
     code = await get_code(http, a, user, verifier)
     stolen = await redeem(http, b, code, code_verifier=verifier)
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
-    assert (await redeem(http, a, code, code_verifier=verifier)).status_code == 200, "the code was not burnt"
+    assert (await redeem(http, a, code, code_verifier=verifier)).status_code == 200, (
+        "the code was not burnt"
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,7 +96,9 @@ async def test_code_of_client_a_redeemed_by_client_b_is_invalid_grant(http: http
         ("missing_code", {"code": ""}, "invalid_request"),
     ],
 )
-async def test_code_exchange_bad_input(name: str, form: dict, error: str, http: httpx.AsyncClient, setup) -> None:
+async def test_code_exchange_bad_input(
+    name: str, form: dict, error: str, http: httpx.AsyncClient, setup
+) -> None:
     a, _, user = setup
     verifier = secrets.token_urlsafe(48)
     code = await get_code(http, a, user, verifier)
@@ -85,19 +110,25 @@ async def test_code_exchange_bad_input(name: str, form: dict, error: str, http: 
     assert response.json()["error"] == error
 
 
-async def test_verifier_without_challenge_is_a_downgrade_and_refused(http: httpx.AsyncClient, setup) -> None:
+async def test_verifier_without_challenge_is_a_downgrade_and_refused(
+    http: httpx.AsyncClient, setup
+) -> None:
     a, _, user = setup
     code = await get_code(http, a, user, None)
     response = await redeem(http, a, code, code_verifier=secrets.token_urlsafe(48))
     assert response.json()["error"] == "invalid_grant"
 
 
-async def test_expired_code_is_invalid_grant(http: httpx.AsyncClient, runtime: Runtime, setup) -> None:
+async def test_expired_code_is_invalid_grant(
+    http: httpx.AsyncClient, runtime: Runtime, setup
+) -> None:
     a, _, user = setup
     verifier = secrets.token_urlsafe(48)
     code = await get_code(http, a, user, verifier)
     async with runtime.database.session() as session:
-        await session.execute(update(AuthorizationCode).values(expires_at=runtime.clock.now() - timedelta(seconds=1)))
+        await session.execute(
+            update(AuthorizationCode).values(expires_at=runtime.clock.now() - timedelta(seconds=1))
+        )
     response = await redeem(http, a, code, code_verifier=verifier)
     assert response.json()["error"] == "invalid_grant"
 
@@ -113,17 +144,42 @@ async def test_nonce_is_echoed_exactly_and_may_be_reused(http: httpx.AsyncClient
         code = await get_code(http, a, user, verifier, nonce=nonce)
         id_token = (await redeem(http, a, code, code_verifier=verifier)).json()["id_token"]
         payload = id_token.split(".")[1]
-        assert json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["nonce"] == nonce
+        assert (
+            json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["nonce"]
+            == nonce
+        )
 
 
-async def test_refresh_token_of_another_client_is_invalid_grant(http: httpx.AsyncClient, setup) -> None:
+async def test_refresh_token_of_another_client_is_invalid_grant(
+    http: httpx.AsyncClient, setup
+) -> None:
     a, b, user = setup
     verifier = secrets.token_urlsafe(48)
     code = await get_code(http, a, user, verifier)
     tokens = (await redeem(http, a, code, code_verifier=verifier)).json()
-    response = await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, auth=(b.client_id, b.client_secret))
+    response = await http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(b.client_id, b.client_secret),
+    )
     assert response.json()["error"] == "invalid_grant"
-    wider = await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "openid email"}, auth=(a.client_id, a.client_secret))
+    wider = await http.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "scope": "openid email",
+        },
+        auth=(a.client_id, a.client_secret),
+    )
     assert wider.json()["error"] == "invalid_scope"
-    narrower = await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "openid"}, auth=(a.client_id, a.client_secret))
+    narrower = await http.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "scope": "openid",
+        },
+        auth=(a.client_id, a.client_secret),
+    )
     assert narrower.status_code == 200

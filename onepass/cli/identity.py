@@ -1,0 +1,191 @@
+"""Merges and canonical resolution: `users merge`, `identity enforce-check`,
+`cache invalidate-canonical`, `webhooks backfill-links`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from onepass.accounts import service as accounts
+from onepass.cli.common import JsonOption, fail, print_json, print_table, run
+from onepass.identity import enforcement
+from onepass.identity.canonical import CanonicalResolver
+from onepass.identity.service import merge
+from onepass.oauth import clients as clients_service
+from onepass.runtime import Runtime
+from onepass.webhooks import backfill
+
+identity_app = typer.Typer(
+    help="Account merges and the canonical-resolution switch.", no_args_is_help=True
+)
+cache_app = typer.Typer(help="The cache (Redis or in-process).", no_args_is_help=True)
+
+
+def resolver_for(runtime: Runtime) -> CanonicalResolver:
+    return CanonicalResolver(runtime.cache, runtime.settings.canonical_cache_ttl)
+
+
+def merge_command(
+    source: str = typer.Argument(
+        ..., metavar="SOURCE_ID", help="The user merged away (id, sub or email)."
+    ),
+    target: str = typer.Argument(
+        ..., metavar="TARGET_ID", help="The user kept (id, sub or email)."
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in identity_links)."),
+    actor: str = typer.Option("cli", "--actor", help="Who asks (kept in identity_links)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Merge SOURCE into TARGET: one transaction, then every subscribed RP is told."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.database.session() as session:
+            source_id = (await accounts.find_user(session, source)).id
+            target_id = (await accounts.find_user(session, target)).id
+        result = await merge(
+            runtime.database,
+            resolver_for(runtime),
+            runtime.clock,
+            source_id=source_id,
+            target_id=target_id,
+            actor=actor,
+            reason=reason,
+        )
+        return {
+            "link_id": result.link.id,
+            "source_id": source_id,
+            "target_id": target_id,
+            "webhooks_enqueued": result.enqueued,
+            "repointed_user_ids": result.stale_user_ids[1:],
+        }
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(
+            f"merged user {data['source_id']} into {data['target_id']} (link {data['link_id']}); "
+            f"{data['webhooks_enqueued']} RP webhook(s) enqueued"
+        )
+
+
+@identity_app.command("enforce-check")
+def enforce_check(as_json: bool = JsonOption) -> None:
+    """Per RP: links it has not received (never enqueued, pending, dead). Exit 1 if any."""
+
+    async def action(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.database.session() as session:
+            return [s.to_dict() for s in await enforcement.link_delivery_state(session)]
+
+    rows = run(action)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            rows,
+            (
+                "oauth_application_id",
+                "client_name",
+                "links",
+                "delivered",
+                "missing",
+                "never_enqueued",
+                "pending",
+                "dead",
+            ),
+            title="identity links per RP",
+        )
+    if any(row["missing"] for row in rows):
+        if not as_json:
+            typer.echo(
+                "Not safe to enable ENFORCE_CANONICAL_RESOLUTION: run `onepass webhooks backfill-links --all`.",
+                err=True,
+            )
+        raise typer.Exit(1)
+
+
+@cache_app.command("invalidate-canonical")
+def invalidate_canonical(
+    user: str | None = typer.Option(
+        None, "--user", metavar="USER_ID", help="One user (id, sub or email)."
+    ),
+    all_users: bool = typer.Option(False, "--all", help="Every cached resolution."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Drop cached canonical-user resolutions (the next request reads identity_links)."""
+    if (user is None) == (not all_users):
+        fail("give exactly one of --user USER_ID or --all", 2)
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        resolver = resolver_for(runtime)
+        cache = "redis" if runtime.settings.redis_url else "in-process"
+        if all_users:
+            return {"deleted": await resolver.invalidate_all(), "cache": cache}
+        async with runtime.database.session() as session:
+            found = await accounts.find_user(session, user or "")
+        return {
+            "user_id": found.id,
+            "deleted": await resolver.invalidate([found.id]),
+            "cache": cache,
+        }
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"deleted {data['deleted']} cached resolution(s)")
+        if data["cache"] == "in-process":
+            typer.echo(
+                "note: without ONEPASS_REDIS_URL each server process keeps its own cache, "
+                "for a few seconds only"
+            )
+
+
+def backfill_links(
+    app_id: str | None = typer.Argument(None, metavar="APP_ID", help="client_id or id of one RP."),
+    all_apps: bool = typer.Option(
+        False, "--all", help="Every RP subscribed to identity.link.created."
+    ),
+    batch_size: int = typer.Option(backfill.BATCH, "--batch-size", min=1, max=50_000),
+    as_json: bool = JsonOption,
+) -> None:
+    """Enqueue identity.link.created for every link an RP has not been sent (idempotent, resumable)."""
+    if (app_id is None) == (not all_apps):
+        fail("give exactly one of APP_ID or --all", 2)
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.database.session() as session:
+            if all_apps:
+                app_ids = [a.id for a in await enforcement.subscribed_applications(session)]
+            else:
+                app_ids = [(await clients_service.find_client(session, app_id or "")).id]
+        total = await backfill.count_links(runtime.database)
+        result = backfill.BackfillResult()
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            disable=as_json,
+            transient=False,
+        ) as progress:
+            for application_id in app_ids:
+                task = progress.add_task(f"application {application_id}", total=total)
+                one = await backfill.backfill_links(
+                    runtime.database,
+                    runtime.clock,
+                    application_id,
+                    batch_size=batch_size,
+                    progress=lambda n, task=task: progress.advance(task, n),
+                )
+                result.enqueued += one.enqueued
+                result.skipped += one.skipped
+        return {"enqueued": result.enqueued, "skipped": result.skipped}
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"enqueued {data['enqueued']}, skipped {data['skipped']} (already sent)")

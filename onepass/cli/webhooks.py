@@ -1,0 +1,447 @@
+"""``onepass webhooks …``: the dispatcher, and the playbook's webhook and dead-letter procedures."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+from onepass.cli.common import CommandError, JsonOption, print_json, print_table, run
+from onepass.logs import configure_logging
+from onepass.oauth.clients import find_client
+from onepass.oauth.models import OAuthApplication
+from onepass.runtime import Runtime
+from onepass.webhooks import keys as key_service
+from onepass.webhooks import outbox
+from onepass.webhooks.embedded import DispatcherLock, lock_path
+from onepass.webhooks.events import EventType
+from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry, WebhookSigningKey
+from onepass.webhooks.retry import parse_duration
+
+app = typer.Typer(
+    help="Webhooks to RPs: dispatcher, outbox, dead letters, signing keys.",
+    no_args_is_help=True,
+)
+keys_app = typer.Typer(help="Per-application webhook signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+ENTRY_COLUMNS = [c.name for c in WebhookOutboxEntry.__table__.columns]
+ATTEMPT_COLUMNS = [c.name for c in WebhookDeliveryAttempt.__table__.columns]
+KEY_COLUMNS = [c.name for c in WebhookSigningKey.__table__.columns if c.name != "secret_encrypted"]
+LIST_TABLE = (
+    "id",
+    "oauth_application_id",
+    "event_type",
+    "attempts",
+    "last_status_code",
+    "next_retry_at",
+    "delivered_at",
+    "dlq_at",
+    "last_error",
+)
+
+
+class Status(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    dead = "dead"
+
+
+class Scheme(StrEnum):
+    v1 = "v1"
+    v1a = "v1a"
+
+
+def describe_entry(entry: WebhookOutboxEntry) -> dict[str, Any]:
+    return {column: getattr(entry, column) for column in ENTRY_COLUMNS}
+
+
+def describe_key(key: WebhookSigningKey, now: datetime) -> dict[str, Any]:
+    data = {column: getattr(key, column) for column in KEY_COLUMNS}
+    data["signing"] = key.signs_at(now)
+    return data
+
+
+async def _app(runtime: Runtime, app_id: str) -> OAuthApplication:
+    async with runtime.database.session() as session:
+        return await find_client(session, app_id)
+
+
+@app.command("dispatch")
+def dispatch(
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        min=1,
+        max=4096,
+        help="Deliveries in flight at once (default ONEPASS_WEBHOOK_CONCURRENCY, 64).",
+    ),
+    once: bool = typer.Option(
+        False, "--once", help="Deliver what is due now, wait for it, and exit."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Run a webhook dispatcher until SIGTERM or Ctrl-C (a second one abandons the
+    deliveries in flight and releases their claims)."""
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - Windows
+        pass
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        from onepass.webhooks.dispatcher import Dispatcher  # aiohttp: only when dispatching
+
+        configure_logging(runtime.settings.log_level)
+        lock = None
+        path = lock_path(runtime.settings)
+        if path is not None:
+            lock = DispatcherLock(path)
+            if not lock.acquire():
+                raise CommandError(
+                    "another webhook dispatcher is running on this SQLite database "
+                    f"(lock {path}; `onepass serve` runs one): on SQLite one runs at a time"
+                )
+        stop, force = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            (force if stop.is_set() else stop).set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            async with Dispatcher.from_runtime(runtime, concurrency=concurrency) as dispatcher:
+                if once:
+                    stats = await dispatcher.run_once(stop, force=force)
+                else:
+                    stats = await dispatcher.run(stop, force=force)
+            return {"dispatcher": dispatcher.name, **stats.as_json()}
+        finally:
+            if lock is not None:
+                lock.release()
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(
+            f"{data['delivered']} delivered, {data['retrying']} to retry, {data['dead']} dead"
+        )
+
+
+@app.command("ping")
+def ping(
+    app_id: str = typer.Argument(..., metavar="APP_ID"),
+    count: int = typer.Option(1, "--count", min=1, max=1_000_000, help="How many test.ping."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Enqueue COUNT test.ping events for an application, in one transaction."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.database.session(exclusive=outbox.OUTBOX_LOCK) as session:
+            application = await find_client(session, app_id)
+            if not application.webhook_url:
+                raise CommandError(f"application {application.client_id} has no webhook URL")
+            events = [
+                outbox.Event(
+                    EventType.TEST_PING,
+                    {"message": "ping from 1pass", "sequence": n + 1, "count": count},
+                    f"test.ping.{uuid.uuid4().hex}",
+                )
+                for n in range(count)
+            ]
+            ids = await outbox.enqueue_many(
+                session,
+                application,
+                events,
+                clock=runtime.clock,
+                max_payload_bytes=runtime.settings.webhook_max_payload_bytes,
+            )
+        return {
+            "oauth_application_id": application.id,
+            "client_id": application.client_id,
+            "enqueued": len(ids),
+            "entry_ids": ids,
+        }
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"enqueued {data['enqueued']} test.ping for {data['client_id']}")
+
+
+@app.command("list")
+def list_(
+    status: Status | None = typer.Option(None, "--status", help="pending, delivered or dead."),
+    app_id: str | None = typer.Option(None, "--app", metavar="APP_ID", help="One application."),
+    limit: int = typer.Option(1000, "--limit", min=0, help="At most this many (0: all)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Outbox entries, oldest first (dead = the dead-letter queue)."""
+
+    async def action(runtime: Runtime) -> list[dict[str, Any]]:
+        internal_id = (await _app(runtime, app_id)).id if app_id is not None else None
+        async with runtime.database.session() as session:
+            entries = await outbox.list_entries(
+                session,
+                status=status.value if status else None,
+                app_id=internal_id,
+                limit=limit or None,
+            )
+            return [describe_entry(e) for e in entries]
+
+    rows = run(action)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, LIST_TABLE, title="webhook outbox")
+
+
+@app.command("show")
+def show(
+    entry_id: int = typer.Argument(..., metavar="ENTRY_ID"), as_json: bool = JsonOption
+) -> None:
+    """One outbox entry and every delivery attempt (status, error, kids that signed it)."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.database.session() as session:
+            entry = await outbox.get_entry(session, entry_id)
+            attempts = await outbox.list_attempts(session, entry_id)
+            data = describe_entry(entry)
+            data["delivery_attempts"] = [
+                {c: getattr(a, c) for c in ATTEMPT_COLUMNS} for a in attempts
+            ]
+            return data
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+        return
+    attempts = data.pop("delivery_attempts")
+    print_table([{"field": k, "value": v} for k, v in data.items()], ("field", "value"))
+    print_table(
+        attempts,
+        ("attempt", "started_at", "duration_ms", "status_code", "outcome", "error", "signed_kids"),
+        title="attempts",
+    )
+
+
+@app.command("retry")
+def retry(
+    entry_id: int = typer.Argument(..., metavar="ENTRY_ID"), as_json: bool = JsonOption
+) -> None:
+    """Send a dead entry again: dlq_at, next_retry_at, attempts and last_error cleared,
+    enqueued_at = now; the next dispatcher pass picks it up."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.database.session(exclusive=outbox.OUTBOX_LOCK) as session:
+            return describe_entry(await outbox.retry_entry(session, runtime.clock, entry_id))
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"entry {data['id']} queued again")
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise CommandError(
+            f"--since {value[:60]!r} is not an ISO 8601 date or time "
+            "(e.g. 2026-01-31 or 2026-01-31T12:00:00Z)"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+@app.command("replay-dlq")
+def replay_dlq(
+    app_id: str = typer.Argument(..., metavar="APP_ID"),
+    since: str | None = typer.Option(
+        None, "--since", metavar="ISO", help="Only entries dead-lettered at or after this time."
+    ),
+    event_type: str | None = typer.Option(
+        None, "--event-type", metavar="T", help="Only this event type."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count, change nothing."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Send every dead entry of an application again (the bulk form of `retry`)."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        when = _parse_since(since)
+        application = await _app(runtime, app_id)
+        async with runtime.database.session(exclusive=outbox.OUTBOX_LOCK) as session:
+            ids = await outbox.replay_dead(
+                session,
+                runtime.clock,
+                application.id,
+                since=when,
+                event_type=event_type,
+                dry_run=dry_run,
+            )
+        return {
+            "oauth_application_id": application.id,
+            "client_id": application.client_id,
+            "dry_run": dry_run,
+            "replayed": 0 if dry_run else len(ids),
+            "matched": len(ids),
+            "entry_ids": ids,
+        }
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    elif dry_run:
+        typer.echo(f"{data['matched']} dead entries would be sent again (dry run)")
+    else:
+        typer.echo(f"{data['replayed']} dead entries queued again")
+
+
+@app.command("dead-counts")
+def dead_counts(as_json: bool = JsonOption) -> None:
+    """Dead-lettered entries per application, most first (the playbook's monitoring query)."""
+
+    async def action(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.database.session() as session:
+            counts = await outbox.dead_counts(session)
+        return [{"oauth_application_id": a, "dead_count": n} for a, n in counts]
+
+    rows = run(action)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, ("oauth_application_id", "dead_count"), title="dead letters")
+
+
+@keys_app.command("list")
+def keys_list(
+    app_id: str = typer.Argument(..., metavar="APP_ID"), as_json: bool = JsonOption
+) -> None:
+    """An application's signing keys, newest first (never the secrets)."""
+
+    async def action(runtime: Runtime) -> list[dict[str, Any]]:
+        application = await _app(runtime, app_id)
+        async with runtime.database.session() as session:
+            keys = await key_service.list_keys(session, application.id)
+            now = runtime.clock.now()
+            return [describe_key(k, now) for k in keys]
+
+    rows = run(action)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            rows,
+            ("kid", "scheme", "state", "signing", "created_at", "expires_at", "revoked_at"),
+            title="webhook signing keys",
+        )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    app_id: str = typer.Argument(..., metavar="APP_ID"),
+    grace: str = typer.Option(
+        "72h", "--grace", help="How long the previous key keeps signing (e.g. 72h, 30m, 0)."
+    ),
+    scheme: Scheme | None = typer.Option(
+        None, "--scheme", help="v1 (HMAC, default: the current one) or v1a (Ed25519)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a new signing key; the previous one keeps signing for the grace period.
+    The new secret is printed this once."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        try:
+            grace_period = timedelta(seconds=parse_duration(grace))
+        except ValueError as exc:
+            raise CommandError(f"--grace: {exc}") from None
+        application = await _app(runtime, app_id)
+        async with runtime.database.session(
+            exclusive=key_service.keys_lock(application.id)
+        ) as session:
+            new, retired = await key_service.rotate(
+                session,
+                runtime.box,
+                runtime.clock,
+                application.id,
+                grace=grace_period,
+                scheme=scheme.value if scheme else None,
+            )
+        return {
+            **new.as_json(),
+            "retired_kids": retired,
+            "grace_seconds": grace_period.total_seconds(),
+        }
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"kid:    {data['kid']}")
+    if data.get("secret"):
+        typer.echo(f"secret: {data['secret']}")
+    else:
+        typer.echo(f"public key: {data['public_key']}")
+    typer.echo("Shown this once. The previous key keeps signing during the grace period.")
+
+
+@app.command("compromise")
+def compromise(
+    app_id: str = typer.Argument(..., metavar="APP_ID"),
+    kid: str = typer.Argument(..., metavar="KID"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Emergency: revoke a leaked signing key, issue a new one, re-stamp undelivered
+    entries and send webhook_key.compromised, in one transaction."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        application = await _app(runtime, app_id)
+        async with runtime.database.session(
+            exclusive=key_service.keys_lock(application.id)
+        ) as session:
+            locked = await session.get(OAuthApplication, application.id)
+            if locked is None:
+                raise CommandError(f"application {app_id} was deleted meanwhile")
+            result = await key_service.compromise(
+                session,
+                runtime.box,
+                runtime.clock,
+                locked,
+                kid,
+                max_payload_bytes=runtime.settings.webhook_max_payload_bytes,
+            )
+        new = result.new_key.as_json()
+        return {
+            "revoked_kid": result.revoked_kid,
+            **new,
+            "restamped_entries": result.restamped,
+            "event_entry_id": result.event_id,
+        }
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"revoked: {data['revoked_kid']}")
+    typer.echo(f"new kid: {data['kid']}")
+    if data.get("secret"):
+        typer.echo(f"secret:  {data['secret']}")
+    else:
+        typer.echo(f"public key: {data['public_key']}")
+    typer.echo(
+        f"{data['restamped_entries']} undelivered entries re-stamped; "
+        "webhook_key.compromised enqueued. The secret is shown this once."
+    )

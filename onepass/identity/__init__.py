@@ -1,0 +1,1 @@
+"""Account merges: identity_links, the merge service, canonical-user resolution."""

@@ -1,0 +1,192 @@
+"""The merge service: one transaction that merges a user into another.
+
+Rules (the playbook's, made checks):
+- both users are locked in a fixed order (ids ascending), so merges that touch the
+  same users run one after the other and never deadlock;
+- refused: merging a user into itself, a user already merged, into a user that is
+  itself merged (the error names its canonical user), or anything making a cycle;
+- the link is inserted and every link that targeted the source is repointed to the
+  target, so every chain stays one hop;
+- the source's login sessions and refresh tokens are revoked;
+- ``identity.link.created`` is enqueued for every application subscribed to it, in
+  the same transaction, with an idempotency key derived from (link, application).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts.models import User
+from onepass.accounts.service import revoke_user_sessions
+from onepass.clock import Clock
+from onepass.db.engine import Database, lock
+from onepass.identity.canonical import CanonicalResolver, canonical_user_id
+from onepass.identity.models import IdentityLink
+from onepass.oauth.models import OAuthApplication
+from onepass.oauth.revocation import revoke_user_refresh_tokens
+from onepass.webhooks.events import EventType
+from onepass.webhooks.outbox import enqueue, subscribed, timestamp_text
+
+MERGE_LOCK = "identity.merge"
+
+
+class MergeError(ValueError):
+    """A merge that must not happen; the message tells the operator what to do."""
+
+
+def link_idempotency_key(link_id: int, application_id: int) -> str:
+    return f"identity.link.created:{link_id}:{application_id}"
+
+
+def link_payload(
+    link_id: int,
+    created_at: datetime,
+    source_sub: str,
+    target_sub: str,
+    repointed: list[dict[str, object]] | None = None,
+) -> dict[str, object]:
+    """The ``data`` of ``identity.link.created``. ``repointed`` lists older links whose
+    target was the source and now is the target, so an RP keeps every chain one hop."""
+    return {
+        "link_id": link_id,
+        "source_sub": source_sub,
+        "target_sub": target_sub,
+        "created_at": timestamp_text(created_at),
+        "repointed": repointed or [],
+    }
+
+
+@dataclass
+class MergeResult:
+    link: IdentityLink
+    source: User
+    target: User
+    # Users whose canonical user changed (the source and everyone merged into it).
+    stale_user_ids: list[int] = field(default_factory=list)
+    enqueued: int = 0
+
+
+async def _lock_users(session: AsyncSession, ids: list[int]) -> dict[int, User]:
+    query = select(User).where(User.id.in_(ids)).order_by(User.id)
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    users = {
+        u.id: u for u in await session.scalars(query.execution_options(populate_existing=True))
+    }
+    missing = [i for i in ids if i not in users]
+    if missing:
+        raise MergeError(f"no user with id {missing[0]}")
+    return users
+
+
+async def merge_users(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    source_id: int,
+    target_id: int,
+    actor: str,
+    reason: str | None = None,
+) -> MergeResult:
+    """Merge ``source_id`` into ``target_id`` in the caller's transaction.
+
+    On SQLite the transaction must be exclusive (``merge`` does that).
+    """
+    if source_id == target_id:
+        raise MergeError("a user cannot be merged into itself")
+    users = await _lock_users(session, sorted({source_id, target_id}))
+    source, target = users[source_id], users[target_id]
+    # Read the links only now, under the locks: a concurrent merge has committed.
+    if await canonical_user_id(session, source_id) != source_id:
+        raise MergeError(
+            f"user {source_id} is already merged into user {await canonical_user_id(session, source_id)}"
+        )
+    target_canonical = await canonical_user_id(session, target_id)
+    if target_canonical != target_id:
+        raise MergeError(
+            f"user {target_id} is itself merged into user {target_canonical}: "
+            f"merge into {target_canonical} instead"
+        )
+    if target_canonical == source_id:  # unreachable with one-hop chains; kept as the invariant
+        raise MergeError("this merge would make a cycle")
+
+    now = clock.now()
+    link = IdentityLink(
+        source_user_id=source_id,
+        target_user_id=target_id,
+        created_at=now,
+        actor=actor[:200],
+        reason=reason,
+    )
+    session.add(link)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise MergeError(f"user {source_id} is already merged") from None
+    repointed_rows = (
+        await session.execute(
+            update(IdentityLink)
+            .where(IdentityLink.target_user_id == source_id)
+            .values(target_user_id=target_id)
+            .returning(IdentityLink.id, IdentityLink.source_user_id)
+        )
+    ).all()
+    repointed = [source_user for _, source_user in repointed_rows]
+    subs = (
+        dict((await session.execute(select(User.id, User.sub).where(User.id.in_(repointed)))).all())
+        if repointed
+        else {}
+    )
+    await revoke_user_sessions(session, clock, source_id)
+    await revoke_user_refresh_tokens(session, clock, source_id, "merged")
+
+    enqueued = 0
+    payload = link_payload(
+        link.id,
+        link.created_at,
+        source.sub,
+        target.sub,
+        [{"link_id": link_id, "source_sub": subs[user]} for link_id, user in repointed_rows],
+    )
+    applications = await session.scalars(
+        select(OAuthApplication).where(OAuthApplication.webhook_url.is_not(None))
+    )
+    for app in applications:
+        if subscribed(app, EventType.IDENTITY_LINK_CREATED):
+            await enqueue(
+                session,
+                app,
+                EventType.IDENTITY_LINK_CREATED,
+                payload,
+                link_idempotency_key(link.id, app.id),
+                clock=clock,
+            )
+            enqueued += 1
+    return MergeResult(link, source, target, [source_id, *repointed], enqueued)
+
+
+async def merge(
+    database: Database,
+    resolver: CanonicalResolver,
+    clock: Clock,
+    *,
+    source_id: int,
+    target_id: int,
+    actor: str,
+    reason: str | None = None,
+) -> MergeResult:
+    """Merge in its own transaction, then invalidate exactly the stale cache keys."""
+    async with database.sessionmaker() as session, session.begin():
+        if database.dialect == "sqlite":
+            await lock(session, MERGE_LOCK)  # BEGIN IMMEDIATE: merges serialise
+        result = await merge_users(
+            session, clock, source_id=source_id, target_id=target_id, actor=actor, reason=reason
+        )
+    await resolver.record_merge(result.stale_user_ids, target_id)
+    return result

@@ -1,0 +1,676 @@
+"""The webhook dispatcher: claim due entries, sign them, deliver them, record the outcome.
+
+Any number of dispatchers (processes, machines) share one PostgreSQL database. Each
+claims a batch of due entries with one statement (``store.CLAIM_SQL``: ``UPDATE …
+WHERE id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED)) RETURNING``), so no entry is
+held by two dispatchers at once, and an entry whose dispatcher died is claimed again
+when its lease expires, and no sooner. The lease
+outlasts the HTTP timeout, so a live dispatcher always finishes first. Results are
+recorded in batches, fenced by the lease token: a dispatcher that lost its lease (or
+whose entry was re-stamped by a key compromise) cannot overwrite anything.
+
+On SQLite one dispatcher runs at a time (``embedded.DispatcherLock``); the same
+operations run through SQLAlchemy there (``store.SqlStore``).
+
+New entries wake dispatchers through PostgreSQL LISTEN/NOTIFY (``listener.py``);
+polling every ``ONEPASS_WEBHOOK_POLL_INTERVAL`` remains the fallback and finds the
+retries that become due. A per-application concurrency cap keeps a slow RP from
+taking every slot: an application at its cap is left out of the next claims, and a
+claim takes no more of an application's entries than it has free slots, so whatever
+is claimed starts at once, its signing keys read just before.
+
+Delivery policy: ``retry.py``. Signatures: ``signing.py``. Address checks: ``safety.py``
+and ``resolver.py``. Statements: ``store.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import socket
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from onepass import __version__
+from onepass.clock import Clock
+from onepass.crypto import DecryptionError, SecretBox
+from onepass.db import Database
+from onepass.runtime import Runtime
+from onepass.settings import Settings
+from onepass.webhooks import keys as webhook_keys
+from onepass.webhooks import outbox, resolver, safety, signing
+from onepass.webhooks.errors import UnsafeWebhookTarget
+from onepass.webhooks.listener import Listener
+from onepass.webhooks.models import AttemptOutcome
+from onepass.webhooks.retry import (
+    Decision,
+    Outcome,
+    RetryPolicy,
+    TransportFailure,
+    decide,
+    parse_retry_after,
+    parse_schedule,
+)
+from onepass.webhooks.store import (
+    RESTAMPED_ERROR,
+    Claimed,
+    ClaimSlots,
+    EntryUpdate,
+    Recorded,
+    create_store,
+)
+
+log = structlog.get_logger("onepass.webhooks.dispatcher")
+
+USER_AGENT = f"1pass-webhooks/{__version__}"
+MAX_SIGNING_KEYS = 5
+# How long the recorder waits for more results before writing a batch.
+RECORD_WINDOW = 0.005
+# Errors of the database (or of the network to it): the dispatcher waits and goes on.
+DATABASE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError)
+
+
+@dataclass(slots=True)
+class Result:
+    entry: Claimed
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int
+    status: int | None
+    failure: TransportFailure | None
+    response_body: str | None
+    kids: list[str]
+    decision: Decision
+
+
+@dataclass
+class Stats:
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    discarded: int = 0
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "delivered": self.delivered,
+            "retrying": self.retrying,
+            "dead": self.dead,
+            "discarded": self.discarded,
+        }
+
+
+@dataclass
+class _Target:
+    """What one application's deliveries need: its URL and its signing keys."""
+
+    url: str | None
+    keys: list[tuple[signing.Signer, datetime | None]] = field(default_factory=list)
+    error: str | None = None
+
+    def signers_at(self, now: datetime) -> list[signing.Signer]:
+        signers = [s for s, expires in self.keys if expires is None or expires > now]
+        return signers[:MAX_SIGNING_KEYS]
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+class Dispatcher:
+    """Delivers due outbox entries until stopped; use as an async context manager."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        box: SecretBox,
+        clock: Clock,
+        *,
+        concurrency: int | None = None,
+        app_concurrency: int | None = None,
+        batch_size: int = 500,
+        name: str | None = None,
+        rng: random.Random | None = None,
+        listen: bool = True,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.box = box
+        self.clock = clock
+        self.concurrency = concurrency or settings.webhook_concurrency
+        self.app_concurrency = min(
+            app_concurrency or settings.webhook_app_concurrency, self.concurrency
+        )
+        self.batch_size = batch_size
+        self.name = name or default_name()
+        self.rng = rng or random.Random()
+        self.policy = RetryPolicy(
+            parse_schedule(settings.webhook_retry_schedule),
+            settings.webhook_retry_jitter,
+            settings.webhook_retry_after_max,
+        )
+        self.timeout = settings.webhook_timeout
+        self.lease = timedelta(seconds=settings.webhook_lease_seconds)
+        self.poll_interval = settings.webhook_poll_interval
+        self.max_response_bytes = settings.webhook_max_response_bytes
+        self.stats = Stats()
+        self.store = create_store(database)
+        self._listen = listen and database.dialect == "postgresql"
+        self._listener: Listener | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._signers: dict[str, signing.Signer] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._per_app: Counter[int] = Counter()
+        self._results: asyncio.Queue[Result | None] = asyncio.Queue()
+        self._cancelled: list[Claimed] = []
+        self._wake = asyncio.Event()
+        self._capacity = asyncio.Event()
+        self._want_capacity = False
+        self._refill = max(1, min(self.batch_size, self.concurrency) // 4)
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime, **options: Any) -> Dispatcher:
+        return cls(runtime.database, runtime.settings, runtime.box, runtime.clock, **options)
+
+    async def __aenter__(self) -> Dispatcher:
+        connector = aiohttp.TCPConnector(
+            limit=self.concurrency,
+            limit_per_host=0,
+            resolver=resolver.SafeResolver(
+                allow_private=self.settings.webhook_allow_private_targets
+            ),
+            ttl_dns_cache=10,
+            keepalive_timeout=30,
+        )
+        self._http = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),  # never keep an RP's cookies
+            auto_decompress=False,
+            trust_env=False,  # no proxy from the environment: connect where we checked
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+        if self._listen:
+            self._listener = Listener(self.database.url, {outbox.OUTBOX_CHANNEL: self._on_outbox})
+            await self._listener.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store.close()
+        if self._listener is not None:
+            await self._listener.stop()
+        if self._http is not None:
+            await self._http.close()
+
+    # -- wake-ups ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for due entries now (NOTIFY, or an enqueue in this process)."""
+        self._wake.set()
+
+    def _on_outbox(self, _payload: str) -> None:
+        self._wake.set()
+
+    def _check_url(self, url: str) -> None:
+        safety.check_url(
+            url,
+            production=self.settings.is_production,
+            allow_private=self.settings.webhook_allow_private_targets,
+        )
+
+    # -- running ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, force: asyncio.Event | None = None) -> Stats:
+        """Deliver until ``stop`` is set; then finish the attempts in flight (or, once
+        ``force`` is set, abandon them and release their claims) and return."""
+        log.info(
+            "webhooks.dispatcher.started",
+            dispatcher=self.name,
+            concurrency=self.concurrency,
+            app_concurrency=self.app_concurrency,
+            listen=self._listener is not None,
+        )
+        await self._loop(stop, force=force, once=False)
+        log.info("webhooks.dispatcher.stopped", dispatcher=self.name, **self.stats.as_json())
+        return self.stats
+
+    async def run_once(
+        self, stop: asyncio.Event | None = None, *, force: asyncio.Event | None = None
+    ) -> Stats:
+        """Deliver every entry due now (waiting for the attempts to finish), then return;
+        ``stop`` and ``force`` end it early, as for ``run``."""
+        await self._loop(stop or asyncio.Event(), force=force, once=True)
+        return self.stats
+
+    async def _loop(self, stop: asyncio.Event, *, force: asyncio.Event | None, once: bool) -> None:
+        assert self._http is not None, "use the dispatcher as an async context manager"
+        recorder = asyncio.create_task(self._recorder(), name="webhooks-recorder")
+        failures = 0
+        try:
+            while not stop.is_set():
+                free = self.concurrency - len(self._tasks)
+                limit = min(free, self.batch_size)
+                saturated = any(n >= self.app_concurrency for n in self._per_app.values())
+                claimed: list[Claimed] = []
+                if limit > 0 and (free >= self._refill or not self._tasks):
+                    self._wake.clear()
+                    try:
+                        claimed = await self.claim_batch(limit, self._per_app)
+                        if claimed:
+                            await self._start(claimed)
+                        failures = 0
+                    except DATABASE_ERRORS as exc:
+                        # The database is away: what was claimed stays leased and is
+                        # claimed again when the lease ends.
+                        if once:
+                            raise
+                        failures += 1
+                        log.error(
+                            "webhooks.claim_failed",
+                            dispatcher=self.name,
+                            error=type(exc).__name__,
+                            detail=str(exc).splitlines()[0][:200] if str(exc) else "",
+                        )
+                        await self._sleep(stop, min(30.0, 0.5 * 2**failures))
+                        continue
+                full = bool(claimed) and len(claimed) >= limit
+                # A finished attempt frees a slot worth claiming for: wake on it when
+                # the last claim was cut short by capacity or an application's cap.
+                self._want_capacity = once or full or saturated or free < self._refill
+                if once and not self._tasks:
+                    if not claimed:
+                        break
+                    continue
+                if full and len(self._tasks) < self.concurrency:
+                    continue
+                await self._wait(stop, once)
+        finally:
+            await self._shutdown(force)
+            await self._results.put(None)
+            await recorder
+
+    async def _wait(self, stop: asyncio.Event, once: bool) -> None:
+        self._capacity.clear()
+        waiters = [asyncio.ensure_future(self._capacity.wait()), asyncio.ensure_future(stop.wait())]
+        if not once:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(
+                waiters,
+                timeout=None if once else self.poll_interval,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    async def _shutdown(self, force: asyncio.Event | None) -> None:
+        """Let the attempts in flight finish (at most the HTTP timeout, unless ``force``
+        is set); release the claims of those that do not."""
+        pending = set(self._tasks)
+        forced = asyncio.ensure_future(force.wait()) if force is not None else None
+        deadline = time.monotonic() + self.timeout + 5
+        while pending and time.monotonic() < deadline and not (forced and forced.done()):
+            waiting: set[asyncio.Future[Any]] = set(pending)
+            if forced is not None:
+                waiting.add(forced)
+            await asyncio.wait(
+                waiting, timeout=deadline - time.monotonic(), return_when=asyncio.FIRST_COMPLETED
+            )
+            pending = {t for t in pending if not t.done()}
+        if forced is not None:
+            forced.cancel()
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if self._cancelled:
+            cancelled, self._cancelled = self._cancelled, []
+            try:
+                await self.store.release(cancelled, due=self.clock.now(), error=None)
+            except DATABASE_ERRORS as exc:
+                log.error(
+                    "webhooks.release_failed", error=type(exc).__name__, entries=len(cancelled)
+                )
+            log.info("webhooks.claims_released", entries=len(cancelled))
+
+    # -- claiming ---------------------------------------------------------------------
+
+    async def claim_batch(
+        self, limit: int, in_flight: Mapping[int, int] | None = None
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due entries, oldest due first, taking no more of an
+        application than its free slots (``in_flight``: attempts running per application)."""
+        now = self.clock.now()
+        return await self.store.claim(
+            self.claim_slots(limit, in_flight or {}),
+            now=now,
+            until=now + self.lease,
+            name=self.name,
+            token=secrets.token_hex(8),
+        )
+
+    def claim_slots(self, limit: int, in_flight: Mapping[int, int]) -> ClaimSlots:
+        return ClaimSlots.of(limit, in_flight, self.app_concurrency)
+
+    async def _start(self, claimed: list[Claimed]) -> None:
+        claimed.sort(key=lambda e: e.id)
+        targets = await self._load_targets(sorted({e.app_id for e in claimed}))
+        for entry in claimed:
+            self._per_app[entry.app_id] += 1
+            task = asyncio.create_task(self._attempt(entry, targets[entry.app_id]))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished(entry.app_id))
+
+    def _finished(self, app_id: int) -> Any:
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            was_full = self._per_app[app_id] >= self.app_concurrency
+            self._per_app[app_id] -= 1
+            if self._per_app[app_id] <= 0:
+                del self._per_app[app_id]
+            # Wake the claim loop when a claim is worth it: enough free slots, an
+            # application back under its cap, or nothing left in flight.
+            if self._want_capacity and (
+                was_full or not self._tasks or self.concurrency - len(self._tasks) >= self._refill
+            ):
+                self._capacity.set()
+            if not task.cancelled() and task.exception() is not None:
+                log.error("webhooks.attempt_crashed", exc_info=task.exception())
+
+        return done
+
+    async def _load_targets(self, app_ids: list[int]) -> dict[int, _Target]:
+        """Each application's URL and valid keys, read as its attempts are about to start.
+
+        Read for every batch, never cached across batches: a key revoked by a
+        compromise signs nothing that starts after the read that follows the commit.
+        (Decrypted secrets are cached by kid: a kid's secret never changes.)
+        """
+        targets = {a: _Target(None) for a in app_ids}
+        for row in await self.store.keys(app_ids, self.clock.now()):
+            target = targets[row.app_id]
+            target.url = row.url
+            if row.kid is None or row.sealed is None or row.scheme is None:
+                continue
+            signer = self._signers.get(row.kid)
+            if signer is None:
+                try:
+                    secret = self.box.decrypt(row.sealed, webhook_keys.box_context(row.kid))
+                    signer = signing.Signer.create(row.kid, row.scheme, secret)
+                except DecryptionError as exc:
+                    target.error = f"signing key {row.kid} does not decrypt: {exc}"
+                    log.error("webhooks.key_does_not_decrypt", kid=row.kid)
+                    continue
+                self._signers[row.kid] = signer
+            target.keys.append((signer, row.expires_at))
+        return targets
+
+    # -- delivering -------------------------------------------------------------------
+
+    async def _attempt(self, entry: Claimed, target: _Target) -> None:
+        try:
+            result = await self.deliver(entry, target)
+        except asyncio.CancelledError:
+            self._cancelled.append(entry)
+            raise
+        await self._results.put(result)
+
+    async def deliver(self, entry: Claimed, target: _Target) -> Result:
+        """Sign and POST one entry; classify the outcome. Never raises for the RP's faults."""
+        assert self._http is not None
+        started_at = self.clock.now()
+        started = time.monotonic()
+        attempt = entry.attempts + 1
+        status: int | None = None
+        failure: TransportFailure | None = None
+        retry_after: float | None = None
+        body_text: str | None = None
+        signers = target.signers_at(started_at)
+        sent_kids: list[str] = []
+        try:
+            if not target.url:
+                raise _Failure("no_webhook_url", "the application has no webhook URL", False)
+            if not signers:
+                raise _Failure(
+                    "no_signing_key",
+                    target.error
+                    or "the application has no valid webhook signing key (create one with "
+                    "`onepass webhooks keys rotate APP_ID`)",
+                    True,
+                )
+            self._check_url(target.url)
+            body = outbox.envelope(entry.event_type, entry.created_at, entry.payload)
+            headers = signing.signature_headers(
+                entry.idempotency_key, int(self.clock.timestamp()), body, signers
+            )
+            headers["content-type"] = "application/json"
+            headers["user-agent"] = USER_AGENT
+            sent_kids = [s.kid for s in signers]
+            async with self._http.post(
+                target.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), started_at)
+                raw = await self._read_capped(response)
+                body_text = raw.decode("utf-8", "replace") if raw else None
+        except _Failure as exc:
+            failure = exc.failure
+        except UnsafeWebhookTarget as exc:
+            failure = TransportFailure("unsafe_target", str(exc), False)
+        except TimeoutError:
+            failure = TransportFailure("timeout", f"no response within {self.timeout:g} s", True)
+        except aiohttp.ClientConnectorDNSError as exc:
+            if isinstance(exc.os_error, resolver.UnsafeAddressError):
+                failure = TransportFailure("unsafe_target", str(exc.os_error), False)
+            else:
+                failure = TransportFailure(
+                    "dns",
+                    f"could not resolve {exc.host}: {exc.os_error.strerror or exc.os_error}",
+                    True,
+                )
+        except aiohttp.ClientConnectorError as exc:
+            failure = TransportFailure(
+                "connection",
+                f"could not connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
+                True,
+            )
+        except aiohttp.InvalidURL as exc:
+            failure = TransportFailure("invalid_url", f"invalid webhook URL: {exc}", False)
+        except aiohttp.ClientError as exc:
+            failure = TransportFailure("connection", f"{type(exc).__name__}: {exc}"[:300], True)
+        except OSError as exc:
+            failure = TransportFailure("connection", f"{type(exc).__name__}: {exc}"[:300], True)
+        except Exception as exc:  # a bug of ours must not lose the entry: retry, and say so
+            log.exception("webhooks.attempt_failed_unexpectedly", entry_id=entry.id)
+            failure = TransportFailure("internal", f"internal error: {type(exc).__name__}", True)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        decision = decide(
+            self.policy,
+            attempt=attempt,
+            status=status,
+            failure=failure,
+            retry_after=retry_after,
+            rng=self.rng,
+        )
+        return Result(
+            entry=entry,
+            started_at=started_at,
+            finished_at=self.clock.now(),
+            duration_ms=duration_ms,
+            status=status,
+            failure=failure,
+            response_body=body_text,
+            kids=sent_kids,
+            decision=decision,
+        )
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        # Read at most max_response_bytes; a longer body is not read further (the
+        # connection is then closed rather than reused).
+        cap = self.max_response_bytes
+        content = response.content
+        chunks: list[bytes] = []
+        size = 0
+        while size < cap and not content.at_eof():
+            chunk = await content.read(cap - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    # -- recording --------------------------------------------------------------------
+
+    async def _recorder(self) -> None:
+        done = False
+        while not done:
+            first = await self._results.get()
+            if first is None:
+                break
+            # Let what finishes within a few milliseconds join: one write for many results.
+            if self._results.qsize() < 100 and self._tasks:
+                await asyncio.sleep(RECORD_WINDOW)
+            batch = [first]
+            while not self._results.empty() and len(batch) < 2000:
+                item = self._results.get_nowait()
+                if item is None:
+                    done = True
+                    break
+                batch.append(item)
+            failures = 0
+            while True:
+                try:
+                    await self.record_results(batch)
+                    break
+                except Exception as exc:  # the database is away, or a bug: keep recording
+                    failures += 1
+                    log.error(
+                        "webhooks.record_failed",
+                        error=type(exc).__name__,
+                        results=len(batch),
+                        detail=str(exc).splitlines()[0][:200] if str(exc) else "",
+                    )
+                    if failures >= 10:
+                        # The leases expire and the entries are delivered again: at least once.
+                        break
+                    await asyncio.sleep(min(10.0, 0.2 * 2**failures))
+
+    async def record_results(self, results: Sequence[Result]) -> None:
+        """Apply outcomes (fenced by lease token and key epoch) and log every attempt."""
+
+        def attempt_rows(recorded: Recorded) -> list[tuple[Any, ...]]:
+            rows = []
+            for r in results:
+                if r.entry.id in recorded.gone:
+                    continue
+                outcome: str = r.decision.outcome.value
+                error = r.decision.reason
+                if r.entry.id not in recorded.applied:
+                    outcome = AttemptOutcome.DISCARDED.value
+                    why = (
+                        RESTAMPED_ERROR
+                        if r.entry.id in recorded.restamped
+                        else "the lease expired before the result was recorded"
+                    )
+                    error = f"{error}; not applied: {why}" if error else f"not applied: {why}"
+                rows.append(  # in store.ATTEMPT_COLUMNS order
+                    (
+                        r.entry.id,
+                        r.entry.app_id,
+                        r.entry.attempts + 1,
+                        r.started_at,
+                        r.duration_ms,
+                        r.status,
+                        _error_class(r),
+                        error,
+                        r.response_body,
+                        r.kids,
+                        outcome,
+                        self.name,
+                    )
+                )
+            return rows
+
+        recorded = await self.store.record(
+            [_entry_update(r) for r in results], attempt_rows, self.clock.now()
+        )
+        for r in results:
+            if r.entry.id not in recorded.applied:
+                self.stats.discarded += 1
+                log.warning(
+                    "webhooks.result_discarded",
+                    entry_id=r.entry.id,
+                    app_id=r.entry.app_id,
+                    restamped=r.entry.id in recorded.restamped,
+                )
+                continue
+            outcome = r.decision.outcome
+            if outcome is Outcome.DELIVERED:
+                self.stats.delivered += 1
+            elif outcome is Outcome.RETRY:
+                self.stats.retrying += 1
+                log.info(
+                    "webhooks.delivery_failed",
+                    entry_id=r.entry.id,
+                    app_id=r.entry.app_id,
+                    status=r.status,
+                    error=r.decision.reason,
+                )
+            else:
+                self.stats.dead += 1
+                log.warning(
+                    "webhooks.dead_lettered",
+                    entry_id=r.entry.id,
+                    app_id=r.entry.app_id,
+                    status=r.status,
+                    error=r.decision.reason,
+                )
+
+
+def _entry_update(r: Result) -> EntryUpdate:
+    decision = r.decision
+    retry_at = (
+        r.finished_at + timedelta(seconds=decision.delay)
+        if decision.outcome is Outcome.RETRY and decision.delay is not None
+        else None
+    )
+    return EntryUpdate(
+        id=r.entry.id,
+        token=r.entry.lease_token,
+        epoch=r.entry.key_epoch,
+        delivered_at=r.finished_at if decision.outcome is Outcome.DELIVERED else None,
+        dlq_at=r.finished_at if decision.outcome is Outcome.DEAD else None,
+        next_retry_at=retry_at,
+        status_code=r.status,
+        last_error=decision.reason,
+    )
+
+
+def _error_class(r: Result) -> str | None:
+    if r.failure is not None:
+        return r.failure.kind
+    if r.status is not None and not 200 <= r.status < 300 and r.status != 409:
+        return "http_status"
+    return None
+
+
+class _Failure(Exception):
+    def __init__(self, kind: str, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.failure = TransportFailure(kind, message, retryable)

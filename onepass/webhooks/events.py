@@ -1,0 +1,29 @@
+"""Webhook event types: every type 1pass can send, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    # Sent on demand (``onepass webhooks ping``); always delivered to an application
+    # with a webhook URL, whatever it subscribed to.
+    TEST_PING = "test.ping"
+    # A user was merged into another (identity_links); RPs mirror the link.
+    IDENTITY_LINK_CREATED = "identity.link.created"
+    # One of the application's webhook signing keys was revoked as compromised;
+    # always delivered, signed only with the keys still valid.
+    WEBHOOK_KEY_COMPROMISED = "webhook_key.compromised"
+
+
+# Delivered whether or not the application subscribed to them.
+ALWAYS_DELIVERED = frozenset({EventType.TEST_PING, EventType.WEBHOOK_KEY_COMPROMISED})
+
+
+def parse_event_type(value: str) -> EventType:
+    """The event type named ``value``; ``ValueError`` naming the known types otherwise."""
+    try:
+        return EventType(value)
+    except ValueError:
+        known = ", ".join(e.value for e in EventType)
+        raise ValueError(f"unknown webhook event type {value[:100]!r}; known: {known}") from None

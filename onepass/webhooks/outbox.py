@@ -1,0 +1,343 @@
+"""The transactional outbox: webhooks are written in the transaction of the change behind them.
+
+``enqueue(session, app, event_type, payload, idempotency_key)`` adds a row to
+``webhook_outbox_entries`` in the caller's transaction: if the change rolls back, so
+does the webhook, and if it commits, a dispatcher will deliver it (at least once).
+On PostgreSQL the same transaction sends a NOTIFY, delivered at commit only, which
+wakes the dispatchers at once; they also poll, so nothing depends on it.
+
+Also here: the operator's views and repairs of the outbox (``webhooks list``,
+``retry``, ``replay-dlq``, the dead count per application).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import Table, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.clock import Clock, SystemClock
+from onepass.oauth.models import OAuthApplication
+from onepass.webhooks.errors import (
+    DuplicateIdempotencyKey,
+    EntryNotFound,
+    PayloadTooLarge,
+    WebhookError,
+)
+from onepass.webhooks.events import ALWAYS_DELIVERED, EventType, parse_event_type
+from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
+
+# NOTIFY channel: a new (or requeued) entry is due.
+OUTBOX_CHANNEL = "onepass_webhooks"
+
+# For transactions that read before they enqueue (``Database.session(exclusive=…)``):
+# on SQLite a transaction that reads, then writes after another connection (a
+# dispatcher) has written, fails at once ("database is locked"); taking the write
+# lock at BEGIN avoids that. On PostgreSQL it is an advisory lock of its own.
+OUTBOX_LOCK = "webhooks:outbox"
+
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+# Sent as the webhook-id header and signed; printable, no spaces.
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:~+/=@-]{1,200}$")
+STATUSES = ("pending", "delivered", "dead")
+
+_table = cast(Table, WebhookOutboxEntry.__table__)
+_NOTIFIED = "onepass.webhooks.notified"
+_INSERT_CHUNK = 10000
+
+
+@dataclass(frozen=True)
+class Event:
+    """One webhook to enqueue: its type, its ``data``, and its idempotency key."""
+
+    event_type: str
+    payload: dict[str, Any]
+    idempotency_key: str
+
+
+def dialect_of(session: AsyncSession) -> str:
+    bind = session.bind
+    assert bind is not None, "the session is bound to the database"
+    return bind.dialect.name
+
+
+def timestamp_text(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def envelope(event_type: str, created_at: datetime, payload: Any) -> bytes:
+    """The exact body sent: ``{"type", "timestamp", "data"}`` (Standard Webhooks payload)."""
+    return orjson.dumps(
+        {"type": event_type, "timestamp": timestamp_text(created_at), "data": payload}
+    )
+
+
+def subscribed(app: OAuthApplication, event_type: EventType) -> bool:
+    """An application with a webhook URL gets an event it subscribed to (no list: every
+    event), and always ``test.ping`` and ``webhook_key.compromised``."""
+    if not app.webhook_url:
+        return False
+    if event_type in ALWAYS_DELIVERED or not app.webhook_events:
+        return True
+    return event_type.value in app.webhook_events
+
+
+async def enqueue(
+    session: AsyncSession,
+    app: OAuthApplication,
+    event_type: str,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    *,
+    clock: Clock | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> int | None:
+    """Add one webhook for ``app`` to the caller's transaction; return the entry's id.
+
+    Returns None when the application has no webhook URL or did not subscribe to the
+    event. Raises ``PayloadTooLarge`` over ``max_payload_bytes`` (the body as sent),
+    ``DuplicateIdempotencyKey`` when the application already has this key (the
+    transaction stays usable), ``WebhookError`` for an unknown type or a bad key.
+    """
+    ids = await enqueue_many(
+        session,
+        app,
+        [Event(event_type, payload, idempotency_key)],
+        clock=clock,
+        max_payload_bytes=max_payload_bytes,
+    )
+    return ids[0] if ids else None
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    app: OAuthApplication,
+    events: Sequence[Event],
+    *,
+    clock: Clock | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    skip_duplicates: bool = False,
+) -> list[int]:
+    """``enqueue`` for many events of one application, in few statements.
+
+    Returns the ids of the entries written, in order. With ``skip_duplicates`` an
+    idempotency key the application already has is skipped instead of refused.
+    """
+    now = (clock or SystemClock()).now()
+    rows = []
+    seen: set[str] = set()
+    for event in events:
+        try:
+            event_type = parse_event_type(event.event_type)
+        except ValueError as exc:
+            raise WebhookError(str(exc)) from None
+        if not subscribed(app, event_type):
+            continue
+        key = event.idempotency_key
+        if not isinstance(key, str) or not IDEMPOTENCY_KEY.match(key):
+            raise WebhookError(
+                f"idempotency key {str(key)[:60]!r} must be 1 to 200 characters among "
+                "letters, digits and . _ : ~ + / = @ -"
+            )
+        if key in seen:
+            if skip_duplicates:
+                continue
+            raise DuplicateIdempotencyKey(f"idempotency key {key!r} appears twice in one call")
+        seen.add(key)
+        try:
+            size = len(envelope(event_type.value, now, event.payload))
+        except TypeError as exc:
+            raise WebhookError(f"webhook payload is not JSON-serializable: {exc}") from None
+        if size > max_payload_bytes:
+            raise PayloadTooLarge(
+                f"webhook payload for {event_type.value} is {size:,} bytes once wrapped; "
+                f"the limit is {max_payload_bytes:,} (ONEPASS_WEBHOOK_MAX_PAYLOAD_BYTES)"
+            )
+        rows.append(
+            {
+                "oauth_application_id": app.id,
+                "event_type": event_type.value,
+                "payload": event.payload,
+                "idempotency_key": key,
+                "created_at": now,
+                "enqueued_at": now,
+                "attempts": 0,
+                "due_at": now,
+                "key_epoch": 0,
+            }
+        )
+    if not rows:
+        return []
+    insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+    # One constant statement, its rows as executemany parameters: SQLAlchemy sends them
+    # in multi-row batches ("insertmanyvalues") and compiles the statement once.
+    statement = (
+        insert(_table)
+        .on_conflict_do_nothing(index_elements=["oauth_application_id", "idempotency_key"])
+        .returning(_table.c.id, _table.c.idempotency_key)
+    )
+    ids: list[int] = []
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        result = await session.execute(statement, chunk)
+        written = {key: id_ for id_, key in result.all()}
+        if len(written) != len(chunk) and not skip_duplicates:
+            taken = next(r["idempotency_key"] for r in chunk if r["idempotency_key"] not in written)
+            raise DuplicateIdempotencyKey(
+                f"application {app.client_id} already has a webhook with idempotency key {taken!r}"
+            )
+        ids.extend(written[r["idempotency_key"]] for r in chunk if r["idempotency_key"] in written)
+    if ids:
+        await notify(session, OUTBOX_CHANNEL)
+    return ids
+
+
+async def notify(session: AsyncSession, channel: str, payload: str = "") -> None:
+    """PostgreSQL NOTIFY in the session's transaction (sent at commit, once per transaction)."""
+    if dialect_of(session) != "postgresql":
+        return
+    marker = (channel, payload, session.get_transaction())
+    sent = session.info.setdefault(_NOTIFIED, set())
+    if marker in sent:
+        return
+    await session.execute(
+        text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+    )
+    sent.add(marker)
+
+
+def _status_filter(status: str) -> Any:
+    table = WebhookOutboxEntry
+    if status == "pending":
+        return table.delivered_at.is_(None) & table.dlq_at.is_(None)
+    if status == "delivered":
+        return table.delivered_at.is_not(None)
+    if status == "dead":
+        return table.dlq_at.is_not(None) & table.delivered_at.is_(None)
+    raise WebhookError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+
+
+async def list_entries(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    app_id: int | None = None,
+    limit: int | None = 1000,
+) -> list[WebhookOutboxEntry]:
+    """Entries, oldest first, filtered by status (pending, delivered, dead) and application."""
+    query = select(WebhookOutboxEntry).order_by(WebhookOutboxEntry.id)
+    if status is not None:
+        query = query.where(_status_filter(status))
+    if app_id is not None:
+        query = query.where(WebhookOutboxEntry.oauth_application_id == app_id)
+    if limit:
+        query = query.limit(limit)
+    return list(await session.scalars(query))
+
+
+async def get_entry(session: AsyncSession, entry_id: int) -> WebhookOutboxEntry:
+    entry = await session.get(WebhookOutboxEntry, entry_id)
+    if entry is None:
+        raise EntryNotFound(f"no webhook outbox entry with id {entry_id}")
+    return entry
+
+
+async def list_attempts(session: AsyncSession, entry_id: int) -> list[WebhookDeliveryAttempt]:
+    return list(
+        await session.scalars(
+            select(WebhookDeliveryAttempt)
+            .where(WebhookDeliveryAttempt.outbox_entry_id == entry_id)
+            .order_by(WebhookDeliveryAttempt.id)
+        )
+    )
+
+
+def _requeue_values(now: datetime) -> dict[str, Any]:
+    # The playbook's retry: dlq_at, next_retry_at, attempts and last_error cleared,
+    # enqueued_at = now; the next dispatcher pass picks it up.
+    return {
+        "dlq_at": None,
+        "next_retry_at": None,
+        "attempts": 0,
+        "last_error": None,
+        "enqueued_at": now,
+        "due_at": now,
+        "leased_by": None,
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
+
+
+async def retry_entry(session: AsyncSession, clock: Clock, entry_id: int) -> WebhookOutboxEntry:
+    """Send one dead (or pending) entry again from the start of the schedule."""
+    entry = await get_entry(session, entry_id)
+    now = clock.now()
+    if entry.delivered_at is not None:
+        raise WebhookError(
+            f"webhook outbox entry {entry_id} was delivered at {timestamp_text(entry.delivered_at)}; "
+            "there is nothing to retry"
+        )
+    if entry.dlq_at is None and entry.lease_expires_at is not None and entry.lease_expires_at > now:
+        raise WebhookError(
+            f"webhook outbox entry {entry_id} is being delivered right now (leased by "
+            f"{entry.leased_by}); look again in a few seconds"
+        )
+    await session.execute(
+        update(_table).where(_table.c.id == entry_id).values(**_requeue_values(now))
+    )
+    await notify(session, OUTBOX_CHANNEL)
+    await session.refresh(entry)
+    return entry
+
+
+async def replay_dead(
+    session: AsyncSession,
+    clock: Clock,
+    app_id: int,
+    *,
+    since: datetime | None = None,
+    event_type: str | None = None,
+    dry_run: bool = False,
+) -> list[int]:
+    """Requeue every dead entry of an application (dead since ``since``, of ``event_type``).
+
+    Returns the ids requeued (or, with ``dry_run``, that would be).
+    """
+    table = WebhookOutboxEntry
+    conditions = [table.oauth_application_id == app_id, _status_filter("dead")]
+    if since is not None:
+        conditions.append(table.dlq_at >= since)
+    if event_type is not None:
+        conditions.append(table.event_type == parse_event_type(event_type).value)
+    if dry_run:
+        return list(await session.scalars(select(table.id).where(*conditions).order_by(table.id)))
+    result = await session.execute(
+        update(_table)
+        .where(*(c for c in conditions))
+        .values(**_requeue_values(clock.now()))
+        .returning(_table.c.id)
+    )
+    ids = sorted(result.scalars().all())
+    if ids:
+        await notify(session, OUTBOX_CHANNEL)
+    return ids
+
+
+async def dead_counts(session: AsyncSession) -> list[tuple[int, int]]:
+    """(oauth_application_id, dead_count), most dead first: the playbook's monitoring query."""
+    table = WebhookOutboxEntry
+    rows = await session.execute(
+        select(table.oauth_application_id, func.count().label("dead_count"))
+        .where(_status_filter("dead"))
+        .group_by(table.oauth_application_id)
+        .order_by(func.count().desc())
+    )
+    return [(app_id, count) for app_id, count in rows.all()]

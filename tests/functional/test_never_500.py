@@ -1,0 +1,97 @@
+"""Property: whatever bytes arrive, the public endpoints answer 2xx-4xx, never 5xx."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from onepass.app import OnePass
+
+pytestmark = pytest.mark.parametrize("engine_name", ["sqlite"], indirect=False)
+
+FORM = "application/x-www-form-urlencoded"
+NAMES = st.sampled_from(
+    [
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+        "scope",
+        "token",
+        "token_type_hint",
+        "state",
+        "nonce",
+        "response_type",
+        "prompt",
+        "max_age",
+        "code_challenge",
+        "code_challenge_method",
+        "id_token_hint",
+        "post_logout_redirect_uri",
+        "csrf_token",
+        "interaction",
+        "email",
+        "password",
+        "decision",
+    ]
+)
+VALUES = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(
+        [
+            "client_credentials",
+            "authorization_code",
+            "refresh_token",
+            "code",
+            "S256",
+            "none",
+            "openid",
+        ]
+    ),
+    st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
+)
+PAIRS = st.lists(st.tuples(NAMES, VALUES), max_size=8)
+PATHS = st.sampled_from(
+    ["/token", "/authorize", "/login", "/consent", "/logout", "/revoke", "/introspect", "/userinfo"]
+)
+HEADER_VALUES = st.one_of(
+    st.none(), st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+)
+
+
+@given(
+    path=PATHS,
+    pairs=PAIRS,
+    authorization=HEADER_VALUES,
+    as_query=st.booleans(),
+    raw=st.one_of(st.none(), st.binary(max_size=200)),
+)
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+async def test_random_requests_never_get_a_server_error(
+    app: OnePass,
+    path: str,
+    pairs: list,
+    authorization: str | None,
+    as_query: bool,
+    raw: bytes | None,
+) -> None:
+    headers = {"content-type": FORM}
+    if authorization is not None:
+        headers["authorization"] = authorization
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        if as_query:
+            response = await http.get(path, params=pairs, headers=headers)
+        else:
+            body = raw if raw is not None else str(httpx.QueryParams(pairs)).encode()
+            response = await http.post(path, content=body, headers=headers)
+    assert response.status_code < 500, (path, pairs, response.status_code, response.text[:300])
+    assert "Traceback" not in response.text
