@@ -176,6 +176,11 @@ async def enqueue_many(
         )
     if not rows:
         return []
+    if dialect_of(session) == "postgresql":
+        ids = await _insert_pg(session, app, rows, skip_duplicates=skip_duplicates)
+        if ids:
+            await notify(session, OUTBOX_CHANNEL)
+        return ids
     insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
     # One constant statement, its rows as executemany parameters: SQLAlchemy sends them
     # in multi-row batches ("insertmanyvalues") and compiles the statement once.
@@ -198,6 +203,46 @@ async def enqueue_many(
     if ids:
         await notify(session, OUTBOX_CHANNEL)
     return ids
+
+
+_PG_INSERT = """
+INSERT INTO webhook_outbox_entries
+    (oauth_application_id, event_type, payload, idempotency_key,
+     created_at, enqueued_at, attempts, due_at, key_epoch)
+SELECT $1::bigint, u.event_type, u.payload::jsonb, u.idempotency_key, $5, $5, 0, $5, 0
+FROM unnest($2::text[], $3::text[], $4::text[]) AS u(event_type, payload, idempotency_key)
+ON CONFLICT (oauth_application_id, idempotency_key) DO NOTHING
+RETURNING id, idempotency_key
+"""
+
+
+async def _insert_pg(
+    session: AsyncSession,
+    app: OAuthApplication,
+    rows: list[dict[str, Any]],
+    *,
+    skip_duplicates: bool,
+) -> list[int]:
+    """PostgreSQL: every row in one ``INSERT … SELECT FROM unnest(…)``, on the session's
+    own connection and transaction. Sending three arrays instead of nine parameters a
+    row is what lets a backfill enqueue tens of thousands of entries a second."""
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    records = await raw.fetch(
+        _PG_INSERT,
+        app.id,
+        [r["event_type"] for r in rows],
+        [orjson.dumps(r["payload"]).decode() for r in rows],
+        [r["idempotency_key"] for r in rows],
+        rows[0]["created_at"],
+    )
+    written = {record["idempotency_key"]: record["id"] for record in records}
+    if len(written) != len(rows) and not skip_duplicates:
+        taken = next(r["idempotency_key"] for r in rows if r["idempotency_key"] not in written)
+        raise DuplicateIdempotencyKey(
+            f"application {app.client_id} already has a webhook with idempotency key {taken!r}"
+        )
+    return [written[r["idempotency_key"]] for r in rows if r["idempotency_key"] in written]
 
 
 async def notify(session: AsyncSession, channel: str, payload: str = "") -> None:
