@@ -203,16 +203,27 @@ def _unseal(request: Request, form: dict[str, str]) -> AuthorizationRequest | Re
         return error_page("This form has expired", str(exc).capitalize() + ".")
 
 
+async def _form_and_request(
+    request: Request, form_name: str
+) -> tuple[dict[str, str], AuthorizationRequest] | Response:
+    """The posted form and the authorization request sealed in it, or an error page."""
+    form = await _read_form(request)
+    if form is None:
+        return error_page("Bad request", f"The {form_name} form was not sent as a form.")
+    auth = _unseal(request, form)
+    if isinstance(auth, Response):
+        return auth
+    return form, auth
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     state = request.app.state
     runtime = state.runtime
-    form = await _read_form(request)
-    if form is None:
-        return error_page("Bad request", "The sign-in form was not sent as a form.")
-    auth = _unseal(request, form)
-    if isinstance(auth, Response):
-        return auth
+    posted = await _form_and_request(request, "sign-in")
+    if isinstance(posted, Response):
+        return posted
+    form, auth = posted
     client = await state.clients.get(auth.client_id)
     if client is None:
         return error_page(
@@ -284,12 +295,10 @@ async def login(request: Request) -> Response:
 async def consent(request: Request) -> Response:
     state = request.app.state
     runtime = state.runtime
-    form = await _read_form(request)
-    if form is None:
-        return error_page("Bad request", "The consent form was not sent as a form.")
-    auth = _unseal(request, form)
-    if isinstance(auth, Response):
-        return auth
+    posted = await _form_and_request(request, "consent")
+    if isinstance(posted, Response):
+        return posted
+    form, auth = posted
     current = await _current_login(request)
     if current is None:
         return error_page(

@@ -41,6 +41,16 @@ async def _authenticated_client(request: Request, form: dict[str, str]) -> Clien
     )
 
 
+async def _token_request(request: Request) -> tuple[dict[str, str], ClientRecord, str]:
+    """RFC 7009 §2.1 / RFC 7662 §2.1: an authenticated client and the ``token`` it asks about."""
+    form = await _form(request)
+    client = await _authenticated_client(request, form)
+    token = form.get("token")
+    if token is None:
+        raise InvalidRequestError("token is required")
+    return form, client, token
+
+
 def _bearer(request: Request, form: dict[str, str] | None) -> str:
     """RFC 6750 §2.1 (header) or §2.2 (form body); exactly one of them."""
     headers = request.headers.getlist("authorization")
@@ -100,11 +110,7 @@ async def revoke(request: Request) -> Response:
     caller (§2.2): a client learns nothing about tokens that are not its own."""
     state = request.app.state
     runtime = state.runtime
-    form = await _form(request)
-    client = await _authenticated_client(request, form)
-    token = form.get("token")
-    if token is None:
-        raise InvalidRequestError("token is required")
+    form, client, token = await _token_request(request)
     hint = form.get("token_type_hint")
     if hint is not None and hint not in TOKEN_TYPE_HINTS:
         raise UnsupportedTokenTypeError(
@@ -140,11 +146,7 @@ async def introspect(request: Request) -> Response:
     """RFC 7662. Inactive for unknown, expired, revoked, or other clients' tokens."""
     state = request.app.state
     runtime = state.runtime
-    form = await _form(request)
-    client = await _authenticated_client(request, form)
-    token = form.get("token")
-    if token is None:
-        raise InvalidRequestError("token is required")
+    _, client, token = await _token_request(request)
     inactive = JSONResponse({"active": False}, headers=NO_STORE)
     async with runtime.database.session(readonly=True) as session:
         if token.count(".") == 2:
