@@ -16,6 +16,7 @@ from onepass.accounts.models import LoginSession, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
+from onepass.ids import random_identifier
 
 # A pragmatic email check: one @, something on each side, a dot in the domain.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -53,7 +54,7 @@ async def create_user(
         raise AccountError(problem)
     now = clock.now()
     user = User(
-        sub=secrets.token_urlsafe(16),
+        sub=random_identifier(22),
         email=email,
         email_normalized=normalize_email(email),
         email_verified=email_verified,

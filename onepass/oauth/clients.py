@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
+from onepass.ids import random_identifier
 from onepass.oauth import client_auth
 from onepass.oauth.models import OAuthApplication
 from onepass.oauth.scopes import parse_scope
@@ -163,7 +164,7 @@ async def create_client(
     secret = None if public else generate_client_secret()
     now = clock.now()
     app = OAuthApplication(
-        client_id=secrets.token_urlsafe(18),
+        client_id=random_identifier(24),
         client_secret_hash=hasher.hash(secret) if secret else None,
         client_name=name,
         redirect_uris=redirect_uris,
