@@ -431,33 +431,7 @@ def run_wrk(
     ]  # fmt: skip
     env = {**os.environ, "BENCH_PATH": "/token", "BENCH_THREADS": str(args.threads), **env_extra}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 120)
-    if proc.returncode != 0:
-        raise BenchError(
-            f"wrk failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
-        )
-    result: dict[str, Any] | None = None
-    sample = ""
-    for line in proc.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            result = json.loads(line[len("BENCH_RESULT ") :])
-        elif line.startswith("BENCH_SAMPLE "):
-            sample = line[len("BENCH_SAMPLE ") :]
-    if result is None:
-        raise BenchError(f"wrk printed no BENCH_RESULT line:\n{proc.stdout}\n{proc.stderr}")
-    socket_errors = sum(
-        result[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout")
-    )
-    result["socket_errors"] = socket_errors
-    if result["requests"] == 0:
-        raise BenchError("wrk completed no request")
-    if result["non_2xx"] or socket_errors:
-        raise BenchError(
-            f"{result['non_2xx']} non-2xx responses and {socket_errors} socket errors "
-            f"(connect {result['errors_connect']}, read {result['errors_read']}, write "
-            f"{result['errors_write']}, timeout {result['errors_timeout']}) out of "
-            f"{result['requests']} requests; first bad response: {sample or '(none)'}"
-        )
-    return result
+    return te.parse_wrk_output(proc)
 
 
 @dataclass

@@ -241,6 +241,12 @@ def run_wrk(
     ]  # fmt: skip
     env = {**os.environ, "BENCH_AUTHORIZATION": authorization, "BENCH_PATH": "/token"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    return parse_wrk_output(proc)
+
+
+def parse_wrk_output(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The BENCH_RESULT line of token.lua-style scripts; BenchError for any failure,
+    a non-2xx response or a socket error (a benchmark of errors is worthless)."""
     if proc.returncode != 0:
         raise BenchError(
             f"wrk failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
