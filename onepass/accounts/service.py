@@ -6,7 +6,7 @@ import asyncio
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -185,7 +185,3 @@ async def revoke_user_sessions(session: AsyncSession, clock: Clock, user_id: int
         .values(revoked_at=clock.now())
     )
     return result.rowcount or 0
-
-
-def session_age(login: LoginSession, now: datetime) -> float:
-    return (now - login.auth_time).total_seconds()

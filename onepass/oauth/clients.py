@@ -284,6 +284,3 @@ class ClientCache:
         self._entries[client_id] = (record, self._monotonic() + self._ttl)
         future.set_result(record)
         return record
-
-    def forget(self, client_id: str) -> None:
-        self._entries.pop(client_id, None)

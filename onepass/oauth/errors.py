@@ -25,10 +25,7 @@ class OAuthError(Exception):
         super().__init__(description)
         self.description = description
         self.headers = dict(headers or {})
-        if status_code is not None:
-            self.status = status_code
-        else:
-            self.status = self.status_code
+        self.status = status_code if status_code is not None else self.status_code
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}

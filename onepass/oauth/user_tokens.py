@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import User
+from onepass.identity.canonical import effective_user
 from onepass.oauth.clients import ClientRecord
+from onepass.oauth.errors import InvalidGrantError
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.id_token import id_token_claims
 from onepass.oauth.models import RefreshToken
@@ -25,6 +27,17 @@ class AuthInfo:
     acr: str | None
     amr: list[str]
     sid: str | None
+
+
+async def grant_user(ctx: TokenContext, session: AsyncSession, user_id: int) -> User:
+    """The user a code or refresh token is redeemed for: it must still exist and be
+    enabled; with ENFORCE_CANONICAL_RESOLUTION on, its canonical user."""
+    user = await session.get(User, user_id)
+    if user is None or user.disabled_at is not None:
+        raise InvalidGrantError("the user of this grant no longer exists")
+    return await effective_user(
+        session, ctx.resolver, ctx.settings.enforce_canonical_resolution, user
+    )
 
 
 @dataclass(frozen=True)

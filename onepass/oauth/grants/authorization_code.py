@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from onepass.accounts.models import User
-from onepass.identity.canonical import effective_user
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import redeem_code
 from onepass.oauth.errors import InvalidGrantError, InvalidRequestError
 from onepass.oauth.grants.base import TokenContext
-from onepass.oauth.user_tokens import AuthInfo, issue_user_tokens
+from onepass.oauth.user_tokens import AuthInfo, grant_user, issue_user_tokens
 
 
 class AuthorizationCodeGrant:
@@ -35,12 +33,7 @@ class AuthorizationCodeGrant:
             row = redemption.code
             assert row is not None
             if not redemption.replayed:
-                user = await session.get(User, row.user_id)
-                if user is None or user.disabled_at is not None:
-                    raise InvalidGrantError("the user of this code no longer exists")
-                user = await effective_user(
-                    session, ctx.resolver, ctx.settings.enforce_canonical_resolution, user
-                )
+                user = await grant_user(ctx, session, row.user_id)
                 issued = await issue_user_tokens(
                     ctx,
                     session,

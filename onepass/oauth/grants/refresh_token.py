@@ -6,15 +6,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from onepass.accounts.models import User
-from onepass.identity.canonical import effective_user
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_family
 from onepass.oauth.scopes import parse_scope
-from onepass.oauth.user_tokens import AuthInfo, issue_user_tokens
+from onepass.oauth.user_tokens import AuthInfo, grant_user, issue_user_tokens
 
 
 class RefreshTokenGrant:
@@ -56,12 +54,7 @@ class RefreshTokenGrant:
                 await revoke_family(session, ctx.clock, row.family_id, "refresh_reuse")
                 reused = True
             else:
-                user = await session.get(User, row.user_id)
-                if user is None or user.disabled_at is not None:
-                    raise InvalidGrantError("the user of this token no longer exists")
-                user = await effective_user(
-                    session, ctx.resolver, ctx.settings.enforce_canonical_resolution, user
-                )
+                user = await grant_user(ctx, session, row.user_id)
                 scope = requested or granted
                 if "offline_access" not in scope:
                     scope = [*scope, "offline_access"]  # keep the family alive
