@@ -42,6 +42,7 @@ from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.interaction import Sealer
 from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
 from onepass.ops import routes as ops_routes
+from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, Settings, load_settings
 from onepass.webhooks import routes as webhook_routes
@@ -56,7 +57,7 @@ class StartupError(Exception):
     pass
 
 
-def _lifespan(settings: Settings, clock: Clock | None):
+def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings, clock)
@@ -119,6 +120,8 @@ def _lifespan(settings: Settings, clock: Clock | None):
             if runtime.settings.webhook_embedded_dispatcher
             else None
         )
+        if settle:
+            settle_gc()
         try:
             yield
         finally:
@@ -186,11 +189,15 @@ class OnePass:
         await self.api(scope, receive, send)
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> OnePass:
+def create_app(
+    settings: Settings, clock: Clock | None = None, *, server_process: bool = False
+) -> OnePass:
+    """The application; ``server_process``: this process serves it until it ends
+    (``onepass serve``), so the garbage collector is tuned for that (``process.py``)."""
     api = FastAPI(
         title="1pass",
         version=__version__,
-        lifespan=_lifespan(settings, clock),
+        lifespan=_lifespan(settings, clock, server_process),
         docs_url=None,
         redoc_url=None,
     )
@@ -213,4 +220,4 @@ def app_from_environment() -> OnePass:
     except ConfigError as exc:
         raise SystemExit(f"onepass: {exc}") from None
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, server_process=True)

@@ -15,6 +15,7 @@ from onepass.cli.common import CommandError, JsonOption, print_json, print_table
 from onepass.logs import configure_logging
 from onepass.oauth.clients import find_client
 from onepass.oauth.models import OAuthApplication
+from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.webhooks import keys as key_service
 from onepass.webhooks import outbox
@@ -118,6 +119,7 @@ def dispatch(
             loop.add_signal_handler(sig, on_signal)
         try:
             async with Dispatcher.from_runtime(runtime, concurrency=concurrency) as dispatcher:
+                settle_gc()
                 if once:
                     stats = await dispatcher.run_once(stop, force=force)
                 else:
