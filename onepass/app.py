@@ -25,6 +25,8 @@ from onepass import __version__
 from onepass.accounts.csrf import CSRF
 from onepass.accounts.passwords import PasswordHasher
 from onepass.accounts.throttle import Limits, LoginThrottle
+from onepass.admin import routes as admin_routes
+from onepass.admin.errors import AdminError
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
 from onepass.identity.canonical import CanonicalResolver
@@ -146,6 +148,12 @@ def _error_handlers(app: FastAPI) -> None:
             headers=exc.response_headers(),
         )
 
+    @app.exception_handler(AdminError)
+    async def admin_error(_request: Request, exc: AdminError) -> JSONResponse:
+        return JSONResponse(
+            exc.body(), status_code=exc.status, headers={"cache-control": "no-store", **exc.headers}
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -208,6 +216,7 @@ def create_app(
     api.include_router(endpoints.router)
     api.include_router(logout.router)
     api.include_router(webhook_routes.router)
+    api.include_router(admin_routes.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return OnePass(api)
 

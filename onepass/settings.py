@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = Field(default=30, ge=1)
     login_failure_window: int = Field(default=900, ge=10)
 
+    # Admin API (onepass.admin): the longest lifetime an admin token may be given, how
+    # long a step-up nonce (action_request_nonce) stays usable, and the wrong TOTP codes
+    # allowed per administrator within the login failure window.
+    admin_token_max_ttl: int = Field(default=30 * 86400, ge=60)
+    admin_step_up_ttl: int = Field(default=300, ge=10, le=3600)
+    admin_totp_max_failures: int = Field(default=5, ge=1)
+
     access_log: bool = False
     log_level: str = "info"
 

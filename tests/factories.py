@@ -64,3 +64,48 @@ async def make_rp(runtime: Runtime, **options: object) -> Client:
     options.setdefault("post_logout_redirect_uris", [POST_LOGOUT_URI])
     options.setdefault("scope", "openid profile email offline_access")
     return await make_client(runtime, **options)
+
+
+@dataclass
+class AdminInfo:
+    id: int
+    email: str
+    password: str
+    totp_secret: str
+    token: str
+
+
+async def make_admin(
+    runtime: Runtime,
+    email: str = "ops@example.com",
+    password: str = "correct horse battery",
+    scopes: tuple[str, ...] = (
+        "webhooks:read",
+        "webhooks:write",
+        "keys:write",
+        "users:write",
+        "audit:read",
+    ),
+    ttl: float = 3600,
+) -> AdminInfo:
+    """An administrator with TOTP enrolled and an admin token, as the CLI makes them."""
+    from datetime import timedelta
+
+    from onepass.accounts.passwords import PasswordHasher
+    from onepass.admin import service
+
+    async with runtime.database.session() as session:
+        user = await service.create_admin(
+            session, PasswordHasher(runtime.settings), runtime.clock, email=email, password=password
+        )
+        enrollment = await service.enroll_totp(session, runtime.box, runtime.clock, user)
+        new = await service.create_token(
+            session,
+            runtime.hasher,
+            runtime.clock,
+            user,
+            list(scopes),
+            timedelta(seconds=ttl),
+            max_ttl=timedelta(days=30),
+        )
+        return AdminInfo(user.id, user.email, password, enrollment.secret, new.token)

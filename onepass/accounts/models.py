@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -25,6 +25,12 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Administrators (`onepass admin create`) may hold admin API tokens; their second
+    # factor is TOTP (`onepass admin enroll-totp`), its secret encrypted at rest.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # The last TOTP time step accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LoginSession(Base):

@@ -8,11 +8,11 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from onepass.accounts import service as accounts
+from onepass.admin import procedures
+from onepass.admin.audit import Actor
 from onepass.cli.common import JsonOption, fail, print_json, print_table, run
 from onepass.identity import enforcement
 from onepass.identity.canonical import CanonicalResolver
-from onepass.identity.service import merge
 from onepass.oauth import clients as clients_service
 from onepass.runtime import Runtime
 from onepass.webhooks import backfill
@@ -41,25 +41,15 @@ def merge_command(
     """Merge SOURCE into TARGET: one transaction, then every subscribed RP is told."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            source_id = (await accounts.find_user(session, source)).id
-            target_id = (await accounts.find_user(session, target)).id
-        result = await merge(
-            runtime.database,
+        return await procedures.merge_users(
+            runtime,
             resolver_for(runtime),
-            runtime.clock,
-            source_id=source_id,
-            target_id=target_id,
-            actor=actor,
+            Actor.cli(),
+            source,
+            target,
             reason=reason,
+            link_actor=actor,
         )
-        return {
-            "link_id": result.link.id,
-            "source_id": source_id,
-            "target_id": target_id,
-            "webhooks_enqueued": result.enqueued,
-            "repointed_user_ids": result.stale_user_ids[1:],
-        }
 
     data = run(action)
     if as_json:
@@ -119,17 +109,9 @@ def invalidate_canonical(
         fail("give exactly one of --user USER_ID or --all", 2)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        resolver = resolver_for(runtime)
-        cache = "redis" if runtime.settings.redis_url else "in-process"
-        if all_users:
-            return {"deleted": await resolver.invalidate_all(), "cache": cache}
-        async with runtime.database.session() as session:
-            found = await accounts.find_user(session, user or "")
-        return {
-            "user_id": found.id,
-            "deleted": await resolver.invalidate([found.id]),
-            "cache": cache,
-        }
+        return await procedures.invalidate_canonical(
+            runtime, resolver_for(runtime), Actor.cli(), None if all_users else user
+        )
 
     data = run(action)
     if as_json:

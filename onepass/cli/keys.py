@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import typer
 
+from onepass.admin import procedures
+from onepass.admin.audit import Actor
 from onepass.cli.common import JsonOption, print_json, print_table, run
 from onepass.keys import service
 from onepass.keys.models import SigningKey
 from onepass.runtime import Runtime
-from onepass.startup import KEYS_LOCK
 
 app = typer.Typer(help="OpenID Connect signing keys (the JWKS).", no_args_is_help=True)
 
@@ -54,17 +54,7 @@ def rotate(
     """Promote next → active, keep the old key published as retired, create a new next key."""
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
-        settings = runtime.settings
-        async with runtime.database.session(exclusive=KEYS_LOCK) as session:
-            rotations = await service.rotate(
-                session,
-                runtime.box,
-                runtime.clock,
-                max_token_ttl=settings.max_token_ttl,
-                propagation_delay=settings.key_refresh_interval,
-                min_next_age=0 if force else settings.jwks_max_age + settings.key_refresh_interval,
-            )
-        return [asdict(r) for r in rotations]
+        return await procedures.rotate_signing_keys(runtime, Actor.cli(), force=force)
 
     rows = run(action)
     if as_json:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import typer
 
-from onepass.cli import clients, db, identity, keys, serve, users, webhooks
+from onepass.cli import admin, clients, db, identity, keys, serve, users, webhooks
 
 app = typer.Typer(
     name="onepass",
@@ -19,6 +19,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(identity.identity_app, name="identity")
 app.add_typer(identity.cache_app, name="cache")
+app.add_typer(admin.app, name="admin")
 users.app.command("merge")(identity.merge_command)
 webhooks.app.command("backfill-links")(identity.backfill_links)
 

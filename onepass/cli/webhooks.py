@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from onepass.admin import procedures
+from onepass.admin.audit import Actor
 from onepass.cli.common import CommandError, JsonOption, print_json, print_table, run
 from onepass.logs import configure_logging
 from onepass.oauth.clients import find_client
@@ -21,7 +23,7 @@ from onepass.webhooks import keys as key_service
 from onepass.webhooks import outbox
 from onepass.webhooks.embedded import DispatcherLock, lock_path
 from onepass.webhooks.events import EventType
-from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry, WebhookSigningKey
+from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookSigningKey
 from onepass.webhooks.retry import parse_duration
 
 app = typer.Typer(
@@ -31,7 +33,6 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Per-application webhook signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-ENTRY_COLUMNS = [c.name for c in WebhookOutboxEntry.__table__.columns]
 ATTEMPT_COLUMNS = [c.name for c in WebhookDeliveryAttempt.__table__.columns]
 KEY_COLUMNS = [c.name for c in WebhookSigningKey.__table__.columns if c.name != "secret_encrypted"]
 LIST_TABLE = (
@@ -56,10 +57,6 @@ class Status(StrEnum):
 class Scheme(StrEnum):
     v1 = "v1"
     v1a = "v1a"
-
-
-def describe_entry(entry: WebhookOutboxEntry) -> dict[str, Any]:
-    return {column: getattr(entry, column) for column in ENTRY_COLUMNS}
 
 
 def describe_key(key: WebhookSigningKey, now: datetime) -> dict[str, Any]:
@@ -198,7 +195,7 @@ def list_(
                 app_id=internal_id,
                 limit=limit or None,
             )
-            return [describe_entry(e) for e in entries]
+            return [outbox.describe_entry(e) for e in entries]
 
     rows = run(action)
     if as_json:
@@ -217,7 +214,7 @@ def show(
         async with runtime.database.session() as session:
             entry = await outbox.get_entry(session, entry_id)
             attempts = await outbox.list_attempts(session, entry_id)
-            data = describe_entry(entry)
+            data = outbox.describe_entry(entry)
             data["delivery_attempts"] = [
                 {c: getattr(a, c) for c in ATTEMPT_COLUMNS} for a in attempts
             ]
@@ -244,8 +241,7 @@ def retry(
     enqueued_at = now; the next dispatcher pass picks it up."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session(exclusive=outbox.OUTBOX_LOCK) as session:
-            return describe_entry(await outbox.retry_entry(session, runtime.clock, entry_id))
+        return await procedures.retry_entry(runtime, Actor.cli(), entry_id)
 
     data = run(action)
     if as_json:
@@ -282,25 +278,14 @@ def replay_dlq(
     """Send every dead entry of an application again (the bulk form of `retry`)."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        when = _parse_since(since)
-        application = await _app(runtime, app_id)
-        async with runtime.database.session(exclusive=outbox.OUTBOX_LOCK) as session:
-            ids = await outbox.replay_dead(
-                session,
-                runtime.clock,
-                application.id,
-                since=when,
-                event_type=event_type,
-                dry_run=dry_run,
-            )
-        return {
-            "oauth_application_id": application.id,
-            "client_id": application.client_id,
-            "dry_run": dry_run,
-            "replayed": 0 if dry_run else len(ids),
-            "matched": len(ids),
-            "entry_ids": ids,
-        }
+        return await procedures.replay_dlq(
+            runtime,
+            Actor.cli(),
+            app_id,
+            since=_parse_since(since),
+            event_type=event_type,
+            dry_run=dry_run,
+        )
 
     data = run(action)
     if as_json:
@@ -370,23 +355,13 @@ def keys_rotate(
             grace_period = timedelta(seconds=parse_duration(grace))
         except ValueError as exc:
             raise CommandError(f"--grace: {exc}") from None
-        application = await _app(runtime, app_id)
-        async with runtime.database.session(
-            exclusive=key_service.keys_lock(application.id)
-        ) as session:
-            new, retired = await key_service.rotate(
-                session,
-                runtime.box,
-                runtime.clock,
-                application.id,
-                grace=grace_period,
-                scheme=scheme.value if scheme else None,
-            )
-        return {
-            **new.as_json(),
-            "retired_kids": retired,
-            "grace_seconds": grace_period.total_seconds(),
-        }
+        return await procedures.rotate_webhook_key(
+            runtime,
+            Actor.cli(),
+            app_id,
+            grace=grace_period,
+            scheme=scheme.value if scheme else None,
+        )
 
     data = run(action)
     if as_json:
@@ -410,28 +385,7 @@ def compromise(
     entries and send webhook_key.compromised, in one transaction."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        application = await _app(runtime, app_id)
-        async with runtime.database.session(
-            exclusive=key_service.keys_lock(application.id)
-        ) as session:
-            locked = await session.get(OAuthApplication, application.id)
-            if locked is None:
-                raise CommandError(f"application {app_id} was deleted meanwhile")
-            result = await key_service.compromise(
-                session,
-                runtime.box,
-                runtime.clock,
-                locked,
-                kid,
-                max_payload_bytes=runtime.settings.webhook_max_payload_bytes,
-            )
-        new = result.new_key.as_json()
-        return {
-            "revoked_kid": result.revoked_kid,
-            **new,
-            "restamped_entries": result.restamped,
-            "event_entry_id": result.event_id,
-        }
+        return await procedures.compromise_webhook_key(runtime, Actor.cli(), app_id, kid)
 
     data = run(action)
     if as_json:

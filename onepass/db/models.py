@@ -1,6 +1,7 @@
 """Every domain's models, imported in one place so Alembic sees the whole schema."""
 
 from onepass.accounts.models import LoginSession, User
+from onepass.admin.models import ActionRequestNonce, AdminToken, AuditLogEntry
 from onepass.db.base import Base
 from onepass.identity.models import IdentityLink
 from onepass.keys.models import SigningKey
@@ -16,6 +17,9 @@ from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry, 
 metadata = Base.metadata
 
 __all__ = [
+    "ActionRequestNonce",
+    "AdminToken",
+    "AuditLogEntry",
     "AuthorizationCode",
     "Consent",
     "IdentityLink",

@@ -14,6 +14,7 @@ Rules (the playbook's, made checks):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -180,13 +181,18 @@ async def merge(
     target_id: int,
     actor: str,
     reason: str | None = None,
+    also: Callable[[AsyncSession, MergeResult], None] | None = None,
 ) -> MergeResult:
-    """Merge in its own transaction, then invalidate exactly the stale cache keys."""
+    """Merge in its own transaction, then invalidate exactly the stale cache keys.
+
+    ``also`` adds to the same transaction (the audit log's record of the merge)."""
     async with database.sessionmaker() as session, session.begin():
         if database.dialect == "sqlite":
             await lock(session, MERGE_LOCK)  # BEGIN IMMEDIATE: merges serialise
         result = await merge_users(
             session, clock, source_id=source_id, target_id=target_id, actor=actor, reason=reason
         )
+        if also is not None:
+            also(session, result)
     await resolver.record_merge(result.stale_user_ids, target_id)
     return result

@@ -276,9 +276,13 @@ async def list_entries(
     status: str | None = None,
     app_id: int | None = None,
     limit: int | None = 1000,
+    after_id: int | None = None,
 ) -> list[WebhookOutboxEntry]:
-    """Entries, oldest first, filtered by status (pending, delivered, dead) and application."""
+    """Entries, oldest first, filtered by status (pending, delivered, dead) and application;
+    ``after_id`` pages on."""
     query = select(WebhookOutboxEntry).order_by(WebhookOutboxEntry.id)
+    if after_id is not None:
+        query = query.where(WebhookOutboxEntry.id > after_id)
     if status is not None:
         query = query.where(_status_filter(status))
     if app_id is not None:
@@ -386,3 +390,8 @@ async def dead_counts(session: AsyncSession) -> list[tuple[int, int]]:
         .order_by(func.count().desc())
     )
     return [(app_id, count) for app_id, count in rows.all()]
+
+
+def describe_entry(entry: WebhookOutboxEntry) -> dict[str, Any]:
+    """Every column (``webhooks list --json``, the admin API)."""
+    return {column.name: getattr(entry, column.name) for column in _table.c}

@@ -95,3 +95,55 @@ async def test_random_requests_never_get_a_server_error(
             response = await http.post(path, content=body, headers=headers)
     assert response.status_code < 500, (path, pairs, response.status_code, response.text[:300])
     assert "Traceback" not in response.text
+
+
+ADMIN_PATHS = st.sampled_from(
+    [
+        "/api/v1/admin/step-up",
+        "/api/v1/admin/webhook_outbox/1/retry",
+        "/api/v1/admin/applications/1/replay_dlq",
+        "/api/v1/admin/applications/x/webhook_keys/rotate",
+        "/api/v1/admin/applications/1/webhook_keys/k/compromise",
+        "/api/v1/admin/signing_keys/rotate",
+        "/api/v1/admin/users/merge",
+        "/api/v1/admin/cache/invalidate_canonical",
+    ]
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+ADMIN_FIELDS = st.sampled_from(
+    ["action_request_nonce", "totp_code", "action", "target", "since", "event_type",
+     "dry_run", "grace", "scheme", "force", "source", "user", "all", "reason"]
+)  # fmt: skip
+
+
+@given(
+    path=ADMIN_PATHS,
+    body=st.dictionaries(ADMIN_FIELDS, JSON_VALUES, max_size=5),
+    action=st.sampled_from(["webhook_outbox.retry", "users.merge", "signing_keys.rotate", "x"]),
+)
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+async def test_random_admin_requests_never_get_a_server_error(
+    app: OnePass, path: str, body: dict, action: str
+) -> None:
+    from tests.factories import make_admin
+
+    runtime = app.state.runtime
+    if not hasattr(app.state, "test_admin"):
+        app.state.test_admin = await make_admin(runtime)
+    token = app.state.test_admin.token
+    if path.endswith("step-up"):
+        body.setdefault("action", action)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        response = await http.post(path, json=body, headers={"authorization": f"Bearer {token}"})
+    assert response.status_code < 500, (path, body, response.status_code, response.text[:300])
+    assert response.status_code == 200 or response.json()["error"]

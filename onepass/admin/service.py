@@ -1,0 +1,348 @@
+"""Administrators, their TOTP second factor, admin API tokens and step-up nonces.
+
+An administrator is a user account of its own (``users.is_admin``), never an ordinary
+user's account promoted: `onepass admin create` refuses an email already in use.
+
+Admin API tokens (``opa_…``) are bearer tokens limited to scopes and to a lifetime;
+only their keyed hash is stored. Reads need a token with the right scope. Every action
+that changes something also needs a step-up: the administrator proves a fresh second
+factor (a TOTP code) to ``POST /api/v1/admin/step-up`` for one action on one target,
+and gets an ``action_request_nonce``: single-use, short-lived (``ONEPASS_ADMIN_STEP_UP_TTL``,
+5 minutes), bound to that administrator, that action and that target. The action spends
+it before it runs, whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts import totp
+from onepass.accounts.models import User
+from onepass.accounts.passwords import PasswordHasher
+from onepass.accounts.service import AccountError, create_user, normalize_email
+from onepass.admin.errors import (
+    AdminError,
+    insufficient_scope,
+    invalid_token,
+    step_up_required,
+)
+from onepass.admin.models import ActionRequestNonce, AdminToken
+from onepass.cache import Cache
+from onepass.clock import Clock
+from onepass.crypto import KeyedHasher, SecretBox
+
+TOKEN_PREFIX = "opa_"
+NONCE_PREFIX = "arn_"
+
+# What each scope allows. Reads need the scope; changes need it and a step-up.
+SCOPES = {
+    "webhooks:read": "list and inspect webhook outbox entries, dead-letter counts",
+    "webhooks:write": "retry and replay dead-lettered webhooks",
+    "keys:write": "rotate the JWKS signing keys and RPs' webhook keys, revoke a leaked webhook key",
+    "users:write": "merge users, invalidate canonical-user resolutions",
+    "audit:read": "read the audit log",
+}
+
+
+class NotAnAdmin(AccountError):
+    pass
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    secret: str
+    otpauth_uri: str
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: str  # shown once
+    record: AdminToken
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    token: AdminToken
+    user: User
+
+    def require(self, scope: str) -> None:
+        if scope not in self.token.scopes:
+            raise insufficient_scope(scope)
+
+
+# -- administrators -------------------------------------------------------------------
+
+
+async def create_admin(
+    session: AsyncSession, passwords: PasswordHasher, clock: Clock, *, email: str, password: str
+) -> User:
+    existing = await session.scalar(
+        select(User.id).where(User.email_normalized == normalize_email(email))
+    )
+    if existing is not None:
+        raise AccountError(
+            f"a user with the email {email.strip()!r} already exists; an administrator is an "
+            "account of its own: use another address"
+        )
+    user = await create_user(
+        session, passwords, clock, email=email, password=password, email_verified=True
+    )
+    user.is_admin = True
+    await session.flush()
+    return user
+
+
+async def find_admin(session: AsyncSession, email: str) -> User:
+    user = await session.scalar(select(User).where(User.email_normalized == normalize_email(email)))
+    if user is None or not user.is_admin:
+        raise NotAnAdmin(
+            f"no administrator with the email {email.strip()[:80]!r} "
+            "(create one with `onepass admin create`)"
+        )
+    return user
+
+
+async def list_admins(session: AsyncSession) -> list[User]:
+    return list(await session.scalars(select(User).where(User.is_admin).order_by(User.id)))
+
+
+async def enroll_totp(
+    session: AsyncSession, box: SecretBox, clock: Clock, user: User
+) -> Enrollment:
+    """A new TOTP secret (replacing any earlier one); nonces issued before are void."""
+    secret = totp.new_secret()
+    user.totp_secret_encrypted = box.encrypt(secret.encode(), totp.box_context(user.id))
+    user.totp_last_step = None
+    user.updated_at = clock.now()
+    await session.execute(
+        update(ActionRequestNonce)
+        .where(ActionRequestNonce.user_id == user.id, ActionRequestNonce.used_at.is_(None))
+        .values(used_at=clock.now())
+    )
+    return Enrollment(secret, totp.provisioning_uri(secret, user.email))
+
+
+# -- tokens ---------------------------------------------------------------------------
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    if not scopes:
+        raise AdminError("invalid_scope", "give at least one scope: " + ", ".join(SCOPES))
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise AdminError(
+            "invalid_scope",
+            f"unknown scope {unknown[0][:60]!r}; the scopes are: " + ", ".join(SCOPES),
+        )
+    return sorted(set(scopes))
+
+
+async def create_token(
+    session: AsyncSession,
+    hasher: KeyedHasher,
+    clock: Clock,
+    user: User,
+    scopes: list[str],
+    ttl: timedelta,
+    *,
+    max_ttl: timedelta,
+) -> NewToken:
+    if not user.is_admin or user.disabled_at is not None:
+        raise NotAnAdmin(f"{user.email} is not an active administrator")
+    if ttl <= timedelta(0) or ttl > max_ttl:
+        raise AdminError(
+            "invalid_ttl",
+            f"an admin token lives between 1 s and {max_ttl.total_seconds():.0f} s "
+            "(ONEPASS_ADMIN_TOKEN_MAX_TTL)",
+        )
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = clock.now()
+    record = AdminToken(
+        token_hash=hasher.hash(raw),
+        prefix=raw[:12],
+        user_id=user.id,
+        scopes=check_scopes(scopes),
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(record)
+    await session.flush()
+    return NewToken(raw, record)
+
+
+async def list_tokens(session: AsyncSession, user: User | None = None) -> list[AdminToken]:
+    query = select(AdminToken).order_by(AdminToken.id)
+    if user is not None:
+        query = query.where(AdminToken.user_id == user.id)
+    return list(await session.scalars(query))
+
+
+async def revoke_token(session: AsyncSession, clock: Clock, token_id: int) -> AdminToken:
+    record = await session.get(AdminToken, token_id)
+    if record is None:
+        raise AdminError("not_found", f"no admin token with id {token_id}", 404)
+    if record.revoked_at is None:
+        record.revoked_at = clock.now()
+    return record
+
+
+async def authenticate(
+    session: AsyncSession, hasher: KeyedHasher, clock: Clock, raw: str
+) -> Authenticated:
+    """The token and its administrator; ``invalid_token`` for anything else, without
+    saying which check failed beyond what the holder of the token may know."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        raise invalid_token("not an admin token")
+    record = await session.scalar(
+        select(AdminToken).where(AdminToken.token_hash == hasher.hash(raw))
+    )
+    if record is None:
+        raise invalid_token("unknown admin token")
+    now = clock.now()
+    if record.revoked_at is not None:
+        raise invalid_token("this admin token was revoked")
+    if record.expires_at <= now:
+        raise invalid_token("this admin token expired; create a new one")
+    user = await session.get(User, record.user_id)
+    if user is None or not user.is_admin or user.disabled_at is not None:
+        raise invalid_token("the administrator of this token is no longer active")
+    # Written at most once a minute: reads stay reads.
+    if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
+        record.last_used_at = now
+    return Authenticated(record, user)
+
+
+# -- step-up --------------------------------------------------------------------------
+
+
+def _throttle_key(user_id: int) -> str:
+    return f"admin:totp:fail:{user_id}"
+
+
+async def step_up(
+    session: AsyncSession,
+    hasher: KeyedHasher,
+    box: SecretBox,
+    clock: Clock,
+    cache: Cache,
+    user_id: int,
+    *,
+    token_id: int | None,
+    code: str,
+    action: str,
+    target: str,
+    ttl: timedelta,
+    max_failures: int,
+    failure_window: int,
+) -> tuple[str, datetime]:
+    """Check administrator ``user_id``'s TOTP code; issue a nonce for ``action`` on
+    ``target`` (``token_id``: the admin token asking, None from the console).
+
+    Wrong codes count per administrator (``max_failures`` within ``failure_window``
+    seconds, then 429). The caller commits; a wrong code raises after the failure
+    was counted in the cache.
+    """
+    # This session's row, locked: two step-ups racing with one code, one wins.
+    user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
+    if user is None:
+        raise invalid_token("the administrator of this token is no longer active")
+    if user.totp_secret_encrypted is None:
+        raise AdminError(
+            "totp_not_enrolled",
+            "this administrator has no second factor yet: `onepass admin enroll-totp --email E`",
+            403,
+        )
+    failures = await cache.get(_throttle_key(user.id))
+    if failures is not None and int(failures) >= max_failures:
+        raise AdminError(
+            "too_many_attempts",
+            f"too many wrong codes; try again in {failure_window // 60} minutes",
+            429,
+            {"retry-after": str(failure_window)},
+        )
+    secret = box.decrypt(user.totp_secret_encrypted, totp.box_context(user.id)).decode()
+    step = totp.matching_step(secret, code, clock.timestamp(), user.totp_last_step)
+    if step is None:
+        await cache.incr(_throttle_key(user.id), failure_window)
+        raise AdminError(
+            "invalid_totp",
+            "the code is wrong, expired, or was already used; enter the current code",
+            401,
+        )
+    await cache.delete(_throttle_key(user.id))
+    user.totp_last_step = step
+    raw = NONCE_PREFIX + secrets.token_urlsafe(32)
+    now = clock.now()
+    expires_at = now + ttl
+    session.add(
+        ActionRequestNonce(
+            nonce_hash=hasher.hash(raw),
+            user_id=user.id,
+            admin_token_id=token_id,
+            action=action,
+            target=target,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return raw, expires_at
+
+
+async def spend_nonce(
+    session: AsyncSession,
+    hasher: KeyedHasher,
+    clock: Clock,
+    user: User,
+    raw: str | None,
+    *,
+    action: str,
+    target: str,
+) -> None:
+    """Spend the nonce for this action on this target, or raise ``step_up_required``
+    saying why. One statement: two requests racing with one nonce, one wins."""
+    how = (
+        f"prove a fresh second factor first: POST /api/v1/admin/step-up with "
+        f'{{"totp_code": …, "action": "{action}", "target": "{target}"}}, then send the '
+        '"action_request_nonce" it returns'
+    )
+    if not raw:
+        raise step_up_required(f"this action needs a step-up; {how}")
+    if not raw.startswith(NONCE_PREFIX) or len(raw) > 200:
+        raise step_up_required(f"action_request_nonce is not a nonce; {how}")
+    digest = hasher.hash(raw)
+    now = clock.now()
+    table = ActionRequestNonce
+    spent = await session.execute(
+        update(table)
+        .where(
+            table.nonce_hash == digest,
+            table.user_id == user.id,
+            table.action == action,
+            table.target == target,
+            table.used_at.is_(None),
+            table.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(table.id)
+    )
+    if spent.first() is not None:
+        return
+    found = await session.scalar(select(table).where(table.nonce_hash == digest))
+    if found is None or found.user_id != user.id:
+        why = "unknown action_request_nonce"
+    elif found.used_at is not None:
+        why = "this action_request_nonce was already used"
+    elif found.expires_at <= now:
+        why = "this action_request_nonce expired"
+    else:
+        why = (
+            f"this action_request_nonce was issued for {found.action!r} on {found.target!r}, "
+            f"not {action!r} on {target!r}"
+        )
+    raise step_up_required(f"{why}; {how}")
