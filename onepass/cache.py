@@ -1,18 +1,26 @@
 """One cache interface, two implementations.
 
-``RedisCache`` when ``ONEPASS_REDIS_URL`` is set (shared by every process), and
-``MemoryCache`` otherwise (one process: the embedded default). Values are strings;
-callers serialise.
+``RedisCache`` when ``ONEPASS_REDIS_URL`` is set (shared by every process; it falls
+back to an in-process cache while Redis does not answer), and ``MemoryCache`` otherwise
+(one process: the embedded default). Values are strings; callers serialise.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import time
 from typing import Protocol
 
 import redis.asyncio as redis
+import structlog
+from redis.exceptions import RedisError
 
 from onepass.clock import Clock, SystemClock
+
+log = structlog.get_logger("onepass.cache")
+
+# What an unreachable or failing Redis raises (connection refused or reset, timeouts).
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class Cache(Protocol):
@@ -105,23 +113,126 @@ class MemoryCache:
 
 
 class RedisCache:
-    def __init__(self, url: str) -> None:
+    """Redis, shared by every process; an outage degrades it, never the requests.
+
+    When Redis does not answer (refused, reset, a timeout), the operation falls back to
+    an in-process ``MemoryCache`` and Redis is left alone for ``RETRY_AFTER`` seconds, so
+    requests do not each wait for a timeout. In the fallback, values are kept
+    ``FALLBACK_TTL`` seconds at most (other processes cannot invalidate them) and login
+    counters count per process. A write that should have replaced or removed a shared
+    value (an invalidation: a non-NX ``set``, ``delete``, ``delete_matching``) and could
+    not is remembered; once Redis answers again this process deletes those keys there,
+    so no answer cached before the outage outlives a change made during it.
+    ``lost_writes`` says how many are still owed (a short-lived CLI process tells its
+    operator what to run).
+    """
+
+    FALLBACK_TTL = 5.0
+    RETRY_AFTER = 2.0
+    MAX_REMEMBERED = 100_000
+
+    def __init__(self, url: str, clock: Clock | None = None) -> None:
         self._redis = redis.Redis.from_url(
             url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
         )
+        self._fallback = MemoryCache(clock)
+        self._down_until = 0.0
+        self._lost_keys: set[str] = set()
+        self._lost_patterns: set[str] = set()
+
+    @property
+    def lost_writes(self) -> int:
+        return len(self._lost_keys) + len(self._lost_patterns)
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: BaseException, operation: str) -> None:
+        if self._available():
+            log.error(
+                "cache.redis_unavailable",
+                operation=operation,
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+                fallback="in-process",
+            )
+        self._down_until = time.monotonic() + self.RETRY_AFTER
+
+    def _lose(self, keys: tuple[str, ...] = (), pattern: str | None = None) -> None:
+        first = not self.lost_writes
+        if len(self._lost_keys) + len(keys) <= self.MAX_REMEMBERED:
+            self._lost_keys.update(keys)
+        else:  # too many to list: forget the keys, remember to clear their prefix
+            self._lost_patterns.update(f"{k.rsplit(':', 1)[0]}:*" for k in keys)
+        if pattern is not None:
+            self._lost_patterns.add(pattern)
+        if not first:
+            return  # said once per outage
+        log.error(
+            "cache.invalidation_lost",
+            keys=list(keys)[:10],
+            pattern=pattern,
+            repair="deleted in Redis when it answers again, or run "
+            "`onepass cache invalidate-canonical --all`",
+        )
+
+    async def _repair(self) -> None:
+        keys, patterns = list(self._lost_keys), list(self._lost_patterns)
+        for start in range(0, len(keys), 1000):
+            await self._redis.unlink(*keys[start : start + 1000])
+        for pattern in patterns:
+            await self._unlink_matching(pattern)
+        self._lost_keys.difference_update(keys)
+        self._lost_patterns.difference_update(patterns)
+        log.warning("cache.redis_repaired", keys=len(keys), patterns=patterns)
+
+    async def _redis_first(self) -> bool:
+        """Whether to try Redis now; repairs what is owed once it answers."""
+        if not self._available():
+            return False
+        if self.lost_writes:
+            try:
+                await self._repair()
+            except REDIS_ERRORS as exc:
+                self._failed(exc, "repair")
+                return False
+        return True
 
     async def get(self, key: str) -> str | None:
-        return await self._redis.get(key)
+        if await self._redis_first():
+            try:
+                return await self._redis.get(key)
+            except REDIS_ERRORS as exc:
+                self._failed(exc, "get")
+        return await self._fallback.get(key)
 
     async def set(
         self, key: str, value: str, ttl: float | None = None, *, nx: bool = False
     ) -> bool:
-        return bool(await self._redis.set(key, value, px=int(ttl * 1000) if ttl else None, nx=nx))
+        if await self._redis_first():
+            try:
+                px = int(ttl * 1000) if ttl else None
+                return bool(await self._redis.set(key, value, px=px, nx=nx))
+            except REDIS_ERRORS as exc:
+                self._failed(exc, "set")
+        if not nx:
+            self._lose((key,))
+        return await self._fallback.set(
+            key, value, min(ttl or self.FALLBACK_TTL, self.FALLBACK_TTL), nx=nx
+        )
 
     async def delete(self, *keys: str) -> int:
-        return int(await self._redis.delete(*keys)) if keys else 0
+        if not keys:
+            return 0
+        if await self._redis_first():
+            try:
+                return int(await self._redis.delete(*keys))
+            except REDIS_ERRORS as exc:
+                self._failed(exc, "delete")
+        self._lose(keys)
+        return await self._fallback.delete(*keys)
 
-    async def delete_matching(self, pattern: str) -> int:
+    async def _unlink_matching(self, pattern: str) -> int:
         deleted = 0
         batch: list[str] = []
         async for key in self._redis.scan_iter(match=pattern, count=1000):
@@ -133,19 +244,37 @@ class RedisCache:
             deleted += await self._redis.unlink(*batch)
         return deleted
 
+    async def delete_matching(self, pattern: str) -> int:
+        if await self._redis_first():
+            try:
+                return await self._unlink_matching(pattern)
+            except REDIS_ERRORS as exc:
+                self._failed(exc, "delete_matching")
+        self._lose(pattern=pattern)
+        return await self._fallback.delete_matching(pattern)
+
     async def incr(self, key: str, ttl: float) -> int:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.pexpire(key, int(ttl * 1000), nx=True)
-            value, _ = await pipe.execute()
-        return int(value)
+        if await self._redis_first():
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(key)
+                    pipe.pexpire(key, int(ttl * 1000), nx=True)
+                    value, _ = await pipe.execute()
+                return int(value)
+            except REDIS_ERRORS as exc:
+                self._failed(exc, "incr")
+        return await self._fallback.incr(key, ttl)
 
     async def ping(self) -> bool:
-        return bool(await self._redis.ping())
+        """Whether Redis answers now (never raises)."""
+        try:
+            return bool(await self._redis.ping())
+        except REDIS_ERRORS:
+            return False
 
     async def close(self) -> None:
         await self._redis.aclose()
 
 
 def create_cache(redis_url: str | None, clock: Clock | None = None) -> Cache:
-    return RedisCache(redis_url) if redis_url else MemoryCache(clock)
+    return RedisCache(redis_url, clock) if redis_url else MemoryCache(clock)

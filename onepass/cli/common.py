@@ -87,6 +87,14 @@ def run(action: Callable[[Runtime], Awaitable[T]], *, check_schema: bool = True)
                 )
             return await action(runtime)
         finally:
+            owed = getattr(runtime.cache, "lost_writes", 0)
+            if owed:
+                typer.echo(
+                    f"onepass: warning: Redis did not answer and {owed} cache invalidation(s) "
+                    "could not be made there; once it answers, run "
+                    "`onepass cache invalidate-canonical --all`",
+                    err=True,
+                )
             await runtime.close()
 
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -163,3 +164,16 @@ def test_cache_invalidate_canonical_deletes_redis_keys(tmp_path: Path) -> None:
     finally:
         client.delete("unrelated:key")
         client.close()
+
+
+def test_merge_while_redis_is_down_says_what_to_run_after(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        down = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    env = base_env(f"sqlite:///{tmp_path}/m.db", ONEPASS_REDIS_URL=down)
+    cli(env, "db", "upgrade")
+    a, b = make_users(env, 2)
+    merged = cli(env, "users", "merge", str(a), str(b), "--json")
+    assert json.loads(merged.stdout)["target_id"] == b
+    assert "onepass cache invalidate-canonical --all" in merged.stderr
+    assert "Traceback" not in merged.stderr
