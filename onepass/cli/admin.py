@@ -14,10 +14,11 @@ from onepass.admin.models import AdminToken
 from onepass.cli.common import (
     CommandError,
     JsonOption,
-    fail,
+    PasswordOption,
+    PasswordStdinOption,
+    password_given,
     print_json,
     print_table,
-    read_password_stdin,
     run,
 )
 from onepass.runtime import Runtime
@@ -59,18 +60,12 @@ def _describe_token(token: AdminToken, email: str) -> dict[str, Any]:
 @app.command("create")
 def create(
     email: str = typer.Option(..., "--email", help="The administrator's email (a new account)."),
-    password: str | None = typer.Option(
-        None, "--password", help="The password (visible in shell history: prefer --password-stdin)."
-    ),
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the password from standard input."
-    ),
+    password: str | None = PasswordOption,
+    password_stdin: bool = PasswordStdinOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Create an administrator: an account of its own, never an existing user's."""
-    if password_stdin == (password is not None):
-        fail("give exactly one of --password-stdin or --password", 2)
-    secret = read_password_stdin() if password_stdin else password
+    secret = password_given(password, password_stdin)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         async with runtime.database.session() as session:

@@ -111,6 +111,21 @@ def run(action: Callable[[Runtime], Awaitable[T]], *, check_schema: bool = True)
         raise
 
 
+PasswordOption = typer.Option(
+    None, "--password", help="The password (visible in shell history: prefer --password-stdin)."
+)
+PasswordStdinOption = typer.Option(
+    False, "--password-stdin", help="Read the password from standard input."
+)
+
+
+def password_given(password: str | None, password_stdin: bool) -> str:
+    """The password of ``--password`` or ``--password-stdin`` (exactly one)."""
+    if password_stdin == (password is not None):
+        fail("give exactly one of --password-stdin or --password", 2)
+    return read_password_stdin() if password_stdin else password or ""
+
+
 def read_password_stdin() -> str:
     value = sys.stdin.readline().rstrip("\n")
     if not value:

@@ -7,7 +7,15 @@ import typer
 from onepass.accounts import service
 from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
-from onepass.cli.common import JsonOption, fail, print_json, print_table, read_password_stdin, run
+from onepass.cli.common import (
+    JsonOption,
+    PasswordOption,
+    PasswordStdinOption,
+    password_given,
+    print_json,
+    print_table,
+    run,
+)
 from onepass.identity.canonical import canonical_user_id
 from onepass.runtime import Runtime
 
@@ -25,20 +33,14 @@ def create(
     email: str = typer.Option(
         ..., "--email", help="The user's email (unique, case-insensitively)."
     ),
-    password: str | None = typer.Option(
-        None, "--password", help="The password (visible in shell history: prefer --password-stdin)."
-    ),
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the password from standard input."
-    ),
+    password: str | None = PasswordOption,
+    password_stdin: bool = PasswordStdinOption,
     name: str | None = typer.Option(None, "--name", help="Display name."),
     verified: bool = typer.Option(False, "--email-verified", help="Mark the email as verified."),
     as_json: bool = JsonOption,
 ) -> None:
     """Create a user with a password (argon2id)."""
-    if password_stdin == (password is not None):
-        fail("give exactly one of --password-stdin or --password", 2)
-    secret = read_password_stdin() if password_stdin else password
+    secret = password_given(password, password_stdin)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         async with runtime.database.session() as session:
