@@ -25,6 +25,7 @@ from onepass import __version__
 from onepass.accounts.csrf import CSRF
 from onepass.accounts.passwords import PasswordHasher
 from onepass.accounts.throttle import Limits, LoginThrottle
+from onepass.admin import console as admin_console
 from onepass.admin import routes as admin_routes
 from onepass.admin.errors import AdminError
 from onepass.clock import Clock
@@ -217,6 +218,7 @@ def create_app(
     api.include_router(logout.router)
     api.include_router(webhook_routes.router)
     api.include_router(admin_routes.router)
+    api.include_router(admin_console.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return OnePass(api)
 

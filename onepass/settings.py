@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     admin_token_max_ttl: int = Field(default=30 * 86400, ge=60)
     admin_step_up_ttl: int = Field(default=300, ge=10, le=3600)
     admin_totp_max_failures: int = Field(default=5, ge=1)
+    admin_console_session_ttl: int = Field(default=1800, ge=60, le=86400)  # /admin sign-in
 
     access_log: bool = False
     log_level: str = "info"

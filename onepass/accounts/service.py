@@ -129,11 +129,14 @@ async def create_login_session(
     acr: str,
     ip_address: str | None,
     user_agent: str | None,
+    token_domain: str = "",
 ) -> NewLoginSession:
+    """A login session; its cookie token is hashed with ``token_domain`` in front, so
+    that a token of one kind of session (the admin console's) is no token of another."""
     token = secrets.token_urlsafe(32)
     now = clock.now()
     login = LoginSession(
-        token_hash=hasher.hash(token),
+        token_hash=hasher.hash(token_domain + token),
         sid=secrets.token_urlsafe(16),
         user_id=user.id,
         auth_time=now,

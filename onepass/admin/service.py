@@ -24,7 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts import totp
 from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
-from onepass.accounts.service import AccountError, create_user, normalize_email
+from onepass.accounts.service import (
+    AccountError,
+    create_user,
+    normalize_email,
+    revoke_user_sessions,
+)
 from onepass.admin.errors import (
     AdminError,
     insufficient_scope,
@@ -114,7 +119,8 @@ async def list_admins(session: AsyncSession) -> list[User]:
 async def enroll_totp(
     session: AsyncSession, box: SecretBox, clock: Clock, user: User
 ) -> Enrollment:
-    """A new TOTP secret (replacing any earlier one); nonces issued before are void."""
+    """A new TOTP secret (replacing any earlier one); nonces issued before are void and
+    the administrator's console sessions end."""
     secret = totp.new_secret()
     user.totp_secret_encrypted = box.encrypt(secret.encode(), totp.box_context(user.id))
     user.totp_last_step = None
@@ -124,6 +130,7 @@ async def enroll_totp(
         .where(ActionRequestNonce.user_id == user.id, ActionRequestNonce.used_at.is_(None))
         .values(used_at=clock.now())
     )
+    await revoke_user_sessions(session, clock, user.id)
     return Enrollment(secret, totp.provisioning_uri(secret, user.email))
 
 

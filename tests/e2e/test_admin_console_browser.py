@@ -1,0 +1,110 @@
+"""An administrator retries a dead webhook through the admin console in headless
+Chromium (Debian's package), against a real `onepass serve`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from onepass.accounts import totp
+from tests.e2e.server import Server, base_env, cli, cli_json
+from tests.webhook_helpers import ThreadedReceiver, status
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+EMAIL = "ops@example.com"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def receiver() -> Iterator[ThreadedReceiver]:
+    with ThreadedReceiver() as server:
+        server.default = status(400, body=b"signature rejected")
+        yield server
+
+
+def require_chromium() -> None:
+    if Path(CHROMIUM).exists() and shutil.which("chromium"):
+        return
+    if os.environ.get("CI") or os.environ.get("ONEPASS_REQUIRE_SERVICES") == "1":
+        pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+
+
+def test_admin_retries_a_dead_webhook_in_chromium(
+    tmp_path: Path, receiver: ThreadedReceiver
+) -> None:
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    env = base_env(
+        f"sqlite:///{tmp_path}/onepass.db",
+        ONEPASS_WEBHOOK_ALLOW_PRIVATE_TARGETS="1",
+        # No dispatcher in the server: the retried entry stays pending for the page.
+        ONEPASS_WEBHOOK_EMBEDDED_DISPATCHER="0",
+        ONEPASS_LOG_LEVEL="warning",
+    )
+    cli(env, "db", "upgrade")
+    cli(env, "admin", "create", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    secret = cli_json(env, "admin", "enroll-totp", "--email", EMAIL)["secret"]
+    rp = cli_json(
+        env, "clients", "create", "--name", "Example Notes", "--grant-type", "client_credentials",
+        "--webhook-url", receiver.url(),
+    )  # fmt: skip
+    entry_id = cli_json(env, "webhooks", "ping", rp["client_id"])["entry_ids"][0]
+    cli_json(env, "webhooks", "dispatch", "--once")  # the receiver answers 400: dead
+    [dead] = cli_json(env, "webhooks", "list", "--status", "dead")
+    assert dead["id"] == entry_id
+
+    with Server(env, log_path=tmp_path / "server.log") as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server.url}/admin/webhooks/{entry_id}")
+            assert "/admin/login" in page.url, "signed out: to the sign-in page"
+            page.get_by_label("Email").fill(EMAIL)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_label("Authenticator code").fill(totp.code_at(secret, time.time()))
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(re.compile(rf"/admin/webhooks/{entry_id}$"))
+            expect(page.get_by_role("heading", level=1)).to_contain_text("dead")
+            expect(page.get_by_role("cell", name="400", exact=True)).to_be_visible()
+
+            # The next step's code: accepted as clock drift, and not the sign-in's step.
+            page.get_by_label("Authenticator code").fill(totp.code_at(secret, time.time() + 30))
+            page.get_by_role("button", name="Retry").click()
+            page.wait_for_url(re.compile(r"\?retried=1$"))
+            expect(page.get_by_role("status")).to_contain_text("queued for delivery again")
+            expect(page.get_by_role("heading", level=1)).to_contain_text("pending")
+            shot = tmp_path / "admin-console-retry.png"
+            page.screenshot(path=str(shot), full_page=True)
+
+            page.get_by_role("link", name="Audit log").click()
+            expect(page.get_by_text("webhook_outbox.retry").first).to_be_visible()
+        finally:
+            browser.close()
+
+    png = shot.read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 2000, "a real, non-empty screenshot"
+    artifacts = os.environ.get("ONEPASS_TEST_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(artifacts) / shot.name)
+    [pending] = cli_json(env, "webhooks", "list", "--status", "pending")
+    assert pending["id"] == entry_id and pending["attempts"] == 0 and pending["dlq_at"] is None
