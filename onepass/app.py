@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import orjson
@@ -44,7 +45,9 @@ from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.interaction import Sealer
 from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
+from onepass.ops import metrics as ops_metrics
 from onepass.ops import routes as ops_routes
+from onepass.ops.metrics import route_template
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, Settings, load_settings
@@ -101,6 +104,7 @@ def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
             runtime.hasher,
             [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
             max_body=runtime.settings.max_form_bytes,
+            metrics=ops_metrics.TOKENS,
         )
         secret_key = runtime.settings.secret_key or ""
         app.state.sealer = Sealer(secret_key, runtime.settings.interaction_ttl)
@@ -116,6 +120,8 @@ def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
         )
         app.state.verifier = AccessTokenVerifier(keyring, runtime.settings, runtime.clock)
         refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
+        # Metrics counted in plain Python reach prometheus-client every second (ops.metrics).
+        metrics_flusher = asyncio.create_task(ops_metrics.run_flusher(), name="metrics-flush")
         # `onepass serve` on SQLite: one worker runs the webhook dispatcher (webhooks.embedded).
         webhooks_stop = asyncio.Event()
         webhooks_task = (
@@ -132,8 +138,11 @@ def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
             if webhooks_task is not None:
                 await webhooks_task  # finishes the deliveries in flight, releases the rest
             refresher.cancel()
+            metrics_flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            with contextlib.suppress(asyncio.CancelledError):
+                await metrics_flusher
             await runtime.close()
 
     return lifespan
@@ -186,16 +195,38 @@ class OnePass:
 
     def __init__(self, api: FastAPI) -> None:
         self.api = api
+        self.http_metrics = ops_metrics.HTTP
 
     @property
     def state(self) -> Any:
         return self.api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/token":
-            await self.api.state.token_endpoint(scope, receive, send)
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)  # lifespan
             return
-        await self.api(scope, receive, send)
+        # Metrics (ops.metrics): every request's route template, status and duration,
+        # counted in plain Python (HttpMetrics), the token endpoint's included.
+        started = perf_counter()
+        status = 500  # an application that sends nothing failed
+        if scope["path"] == "/token":
+            # The token endpoint returns the status it sent: no wrapper on its hot path.
+            try:
+                status = await self.api.state.token_endpoint(scope, receive, send)
+            finally:
+                self.http_metrics.observe("/token", status, perf_counter() - started)
+            return
+
+        async def send_noting_status(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.api(scope, receive, send_noting_status)
+        finally:
+            self.http_metrics.observe(route_template(scope), status, perf_counter() - started)
 
 
 def create_app(

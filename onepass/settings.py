@@ -112,6 +112,29 @@ class Settings(BaseSettings):
     # many workers). Unset: `onepass serve` decides (on for SQLite, off for PostgreSQL,
     # where `onepass webhooks dispatch` processes run beside the API).
     webhook_embedded_dispatcher: bool | None = None
+
+    # Operations (onepass.ops). `onepass triage`: each HTTP probe's timeout, how many
+    # times each probe runs, the p95 latency over which it is sev2, the window of
+    # delivery attempts read and the failed share that makes "failing across the board"
+    # (sev2), how late the oldest due webhook may be, and how long overdue entries may
+    # wait with no delivery attempt at all before the dispatchers count as down.
+    triage_timeout: float = Field(default=5.0, gt=0, le=60)
+    triage_probe_rounds: int = Field(default=3, ge=1, le=20)
+    triage_latency_p95: float = Field(default=2.0, gt=0)
+    triage_webhook_window: float = Field(default=900.0, ge=10)
+    triage_webhook_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    triage_backlog_max_age: float = Field(default=600.0, gt=0)
+    triage_dispatcher_stall: float = Field(default=120.0, gt=0)
+    # `onepass incidents escalate` POSTs a JSON notice of each escalation step here
+    # (a chat or paging webhook); unset: the step is recorded and logged only.
+    escalation_webhook_url: str | None = Field(default=None, repr=False)
+    escalation_webhook_timeout: float = Field(default=5.0, gt=0, le=60)
+    # GET /metrics: when set, a scrape must send `Authorization: Bearer <token>`. In
+    # production /metrics is off (404) until it is set.
+    metrics_token: str | None = Field(default=None, repr=False)
+    # How long GET /status and /status.json reuse one reading of health and incidents.
+    status_cache_ttl: float = Field(default=5.0, ge=0, le=300)
+
     enforce_canonical_resolution: bool = Field(
         default=False,
         validation_alias=AliasChoices(
@@ -128,6 +151,19 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment (OpenID Connect Discovery §3)")
         return value.rstrip("/")
+
+    @field_validator("escalation_webhook_url", "metrics_token")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None, info: object) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if getattr(info, "field_name", "") == "escalation_webhook_url":
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    "must be an absolute http(s) URL, e.g. https://hooks.example.com/…"
+                )
+        return value
 
     @field_validator("webhook_retry_schedule")
     @classmethod

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import typer
 
-from onepass.cli import admin, clients, db, identity, keys, serve, users, webhooks
+from onepass.cli import admin, clients, db, identity, keys, ops, serve, users, webhooks
 
 app = typer.Typer(
     name="onepass",
@@ -22,6 +22,8 @@ app.add_typer(identity.cache_app, name="cache")
 app.add_typer(admin.app, name="admin")
 users.app.command("merge")(identity.merge_command)
 webhooks.app.command("backfill-links")(identity.backfill_links)
+app.command("triage")(ops.triage_command)
+app.add_typer(ops.incidents_app, name="incidents")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from onepass.cli.common import fail
 from onepass.crypto import DecryptionError
 from onepass.identity.enforcement import EnforcementNotSafe
 from onepass.logs import configure_logging
+from onepass.ops.metrics import clear_multiprocess_directory
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, load_settings
 from onepass.startup import prepare
@@ -54,6 +55,8 @@ def serve(
     if settings.webhook_embedded_dispatcher is None:
         embedded = settings.sqlite_path() is not None
         os.environ["ONEPASS_WEBHOOK_EMBEDDED_DISPATCHER"] = "1" if embedded else "0"
+    # Metrics with several workers (PROMETHEUS_MULTIPROC_DIR): a fresh directory per start.
+    clear_multiprocess_directory()
     uvicorn.run(
         "onepass.app:app_from_environment",
         factory=True,

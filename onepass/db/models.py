@@ -12,6 +12,7 @@ from onepass.oauth.models import (
     RefreshToken,
     RevokedAccessToken,
 )
+from onepass.ops.models import Incident, IncidentUpdate
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry, WebhookSigningKey
 
 metadata = Base.metadata
@@ -23,6 +24,8 @@ __all__ = [
     "AuthorizationCode",
     "Consent",
     "IdentityLink",
+    "Incident",
+    "IncidentUpdate",
     "LoginSession",
     "OAuthApplication",
     "RefreshToken",

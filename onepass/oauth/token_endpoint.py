@@ -10,7 +10,7 @@ round trip happens per request once the client is cached.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -30,6 +30,9 @@ from onepass.oauth.errors import (
 )
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.grants.base import Grant, TokenContext
+
+if TYPE_CHECKING:
+    from onepass.ops.metrics import TokenMetrics
 
 log = structlog.get_logger("onepass.oauth.token")
 
@@ -83,8 +86,11 @@ class TokenEndpoint:
         grants: list[Grant],
         *,
         max_body: int,
+        metrics: TokenMetrics | None = None,
     ) -> None:
         self.ctx = ctx
+        # Tokens issued and refused, for GET /metrics (onepass.ops.metrics).
+        self.metrics = metrics
         self.clients = clients
         self.hasher = hasher
         self.grants = {grant.grant_type: grant for grant in grants}
@@ -93,19 +99,25 @@ class TokenEndpoint:
         # and a wrong secret cost the same time.
         self._dummy_hash = hasher.hash("unknown-client")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answer one request; return the status sent (for the HTTP metrics)."""
         try:
             body = await self.handle(scope, receive)
         except OAuthError as exc:
+            if self.metrics is not None:
+                self.metrics.error(exc.error)
             extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
             await _respond(send, exc.status, exc.json_bytes(), extra)
-            return
+            return exc.status
         except Exception:
             log.exception("token.unexpected_error")
             error = ServerError("the server could not issue a token; try again")
+            if self.metrics is not None:
+                self.metrics.error(error.error)
             await _respond(send, error.status, error.json_bytes())
-            return
+            return error.status
         await _respond(send, 200, orjson.dumps(body))
+        return 200
 
     async def handle(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         if scope["method"] != "POST":
@@ -141,12 +153,15 @@ class TokenEndpoint:
         if grant_type not in client.grant_types:
             raise UnauthorizedClientError(f"this client may not use the {grant_type} grant")
         try:
-            return await grant.create_token_response(self.ctx, client, form)
+            response = await grant.create_token_response(self.ctx, client, form)
         except NoActiveKey:
             log.error("token.no_active_key", alg=self.ctx.settings.access_token_alg)
             raise TemporarilyUnavailableError(
                 "no signing key is available; try again shortly"
             ) from None
+        if self.metrics is not None:
+            self.metrics.issued(grant_type)
+        return response
 
     async def authenticate(self, authorization: str | None, form: dict[str, str]) -> ClientRecord:
         """Find and authenticate the client (RFC 6749 §2.3.1).

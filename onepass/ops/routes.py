@@ -1,9 +1,16 @@
+"""Operations endpoints: ``/up`` (health), ``/status`` (public status page), ``/metrics``."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+import hmac
 
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from onepass.ops import metrics
 from onepass.ops.health import run_checks
+from onepass.ops.status import cached_status
+from onepass.pages import render
 
 router = APIRouter(tags=["ops"])
 
@@ -22,5 +29,58 @@ async def up(request: Request) -> JSONResponse:
             "checks": {check.name: check.detail for check in checks},
         },
         status_code=200 if healthy else 503,
+        headers={"cache-control": "no-store"},
+    )
+
+
+@router.get("/status", response_class=HTMLResponse)
+async def status_page(request: Request) -> HTMLResponse:
+    """The public status page: health in one word, and the open sev1 incidents."""
+    return render("status.html", {"status": await cached_status(request.app.state)})
+
+
+@router.get("/status.json")
+async def status_json(request: Request) -> JSONResponse:
+    """The status page as JSON: ``status`` (operational or disrupted), ``summary``,
+    ``updated_at``, the open sev1 ``incidents`` and ``incidents_available``."""
+    return JSONResponse(
+        await cached_status(request.app.state),
+        headers={"cache-control": "no-store", "access-control-allow-origin": "*"},
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text format. With ONEPASS_METRICS_TOKEN set, only for
+    ``Authorization: Bearer <token>``; in production, off until it is set."""
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    token = settings.metrics_token
+    if token is None and settings.is_production:
+        return JSONResponse(
+            {
+                "error": "not_found",
+                "message": "metrics are off in production until ONEPASS_METRICS_TOKEN is set",
+            },
+            status_code=404,
+        )
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        scheme, _, credentials = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            credentials.strip().encode(), token.encode()
+        ):
+            return JSONResponse(
+                {
+                    "error": "unauthorized",
+                    "message": "send Authorization: Bearer <ONEPASS_METRICS_TOKEN>",
+                },
+                status_code=401,
+                headers={"www-authenticate": 'Bearer realm="1pass metrics"'},
+            )
+    snapshot = await metrics.read_outbox(runtime.database, runtime.clock.now())
+    return Response(
+        metrics.render(snapshot),
+        media_type=metrics.CONTENT_TYPE_LATEST,
         headers={"cache-control": "no-store"},
     )

@@ -47,6 +47,7 @@ from onepass import __version__
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError, SecretBox
 from onepass.db import Database
+from onepass.ops import metrics as delivery_metrics
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.webhooks import keys as webhook_keys
@@ -609,6 +610,16 @@ class Dispatcher:
 
         recorded = await self.store.record(
             [_entry_update(r) for r in results], attempt_rows, self.clock.now()
+        )
+        # GET /metrics (onepass.ops.metrics): the outcomes just recorded.
+        delivery_metrics.count_deliveries(
+            Counter(
+                r.decision.outcome.value
+                if r.entry.id in recorded.applied
+                else AttemptOutcome.DISCARDED.value
+                for r in results
+                if r.entry.id not in recorded.gone
+            )
         )
         for r in results:
             if r.entry.id not in recorded.applied:
