@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 import typer
 
+from onepass.cache import RedisCache
 from onepass.cli.common import JsonOption, fail, print_json, print_table, run
 from onepass.clock import SystemClock
 from onepass.db import Database
@@ -68,14 +69,21 @@ def triage_command(
                 database = Database(settings.database_url)
             except UnsupportedDatabase as exc:
                 problem = str(exc)
-        async with httpx.AsyncClient(base_url=url, follow_redirects=False) as http:
-            if database is None:
-                return await triage(http, None, SystemClock(), thresholds, database_problem=problem)
-            try:
-                async with database.sessionmaker() as session:
-                    return await triage(http, session, SystemClock(), thresholds)
-            finally:
-                await database.close()
+        redis = RedisCache(settings.redis_url) if settings.redis_url else None
+        try:
+            async with httpx.AsyncClient(base_url=url, follow_redirects=False) as http:
+                if database is None:
+                    return await triage(
+                        http, None, SystemClock(), thresholds, database_problem=problem, redis=redis
+                    )
+                try:
+                    async with database.sessionmaker() as session:
+                        return await triage(http, session, SystemClock(), thresholds, redis=redis)
+                finally:
+                    await database.close()
+        finally:
+            if redis is not None:
+                await redis.close()
 
     try:
         report = asyncio.run(go())

@@ -33,6 +33,7 @@ import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.cache import RedisCache
 from onepass.clock import Clock
 from onepass.oauth.models import OAuthApplication
 from onepass.ops.severity import (
@@ -128,15 +129,46 @@ async def triage(
     *,
     database_problem: str | None = None,
     timer: Callable[[], float] = time.perf_counter,
+    redis: RedisCache | None = None,
 ) -> Report:
     """Run every check; ``session`` None (with ``database_problem`` saying why) skips
-    the database checks and reports the database check as failed."""
+    the database checks and reports the database check as failed. ``redis``: the
+    server's Redis (``ONEPASS_REDIS_URL``), when it has one."""
     checks = await http_checks(http, thresholds, timer=timer)
     if session is None:
         checks.append(_database_failed(database_problem or "no database session"))
     else:
         checks.extend(await database_checks(session, clock.now(), thresholds))
+    checks.append(await check_redis(redis, thresholds.timeout))
     return report_of(checks)
+
+
+async def check_redis(redis: RedisCache | None, within: float) -> CheckResult:
+    """Redis down is sev2: requests go on, on each process's own cache (RedisCache)."""
+    if redis is None:
+        return CheckResult("redis", True, None, "not configured: each process caches alone")
+    try:
+        async with asyncio.timeout(within):
+            answers = await redis.ping()
+    except TimeoutError:
+        answers = False
+    if answers:
+        return CheckResult("redis", True, True, "answers")
+    return CheckResult(
+        "redis",
+        False,
+        False,
+        "does not answer",
+        [
+            Finding(
+                Severity.SEV2,
+                "Redis (ONEPASS_REDIS_URL) does not answer: logins, tokens and merges go on, "
+                "each server process on its own cache (login throttling per process, "
+                "canonical-user answers kept 5 s). Bring Redis back, then run "
+                "`onepass cache invalidate-canonical --all` once.",
+            )
+        ],
+    )
 
 
 # -- HTTP ---------------------------------------------------------------------------------

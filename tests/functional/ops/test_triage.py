@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import text
 
 from onepass.app import OnePass
+from onepass.cache import RedisCache
 from onepass.clock import Clock, FrozenClock, SystemClock
 from onepass.db import Database
 from onepass.ops.severity import Severity
@@ -28,6 +29,7 @@ CHECKS = [
     "webhook_dispatchers",
     "webhook_backlog",
     "webhook_dead_letters",
+    "redis",
 ]
 
 
@@ -230,3 +232,29 @@ async def test_triage_reports_a_database_without_schema_without_a_traceback(
     assert "no such table" in str(check(report, "database")["detail"])
     assert "is the schema migrated" in str(check(report, "database")["detail"])
     assert report.severity is Severity.SEV2
+
+
+async def test_triage_says_sev2_when_redis_does_not_answer(
+    http: httpx.AsyncClient, runtime: Runtime, redis_url: str | None
+) -> None:
+    down = RedisCache(f"redis://127.0.0.1:{free_port()}/0")
+    up = RedisCache(redis_url) if redis_url else None
+    try:
+        async with runtime.database.sessionmaker() as session:
+            thresholds = Thresholds(rounds=1, timeout=3.0)  # type: ignore[call-arg]
+            report = await triage(http, session, SystemClock(), thresholds, redis=down)
+            healthy = await triage(http, session, SystemClock(), thresholds, redis=up)
+    finally:
+        await down.close()
+        if up is not None:
+            await up.close()
+    assert report.severity is Severity.SEV2 and report.exit_code == 2
+    assert check(report, "redis") == {
+        "name": "redis",
+        "ok": False,
+        "value": False,
+        "detail": "does not answer",
+    }
+    assert any("invalidate-canonical --all" in r for r in report.reasons)
+    assert healthy.severity is Severity.OK
+    assert check(healthy, "redis")["ok"] is True
