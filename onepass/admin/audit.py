@@ -11,12 +11,17 @@ import getpass
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.admin.errors import AdminError
 from onepass.admin.models import AuditLogEntry
 from onepass.clock import Clock
 from onepass.db import Database
+
+log = structlog.get_logger("onepass.admin.audit")
 
 OK = "ok"
 DENIED = "denied"
@@ -83,6 +88,31 @@ async def record(
     """Record in a transaction of its own (refusals and failures)."""
     async with database.session() as session:
         add(session, clock, actor, action, target, outcome, detail=detail, message=message)
+
+
+async def record_refusal(
+    database: Database,
+    clock: Clock,
+    actor: Actor,
+    action: str,
+    target: str | None,
+    error: AdminError,
+) -> None:
+    """A refusal of the admin API or console: denied (401, 403, 429) or failed. The
+    database being away is logged rather than raised: the caller reports the refusal."""
+    outcome = DENIED if error.status in (401, 403, 429) else FAILED
+    try:
+        await record(
+            database,
+            clock,
+            actor,
+            action,
+            target,
+            outcome,
+            message=f"{error.code}: {error.message.split('; ')[0]}",
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        log.error("admin.audit_failed", error=type(exc).__name__, action=action)
 
 
 async def entries(

@@ -26,12 +26,11 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from onepass.accounts import csrf as csrf_mod
-from onepass.accounts.service import UserNotFound
 from onepass.accounts.throttle import LoginThrottled
 from onepass.admin import audit, console_service, procedures, service
 from onepass.admin.audit import Actor
 from onepass.admin.console_service import ConsoleLoginRefused, ConsoleSession
-from onepass.admin.errors import AdminError
+from onepass.admin.errors import AdminError, refusal
 from onepass.oauth.authorize import single_values
 from onepass.oauth.clients import ClientNotFound, find_client
 from onepass.oauth.forms import is_form_content_type
@@ -39,7 +38,7 @@ from onepass.pages import PAGE_HEADERS, render
 from onepass.runtime import Runtime
 from onepass.web import BodyTooLarge, read_body
 from onepass.webhooks import outbox
-from onepass.webhooks.errors import EntryNotFound, SigningKeyNotFound
+from onepass.webhooks.errors import EntryNotFound
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
 
 log = structlog.get_logger("onepass.admin.console")
@@ -50,7 +49,6 @@ COOKIE = "onepass_admin"
 COOKIE_PATH = "/admin"
 MAX_FORM = 8 * 1024
 PAGE_SIZE = 50
-NOT_FOUND = (ClientNotFound, UserNotFound, EntryNotFound, SigningKeyNotFound)
 EXPIRED_FORM = (
     "This form has expired or your browser's security token did not match. "
     "Reload the page and try again."
@@ -199,40 +197,12 @@ def _actor(request: Request, console: ConsoleSession) -> Actor:
     return Actor(f"admin:{console.user.email}", "console", console.user.id, _ip(request))
 
 
-def _refusal(exc: ValueError) -> AdminError:
-    """A domain's refusal as a console error: 404 for what does not exist, else 409."""
-    if isinstance(exc, AdminError):
-        return exc
-    if isinstance(exc, NOT_FOUND):
-        return AdminError("not_found", str(exc), 404)
-    return AdminError("conflict", str(exc), 409)
-
-
 def _sentence(message: str) -> str:
     message = message.strip()
     if not message:
         return message
     message = message[0].upper() + message[1:]
     return message if message.endswith((".", "!", "?")) else message + "."
-
-
-async def _record_refusal(
-    runtime: Runtime, actor: Actor, action: str, target: str | None, error: AdminError
-) -> None:
-    """As the admin API's ``Caller.refused``: denied for 401/403/429, else failed."""
-    outcome = audit.DENIED if error.status in (401, 403, 429) else audit.FAILED
-    try:
-        await audit.record(
-            runtime.database,
-            runtime.clock,
-            actor,
-            action,
-            target,
-            outcome,
-            message=f"{error.code}: {error.message.split('; ')[0]}",
-        )
-    except (SQLAlchemyError, OSError) as exc:
-        log.error("admin.audit_failed", error=type(exc).__name__, action=action)
 
 
 async def _approve(
@@ -276,8 +246,15 @@ async def _approve(
                 target=canonical,
             )
     except ValueError as exc:
-        error = _refusal(exc)
-        await _record_refusal(runtime, actor, f"step_up:{action}", canonical or target[:300], error)
+        error = refusal(exc)
+        await audit.record_refusal(
+            runtime.database,
+            runtime.clock,
+            actor,
+            f"step_up:{action}",
+            canonical or target[:300],
+            error,
+        )
         return None, error
     return canonical, None
 
@@ -759,8 +736,10 @@ async def retry(request: Request, entry_id: str) -> Response:
     try:
         await procedures.retry_entry(runtime, actor, int(canonical))
     except ValueError as exc:
-        error = _refusal(exc)
-        await _record_refusal(runtime, actor, procedures.RETRY, canonical, error)
+        error = refusal(exc)
+        await audit.record_refusal(
+            runtime.database, runtime.clock, actor, procedures.RETRY, canonical, error
+        )
         return await _entry_page(
             request, console, found, error=_sentence(error.message), status=error.status
         )
@@ -870,8 +849,10 @@ async def replay(request: Request, app: str) -> Response:
     try:
         result = await procedures.replay_dlq(runtime, actor, canonical)
     except ValueError as exc:
-        error = _refusal(exc)
-        await _record_refusal(runtime, actor, procedures.REPLAY_DLQ, canonical, error)
+        error = refusal(exc)
+        await audit.record_refusal(
+            runtime.database, runtime.clock, actor, procedures.REPLAY_DLQ, canonical, error
+        )
         return await _replay_page(
             request, console, app, error=_sentence(error.message), status=error.status
         )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from onepass.accounts.service import UserNotFound
+from onepass.oauth.clients import ClientNotFound
+from onepass.webhooks.errors import EntryNotFound, SigningKeyNotFound
+
 
 class AdminError(ValueError):
     """An admin API refusal; also a ``ValueError``, so the CLI reports it as one."""
@@ -42,3 +46,13 @@ def insufficient_scope(scope: str) -> AdminError:
 
 def step_up_required(message: str) -> AdminError:
     return AdminError("step_up_required", message, 403)
+
+
+def refusal(exc: ValueError) -> AdminError:
+    """A domain's refusal (a ``ValueError``) as an admin error: 404 for what does not
+    exist, 409 for the rest (a merge refused, a delivered entry retried, …)."""
+    if isinstance(exc, AdminError):
+        return exc
+    if isinstance(exc, ClientNotFound | UserNotFound | EntryNotFound | SigningKeyNotFound):
+        return AdminError("not_found", str(exc), 404)
+    return AdminError("conflict", str(exc), 409)

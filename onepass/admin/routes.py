@@ -21,18 +21,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts.service import UserNotFound
 from onepass.admin import audit, procedures, service
 from onepass.admin.audit import Actor
-from onepass.admin.errors import AdminError, invalid_token
+from onepass.admin.errors import AdminError, invalid_token, refusal
 from onepass.admin.service import Authenticated
 from onepass.identity.canonical import CanonicalResolver
-from onepass.oauth.clients import ClientNotFound, find_client
+from onepass.oauth.clients import find_client
 from onepass.oauth.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.web import BodyTooLarge, read_body
 from onepass.webhooks import outbox
-from onepass.webhooks.errors import EntryNotFound, SigningKeyNotFound
 from onepass.webhooks.events import parse_event_type
 from onepass.webhooks.retry import parse_duration
 
@@ -41,7 +39,6 @@ log = structlog.get_logger("onepass.admin")
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 MAX_BODY = 16 * 1024
-NOT_FOUND = (ClientNotFound, UserNotFound, EntryNotFound, SigningKeyNotFound)
 _HEADERS = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
@@ -49,15 +46,6 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(
         orjson.dumps(data), status_code=status, media_type="application/json", headers=_HEADERS
     )
-
-
-def _refusal(exc: ValueError) -> AdminError:
-    """A domain's refusal as the API's error: 404 for what does not exist, else 409."""
-    if isinstance(exc, AdminError):
-        return exc
-    if isinstance(exc, NOT_FOUND):
-        return AdminError("not_found", str(exc), 404)
-    return AdminError("conflict", str(exc), 409)
 
 
 def _unavailable() -> AdminError:
@@ -76,19 +64,9 @@ class Caller:
         self.actor = Actor(f"admin:{who.user.email}", "api", who.user.id, ip)
 
     async def refused(self, action: str, target: str | None, error: AdminError) -> None:
-        outcome = audit.DENIED if error.status in (401, 403, 429) else audit.FAILED
-        try:
-            await audit.record(
-                self.runtime.database,
-                self.runtime.clock,
-                self.actor,
-                action,
-                target,
-                outcome,
-                message=f"{error.code}: {error.message.split('; ')[0]}",
-            )
-        except (SQLAlchemyError, OSError) as exc:
-            log.error("admin.audit_failed", error=type(exc).__name__, action=action)
+        await audit.record_refusal(
+            self.runtime.database, self.runtime.clock, self.actor, action, target, error
+        )
 
 
 async def authenticated(request: Request) -> Authenticated:
@@ -181,7 +159,7 @@ async def change(
                 target=canonical,
             )
     except ValueError as exc:
-        error = _refusal(exc)
+        error = refusal(exc)
         await who.refused(action, canonical, error)
         raise error from None
     except (SQLAlchemyError, OSError):
@@ -189,7 +167,7 @@ async def change(
     try:
         result = await do(who)
     except ValueError as exc:
-        error = _refusal(exc)
+        error = refusal(exc)
         await who.refused(action, canonical, error)
         raise error from None
     except (SQLAlchemyError, OSError):
@@ -260,7 +238,7 @@ async def step_up(request: Request) -> Response:
             )
             audit.add(session, runtime.clock, who.actor, f"step_up:{action}", canonical)
     except ValueError as exc:
-        error = _refusal(exc)
+        error = refusal(exc)
         await who.refused(f"step_up:{action}", canonical or target[:300], error)
         raise error from None
     except (SQLAlchemyError, OSError):
@@ -295,7 +273,7 @@ async def webhook_outbox(
                 session, status=status, app_id=app_id, limit=limit, after_id=after_id
             )
     except ValueError as exc:
-        raise _refusal(exc) from None
+        raise refusal(exc) from None
     except (SQLAlchemyError, OSError):
         raise _unavailable() from None
     rows = [outbox.describe_entry(e) for e in entries]
@@ -335,7 +313,7 @@ async def webhook_outbox_entry(request: Request, entry_id: int) -> Response:
             entry = await outbox.get_entry(session, entry_id)
             attempts = await outbox.list_attempts(session, entry_id)
     except ValueError as exc:
-        raise _refusal(exc) from None
+        raise refusal(exc) from None
     except (SQLAlchemyError, OSError):
         raise _unavailable() from None
     data = outbox.describe_entry(entry)
@@ -395,7 +373,7 @@ async def replay_dlq(request: Request, app: str) -> Response:
         try:
             return _json(await do(who))
         except ValueError as exc:
-            raise _refusal(exc) from None
+            raise refusal(exc) from None
         except (SQLAlchemyError, OSError):
             raise _unavailable() from None
     return await change(request, procedures.REPLAY_DLQ, app, body, do)
