@@ -697,21 +697,7 @@ async def retry(request: Request, entry_id: str) -> Response:
             request, "No such webhook", "A webhook outbox entry id is a number.", 404, console
         )
     form = await _form(request)
-    if form is None or not _csrf_ok(request, form):
-        return await _entry_page(
-            request, console, found, error=EXPIRED_FORM + " " + NOTHING_CHANGED, status=403
-        )
-    code = _code(form)
-    if not code:
-        return await _entry_page(
-            request,
-            console,
-            found,
-            error="Enter the current 6-digit code from your authenticator app to retry.",
-            status=400,
-        )
-    runtime = _runtime(request)
-    async with runtime.database.session(readonly=True) as session:
+    async with _runtime(request).database.session(readonly=True) as session:
         try:
             await outbox.get_entry(session, found)  # before a code is used up on nothing
         except EntryNotFound:
@@ -722,28 +708,58 @@ async def retry(request: Request, entry_id: str) -> Response:
                 404,
                 console,
             )
-    canonical, refused = await _approve(request, console, procedures.RETRY, str(found), code)
+    done = await _act(
+        request,
+        console,
+        form,
+        procedures.RETRY,
+        str(found),
+        verb="retry",
+        show=functools.partial(_entry_page, request, console, found),
+        do=lambda runtime, actor, target: procedures.retry_entry(runtime, actor, int(target)),
+    )
+    if isinstance(done, Response):
+        return done
+    return _redirect(f"/admin/webhooks/{found}?retried=1")
+
+
+async def _act(
+    request: Request,
+    console: ConsoleSession,
+    form: dict[str, str] | None,
+    action: str,
+    target: str,
+    *,
+    verb: str,
+    show: Callable[..., Awaitable[Response]],
+    do: Callable[[Runtime, Actor, str], Awaitable[Any]],
+) -> Any:
+    """A change from a form: CSRF, a fresh TOTP code (step-up, the nonce spent at once),
+    then ``do(runtime, actor, canonical target)``. Its result, or the page ``show``
+    renders with the error (nothing changed)."""
+    if form is None or not _csrf_ok(request, form):
+        return await show(error=EXPIRED_FORM + " " + NOTHING_CHANGED, status=403)
+    code = _code(form)
+    if not code:
+        return await show(
+            error=f"Enter the current 6-digit code from your authenticator app to {verb}.",
+            status=400,
+        )
+    canonical, refused = await _approve(request, console, action, target, code)
     if refused is not None:
-        return await _entry_page(
-            request,
-            console,
-            found,
+        return await show(
             error=_sentence(refused.message) + " " + NOTHING_CHANGED,
             status=refused.status,
             headers=refused.headers,
         )
+    runtime = _runtime(request)
     actor = _actor(request, console)
     try:
-        await procedures.retry_entry(runtime, actor, int(canonical))
+        return await do(runtime, actor, canonical)
     except ValueError as exc:
         error = refusal(exc)
-        await audit.record_refusal(
-            runtime.database, runtime.clock, actor, procedures.RETRY, canonical, error
-        )
-        return await _entry_page(
-            request, console, found, error=_sentence(error.message), status=error.status
-        )
-    return _redirect(f"/admin/webhooks/{found}?retried=1")
+        await audit.record_refusal(runtime.database, runtime.clock, actor, action, canonical, error)
+        return await show(error=_sentence(error.message), status=error.status)
 
 
 # -- replay an application's dead-letter queue ----------------------------------------
@@ -814,50 +830,27 @@ async def replay(request: Request, app: str) -> Response:
     if console is None:
         return _to_login(request)
     form = await _form(request)
-    if form is None or not _csrf_ok(request, form):
-        return await _replay_page(
-            request, console, app, error=EXPIRED_FORM + " " + NOTHING_CHANGED, status=403
-        )
-    code = _code(form)
-    if not code:
-        return await _replay_page(
-            request,
-            console,
-            app,
-            error="Enter the current 6-digit code from your authenticator app to replay.",
-            status=400,
-        )
-    runtime = _runtime(request)
-    async with runtime.database.session(readonly=True) as session:
+    async with _runtime(request).database.session(readonly=True) as session:
         try:
             if not _printable(app):
                 raise ClientNotFound("not a client_id")
             await find_client(session, app[:200])  # before a code is used up on nothing
         except ClientNotFound:
             return await _replay_page(request, console, app)
-    canonical, refused = await _approve(request, console, procedures.REPLAY_DLQ, app[:200], code)
-    if refused is not None:
-        return await _replay_page(
-            request,
-            console,
-            app,
-            error=_sentence(refused.message) + " " + NOTHING_CHANGED,
-            status=refused.status,
-            headers=refused.headers,
-        )
-    actor = _actor(request, console)
-    try:
-        result = await procedures.replay_dlq(runtime, actor, canonical)
-    except ValueError as exc:
-        error = refusal(exc)
-        await audit.record_refusal(
-            runtime.database, runtime.clock, actor, procedures.REPLAY_DLQ, canonical, error
-        )
-        return await _replay_page(
-            request, console, app, error=_sentence(error.message), status=error.status
-        )
+    done = await _act(
+        request,
+        console,
+        form,
+        procedures.REPLAY_DLQ,
+        app[:200],
+        verb="replay",
+        show=functools.partial(_replay_page, request, console, app),
+        do=lambda runtime, actor, target: procedures.replay_dlq(runtime, actor, target),
+    )
+    if isinstance(done, Response):
+        return done
     return _redirect(
-        f"/admin/applications/{quote(canonical, safe='')}/replay?replayed={result['replayed']}"
+        f"/admin/applications/{quote(done['client_id'], safe='')}/replay?replayed={done['replayed']}"
     )
 
 
