@@ -7,6 +7,7 @@ back to an in-process cache while Redis does not answer), and ``MemoryCache`` ot
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import time
 from typing import Protocol
@@ -139,6 +140,7 @@ class RedisCache:
         self._down_until = 0.0
         self._lost_keys: set[str] = set()
         self._lost_patterns: set[str] = set()
+        self._repairer: asyncio.Task[None] | None = None
 
     @property
     def lost_writes(self) -> int:
@@ -166,6 +168,7 @@ class RedisCache:
             self._lost_patterns.update(f"{k.rsplit(':', 1)[0]}:*" for k in keys)
         if pattern is not None:
             self._lost_patterns.add(pattern)
+        self._repair_in_background()
         if not first:
             return  # said once per outage
         log.error(
@@ -185,6 +188,21 @@ class RedisCache:
         self._lost_keys.difference_update(keys)
         self._lost_patterns.difference_update(patterns)
         log.warning("cache.redis_repaired", keys=len(keys), patterns=patterns)
+
+    def _repair_in_background(self) -> None:
+        """Repair as soon as Redis answers, not at this process's next cache call: other
+        processes read Redis from then on, and this one may make no call for long."""
+        if self._repairer is not None and not self._repairer.done():
+            return
+        try:
+            self._repairer = asyncio.get_running_loop().create_task(self._repair_when_back())
+        except RuntimeError:  # no event loop running: the next call repairs
+            self._repairer = None
+
+    async def _repair_when_back(self) -> None:
+        while self.lost_writes:
+            await asyncio.sleep(max(self._down_until - time.monotonic(), 0.0) + 0.05)
+            await self._redis_first()
 
     async def _redis_first(self) -> bool:
         """Whether to try Redis now; repairs what is owed once it answers."""
@@ -273,6 +291,8 @@ class RedisCache:
             return False
 
     async def close(self) -> None:
+        if self._repairer is not None:
+            self._repairer.cancel()
         await self._redis.aclose()
 
 

@@ -74,8 +74,11 @@ async def create_user(
 
 async def find_user(session: AsyncSession, user_ref: str) -> User:
     """By internal id, ``sub`` or email (the CLI's ID)."""
+    if "\x00" in user_ref:  # PostgreSQL refuses NUL in text: not found, not an outage
+        raise UserNotFound(f"no user with id, sub or email {user_ref[:80]!r}")
     user = None
-    if user_ref.isdigit():
+    # An id fits in 64 bits (SQLite raises OverflowError past them, asyncpg DataError).
+    if user_ref.isascii() and user_ref.isdigit() and len(user_ref) <= 18:
         user = await session.get(User, int(user_ref))
     if user is None:
         user = await session.scalar(select(User).where(User.sub == user_ref))

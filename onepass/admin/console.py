@@ -244,6 +244,7 @@ async def _approve(
                 nonce,
                 action=action,
                 target=canonical,
+                token_id=None,
             )
     except ValueError as exc:
         error = refusal(exc)

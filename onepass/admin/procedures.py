@@ -69,13 +69,27 @@ def action_named(name: str) -> Action:
     return action
 
 
+# action_request_nonces.target and audit_log.target are String(300).
+MAX_TARGET = 300
+
+
 async def canonical_target(session: AsyncSession, action: str, target: str) -> str:
     """``target`` as the action names it when it spends a nonce; refuses what does not
     name an existing thing of the right kind."""
     spec = action_named(action)
     target = target.strip()
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        raise AdminError("invalid_request", f"the target of {action} is {spec.target}")
+    canonical = await _canonical_target(session, action, spec, target)
+    if len(canonical) > MAX_TARGET:
+        raise AdminError("invalid_request", f"the target of {action} is {spec.target}")
+    return canonical
+
+
+async def _canonical_target(session: AsyncSession, action: str, spec: Action, target: str) -> str:
     if action == RETRY:
-        if not target.isdigit():
+        # An outbox entry id fits in 64 bits.
+        if not (target.isascii() and target.isdigit() and len(target) <= 18):
             raise AdminError("invalid_request", f"the target of {action} is {spec.target}")
         return str(int(target))
     if action in (REPLAY_DLQ, ROTATE_WEBHOOK_KEY):
@@ -90,8 +104,10 @@ async def canonical_target(session: AsyncSession, action: str, target: str) -> s
             raise AdminError("invalid_request", f'the target of {action} is "jwks"')
         return "jwks"
     if action == MERGE_USERS:
+        # Exactly one arrow: "a->b->c" would name two different merges, and a nonce
+        # asked for one must not serve the other.
         source, arrow, into = target.partition("->")
-        if not arrow or not source.strip() or not into.strip():
+        if not arrow or "->" in into or not source.strip() or not into.strip():
             raise AdminError("invalid_request", f"the target of {action} is {spec.target}")
         source_user = await accounts.find_user(session, source.strip())
         target_user = await accounts.find_user(session, into.strip())

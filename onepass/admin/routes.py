@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import structlog
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +39,9 @@ log = structlog.get_logger("onepass.admin")
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 MAX_BODY = 16 * 1024
+# Ids are 64-bit: past this, SQLite raises OverflowError and asyncpg a DataError.
+MAX_ID = 2**63 - 1
+MAX_GRACE = 365 * 86400
 _HEADERS = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
@@ -124,6 +127,8 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | N
         return None
     if not isinstance(value, str) or len(value) > 500:
         raise AdminError("invalid_request", f'"{name}" must be a string (at most 500 characters)')
+    if "\x00" in value:  # PostgreSQL refuses NUL in text: bad input, not an outage
+        raise AdminError("invalid_request", f'"{name}" must not contain NUL characters')
     return value
 
 
@@ -157,6 +162,7 @@ async def change(
                 _text(body, "action_request_nonce"),
                 action=action,
                 target=canonical,
+                token_id=who.who.token.id,
             )
     except ValueError as exc:
         error = refusal(exc)
@@ -262,7 +268,7 @@ async def webhook_outbox(
     status: str | None = Query(None, pattern="^(pending|delivered|dead)$"),
     app: str | None = Query(None, max_length=200),
     limit: int = Query(100, ge=1, le=1000),
-    after_id: int | None = Query(None, ge=0),
+    after_id: int | None = Query(None, ge=0, le=MAX_ID),
 ) -> Response:
     """Outbox entries, oldest first (``?status=dead``: the dead-letter queue)."""
     who = await caller(request, "webhooks:read")
@@ -305,7 +311,7 @@ async def _applications(session: AsyncSession, ids: list[int]) -> list[OAuthAppl
 
 
 @router.get("/webhook_outbox/{entry_id}")
-async def webhook_outbox_entry(request: Request, entry_id: int) -> Response:
+async def webhook_outbox_entry(request: Request, entry_id: int = Path(ge=0, le=MAX_ID)) -> Response:
     """One entry and every attempt to deliver it."""
     who = await caller(request, "webhooks:read")
     try:
@@ -324,7 +330,7 @@ async def webhook_outbox_entry(request: Request, entry_id: int) -> Response:
 
 
 @router.post("/webhook_outbox/{entry_id}/retry")
-async def retry(request: Request, entry_id: int) -> Response:
+async def retry(request: Request, entry_id: int = Path(ge=0, le=MAX_ID)) -> Response:
     """Send one entry again from the start of the schedule (step-up)."""
     body = await json_body(request)
     return await change(
@@ -342,11 +348,12 @@ def _since(body: dict[str, Any]) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # astimezone overflows past year 9999 (9999-12-31T23:00-05:00).
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise AdminError(
             "invalid_request", '"since" must be an ISO 8601 date or time, e.g. 2026-01-31T12:00:00Z'
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 @router.post("/applications/{app}/replay_dlq")
@@ -388,9 +395,12 @@ async def rotate_webhook_key(request: Request, app: str) -> Response:
     The new secret is in the answer, this once."""
     body = await json_body(request)
     try:
-        grace = timedelta(seconds=parse_duration(_text(body, "grace") or "72h"))
+        seconds = parse_duration(_text(body, "grace") or "72h")
     except ValueError as exc:
         raise AdminError("invalid_request", f'"grace": {exc}') from None
+    if seconds > MAX_GRACE:  # a timedelta, then a date, overflows past a few thousand years
+        raise AdminError("invalid_request", '"grace" is at most 365d')
+    grace = timedelta(seconds=seconds)
     scheme = _text(body, "scheme")
     if scheme not in (None, "v1", "v1a"):
         raise AdminError("invalid_request", '"scheme" must be "v1" or "v1a"')
@@ -483,7 +493,7 @@ async def invalidate_canonical(request: Request) -> Response:
 async def audit_log(
     request: Request,
     limit: int = Query(100, ge=1, le=1000),
-    before_id: int | None = Query(None, ge=1),
+    before_id: int | None = Query(None, ge=1, le=MAX_ID),
     action: str | None = Query(None, max_length=100),
 ) -> Response:
     """The audit log, newest first."""

@@ -310,9 +310,11 @@ async def spend_nonce(
     *,
     action: str,
     target: str,
+    token_id: int | None,
 ) -> None:
-    """Spend the nonce for this action on this target, or raise ``step_up_required``
-    saying why. One statement: two requests racing with one nonce, one wins."""
+    """Spend the nonce for this action on this target, asked for through this admin
+    token (None: the console), or raise ``step_up_required`` saying why. One statement:
+    two requests racing with one nonce, one wins; a revoked token's nonces die with it."""
     how = (
         f"prove a fresh second factor first: POST /api/v1/admin/step-up with "
         f'{{"totp_code": …, "action": "{action}", "target": "{target}"}}, then send the '
@@ -332,6 +334,9 @@ async def spend_nonce(
             table.user_id == user.id,
             table.action == action,
             table.target == target,
+            table.admin_token_id == token_id
+            if token_id is not None
+            else table.admin_token_id.is_(None),
             table.used_at.is_(None),
             table.expires_at > now,
         )
@@ -343,6 +348,8 @@ async def spend_nonce(
     found = await session.scalar(select(table).where(table.nonce_hash == digest))
     if found is None or found.user_id != user.id:
         why = "unknown action_request_nonce"
+    elif found.admin_token_id != token_id:
+        why = "this action_request_nonce was issued through another admin token or the console"
     elif found.used_at is not None:
         why = "this action_request_nonce was already used"
     elif found.expires_at <= now:

@@ -187,11 +187,14 @@ async def create_client(
 
 async def find_client(session: AsyncSession, app_id: str) -> OAuthApplication:
     """Find by ``client_id`` or internal id (the CLI's APP_ID)."""
+    if "\x00" in app_id:  # PostgreSQL refuses NUL in text: not found, not an outage
+        raise ClientNotFound(f"no application with client_id or id {app_id[:80]!r}")
     app = await session.scalar(select(OAuthApplication).where(OAuthApplication.client_id == app_id))
-    if app is None and app_id.isdigit():
+    # An id fits in 64 bits (SQLite raises OverflowError past them, asyncpg DataError).
+    if app is None and app_id.isascii() and app_id.isdigit() and len(app_id) <= 18:
         app = await session.get(OAuthApplication, int(app_id))
     if app is None:
-        raise ClientNotFound(f"no application with client_id or id {app_id!r}")
+        raise ClientNotFound(f"no application with client_id or id {app_id[:80]!r}")
     return app
 
 

@@ -592,3 +592,32 @@ async def test_bad_action_bodies_are_refused_before_any_step_up_is_spent(
         headers=bearer(admin.token),
     )
     assert response.status_code == 400
+
+
+async def test_a_nonce_works_only_through_the_token_that_asked_for_it(
+    api: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock
+) -> None:
+    from datetime import timedelta as _td
+
+    from onepass.admin import service
+
+    async with rt.database.session() as session:
+        user = await session.get(User, admin.id)
+        assert user is not None
+        second = await service.create_token(
+            session, rt.hasher, clock, user, ["users:write"], _td(hours=1), max_ttl=_td(days=1)
+        )
+    nonce = await nonce_for(api, admin, clock, "cache.invalidate_canonical", "*")
+    other = await api.post(
+        "/api/v1/admin/cache/invalidate_canonical",
+        json={"all": True, "action_request_nonce": nonce},
+        headers=bearer(second.token),
+    )
+    assert other.status_code == 403
+    assert "another admin token" in other.json()["message"]
+    same = await api.post(
+        "/api/v1/admin/cache/invalidate_canonical",
+        json={"all": True, "action_request_nonce": nonce},
+        headers=bearer(admin.token),
+    )
+    assert same.status_code == 200
