@@ -1,0 +1,310 @@
+"""What every console page shares: the router, the console session and its cookie,
+CSRF, rendering, the step-up of a change (``approve``), formatting."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from onepass.accounts import csrf as csrf_mod
+from onepass.admin import audit, console_service, procedures, service
+from onepass.admin.audit import Actor
+from onepass.admin.console_service import ConsoleSession
+from onepass.admin.errors import AdminError, refusal
+from onepass.oauth.authorize import single_values
+from onepass.oauth.forms import is_form_content_type
+from onepass.pages import PAGE_HEADERS, render
+from onepass.runtime import Runtime
+from onepass.web import BodyTooLarge, read_body
+from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
+
+log = structlog.get_logger("onepass.admin.console")
+
+router = APIRouter(prefix="/admin", tags=["admin console"], include_in_schema=False)
+
+COOKIE = "onepass_admin"
+COOKIE_PATH = "/admin"
+MAX_FORM = 8 * 1024
+PAGE_SIZE = 50
+EXPIRED_FORM = (
+    "This form has expired or your browser's security token did not match. "
+    "Reload the page and try again."
+)
+NOTHING_CHANGED = "Nothing was changed."
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+# -- plumbing -------------------------------------------------------------------------
+
+
+def runtime_of(request: Request) -> Runtime:
+    return cast(Runtime, request.app.state.runtime)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def csrf_cookie(request: Request) -> tuple[str, bool]:
+    value = request.cookies.get(csrf_mod.COOKIE)
+    if value and len(value) <= 128:
+        return value, False
+    return csrf_mod.CSRF.new_cookie_value(), True
+
+
+def render_page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    *,
+    console: ConsoleSession | None = None,
+) -> Response:
+    """A console page with the CSRF form token (and its cookie if the browser has none)."""
+    cookie, is_new = csrf_cookie(request)
+    context = {
+        "csrf_token": request.app.state.csrf.token_for(cookie),
+        "admin_email": console.user.email if console is not None else None,
+        **context,
+    }
+    response = render(template, context, status)
+    if is_new:
+        # The same cookie, with the same attributes, as the login pages' forms.
+        response.set_cookie(
+            csrf_mod.COOKIE,
+            cookie,
+            httponly=True,
+            secure=runtime_of(request).settings.secure_cookies,
+            samesite="lax",
+            path="/",
+        )
+    return response
+
+
+def problem_page(
+    request: Request,
+    title: str,
+    message: str,
+    status: int,
+    console: ConsoleSession | None = None,
+) -> Response:
+    return render_page(
+        request, "admin/problem.html", {"title": title, "error": message}, status, console=console
+    )
+
+
+def redirect_to(url: str) -> Response:
+    return RedirectResponse(url, status_code=303, headers=dict(PAGE_HEADERS))
+
+
+def guarded(handler: Handler) -> Handler:
+    """A page instead of a 500 when the database does not answer."""
+
+    @functools.wraps(handler)
+    async def run(request: Request, **kwargs: Any) -> Response:
+        try:
+            return await handler(request, **kwargs)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("admin.console_unavailable", error=type(exc).__name__, path=request.url.path)
+            return render(
+                "admin/problem.html",
+                {
+                    "title": "Database unavailable",
+                    "error": "The database did not answer. Nothing was changed by this "
+                    "request; try again in a minute, and check `onepass triage`.",
+                },
+                503,
+            )
+
+    return run
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    """The posted form's single values, or None when it is not a form (or too big)."""
+    if not is_form_content_type(request.headers.get("content-type")):
+        return None
+    try:
+        body = await read_body(request, MAX_FORM)
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except (BodyTooLarge, UnicodeDecodeError, ValueError):
+        return None
+    form = single_values(pairs)
+    return None if "__repeated__" in form else form
+
+
+def csrf_ok(request: Request, form: dict[str, str]) -> bool:
+    return bool(
+        request.app.state.csrf.valid(request.cookies.get(csrf_mod.COOKIE), form.get("csrf_token"))
+    )
+
+
+async def current_console(request: Request) -> ConsoleSession | None:
+    runtime = runtime_of(request)
+    async with runtime.database.session(readonly=True) as session:
+        return await console_service.current(
+            session, runtime.hasher, runtime.clock, request.cookies.get(COOKIE)
+        )
+
+
+def to_login(request: Request) -> Response:
+    here = request.url.path
+    if request.method == "GET" and request.url.query:
+        here += "?" + request.url.query
+    return redirect_to("/admin/login?" + urlencode({"next": safe_next(here)}))
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a console path, never another site."""
+    if not value or len(value) > 500:
+        return "/admin"
+    if not (value == "/admin" or value.startswith(("/admin/", "/admin?"))):
+        return "/admin"
+    if "//" in value or "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return "/admin"
+    return value
+
+
+def printable(value: str) -> bool:
+    """No control characters (PostgreSQL refuses NUL in text: not a database outage)."""
+    return not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+
+
+def actor_of(request: Request, console: ConsoleSession) -> Actor:
+    return Actor(f"admin:{console.user.email}", "console", console.user.id, client_ip(request))
+
+
+def sentence(message: str) -> str:
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else message + "."
+
+
+async def approve(
+    request: Request, console: ConsoleSession, action: str, target: str, code: str
+) -> tuple[str, None] | tuple[None, AdminError]:
+    """Step-up for ``action`` on ``target`` with a TOTP code, and the nonce spent at once.
+
+    Returns the canonical target, or the refusal (audited). The code's step is used up
+    either way once it matched; a wrong code changes nothing but the failure count.
+    """
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    actor = actor_of(request, console)
+    canonical: str | None = None
+    try:
+        async with runtime.database.session() as session:
+            canonical = await procedures.canonical_target(session, action, target)
+            nonce, _ = await service.step_up(
+                session,
+                runtime.hasher,
+                runtime.box,
+                runtime.clock,
+                runtime.cache,
+                console.user.id,
+                token_id=None,  # the console holds no admin token
+                code=code,
+                action=action,
+                target=canonical,
+                ttl=timedelta(seconds=settings.admin_step_up_ttl),
+                max_failures=settings.admin_totp_max_failures,
+                failure_window=settings.login_failure_window,
+            )
+            audit.add(session, runtime.clock, actor, f"step_up:{action}", canonical)
+            await service.spend_nonce(
+                session,
+                runtime.hasher,
+                runtime.clock,
+                console.user,
+                nonce,
+                action=action,
+                target=canonical,
+                token_id=None,
+            )
+    except ValueError as exc:
+        error = refusal(exc)
+        await audit.record_refusal(
+            runtime.database,
+            runtime.clock,
+            actor,
+            f"step_up:{action}",
+            canonical or target[:300],
+            error,
+        )
+        return None, error
+    return canonical, None
+
+
+def totp_code_of(form: dict[str, str]) -> str:
+    return form.get("totp_code", "").strip().replace(" ", "")[:16]
+
+
+# -- formatting -----------------------------------------------------------------------
+
+
+def ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    s = abs(seconds)
+    if s < 60:
+        text = f"{s} s"
+    elif s < 3600:
+        text = f"{s // 60} min"
+    elif s < 86400:
+        text = f"{s // 3600} h {s % 3600 // 60} min"
+    else:
+        text = f"{s // 86400} d {s % 86400 // 3600} h"
+    return f"in {text}" if seconds < 0 else f"{text} ago"
+
+
+def when_text(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "—"
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({ago(now - value)})"
+
+
+def entry_row(
+    entry: WebhookOutboxEntry, client_ids: dict[int, str], now: datetime
+) -> dict[str, Any]:
+    status = console_service.status_of(entry)
+    ended = entry.dlq_at if status == "dead" else entry.delivered_at
+    error = entry.last_error or ""
+    return {
+        "id": entry.id,
+        "client_id": client_ids.get(entry.oauth_application_id, str(entry.oauth_application_id)),
+        "event_type": entry.event_type,
+        "status": status,
+        "attempts": entry.attempts,
+        "last_status_code": entry.last_status_code,
+        "last_error": error if len(error) <= 120 else error[:117] + "…",
+        "enqueued": when_text(entry.enqueued_at, now),
+        "ended": when_text(ended, now) if ended is not None else "",
+    }
+
+
+def attempt_row(attempt: WebhookDeliveryAttempt, now: datetime) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "started": when_text(attempt.started_at, now),
+        "duration_ms": attempt.duration_ms,
+        "status_code": attempt.status_code,
+        "outcome": attempt.outcome,
+        "error_class": attempt.error_class,
+        "error": attempt.error,
+        "signed_kids": " ".join(attempt.signed_kids or []),
+        "dispatcher": attempt.dispatcher,
+        "response_body": attempt.response_body,
+    }
+
+
+def entry_id_of(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
