@@ -4,8 +4,7 @@ playbook's actions through it, the audit log, and bad input. SQLite and PostgreS
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,54 +14,12 @@ from sqlalchemy import select, update
 from onepass.accounts import totp
 from onepass.accounts.models import User
 from onepass.admin.models import AuditLogEntry
-from onepass.app import OnePass, create_app
 from onepass.clock import FrozenClock
 from onepass.identity.models import IdentityLink
 from onepass.runtime import Runtime
-from onepass.settings import Settings
 from onepass.webhooks.models import WebhookSigningKey
 from tests.factories import AdminInfo, make_admin, make_user
 from tests.webhook_helpers import Receiver, dispatch_once, enqueue, entry, make_webhook_app, status
-
-START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(START)
-
-
-@pytest.fixture
-async def rt(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
-    from onepass.startup import prepare
-
-    runtime = Runtime.build(
-        settings.model_copy(update={"webhook_allow_private_targets": True}), clock
-    )
-    await prepare(runtime)
-    yield runtime
-    await runtime.close()
-
-
-@pytest.fixture
-async def api(rt: Runtime, clock: FrozenClock) -> AsyncIterator[httpx.AsyncClient]:
-    application: OnePass = create_app(rt.settings, clock)
-    async with application.api.router.lifespan_context(application.api):
-        transport = httpx.ASGITransport(app=application)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-
-
-@pytest.fixture
-async def admin(rt: Runtime) -> AdminInfo:
-    return await make_admin(rt)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    server = await Receiver().start()
-    yield server
-    await server.stop()
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -209,7 +166,7 @@ async def test_retry_needs_a_step_up_then_requeues_the_dead_entry(
     assert granted.status_code == 200
     body = granted.json()
     assert body["action"] == "webhook_outbox.retry" and body["target"] == str(entry_id)
-    assert datetime.fromisoformat(body["expires_at"]) == START + timedelta(minutes=5)
+    assert datetime.fromisoformat(body["expires_at"]) == clock.now() + timedelta(minutes=5)
     nonce = body["action_request_nonce"]
 
     retried = await api.post(

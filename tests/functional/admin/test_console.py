@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
@@ -18,13 +16,12 @@ from onepass.accounts import totp
 from onepass.accounts.models import LoginSession
 from onepass.admin import audit
 from onepass.admin.models import ActionRequestNonce, AuditLogEntry
-from onepass.app import OnePass, create_app
+from onepass.app import create_app
 from onepass.clock import FrozenClock
 from onepass.oauth import pkce
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare
-from tests.conftest import ISSUER
 from tests.factories import REDIRECT_URI, AdminInfo, make_admin, make_rp, make_user
 from tests.flow import submit_login
 from tests.webhook_helpers import (
@@ -37,45 +34,14 @@ from tests.webhook_helpers import (
     status,
 )
 
-START = datetime(2026, 3, 1, 3, 0, 0, tzinfo=UTC)
 CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf_token" value="([^"]*)">')
 GENERIC = "Incorrect email, password or code."
 
 
 @pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(START)
-
-
-@pytest.fixture
-async def rt(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(
-        settings.model_copy(update={"webhook_allow_private_targets": True}), clock
-    )
-    await prepare(runtime)
-    yield runtime
-    await runtime.close()
-
-
-@pytest.fixture
-async def web(rt: Runtime, clock: FrozenClock) -> AsyncIterator[httpx.AsyncClient]:
-    application: OnePass = create_app(rt.settings, clock)
-    async with application.api.router.lifespan_context(application.api):
-        transport = httpx.ASGITransport(app=application)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
-            yield client
-
-
-@pytest.fixture
-async def admin(rt: Runtime) -> AdminInfo:
-    return await make_admin(rt)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    server = await Receiver().start()
-    yield server
-    await server.stop()
+def web(api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The console, as a browser without JavaScript uses it."""
+    return api
 
 
 def csrf_token(page: httpx.Response) -> str:

@@ -19,14 +19,8 @@ from onepass.identity.models import IdentityLink
 from onepass.runtime import Runtime
 from tests.conftest import ISSUER
 from tests.factories import AdminInfo, make_user
-from tests.functional.admin import test_admin_api as api_suite
 from tests.functional.admin.test_admin_api import bearer, step_up
 from tests.functional.admin.test_console import signed_in
-
-# The admin API suite's fixtures: a frozen clock, its runtime, an administrator.
-clock = api_suite.clock
-rt = api_suite.rt
-admin = api_suite.admin
 
 HUGE = "9" * 25  # past 64 bits
 
