@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts import service as accounts
-from onepass.admin import audit
+from onepass.admin import audit, service
 from onepass.admin.audit import Actor
 from onepass.admin.errors import AdminError
 from onepass.identity.canonical import CanonicalResolver
@@ -115,6 +115,40 @@ async def _canonical_target(session: AsyncSession, action: str, spec: Action, ta
     if target == "*":
         return "*"
     return str((await accounts.find_user(session, target)).id)
+
+
+async def step_up(
+    session: AsyncSession,
+    runtime: Runtime,
+    actor: Actor,
+    user_id: int,
+    *,
+    token_id: int | None,
+    action: str,
+    target: str,
+    code: str,
+) -> tuple[str, datetime]:
+    """The step-up of the API and the console, in the caller's transaction: check
+    ``code``, issue a nonce for ``action`` on the canonical ``target``, audit it.
+    Returns the nonce and when it expires."""
+    settings = runtime.settings
+    nonce, expires_at = await service.step_up(
+        session,
+        runtime.hasher,
+        runtime.box,
+        runtime.clock,
+        runtime.cache,
+        user_id,
+        token_id=token_id,
+        code=code,
+        action=action,
+        target=target,
+        ttl=timedelta(seconds=settings.admin_step_up_ttl),
+        max_failures=settings.admin_totp_max_failures,
+        failure_window=settings.login_failure_window,
+    )
+    audit.add(session, runtime.clock, actor, f"step_up:{action}", target)
+    return nonce, expires_at
 
 
 # -- webhooks -------------------------------------------------------------------------

@@ -222,27 +222,20 @@ async def step_up(request: Request) -> Response:
     who = await caller(request, spec.scope if spec else None)
     procedures.action_named(action)  # an unknown action: 400, once the token is known
     runtime = who.runtime
-    settings = runtime.settings
     canonical: str | None = None
     try:
         async with runtime.database.session() as session:
             canonical = await procedures.canonical_target(session, action, target)
-            nonce, expires_at = await service.step_up(
+            nonce, expires_at = await procedures.step_up(
                 session,
-                runtime.hasher,
-                runtime.box,
-                runtime.clock,
-                runtime.cache,
+                runtime,
+                who.actor,
                 who.who.user.id,
                 token_id=who.who.token.id,
-                code=code,
                 action=action,
                 target=canonical,
-                ttl=timedelta(seconds=settings.admin_step_up_ttl),
-                max_failures=settings.admin_totp_max_failures,
-                failure_window=settings.login_failure_window,
+                code=code,
             )
-            audit.add(session, runtime.clock, who.actor, f"step_up:{action}", canonical)
     except ValueError as exc:
         error = refusal(exc)
         await who.refused(f"step_up:{action}", canonical or target[:300], error)

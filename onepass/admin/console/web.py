@@ -199,28 +199,21 @@ async def approve(
     either way once it matched; a wrong code changes nothing but the failure count.
     """
     runtime = runtime_of(request)
-    settings = runtime.settings
     actor = actor_of(request, console)
     canonical: str | None = None
     try:
         async with runtime.database.session() as session:
             canonical = await procedures.canonical_target(session, action, target)
-            nonce, _ = await service.step_up(
+            nonce, _ = await procedures.step_up(
                 session,
-                runtime.hasher,
-                runtime.box,
-                runtime.clock,
-                runtime.cache,
+                runtime,
+                actor,
                 console.user.id,
                 token_id=None,  # the console holds no admin token
-                code=code,
                 action=action,
                 target=canonical,
-                ttl=timedelta(seconds=settings.admin_step_up_ttl),
-                max_failures=settings.admin_totp_max_failures,
-                failure_window=settings.login_failure_window,
+                code=code,
             )
-            audit.add(session, runtime.clock, actor, f"step_up:{action}", canonical)
             await service.spend_nonce(
                 session,
                 runtime.hasher,
