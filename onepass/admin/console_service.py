@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -153,12 +152,6 @@ async def log_out(session: AsyncSession, clock: Clock, console: ConsoleSession) 
 # -- outbox reads ---------------------------------------------------------------------
 
 _T = WebhookOutboxEntry
-# The states of webhooks/models.py (PENDING, DEAD), as expressions.
-STATUS_FILTERS: dict[str, Any] = {
-    "pending": _T.delivered_at.is_(None) & _T.dlq_at.is_(None),
-    "delivered": _T.delivered_at.is_not(None),
-    "dead": _T.dlq_at.is_not(None) & _T.delivered_at.is_(None),
-}
 
 
 def status_of(entry: WebhookOutboxEntry) -> str:
@@ -207,7 +200,7 @@ async def dead_by_application(session: AsyncSession) -> list[DeadCount]:
 
 
 async def backlog(session: AsyncSession, now: datetime) -> Backlog:
-    pending = STATUS_FILTERS["pending"]
+    pending = outbox.status_filter("pending")
     total = await session.scalar(select(func.count()).select_from(_T).where(pending))
     due, oldest = (
         await session.execute(
@@ -227,14 +220,13 @@ async def page_of_entries(
     limit: int,
 ) -> tuple[list[WebhookOutboxEntry], int | None]:
     """One page of entries and the cursor of the next page (None on the last one)."""
-    query = select(_T)
-    if status is not None:
-        query = query.where(STATUS_FILTERS[status])
-    if app_id is not None:
-        query = query.where(_T.oauth_application_id == app_id)
-    if cursor is not None:
-        query = query.where(_T.id < cursor if newest_first else _T.id > cursor)
-    query = query.order_by(_T.id.desc() if newest_first else _T.id).limit(limit + 1)
-    rows = list(await session.scalars(query))
+    rows = await outbox.list_entries(
+        session,
+        status=status,
+        app_id=app_id,
+        limit=limit + 1,  # one more: is there a next page?
+        after_id=cursor,
+        newest_first=newest_first,
+    )
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor

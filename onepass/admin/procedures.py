@@ -13,6 +13,8 @@ so a nonce asked for with a client_id works for the same application's internal 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -211,6 +213,21 @@ async def replay_dlq(
         return result
 
 
+@contextlib.asynccontextmanager
+async def _application_keys(
+    runtime: Runtime, app_ref: str
+) -> AsyncIterator[tuple[AsyncSession, OAuthApplication]]:
+    """A transaction holding the application's webhook-key lock, the application read
+    in it (``webhook_keys``: callers hold that lock to rotate or revoke)."""
+    async with runtime.database.session() as session:
+        found = await find_client(session, app_ref)
+    async with runtime.database.session(exclusive=webhook_keys.keys_lock(found.id)) as session:
+        application = await session.get(OAuthApplication, found.id)
+        if application is None:
+            raise ValueError(f"application {app_ref} was deleted meanwhile")
+        yield session, application
+
+
 async def rotate_webhook_key(
     runtime: Runtime,
     actor: Actor,
@@ -219,45 +236,31 @@ async def rotate_webhook_key(
     grace: timedelta = webhook_keys.DEFAULT_GRACE,
     scheme: str | None = None,
 ) -> dict[str, Any]:
-    async with runtime.database.session() as session:
-        application = await find_client(session, app_ref)
-    async with runtime.database.session(
-        exclusive=webhook_keys.keys_lock(application.id)
-    ) as session:
+    async with _application_keys(runtime, app_ref) as (session, application):
         new, retired = await webhook_keys.rotate(
             session, runtime.box, runtime.clock, application.id, grace=grace, scheme=scheme
         )
+        rotation = {"retired_kids": retired, "grace_seconds": grace.total_seconds()}
         audit.add(
             session,
             runtime.clock,
             actor,
             ROTATE_WEBHOOK_KEY,
             application.client_id,
-            detail={
-                "kid": new.kid,
-                "retired_kids": retired,
-                "grace_seconds": grace.total_seconds(),
-            },
+            detail={"kid": new.kid, **rotation},
         )
-    return {**new.as_json(), "retired_kids": retired, "grace_seconds": grace.total_seconds()}
+    return {**new.as_json(), **rotation}
 
 
 async def compromise_webhook_key(
     runtime: Runtime, actor: Actor, app_ref: str, kid: str
 ) -> dict[str, Any]:
-    async with runtime.database.session() as session:
-        application = await find_client(session, app_ref)
-    async with runtime.database.session(
-        exclusive=webhook_keys.keys_lock(application.id)
-    ) as session:
-        locked = await session.get(OAuthApplication, application.id)
-        if locked is None:
-            raise ValueError(f"application {app_ref} was deleted meanwhile")
+    async with _application_keys(runtime, app_ref) as (session, application):
         result = await webhook_keys.compromise(
             session,
             runtime.box,
             runtime.clock,
-            locked,
+            application,
             kid,
             max_payload_bytes=runtime.settings.webhook_max_payload_bytes,
         )

@@ -10,24 +10,22 @@ in the audit log, refusals included.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import structlog
 from fastapi import APIRouter, Path, Query, Request, Response
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.admin import audit, procedures, service
+from onepass.admin import audit, console_service, procedures, service
 from onepass.admin.audit import Actor
 from onepass.admin.errors import AdminError, invalid_token, refusal
 from onepass.admin.service import Authenticated
 from onepass.identity.canonical import CanonicalResolver
 from onepass.oauth.clients import find_client
-from onepass.oauth.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.web import BodyTooLarge, read_body
 from onepass.webhooks import outbox
@@ -57,6 +55,19 @@ def _unavailable() -> AdminError:
     )
 
 
+@contextlib.contextmanager
+def answered() -> Iterator[None]:
+    """A domain's refusal as the API's error (404 or 409), the database away as 503."""
+    try:
+        yield
+    except AdminError:
+        raise
+    except ValueError as exc:
+        raise refusal(exc) from None
+    except (SQLAlchemyError, OSError):
+        raise _unavailable() from None
+
+
 class Caller:
     """An authenticated administrator and where the request came from."""
 
@@ -79,11 +90,9 @@ async def authenticated(request: Request) -> Authenticated:
     scheme, _, raw = (values[0] if len(values) == 1 else "").partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise invalid_token("send an admin token: Authorization: Bearer opa_…")
-    try:
+    with answered():
         async with runtime.database.session() as session:
             return await service.authenticate(session, runtime.hasher, runtime.clock, raw.strip())
-    except (SQLAlchemyError, OSError):
-        raise _unavailable() from None
 
 
 async def caller(request: Request, scope: str | None) -> Caller:
@@ -265,16 +274,12 @@ async def webhook_outbox(
 ) -> Response:
     """Outbox entries, oldest first (``?status=dead``: the dead-letter queue)."""
     who = await caller(request, "webhooks:read")
-    try:
+    with answered():
         async with who.runtime.database.session(readonly=True) as session:
             app_id = (await find_client(session, app)).id if app is not None else None
             entries = await outbox.list_entries(
                 session, status=status, app_id=app_id, limit=limit, after_id=after_id
             )
-    except ValueError as exc:
-        raise refusal(exc) from None
-    except (SQLAlchemyError, OSError):
-        raise _unavailable() from None
     rows = [outbox.describe_entry(e) for e in entries]
     return _json({"entries": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None})
 
@@ -283,42 +288,31 @@ async def webhook_outbox(
 async def dead_counts(request: Request) -> Response:
     """The playbook's monitoring query: dead entries per application, most first."""
     who = await caller(request, "webhooks:read")
-    try:
+    with answered():
         async with who.runtime.database.session(readonly=True) as session:
-            counts = await outbox.dead_counts(session)
-            apps = {a.id: a.client_id for a in await _applications(session, [c[0] for c in counts])}
-    except (SQLAlchemyError, OSError):
-        raise _unavailable() from None
+            counts = await console_service.dead_by_application(session)
     return _json(
         [
-            {"oauth_application_id": app_id, "client_id": apps.get(app_id), "dead_count": n}
-            for app_id, n in counts
+            {
+                "oauth_application_id": c.oauth_application_id,
+                "client_id": c.client_id,
+                "dead_count": c.dead_count,
+            }
+            for c in counts
         ]
     )
-
-
-async def _applications(session: AsyncSession, ids: list[int]) -> list[OAuthApplication]:
-    if not ids:
-        return []
-    return list(await session.scalars(select(OAuthApplication).where(OAuthApplication.id.in_(ids))))
 
 
 @router.get("/webhook_outbox/{entry_id}")
 async def webhook_outbox_entry(request: Request, entry_id: int = Path(ge=0, le=MAX_ID)) -> Response:
     """One entry and every attempt to deliver it."""
     who = await caller(request, "webhooks:read")
-    try:
+    with answered():
         async with who.runtime.database.session(readonly=True) as session:
             entry = await outbox.get_entry(session, entry_id)
             attempts = await outbox.list_attempts(session, entry_id)
-    except ValueError as exc:
-        raise refusal(exc) from None
-    except (SQLAlchemyError, OSError):
-        raise _unavailable() from None
     data = outbox.describe_entry(entry)
-    data["delivery_attempts"] = [
-        {c.name: getattr(a, c.name) for c in a.__table__.columns} for a in attempts
-    ]
+    data["delivery_attempts"] = [outbox.describe_attempt(a) for a in attempts]
     return _json(data)
 
 
@@ -370,12 +364,8 @@ async def replay_dlq(request: Request, app: str) -> Response:
 
     if dry_run:
         who = await caller(request, "webhooks:read")
-        try:
+        with answered():
             return _json(await do(who))
-        except ValueError as exc:
-            raise refusal(exc) from None
-        except (SQLAlchemyError, OSError):
-            raise _unavailable() from None
     return await change(request, procedures.REPLAY_DLQ, app, body, do)
 
 
@@ -491,11 +481,9 @@ async def audit_log(
 ) -> Response:
     """The audit log, newest first."""
     who = await caller(request, "audit:read")
-    try:
+    with answered():
         async with who.runtime.database.session(readonly=True) as session:
             entries = await audit.entries(session, limit=limit, before_id=before_id, action=action)
-    except (SQLAlchemyError, OSError):
-        raise _unavailable() from None
     rows = [audit.describe(e) for e in entries]
     return _json(
         {"entries": rows, "next_before_id": rows[-1]["id"] if len(rows) == limit else None}

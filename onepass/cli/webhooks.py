@@ -23,7 +23,7 @@ from onepass.webhooks import keys as key_service
 from onepass.webhooks import outbox
 from onepass.webhooks.embedded import DispatcherLock, lock_path
 from onepass.webhooks.events import EventType
-from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookSigningKey
+from onepass.webhooks.models import WebhookSigningKey
 from onepass.webhooks.retry import parse_duration
 
 app = typer.Typer(
@@ -33,7 +33,6 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Per-application webhook signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-ATTEMPT_COLUMNS = [c.name for c in WebhookDeliveryAttempt.__table__.columns]
 KEY_COLUMNS = [c.name for c in WebhookSigningKey.__table__.columns if c.name != "secret_encrypted"]
 LIST_TABLE = (
     "id",
@@ -215,9 +214,7 @@ def show(
             entry = await outbox.get_entry(session, entry_id)
             attempts = await outbox.list_attempts(session, entry_id)
             data = outbox.describe_entry(entry)
-            data["delivery_attempts"] = [
-                {c: getattr(a, c) for c in ATTEMPT_COLUMNS} for a in attempts
-            ]
+            data["delivery_attempts"] = [outbox.describe_attempt(a) for a in attempts]
             return data
 
     data = run(action)

@@ -21,7 +21,7 @@ keys_lock(app_id))``) for rotation and compromise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
@@ -142,11 +142,6 @@ async def list_keys(session: AsyncSession, app_id: int) -> list[WebhookSigningKe
             .order_by(WebhookSigningKey.created_at.desc(), WebhookSigningKey.id.desc())
         )
     )
-
-
-async def valid_keys(session: AsyncSession, app_id: int, now: datetime) -> list[WebhookSigningKey]:
-    """The keys that sign an attempt starting ``now``, newest first."""
-    return [key for key in await list_keys(session, app_id) if key.signs_at(now)]
 
 
 async def rotate(

@@ -50,6 +50,7 @@ IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:~+/=@-]{1,200}$")
 STATUSES = ("pending", "delivered", "dead")
 
 _table = cast(Table, WebhookOutboxEntry.__table__)
+_attempts = cast(Table, WebhookDeliveryAttempt.__table__)
 _NOTIFIED = "onepass.webhooks.notified"
 _INSERT_CHUNK = 10000
 
@@ -259,7 +260,8 @@ async def notify(session: AsyncSession, channel: str, payload: str = "") -> None
     sent.add(marker)
 
 
-def _status_filter(status: str) -> Any:
+def status_filter(status: str) -> Any:
+    """The condition of a status: pending, delivered or dead (the dead-letter state)."""
     table = WebhookOutboxEntry
     if status == "pending":
         return table.delivered_at.is_(None) & table.dlq_at.is_(None)
@@ -277,14 +279,16 @@ async def list_entries(
     app_id: int | None = None,
     limit: int | None = 1000,
     after_id: int | None = None,
+    newest_first: bool = False,
 ) -> list[WebhookOutboxEntry]:
-    """Entries, oldest first, filtered by status (pending, delivered, dead) and application;
-    ``after_id`` pages on."""
-    query = select(WebhookOutboxEntry).order_by(WebhookOutboxEntry.id)
+    """Entries, oldest (or newest) first, filtered by status (pending, delivered, dead)
+    and application; ``after_id`` pages on (the entries listed after that one)."""
+    table = WebhookOutboxEntry
+    query = select(table).order_by(table.id.desc() if newest_first else table.id)
     if after_id is not None:
-        query = query.where(WebhookOutboxEntry.id > after_id)
+        query = query.where(table.id < after_id if newest_first else table.id > after_id)
     if status is not None:
-        query = query.where(_status_filter(status))
+        query = query.where(status_filter(status))
     if app_id is not None:
         query = query.where(WebhookOutboxEntry.oauth_application_id == app_id)
     if limit:
@@ -361,7 +365,7 @@ async def replay_dead(
     Returns the ids requeued (or, with ``dry_run``, that would be).
     """
     table = WebhookOutboxEntry
-    conditions = [table.oauth_application_id == app_id, _status_filter("dead")]
+    conditions = [table.oauth_application_id == app_id, status_filter("dead")]
     if since is not None:
         conditions.append(table.dlq_at >= since)
     if event_type is not None:
@@ -385,7 +389,7 @@ async def dead_counts(session: AsyncSession) -> list[tuple[int, int]]:
     table = WebhookOutboxEntry
     rows = await session.execute(
         select(table.oauth_application_id, func.count().label("dead_count"))
-        .where(_status_filter("dead"))
+        .where(status_filter("dead"))
         .group_by(table.oauth_application_id)
         .order_by(func.count().desc())
     )
@@ -395,3 +399,8 @@ async def dead_counts(session: AsyncSession) -> list[tuple[int, int]]:
 def describe_entry(entry: WebhookOutboxEntry) -> dict[str, Any]:
     """Every column (``webhooks list --json``, the admin API)."""
     return {column.name: getattr(entry, column.name) for column in _table.c}
+
+
+def describe_attempt(attempt: WebhookDeliveryAttempt) -> dict[str, Any]:
+    """Every column of a delivery attempt (``webhooks show --json``, the admin API)."""
+    return {column.name: getattr(attempt, column.name) for column in _attempts.c}
