@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import typer
 
+from onepass import __version__
 from onepass.cli import admin, clients, db, identity, keys, ops, serve, users, webhooks
 
 app = typer.Typer(
@@ -11,6 +12,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"onepass {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """1pass: an OpenID Connect provider, and the operator's playbook as commands."""
+
+
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(clients.app, name="clients")
