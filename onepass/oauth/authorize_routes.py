@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
+from onepass.cookies import cookie_name
 from onepass.identity.canonical import effective_user
 from onepass.oauth.authorization import (
     SCOPE_DESCRIPTIONS,
@@ -34,6 +35,7 @@ from onepass.oauth.errors import AccessDeniedError
 from onepass.oauth.forms import is_form_content_type
 from onepass.oauth.interaction import Interaction, InteractionInvalid
 from onepass.pages import render
+from onepass.settings import Settings
 from onepass.web import BodyTooLarge, query_pairs, read_body
 
 router = APIRouter(tags=["oauth"])
@@ -42,12 +44,16 @@ SESSION_COOKIE = "onepass_session"
 MAX_FORM = 16 * 1024
 
 
+def session_cookie(settings: Settings) -> str:
+    return cookie_name(settings, SESSION_COOKIE)
+
+
 def error_page(title: str, message: str, status: int = 400) -> Response:
     return render("error.html", {"title": title, "message": message}, status)
 
 
 def _csrf_cookie(request: Request) -> tuple[str, bool]:
-    value = request.cookies.get(csrf_mod.COOKIE)
+    value = request.cookies.get(csrf_mod.cookie_for(request.app.state.runtime.settings))
     if value and len(value) <= 128:
         return value, False
     return csrf_mod.CSRF.new_cookie_value(), True
@@ -61,7 +67,7 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
     response = render(template, context, status)
     if is_new:
         response.set_cookie(
-            csrf_mod.COOKIE,
+            csrf_mod.cookie_for(state.runtime.settings),
             cookie,
             httponly=True,
             secure=state.runtime.settings.secure_cookies,
@@ -166,7 +172,10 @@ async def _current_login(request: Request) -> Any:
     runtime = request.app.state.runtime
     async with runtime.database.session(readonly=True) as session:
         return await accounts.session_from_token(
-            session, runtime.hasher, runtime.clock, request.cookies.get(SESSION_COOKIE)
+            session,
+            runtime.hasher,
+            runtime.clock,
+            request.cookies.get(session_cookie(runtime.settings)),
         )
 
 
@@ -198,7 +207,7 @@ async def authorize(request: Request) -> Response:
 
 def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:
     state = request.app.state
-    cookie = request.cookies.get(csrf_mod.COOKIE)
+    cookie = request.cookies.get(csrf_mod.cookie_for(state.runtime.settings))
     if not state.csrf.valid(cookie, form.get("csrf_token")):
         return error_page(
             "This form has expired",
@@ -292,7 +301,7 @@ async def login(request: Request) -> Response:
         request, auth, client, current=(new.session, user), logged_in_here=True
     )
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(runtime.settings),
         new.token,
         max_age=runtime.settings.login_session_ttl,
         httponly=True,
