@@ -70,8 +70,11 @@ async def logout(request: Request) -> Response:
     confirmed = request.method == "POST" and state.csrf.valid(
         request.cookies.get(csrf_mod.cookie_for(runtime.settings)), params.get("csrf_token")
     )
-    trusted_hint = hint_claims is not None and (
-        current is None or current[1].sub == hint_claims["sub"]
+    # An ID token vouches for its RP only while that RP is registered.
+    trusted_hint = (
+        hint_claims is not None
+        and (current is None or current[1].sub == hint_claims["sub"])
+        and await state.clients.get(hint_claims["aud"]) is not None
     )
     if current is not None and not (confirmed or trusted_hint):
         kept = {k: params[k] for k in LOGOUT_PARAMS if k in params}
