@@ -118,7 +118,7 @@ def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
                 window=runtime.settings.login_failure_window,
             ),
         )
-        app.state.verifier = AccessTokenVerifier(keyring, runtime.settings, runtime.clock)
+        app.state.verifier = AccessTokenVerifier(keyring, runtime.settings, runtime.clock, clients)
         refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
         # Metrics counted in plain Python reach prometheus-client every second (ops.metrics).
         metrics_flusher = asyncio.create_task(ops_metrics.run_flusher(), name="metrics-flush")

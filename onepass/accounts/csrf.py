@@ -10,9 +10,16 @@ import hashlib
 import hmac
 import secrets
 
+from onepass.cookies import cookie_name
 from onepass.crypto import derive_key
+from onepass.settings import Settings
 
 COOKIE = "onepass_csrf"
+
+
+def cookie_for(settings: Settings) -> str:
+    """The cookie's name: one cookie (Path=/) for the login pages and the admin console."""
+    return cookie_name(settings, COOKIE)
 
 
 class CSRF:

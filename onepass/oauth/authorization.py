@@ -84,14 +84,17 @@ async def decide(
     request: AuthorizationRequest,
     client: ClientRecord,
     current: tuple[LoginSession, User] | None,
-    just_logged_in: bool = False,
+    logged_in_here: bool = False,
     just_consented: bool = False,
 ) -> Decision:
+    """``logged_in_here``: ``current`` is a login completed in this interaction. It
+    satisfies ``prompt=login`` and any ``max_age``, ``max_age=0`` included: both ask
+    for an authentication now, and the ID token's ``auth_time`` tells the RP when it
+    happened (OIDC Core §3.1.2.1). Asking again would loop on the login form."""
     prompt = set(request.prompt)
-    must_login = (
-        current is None
-        or (not just_logged_in and "login" in prompt)
-        or not login_is_fresh_enough(request, current[0], clock.timestamp())
+    must_login = current is None or (
+        not logged_in_here
+        and ("login" in prompt or not login_is_fresh_enough(request, current[0], clock.timestamp()))
     )
     if must_login:
         if "none" in prompt:

@@ -99,6 +99,26 @@ def validate_client_and_redirect(params: dict[str, str], client: ClientRecord | 
     return redirect_uri
 
 
+def recheck_client_and_redirect(
+    request: AuthorizationRequest, client: ClientRecord | None
+) -> ClientRecord:
+    """The client of a sealed request, when the login or consent form comes back.
+
+    The registration may have changed since ``/authorize`` validated the request (a
+    client deleted, a redirect URI removed): a code or an error must then go nowhere,
+    so this is ``AuthorizeFatal`` too (RFC 6749 §4.1.2.1, RFC 9700 §4.1.3).
+    """
+    if client is None:
+        raise AuthorizeFatal("The application that sent you here is no longer registered.")
+    if "authorization_code" not in client.grant_types:
+        raise AuthorizeFatal("This application may no longer sign users in.")
+    if request.redirect_uri not in client.redirect_uris:
+        raise AuthorizeFatal(
+            "The address this application asked to return to is no longer registered for it."
+        )
+    return client
+
+
 def validate_authorization_request(
     params: dict[str, str], client: ClientRecord | None
 ) -> AuthorizationRequest:

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
+from onepass.cookies import cookie_name
 from onepass.identity.canonical import effective_user
 from onepass.oauth.authorization import (
     SCOPE_DESCRIPTIONS,
@@ -24,14 +25,17 @@ from onepass.oauth.authorize import (
     AuthorizationRequest,
     AuthorizeFatal,
     AuthorizeRedirectError,
+    recheck_client_and_redirect,
     single_values,
     validate_authorization_request,
 )
+from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import grant_consent
 from onepass.oauth.errors import AccessDeniedError
 from onepass.oauth.forms import is_form_content_type
-from onepass.oauth.interaction import InteractionInvalid
+from onepass.oauth.interaction import Interaction, InteractionInvalid
 from onepass.pages import render
+from onepass.settings import Settings
 from onepass.web import BodyTooLarge, query_pairs, read_body
 
 router = APIRouter(tags=["oauth"])
@@ -40,12 +44,16 @@ SESSION_COOKIE = "onepass_session"
 MAX_FORM = 16 * 1024
 
 
+def session_cookie(settings: Settings) -> str:
+    return cookie_name(settings, SESSION_COOKIE)
+
+
 def error_page(title: str, message: str, status: int = 400) -> Response:
     return render("error.html", {"title": title, "message": message}, status)
 
 
 def _csrf_cookie(request: Request) -> tuple[str, bool]:
-    value = request.cookies.get(csrf_mod.COOKIE)
+    value = request.cookies.get(csrf_mod.cookie_for(request.app.state.runtime.settings))
     if value and len(value) <= 128:
         return value, False
     return csrf_mod.CSRF.new_cookie_value(), True
@@ -59,7 +67,7 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
     response = render(template, context, status)
     if is_new:
         response.set_cookie(
-            csrf_mod.COOKIE,
+            csrf_mod.cookie_for(state.runtime.settings),
             cookie,
             httponly=True,
             secure=state.runtime.settings.secure_cookies,
@@ -107,9 +115,15 @@ def _login_page(
 
 
 def _consent_page(
-    request: Request, auth: AuthorizationRequest, client_name: str, email: str
+    request: Request,
+    auth: AuthorizationRequest,
+    client_name: str,
+    email: str,
+    login_sid: str | None,
 ) -> Response:
-    sealed = request.app.state.sealer.seal(auth, request.app.state.runtime.clock.timestamp())
+    sealed = request.app.state.sealer.seal(
+        auth, request.app.state.runtime.clock.timestamp(), login_sid=login_sid
+    )
     scopes = [SCOPE_DESCRIPTIONS.get(s, f"Use the scope {s}") for s in auth.scope]
     return _page(
         request,
@@ -121,18 +135,14 @@ def _consent_page(
 async def _continue(
     request: Request,
     auth: AuthorizationRequest,
+    client: ClientRecord,
     *,
     current: Any,
-    just_logged_in: bool = False,
+    logged_in_here: bool = False,
     just_consented: bool = False,
 ) -> Response:
     state = request.app.state
     runtime = state.runtime
-    client = await state.clients.get(auth.client_id)
-    if client is None:
-        return error_page(
-            "Unknown application", "The application that sent you here is no longer registered."
-        )
     async with runtime.database.session() as session:
         decision = await decide(
             session,
@@ -143,7 +153,7 @@ async def _continue(
             request=auth,
             client=client,
             current=current,
-            just_logged_in=just_logged_in,
+            logged_in_here=logged_in_here,
             just_consented=just_consented,
         )
     if isinstance(decision, Redirect):
@@ -151,7 +161,9 @@ async def _continue(
             decision.url, status_code=303, headers={"cache-control": "no-store"}
         )
     if isinstance(decision, ShowConsent):
-        return _consent_page(request, auth, client.client_name, decision.user.email)
+        # The consent form carries the login just completed, which it must not ask again.
+        login_sid = current[0].sid if logged_in_here else None
+        return _consent_page(request, auth, client.client_name, decision.user.email, login_sid)
     assert isinstance(decision, ShowLogin)
     return _login_page(request, auth, client.client_name)
 
@@ -160,7 +172,10 @@ async def _current_login(request: Request) -> Any:
     runtime = request.app.state.runtime
     async with runtime.database.session(readonly=True) as session:
         return await accounts.session_from_token(
-            session, runtime.hasher, runtime.clock, request.cookies.get(SESSION_COOKIE)
+            session,
+            runtime.hasher,
+            runtime.clock,
+            request.cookies.get(session_cookie(runtime.settings)),
         )
 
 
@@ -186,12 +201,14 @@ async def authorize(request: Request) -> Response:
     except AuthorizeRedirectError as exc:
         url = error_redirect(exc.redirect_uri, exc.error, exc.state, state.runtime.settings.issuer)
         return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
-    return await _continue(request, auth, current=await _current_login(request))
+    assert client is not None
+    return await _continue(request, auth, client, current=await _current_login(request))
 
 
-def _unseal(request: Request, form: dict[str, str]) -> AuthorizationRequest | Response:
+def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:
     state = request.app.state
-    if not state.csrf.valid(request.cookies.get(csrf_mod.COOKIE), form.get("csrf_token")):
+    cookie = request.cookies.get(csrf_mod.cookie_for(state.runtime.settings))
+    if not state.csrf.valid(cookie, form.get("csrf_token")):
         return error_page(
             "This form has expired",
             "Your browser's security token did not match (cookies blocked or the page is old).",
@@ -205,15 +222,21 @@ def _unseal(request: Request, form: dict[str, str]) -> AuthorizationRequest | Re
 
 async def _form_and_request(
     request: Request, form_name: str
-) -> tuple[dict[str, str], AuthorizationRequest] | Response:
-    """The posted form and the authorization request sealed in it, or an error page."""
+) -> tuple[dict[str, str], Interaction, ClientRecord] | Response:
+    """The posted form, the interaction sealed in it and its client (still registered
+    with the request's redirect URI), or an error page."""
     form = await _read_form(request)
     if form is None:
         return error_page("Bad request", f"The {form_name} form was not sent as a form.")
-    auth = _unseal(request, form)
-    if isinstance(auth, Response):
-        return auth
-    return form, auth
+    interaction = _unseal(request, form)
+    if isinstance(interaction, Response):
+        return interaction
+    client = await request.app.state.clients.get(interaction.request.client_id)
+    try:
+        client = recheck_client_and_redirect(interaction.request, client)
+    except AuthorizeFatal as exc:
+        return error_page("This sign-in link is no longer valid", exc.description)
+    return form, interaction, client
 
 
 @router.post("/login")
@@ -223,12 +246,8 @@ async def login(request: Request) -> Response:
     posted = await _form_and_request(request, "sign-in")
     if isinstance(posted, Response):
         return posted
-    form, auth = posted
-    client = await state.clients.get(auth.client_id)
-    if client is None:
-        return error_page(
-            "Unknown application", "The application that sent you here is no longer registered."
-        )
+    form, interaction, client = posted
+    auth = interaction.request
     email = form.get("email", "")[:320]
     password = form.get("password", "")
     ip = request.client.host if request.client else "unknown"
@@ -278,9 +297,11 @@ async def login(request: Request) -> Response:
             error="Incorrect email or password.",
         )
     await state.throttle.succeeded(email)
-    response = await _continue(request, auth, current=(new.session, user), just_logged_in=True)
+    response = await _continue(
+        request, auth, client, current=(new.session, user), logged_in_here=True
+    )
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(runtime.settings),
         new.token,
         max_age=runtime.settings.login_session_ttl,
         httponly=True,
@@ -298,16 +319,12 @@ async def consent(request: Request) -> Response:
     posted = await _form_and_request(request, "consent")
     if isinstance(posted, Response):
         return posted
-    form, auth = posted
+    form, interaction, client = posted
+    auth = interaction.request
     current = await _current_login(request)
     if current is None:
         return error_page(
             "You are signed out", "Your session ended. Start again from the application.", 401
-        )
-    client = await state.clients.get(auth.client_id)
-    if client is None:
-        return error_page(
-            "Unknown application", "The application that sent you here is no longer registered."
         )
     decision = form.get("decision")
     if decision == "deny":
@@ -322,4 +339,12 @@ async def consent(request: Request) -> Response:
         return error_page("Bad request", "Choose Allow or Deny.")
     async with runtime.database.session() as session:
         await grant_consent(session, runtime.clock, current[1].id, client, auth.scope)
-    return await _continue(request, auth, current=current, just_consented=True)
+    logged_in_here = interaction.login_sid is not None and interaction.login_sid == current[0].sid
+    return await _continue(
+        request,
+        auth,
+        client,
+        current=current,
+        logged_in_here=logged_in_here,
+        just_consented=True,
+    )

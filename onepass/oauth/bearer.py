@@ -1,9 +1,16 @@
-"""Checking 1pass access tokens presented to 1pass itself (userinfo, introspection)."""
+"""Checking 1pass access tokens presented to 1pass itself (userinfo, introspection).
+
+A token is honoured only while the client it was issued to is registered: deleting a
+client ends its access tokens at once (within ``ONEPASS_CLIENT_CACHE_TTL``) instead of
+at their ``exp``, as it ends its refresh tokens and codes (RFC 6749 §10.4, RFC 9700
+§4.10: an authorization server may not keep serving a grant it no longer backs).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -11,19 +18,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.clock import Clock
 from onepass.keys.keyring import KeyRing
-from onepass.oauth.errors import InvalidTokenError
+from onepass.oauth.clients import ClientCache
+from onepass.oauth.errors import InvalidTokenError, TemporarilyUnavailableError
 from onepass.oauth.revocation import is_access_token_revoked
 from onepass.oauth.tokens import ACCESS_TOKEN_TYP
 from onepass.settings import Settings
+
+log = structlog.get_logger("onepass.oauth.bearer")
 
 LEEWAY = 30
 
 
 class AccessTokenVerifier:
-    def __init__(self, keyring: KeyRing, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, keyring: KeyRing, settings: Settings, clock: Clock, clients: ClientCache
+    ) -> None:
         self._keyring = keyring
         self._settings = settings
         self._clock = clock
+        self._clients = clients
         self._keyset: tuple[bytes, KeySet] | None = None
 
     def _keys(self) -> KeySet:
@@ -48,7 +61,7 @@ class AccessTokenVerifier:
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp + LEEWAY < self._clock.timestamp():
             raise InvalidTokenError("the access token has expired")
-        if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("sub"), str):
+        if not all(isinstance(claims.get(name), str) for name in ("jti", "sub", "client_id")):
             raise InvalidTokenError("the access token is invalid")
         return claims
 
@@ -70,9 +83,22 @@ class AccessTokenVerifier:
             raise InvalidTokenError("id_token_hint is not a 1pass ID token")
         return claims
 
+    async def issued_to_registered_client(self, client_id: str) -> bool:
+        """Whether ``client_id`` (of a token 1pass issued) is still in the registry, by
+        the per-process client cache that every protocol endpoint uses."""
+        try:
+            return await self._clients.get(client_id) is not None
+        except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError
+            log.error("bearer.client_lookup_failed", error=type(exc).__name__)
+            raise TemporarilyUnavailableError(
+                "the client registry is unavailable; try again shortly"
+            ) from None
+
     async def verify(self, session: AsyncSession, token: str) -> dict[str, Any]:
-        """``decode``, then refuse a revoked token."""
+        """``decode``, then refuse a revoked token or one whose client is gone."""
         claims = self.decode(token)
         if await is_access_token_revoked(session, claims["jti"]):
             raise InvalidTokenError("the access token was revoked")
+        if not await self.issued_to_registered_client(claims["client_id"]):
+            raise InvalidTokenError("the client of this access token is no longer registered")
         return claims

@@ -221,6 +221,14 @@ async def delete_client(session: AsyncSession, app_id: str) -> OAuthApplication:
 
 
 async def load_record(session: AsyncSession, client_id: str) -> ClientRecord | None:
+    """The client as the protocol sees it, or None for one 1pass does not serve.
+
+    The one place that decides it: every endpoint that takes a client or a token of
+    one (``/authorize`` and its forms, ``/token``, ``/userinfo``, ``/introspect``,
+    ``/revoke``, ``/logout``'s hint, the webhook key endpoint) asks through
+    ``ClientCache``. Today only a deleted client is not served; a ``disabled`` state
+    (``onepass clients disable``, DESIGN.md's day-2 commands) belongs here too.
+    """
     app = await session.scalar(
         select(OAuthApplication).where(OAuthApplication.client_id == client_id)
     )

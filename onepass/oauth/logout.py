@@ -9,7 +9,7 @@ from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.oauth.authorization import redirect_with
 from onepass.oauth.authorize import single_values
-from onepass.oauth.authorize_routes import SESSION_COOKIE, _page, _read_form, error_page
+from onepass.oauth.authorize_routes import _page, _read_form, error_page, session_cookie
 from onepass.oauth.errors import InvalidTokenError
 from onepass.pages import render
 from onepass.web import query_pairs
@@ -60,15 +60,21 @@ async def logout(request: Request) -> Response:
     current = None
     async with runtime.database.session(readonly=True) as session:
         current = await accounts.session_from_token(
-            session, runtime.hasher, runtime.clock, request.cookies.get(SESSION_COOKIE)
+            session,
+            runtime.hasher,
+            runtime.clock,
+            request.cookies.get(session_cookie(runtime.settings)),
         )
     # Without proof that an RP of this user asked (a valid id_token_hint for the same
     # user), ask the user: a cross-site GET must not sign anyone out (§2, §6).
     confirmed = request.method == "POST" and state.csrf.valid(
-        request.cookies.get(csrf_mod.COOKIE), params.get("csrf_token")
+        request.cookies.get(csrf_mod.cookie_for(runtime.settings)), params.get("csrf_token")
     )
-    trusted_hint = hint_claims is not None and (
-        current is None or current[1].sub == hint_claims["sub"]
+    # An ID token vouches for its RP only while that RP is registered.
+    trusted_hint = (
+        hint_claims is not None
+        and (current is None or current[1].sub == hint_claims["sub"])
+        and await state.clients.get(hint_claims["aud"]) is not None
     )
     if current is not None and not (confirmed or trusted_hint):
         kept = {k: params[k] for k in LOGOUT_PARAMS if k in params}
@@ -86,7 +92,7 @@ async def logout(request: Request) -> Response:
     else:
         response = render("logout.html", {"done": True})
     response.delete_cookie(
-        SESSION_COOKIE,
+        session_cookie(runtime.settings),
         path="/",
         secure=runtime.settings.secure_cookies,
         httponly=True,

@@ -11,10 +11,10 @@ from onepass.accounts.throttle import LoginThrottled
 from onepass.admin import audit, console_service
 from onepass.admin.audit import Actor
 from onepass.admin.console.web import (
-    COOKIE,
     COOKIE_PATH,
     EXPIRED_FORM,
     actor_of,
+    admin_cookie,
     client_ip,
     csrf_ok,
     current_console,
@@ -153,7 +153,7 @@ async def login(request: Request) -> Response:
     await state.throttle.succeeded(email)
     response = redirect_to(next_url)
     response.set_cookie(
-        COOKIE,
+        admin_cookie(runtime.settings),
         new.token,
         max_age=runtime.settings.admin_console_session_ttl,
         httponly=True,
@@ -186,7 +186,7 @@ async def logout(request: Request) -> Response:
             )
         response = redirect_to("/admin/login?signed_out=1")
     response.delete_cookie(
-        COOKIE,
+        admin_cookie(runtime.settings),
         path=COOKIE_PATH,
         secure=runtime.settings.secure_cookies,
         httponly=True,

@@ -19,10 +19,12 @@ from onepass.admin import audit, console_service, procedures, service
 from onepass.admin.audit import Actor
 from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import AdminError, refusal
+from onepass.cookies import cookie_name
 from onepass.oauth.authorize import single_values
 from onepass.oauth.forms import is_form_content_type
 from onepass.pages import PAGE_HEADERS, render
 from onepass.runtime import Runtime
+from onepass.settings import Settings
 from onepass.web import BodyTooLarge, read_body
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
 
@@ -32,6 +34,14 @@ router = APIRouter(prefix="/admin", tags=["admin console"], include_in_schema=Fa
 
 COOKIE = "onepass_admin"
 COOKIE_PATH = "/admin"
+
+
+def admin_cookie(settings: Settings) -> str:
+    """The console session's cookie name: ``__Secure-`` over https, not ``__Host-``,
+    which would need Path=/ and send it with every end-user request (onepass.cookies)."""
+    return cookie_name(settings, COOKIE, path=COOKIE_PATH)
+
+
 MAX_FORM = 8 * 1024
 PAGE_SIZE = 50
 EXPIRED_FORM = (
@@ -55,7 +65,7 @@ def client_ip(request: Request) -> str:
 
 
 def csrf_cookie(request: Request) -> tuple[str, bool]:
-    value = request.cookies.get(csrf_mod.COOKIE)
+    value = request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings))
     if value and len(value) <= 128:
         return value, False
     return csrf_mod.CSRF.new_cookie_value(), True
@@ -80,7 +90,7 @@ def render_page(
     if is_new:
         # The same cookie, with the same attributes, as the login pages' forms.
         response.set_cookie(
-            csrf_mod.COOKIE,
+            csrf_mod.cookie_for(runtime_of(request).settings),
             cookie,
             httponly=True,
             secure=runtime_of(request).settings.secure_cookies,
@@ -143,7 +153,10 @@ async def read_form(request: Request) -> dict[str, str] | None:
 
 def csrf_ok(request: Request, form: dict[str, str]) -> bool:
     return bool(
-        request.app.state.csrf.valid(request.cookies.get(csrf_mod.COOKIE), form.get("csrf_token"))
+        request.app.state.csrf.valid(
+            request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings)),
+            form.get("csrf_token"),
+        )
     )
 
 
@@ -151,7 +164,10 @@ async def current_console(request: Request) -> ConsoleSession | None:
     runtime = runtime_of(request)
     async with runtime.database.session(readonly=True) as session:
         return await console_service.current(
-            session, runtime.hasher, runtime.clock, request.cookies.get(COOKIE)
+            session,
+            runtime.hasher,
+            runtime.clock,
+            request.cookies.get(admin_cookie(runtime.settings)),
         )
 
 

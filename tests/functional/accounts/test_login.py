@@ -146,10 +146,13 @@ async def test_session_cookie_flags(runtime: Runtime) -> None:
         response = await submit_login(http, page, user.email, user.password)
     assert response.status_code == 303
     cookie = next(
-        c for c in response.headers.get_list("set-cookie") if c.startswith("onepass_session=")
+        c
+        for c in response.headers.get_list("set-cookie")
+        if c.startswith("__Host-onepass_session=")
     )
     for flag in ("HttpOnly", "Secure", "SameSite=lax", "Path=/"):
         assert flag in cookie
+    assert "Domain" not in cookie
 
 
 async def test_consent_denied_returns_access_denied(

@@ -22,6 +22,7 @@ from onepass.oauth import pkce
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare
+from tests.cookies import browser_cookies, set_cookie_names
 from tests.factories import REDIRECT_URI, AdminInfo, make_admin, make_rp, make_user
 from tests.flow import submit_login
 from tests.webhook_helpers import (
@@ -134,7 +135,7 @@ async def test_console_login_with_password_and_code_opens_a_console_session(
     assert "<script" not in page.text
 
 
-async def test_console_https_issuer_gets_a_secure_cookie(
+async def test_console_cookie_https_issuer_secure_prefixed_at_admin_path(
     settings: Settings, clock: FrozenClock
 ) -> None:
     secure = settings.model_copy(update={"issuer": "https://id.example.com"})
@@ -152,7 +153,15 @@ async def test_console_https_issuer_gets_a_secure_cookie(
         ):
             response = await sign_in(web, admin.email, admin.password, code_now(admin, clock))
             assert response.status_code == 303
-            assert "secure" in cookie_header(response, "onepass_admin").lower()
+            # __Secure-, not __Host-: the cookie keeps Path=/admin (onepass.cookies).
+            assert set_cookie_names(response) == ["__Secure-onepass_admin"]
+            cookie = browser_cookies(response, secure_origin=True)["__Secure-onepass_admin"]
+            assert cookie["secure"] is True and cookie["path"] == "/admin"
+            assert "domain" not in cookie
+            home = await web.get("/admin")
+            assert home.status_code == 200, "read back under that name"
+            out = await web.post("/admin/logout", data={"csrf_token": csrf_token(home)})
+            assert "__Secure-onepass_admin" in browser_cookies(out, secure_origin=True)
     finally:
         await runtime.close()
 
