@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from onepass.webhooks.errors import UnsafeWebhookTarget
-from onepass.webhooks.resolver import SafeResolver, UnsafeAddressError
+from onepass.webhooks.resolver import SafeResolver, UnsafeAddressError, guarded_socket
 from onepass.webhooks.safety import address_problem, check_url, parse_ip
 
 
@@ -209,6 +209,25 @@ async def test_resolver_returns_exactly_the_checked_addresses_when_allowed() -> 
         await resolver.close()
     assert {r["host"] for r in results} == {"127.0.0.1"}
     assert all(r["port"] == 443 for r in results)
+
+
+def test_the_socket_factory_refuses_a_blocked_address_and_opens_one_for_a_public_one() -> None:
+    # aiohttp calls it with the address it is about to connect to, IP literals included.
+    siit = (
+        socket.AF_INET6,
+        socket.SOCK_STREAM,
+        socket.IPPROTO_TCP,
+        "",
+        ("::ffff:0:7f00:1", 80, 0, 0),
+    )
+    with pytest.raises(UnsafeAddressError, match=r"::ffff:0:7f00:1, an IPv4-translated address"):
+        guarded_socket(siit)
+    loopback = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", 80))
+    with pytest.raises(UnsafeAddressError, match=r"127\.0\.0\.1, a loopback address"):
+        guarded_socket(loopback)
+    public = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("93.184.215.14", 443))
+    with guarded_socket(public) as sock:
+        assert sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM
 
 
 # -- property: what check_url accepts, the HTTP client never sends to a refused address --
