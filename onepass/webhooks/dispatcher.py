@@ -186,14 +186,8 @@ class Dispatcher:
         return cls(runtime.database, runtime.settings, runtime.box, runtime.clock, **options)
 
     async def __aenter__(self) -> Dispatcher:
-        connector = aiohttp.TCPConnector(
-            limit=self.concurrency,
-            limit_per_host=0,
-            resolver=resolver.SafeResolver(
-                allow_private=self.settings.webhook_allow_private_targets
-            ),
-            ttl_dns_cache=10,
-            keepalive_timeout=30,
+        connector = resolver.connector(
+            limit=self.concurrency, allow_private=self.settings.webhook_allow_private_targets
         )
         self._http = aiohttp.ClientSession(
             connector=connector,
@@ -491,6 +485,8 @@ class Dispatcher:
                 f"could not connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
                 True,
             )
+            if isinstance(exc.os_error, resolver.UnsafeAddressError):  # resolver.guarded_socket
+                failure = TransportFailure("unsafe_target", str(exc.os_error), False)
         except aiohttp.InvalidURL as exc:
             failure = TransportFailure("invalid_url", f"invalid webhook URL: {exc}", False)
         except aiohttp.ClientError as exc:

@@ -1,13 +1,17 @@
-"""The dispatcher's DNS resolver: it returns only addresses a webhook may be sent to.
+"""The dispatcher's connector: it connects only to addresses a webhook may be sent to.
 
-Plugged into aiohttp's connector, so the addresses checked here are the ones
-connected to (see ``safety``).
+``SafeResolver`` returns only the allowed addresses a name resolves to, so the
+addresses checked are the ones connected to (no DNS-rebinding window). aiohttp never
+asks a resolver about an IP-literal host, so ``connector`` also gives aiohttp a socket
+factory that checks the address of every socket it is about to connect, whatever the
+host looked like in the URL (see ``safety``).
 """
 
 from __future__ import annotations
 
 import socket
 
+import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
@@ -54,3 +58,36 @@ class SafeResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+def guarded_socket(addr_info: aiohttp.AddrInfoType) -> socket.socket:
+    """A socket for ``addr_info``, the address aiohttp is about to connect to, if a
+    webhook may go there; ``UnsafeAddressError`` otherwise.
+
+    aiohttp's ``socket_factory`` (through aiohappyeyeballs): called once per address
+    tried, with the very address then passed to ``connect()``, after the DNS cache, for
+    names and IP literals alike. Refusing here sends nothing, not even a SYN.
+    """
+    family, type_, proto, _, sockaddr = addr_info
+    host = str(sockaddr[0])
+    address = parse_ip(host)
+    problem = "an unparseable address" if address is None else address_problem(address)
+    if problem is not None:
+        raise UnsafeAddressError(
+            f"refused to connect to {host}, {problem} "
+            "(ONEPASS_WEBHOOK_ALLOW_PRIVATE_TARGETS=1 allows it, for development only)"
+        )
+    return socket.socket(family=family, type=type_, proto=proto)
+
+
+def connector(*, limit: int, allow_private: bool) -> aiohttp.TCPConnector:
+    """The dispatcher's connector: ``SafeResolver`` for names, and, unless private
+    targets are allowed, ``guarded_socket`` for every address actually connected to."""
+    return aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=0,
+        resolver=SafeResolver(allow_private=allow_private),
+        socket_factory=None if allow_private else guarded_socket,
+        ttl_dns_cache=10,
+        keepalive_timeout=30,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -169,3 +170,57 @@ def test_bad_webhook_input_gets_a_clear_error_and_never_a_traceback(
         assert created["webhook_signing_key"]["secret"] not in result.stderr
     # The refused registrations created nothing.
     assert [c["client_id"] for c in cli_json(env, "clients", "list")] == [app]
+
+
+def test_unicode_loopback_webhook_urls_are_refused_at_registration_and_at_delivery(
+    receiver: ThreadedReceiver, tmp_path: Path
+) -> None:
+    # The attack review's URLs: 127.0.0.1 (where the receiver listens) in fullwidth
+    # digits, circled digits, ideographic full stops, and as an SIIT address.
+    port = receiver.port
+    fullwidth = "127.0.0.1".translate(str.maketrans("0127.", "\uff10\uff11\uff12\uff17\uff0e"))
+    forms = [
+        f"http://{fullwidth}:{port}/x",
+        f"http://\u2460\u2461\u2466.0.0.1:{port}/x",
+        f"http://127\u30020\u30020\u30021:{port}/x",
+        f"http://[::ffff:0:127.0.0.1]:{port}/x",
+    ]
+    database = tmp_path / "ssrf.db"
+    env = base_env(f"sqlite:///{database}", **{**ENV, "ONEPASS_WEBHOOK_ALLOW_PRIVATE_TARGETS": "0"})
+    cli(env, "db", "upgrade")
+    create = "clients create --name rp --grant-type client_credentials --webhook-url".split()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        refusals = list(pool.map(lambda url: cli(env, *create, url, check=False), forms))
+    for url, result in zip(forms, refusals, strict=True):
+        shown = f"{url!r} -> {result.returncode}: {result.stderr}"
+        assert result.returncode == 1, shown
+        assert "deliveries there are refused" in result.stderr, shown
+        assert "127.0.0.1" in result.stderr and "Traceback" not in result.stderr, shown
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT COUNT(*) FROM oauth_applications").fetchone() == (0,)
+
+    # Stored by an older release, or written by hand: refused when delivered.
+    stored = forms[:3:2]  # fullwidth digits, ideographic full stops
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        apps = list(pool.map(lambda _: cli_json(env, *create, "https://rp.example/hook"), stored))
+    with sqlite3.connect(database) as db:
+        for app, url in zip(apps, stored, strict=True):
+            db.execute(
+                "UPDATE oauth_applications SET webhook_url = ? WHERE client_id = ?",
+                (url, app["client_id"]),
+            )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda app: cli(env, "webhooks", "ping", app["client_id"]), apps))
+    ran = cli_json(env, "webhooks", "dispatch", "--once")
+    assert (ran["delivered"], ran["dead"]) == (0, len(stored))
+    assert receiver.deliveries == []
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT e.dlq_at IS NOT NULL, a.error_class, a.error FROM webhook_outbox_entries e"
+            " JOIN webhook_delivery_attempts a ON a.outbox_entry_id = e.id"
+        ).fetchall()
+    assert len(rows) == len(stored)
+    for dead, error_class, error in rows:
+        assert dead and error_class == "unsafe_target", error
+        assert "127.0.0.1) is a loopback address" in error
