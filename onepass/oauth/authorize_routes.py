@@ -233,7 +233,7 @@ async def login(request: Request) -> Response:
     password = form.get("password", "")
     ip = request.client.host if request.client else "unknown"
     try:
-        await state.throttle.check(email, ip)
+        await state.throttle.attempt(email, ip)
     except LoginThrottled as exc:
         minutes = max(1, exc.retry_after // 60)
         response = _login_page(
@@ -248,7 +248,9 @@ async def login(request: Request) -> Response:
         return response
     async with runtime.database.session() as session:
         user = (
-            await accounts.authenticate(session, state.passwords, runtime.clock, email, password)
+            await accounts.authenticate_end_user(
+                session, state.passwords, runtime.clock, email, password
+            )
             if email and password
             else None
         )
@@ -268,7 +270,6 @@ async def login(request: Request) -> Response:
                 user_agent=request.headers.get("user-agent"),
             )
     if user is None:
-        await state.throttle.failed(email, ip)
         return _login_page(
             request,
             auth,
@@ -277,7 +278,7 @@ async def login(request: Request) -> Response:
             status=401,
             error="Incorrect email or password.",
         )
-    await state.throttle.succeeded(email)
+    await state.throttle.succeeded(email, ip)
     response = await _continue(request, auth, current=(new.session, user), just_logged_in=True)
     response.set_cookie(
         SESSION_COOKIE,
