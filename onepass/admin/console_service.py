@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts import service as accounts
 from onepass.accounts import totp
 from onepass.accounts.models import LoginSession, User
-from onepass.accounts.passwords import PasswordHasher
 from onepass.admin import service as admin_service
 from onepass.cache import Cache
 from onepass.clock import Clock
@@ -68,14 +67,13 @@ class ConsoleSession:
 
 async def log_in(
     session: AsyncSession,
-    passwords: PasswordHasher,
     box: SecretBox,
     hasher: KeyedHasher,
     clock: Clock,
     cache: Cache,
     *,
     email: str,
-    password: str,
+    check: accounts.PasswordCheck | None,
     code: str,
     ttl: int,
     max_totp_failures: int,
@@ -83,14 +81,15 @@ async def log_in(
     ip_address: str | None,
     user_agent: str | None,
 ) -> tuple[accounts.NewLoginSession, User]:
-    """A console session for an administrator whose password and TOTP code are right.
+    """A console session for an administrator whose password (``check``, from
+    ``accounts.check_password`` on ``email``) and TOTP code are right.
 
     The code's step is recorded as used (the same code cannot then approve an action).
     Its check counts in the administrator's TOTP counter, the one step-up uses
     (``admin.service.count_totp_attempt``): a password sign-in cannot reset it.
     Raises ``ConsoleLoginRefused``.
     """
-    user = await accounts.authenticate(session, passwords, clock, email, password)
+    user = await accounts.authenticate(session, clock, check)
     if user is None or not user.is_admin:
         admin = None if user is not None else await _admin_named(session, email)
         reason = "not an administrator" if user is not None else "wrong password"

@@ -7,6 +7,7 @@ import structlog
 from fastapi import Request
 from fastapi.responses import Response
 
+from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
 from onepass.admin import audit, console_service
 from onepass.admin.audit import Actor
@@ -108,17 +109,18 @@ async def login(request: Request) -> Response:
         )
         response.headers["retry-after"] = str(exc.retry_after)
         return response
+    # The password is checked before the write transaction opens (see check_password).
+    check = await accounts.check_password(runtime.database, state.passwords, email, password)
     try:
         async with runtime.database.session() as session:
             new, user = await console_service.log_in(
                 session,
-                state.passwords,
                 runtime.box,
                 runtime.hasher,
                 runtime.clock,
                 runtime.cache,
                 email=email,
-                password=password,
+                check=check,
                 code=code,
                 ttl=runtime.settings.admin_console_session_ttl,
                 max_totp_failures=runtime.settings.admin_totp_max_failures,
