@@ -17,6 +17,7 @@ from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare
 from tests.conftest import ISSUER, make_settings, require_redis
+from tests.e2e.server import free_port
 from tests.factories import REDIRECT_URI, Client, make_admin, make_rp, make_user
 from tests.flow import hidden_fields, submit_login
 
@@ -171,3 +172,21 @@ async def test_throttle_keys_in_redis_are_keyed_with_the_server_secret(
     for key in keyed:
         assert unsalted[:16] not in key and email not in key
     assert keyed[0] != keyed[1], "another secret, another key"
+
+
+async def test_concurrent_wrong_passwords_are_counted_per_process_while_redis_is_down(
+    runtime: Runtime,
+) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings = make_settings(runtime.settings.database_url, down)
+    user = await make_user(runtime)
+    client = await make_rp(runtime)
+    app = create_app(settings)
+    async with (
+        app.api.router.lifespan_context(app.api),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http,
+    ):
+        page = await http.get(authorize_url(client))
+        responses = await concurrently(http, page, [(user.email, "wrong password")] * 60)
+        limit = settings.login_max_failures_per_account
+        assert answers(responses) == (limit, 60 - limit)
