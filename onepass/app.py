@@ -117,6 +117,7 @@ def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
                 per_ip=runtime.settings.login_max_failures_per_ip,
                 window=runtime.settings.login_failure_window,
             ),
+            secret_key,
         )
         app.state.verifier = AccessTokenVerifier(keyring, runtime.settings, runtime.clock, clients)
         refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")

@@ -42,7 +42,13 @@ class Cache(Protocol):
         ...
 
     async def incr(self, key: str, ttl: float) -> int:
-        """Increment a counter; the first increment starts its ``ttl``."""
+        """Increment a counter atomically and return its new value (concurrent callers
+        each see a different one); the first increment starts its ``ttl``."""
+        ...
+
+    async def decr(self, key: str) -> int:
+        """Take one back from a live counter, keeping its ``ttl``; a counter that has
+        expired stays gone (never a negative count without a ``ttl``). The new value, or 0."""
         ...
 
     async def ping(self) -> bool: ...
@@ -97,6 +103,8 @@ class MemoryCache:
             del self._data[key]
         return len(doomed)
 
+    # incr and decr do not await between reading and writing: on one event loop they
+    # are atomic, so concurrent requests of this process each get their own count.
     async def incr(self, key: str, ttl: float) -> int:
         current = self._live(key)
         if current is None:
@@ -106,11 +114,25 @@ class MemoryCache:
         self._data[key] = (str(value), self._data[key][1])
         return value
 
+    async def decr(self, key: str) -> int:
+        current = self._live(key)
+        if current is None:
+            return 0
+        value = int(current) - 1
+        self._data[key] = (str(value), self._data[key][1])
+        return value
+
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
         self._data.clear()
+
+
+_DECR_LIVE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
 
 
 class RedisCache:
@@ -141,6 +163,8 @@ class RedisCache:
         self._lost_keys: set[str] = set()
         self._lost_patterns: set[str] = set()
         self._repairer: asyncio.Task[None] | None = None
+        # DECR on a missing key would create it at -1 with no expiry: only a live one.
+        self._decr_live = self._redis.register_script(_DECR_LIVE)
 
     @property
     def lost_writes(self) -> int:
@@ -282,6 +306,14 @@ class RedisCache:
             except REDIS_ERRORS as exc:
                 self._failed(exc, "incr")
         return await self._fallback.incr(key, ttl)
+
+    async def decr(self, key: str) -> int:
+        if await self._redis_first():
+            try:
+                return int(await self._decr_live(keys=[key]))
+            except REDIS_ERRORS as exc:
+                self._failed(exc, "decr")
+        return await self._fallback.decr(key)
 
     async def ping(self) -> bool:
         """Whether Redis answers now (never raises)."""

@@ -16,6 +16,7 @@ from onepass.accounts.models import LoginSession, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
+from onepass.db.engine import Database
 from onepass.ids import random_identifier
 
 # A pragmatic email check: one @, something on each side, a dot in the domain.
@@ -95,24 +96,75 @@ async def list_users(session: AsyncSession, *, limit: int = 1000) -> list[User]:
     return list(await session.scalars(select(User).order_by(User.id).limit(limit)))
 
 
-async def authenticate(
-    session: AsyncSession, passwords: PasswordHasher, clock: Clock, email: str, password: str
-) -> User | None:
-    """The user whose email and password these are, or None. Same work either way."""
-    user = await session.scalar(
-        select(User).where(User.email_normalized == normalize_email(email[:MAX_EMAIL_LENGTH]))
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password found right by ``check_password``."""
+
+    user_id: int
+    matched_hash: str
+    new_hash: str | None  # argon2's parameters changed: the password hashed anew
+
+
+async def check_password(
+    database: Database, passwords: PasswordHasher, email: str, password: str
+) -> PasswordCheck | None:
+    """Whether ``password`` is the password of the user with ``email``; same work
+    either way (an unknown email is checked against a dummy hash).
+
+    argon2 takes tens of milliseconds of CPU: it runs off the event loop, and outside
+    any transaction. On SQLite a write transaction holds the database's one write
+    lock for as long as it lasts, so sign-ins whose passwords were checked inside one
+    queued behind each other's argon2 until the busy timeout gave up (503s under 40
+    concurrent sign-ins). ``authenticate`` then reads the user in the caller's
+    transaction.
+    """
+    async with database.session(readonly=True) as session:
+        row = (
+            await session.execute(
+                select(User.id, User.password_hash, User.disabled_at).where(
+                    User.email_normalized == normalize_email(email[:MAX_EMAIL_LENGTH])
+                )
+            )
+        ).first()
+    stored = row.password_hash if row is not None else None
+    if not await asyncio.to_thread(passwords.verify, stored, password[:2048]):
+        return None
+    if row is None or stored is None or row.disabled_at is not None:
+        return None
+    new_hash = (
+        await asyncio.to_thread(passwords.hash, password)
+        if passwords.needs_rehash(stored)
+        else None
     )
-    stored = user.password_hash if user is not None else None
-    # argon2 takes tens of milliseconds of CPU: off the event loop, so other requests
-    # of this worker are not held up behind it.
-    if not await asyncio.to_thread(passwords.verify, stored, password[:2048]) or user is None:
+    return PasswordCheck(row.id, stored, new_hash)
+
+
+async def authenticate(
+    session: AsyncSession, clock: Clock, check: PasswordCheck | None
+) -> User | None:
+    """The user a right password (``check_password``) is for, read in the caller's
+    transaction; None if it was not right, or if the user was disabled or given
+    another password since. Stores the new hash of a rehash."""
+    if check is None:
         return None
-    if user.disabled_at is not None:
+    user = await session.get(User, check.user_id)
+    if user is None or user.disabled_at is not None or user.password_hash != check.matched_hash:
         return None
-    if stored is not None and passwords.needs_rehash(stored):
-        user.password_hash = await asyncio.to_thread(passwords.hash, password)
+    if check.new_hash is not None:
+        user.password_hash = check.new_hash
         user.updated_at = clock.now()
     return user
+
+
+async def authenticate_end_user(
+    session: AsyncSession, clock: Clock, check: PasswordCheck | None
+) -> User | None:
+    """``authenticate`` for signing in to a relying party: an administrator is an
+    account of its own, for the admin console (password and TOTP) only, so its
+    password alone signs in nowhere. Refused with the answer a wrong password gets,
+    after the same work: the page says nothing about which accounts administer."""
+    user = await authenticate(session, clock, check)
+    return None if user is None or user.is_admin else user
 
 
 @dataclass(frozen=True)

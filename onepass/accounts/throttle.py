@@ -1,15 +1,27 @@
 """Login throttling per account and per client IP, counted in the cache.
 
+An attempt is counted *before* its password is checked, with the cache's atomic
+increment, and only attempts whose count is within the limit are checked: of any
+number of concurrent attempts, at most the limit are verified (check-then-increment
+would let every one of them through the check before the first failure is counted).
+A success gives its attempt back.
+
 With Redis (``ONEPASS_REDIS_URL``) every process shares the counts; with the
-in-process cache each worker counts alone.
+in-process cache (or while Redis does not answer) each worker counts alone.
+
+Keys are an HMAC of the normalised email (or the IP) under a key derived from
+``ONEPASS_SECRET_KEY``: an email address never sits in the cache in clear, and a
+cache dump cannot be matched against a list of addresses without the secret.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from onepass.cache import Cache
+from onepass.crypto import derive_key
 
 
 @dataclass(frozen=True)
@@ -25,28 +37,38 @@ class LoginThrottled(Exception):
         self.retry_after = retry_after
 
 
-def _key(kind: str, value: str) -> str:
-    # Hashed: an email address never sits in the cache in clear.
-    return f"login:fail:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+def _account(email: str) -> str:
+    return email.strip().lower()
 
 
 class LoginThrottle:
-    def __init__(self, cache: Cache, limits: Limits) -> None:
+    def __init__(self, cache: Cache, limits: Limits, secret_key: str) -> None:
         self._cache = cache
         self._limits = limits
+        self._key_hmac = derive_key(secret_key, "onepass/login-throttle/v1")
 
-    async def check(self, email: str, ip: str) -> None:
-        """Raise ``LoginThrottled`` if this account or this IP failed too often."""
-        account = await self._cache.get(_key("account", email.strip().lower()))
-        by_ip = await self._cache.get(_key("ip", ip))
-        if (account and int(account) >= self._limits.per_account) or (
-            by_ip and int(by_ip) >= self._limits.per_ip
-        ):
+    def key(self, kind: str, value: str) -> str:
+        digest = hmac.new(self._key_hmac, f"{kind}\x00{value}".encode(), hashlib.sha256)
+        return f"login:fail:{kind}:{digest.hexdigest()[:32]}"
+
+    async def attempt(self, email: str, ip: str) -> None:
+        """Count an attempt for this account and this IP, before its password is
+        checked; raise ``LoginThrottled`` if either is over its limit (nothing may
+        then be checked).
+
+        The account is counted first: an attempt refused for its account does not
+        count against its IP. One refused for its IP gives the account its count
+        back, so a locked-out address cannot lock an account out on top.
+        """
+        account_key = self.key("account", _account(email))
+        if await self._cache.incr(account_key, self._limits.window) > self._limits.per_account:
+            raise LoginThrottled(self._limits.window)
+        if await self._cache.incr(self.key("ip", ip), self._limits.window) > self._limits.per_ip:
+            await self._cache.decr(account_key)
             raise LoginThrottled(self._limits.window)
 
-    async def failed(self, email: str, ip: str) -> None:
-        await self._cache.incr(_key("account", email.strip().lower()), self._limits.window)
-        await self._cache.incr(_key("ip", ip), self._limits.window)
-
-    async def succeeded(self, email: str) -> None:
-        await self._cache.delete(_key("account", email.strip().lower()))
+    async def succeeded(self, email: str, ip: str) -> None:
+        """The password was right: the account's failures are forgotten, and the IP
+        gets this attempt back (its other failures stand)."""
+        await self._cache.delete(self.key("account", _account(email)))
+        await self._cache.decr(self.key("ip", ip))

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts import service as accounts
 from onepass.accounts import totp
 from onepass.accounts.models import LoginSession, User
-from onepass.accounts.passwords import PasswordHasher
+from onepass.admin import service as admin_service
+from onepass.cache import Cache
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher, SecretBox
 from onepass.oauth.models import OAuthApplication
@@ -47,6 +48,7 @@ class ConsoleLoginRefused(accounts.AccountError):
         *,
         admin: User | None = None,
         counts: bool = True,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -54,6 +56,7 @@ class ConsoleLoginRefused(accounts.AccountError):
         # Plain values: the session the user was read in is rolled back.
         self.admin = (admin.id, admin.email) if admin is not None else None
         self.counts = counts  # a failed login for the throttle
+        self.retry_after = retry_after  # locked out (429) for this long
 
 
 @dataclass(frozen=True)
@@ -64,24 +67,29 @@ class ConsoleSession:
 
 async def log_in(
     session: AsyncSession,
-    passwords: PasswordHasher,
     box: SecretBox,
     hasher: KeyedHasher,
     clock: Clock,
+    cache: Cache,
     *,
     email: str,
-    password: str,
+    check: accounts.PasswordCheck | None,
     code: str,
     ttl: int,
+    max_totp_failures: int,
+    failure_window: int,
     ip_address: str | None,
     user_agent: str | None,
 ) -> tuple[accounts.NewLoginSession, User]:
-    """A console session for an administrator whose password and TOTP code are right.
+    """A console session for an administrator whose password (``check``, from
+    ``accounts.check_password`` on ``email``) and TOTP code are right.
 
     The code's step is recorded as used (the same code cannot then approve an action).
+    Its check counts in the administrator's TOTP counter, the one step-up uses
+    (``admin.service.count_totp_attempt``): a password sign-in cannot reset it.
     Raises ``ConsoleLoginRefused``.
     """
-    user = await accounts.authenticate(session, passwords, clock, email, password)
+    user = await accounts.authenticate(session, clock, check)
     if user is None or not user.is_admin:
         admin = None if user is not None else await _admin_named(session, email)
         reason = "not an administrator" if user is not None else "wrong password"
@@ -100,10 +108,23 @@ async def log_in(
             admin=locked,
             counts=False,
         )
+    try:
+        await admin_service.count_totp_attempt(
+            cache, locked.id, max_failures=max_totp_failures, failure_window=failure_window
+        )
+    except admin_service.TotpLocked as exc:
+        minutes = max(1, exc.retry_after // 60)
+        raise ConsoleLoginRefused(
+            f"Too many wrong codes. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            "too many wrong TOTP codes",
+            admin=locked,
+            retry_after=exc.retry_after,
+        ) from None
     secret = box.decrypt(locked.totp_secret_encrypted, totp.box_context(locked.id)).decode()
     step = totp.matching_step(secret, code, clock.timestamp(), locked.totp_last_step)
     if step is None:
         raise ConsoleLoginRefused(GENERIC_REFUSAL, "wrong or reused TOTP code", admin=locked)
+    await admin_service.totp_succeeded(cache, locked.id)
     locked.totp_last_step = step
     new = await accounts.create_login_session(
         session,

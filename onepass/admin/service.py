@@ -231,6 +231,38 @@ def _throttle_key(user_id: int) -> str:
     return f"admin:totp:fail:{user_id}"
 
 
+class TotpLocked(AdminError):
+    """Too many wrong TOTP codes for one administrator: no code is checked for now."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too_many_attempts",
+            f"too many wrong codes; try again in {max(1, retry_after // 60)} minutes",
+            429,
+            {"retry-after": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+
+async def count_totp_attempt(
+    cache: Cache, user_id: int, *, max_failures: int, failure_window: int
+) -> None:
+    """Count a TOTP check of administrator ``user_id`` before it runs; raise
+    ``TotpLocked`` once ``max_failures`` codes within ``failure_window`` seconds were
+    wrong (counted before checking, so concurrent guesses cannot all be checked).
+
+    One counter per administrator for every place a code is checked: the API's and
+    the console's step-up and the console sign-in. Only the right code of that
+    administrator resets it (``totp_succeeded``), never a password sign-in anywhere.
+    """
+    if await cache.incr(_throttle_key(user_id), failure_window) > max_failures:
+        raise TotpLocked(failure_window)
+
+
+async def totp_succeeded(cache: Cache, user_id: int) -> None:
+    await cache.delete(_throttle_key(user_id))
+
+
 async def step_up(
     session: AsyncSession,
     hasher: KeyedHasher,
@@ -250,9 +282,9 @@ async def step_up(
     """Check administrator ``user_id``'s TOTP code; issue a nonce for ``action`` on
     ``target`` (``token_id``: the admin token asking, None from the console).
 
-    Wrong codes count per administrator (``max_failures`` within ``failure_window``
-    seconds, then 429). The caller commits; a wrong code raises after the failure
-    was counted in the cache.
+    Wrong codes count per administrator (``count_totp_attempt``: ``max_failures``
+    within ``failure_window`` seconds, then 429). The caller commits; a wrong code
+    raises, its attempt counted in the cache.
     """
     # This session's row, locked: two step-ups racing with one code, one wins.
     user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
@@ -264,24 +296,18 @@ async def step_up(
             "this administrator has no second factor yet: `onepass admin enroll-totp --email E`",
             403,
         )
-    failures = await cache.get(_throttle_key(user.id))
-    if failures is not None and int(failures) >= max_failures:
-        raise AdminError(
-            "too_many_attempts",
-            f"too many wrong codes; try again in {failure_window // 60} minutes",
-            429,
-            {"retry-after": str(failure_window)},
-        )
+    await count_totp_attempt(
+        cache, user.id, max_failures=max_failures, failure_window=failure_window
+    )
     secret = box.decrypt(user.totp_secret_encrypted, totp.box_context(user.id)).decode()
     step = totp.matching_step(secret, code, clock.timestamp(), user.totp_last_step)
     if step is None:
-        await cache.incr(_throttle_key(user.id), failure_window)
         raise AdminError(
             "invalid_totp",
             "the code is wrong, expired, or was already used; enter the current code",
             401,
         )
-    await cache.delete(_throttle_key(user.id))
+    await totp_succeeded(cache, user.id)
     user.totp_last_step = step
     raw = NONCE_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()

@@ -5,6 +5,8 @@ Rules (the playbook's, made checks):
   same users run one after the other and never deadlock;
 - refused: merging a user into itself, a user already merged, into a user that is
   itself merged (the error names its canonical user), or anything making a cycle;
+- refused: an administrator, as source or target (an administrator is an account of
+  its own, never one of an end user's identities);
 - the link is inserted and every link that targeted the source is repointed to the
   target, so every chain stays one hop;
 - the source's login sessions and refresh tokens are revoked;
@@ -102,6 +104,12 @@ async def merge_users(
         raise MergeError("a user cannot be merged into itself")
     users = await _lock_users(session, sorted({source_id, target_id}))
     source, target = users[source_id], users[target_id]
+    for role, user in (("source", source), ("target", target)):
+        if user.is_admin:
+            raise MergeError(
+                f"user {user.id} ({role}) is an administrator: an administrator is an "
+                "account of its own and is never merged, into or from an end user's account"
+            )
     # Read the links only now, under the locks: a concurrent merge has committed.
     if await canonical_user_id(session, source_id) != source_id:
         raise MergeError(

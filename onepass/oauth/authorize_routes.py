@@ -252,7 +252,7 @@ async def login(request: Request) -> Response:
     password = form.get("password", "")
     ip = request.client.host if request.client else "unknown"
     try:
-        await state.throttle.check(email, ip)
+        await state.throttle.attempt(email, ip)
     except LoginThrottled as exc:
         minutes = max(1, exc.retry_after // 60)
         response = _login_page(
@@ -265,29 +265,31 @@ async def login(request: Request) -> Response:
         )
         response.headers["retry-after"] = str(exc.retry_after)
         return response
-    async with runtime.database.session() as session:
-        user = (
-            await accounts.authenticate(session, state.passwords, runtime.clock, email, password)
-            if email and password
-            else None
-        )
-        if user is not None:
-            user = await effective_user(
-                session, state.resolver, runtime.settings.enforce_canonical_resolution, user
-            )
-            new = await accounts.create_login_session(
-                session,
-                runtime.hasher,
-                runtime.clock,
-                user,
-                ttl=runtime.settings.login_session_ttl,
-                amr=["pwd"],
-                acr=accounts.ACR_PASSWORD,
-                ip_address=ip,
-                user_agent=request.headers.get("user-agent"),
-            )
+    check = (
+        await accounts.check_password(runtime.database, state.passwords, email, password)
+        if email and password
+        else None
+    )
+    user = None
+    if check is not None:  # a write transaction only for a right password
+        async with runtime.database.session() as session:
+            user = await accounts.authenticate_end_user(session, runtime.clock, check)
+            if user is not None:
+                user = await effective_user(
+                    session, state.resolver, runtime.settings.enforce_canonical_resolution, user
+                )
+                new = await accounts.create_login_session(
+                    session,
+                    runtime.hasher,
+                    runtime.clock,
+                    user,
+                    ttl=runtime.settings.login_session_ttl,
+                    amr=["pwd"],
+                    acr=accounts.ACR_PASSWORD,
+                    ip_address=ip,
+                    user_agent=request.headers.get("user-agent"),
+                )
     if user is None:
-        await state.throttle.failed(email, ip)
         return _login_page(
             request,
             auth,
@@ -296,7 +298,7 @@ async def login(request: Request) -> Response:
             status=401,
             error="Incorrect email or password.",
         )
-    await state.throttle.succeeded(email)
+    await state.throttle.succeeded(email, ip)
     response = await _continue(
         request, auth, client, current=(new.session, user), logged_in_here=True
     )

@@ -85,6 +85,21 @@ def test_merge_check_backfill_cycle(tmp_path: Path) -> None:
     assert bad.returncode == 2
 
 
+def test_merge_refuses_an_administrator_as_source_or_target(tmp_path: Path) -> None:
+    env = base_env(f"sqlite:///{tmp_path}/m.db")
+    cli(env, "db", "upgrade")
+    (user,) = make_users(env, 1)
+    admin = cli_json(
+        env, "admin", "create", "--email", "ops@example.com", "--password", "correct horse battery"
+    )
+    for source, target in ((admin["id"], user), (user, admin["id"])):
+        refused = cli(env, "users", "merge", str(source), str(target), check=False)
+        assert refused.returncode == 1, refused.stdout
+        assert f"user {admin['id']}" in refused.stderr and "is an administrator" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert cli_json(env, "users", "show", str(user))["canonical_id"] == user
+
+
 def test_production_start_refuses_enforcement_with_missing_links_unless_forced(
     tmp_path: Path,
 ) -> None:

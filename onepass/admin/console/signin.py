@@ -7,6 +7,7 @@ import structlog
 from fastapi import Request
 from fastapi.responses import Response
 
+from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
 from onepass.admin import audit, console_service
 from onepass.admin.audit import Actor
@@ -96,7 +97,7 @@ async def login(request: Request) -> Response:
         )
     ip = client_ip(request)
     try:
-        await state.throttle.check(email, ip)
+        await state.throttle.attempt(email, ip)
     except LoginThrottled as exc:
         minutes = max(1, exc.retry_after // 60)
         response = _login_page(
@@ -108,26 +109,30 @@ async def login(request: Request) -> Response:
         )
         response.headers["retry-after"] = str(exc.retry_after)
         return response
+    # The password is checked before the write transaction opens (see check_password).
+    check = await accounts.check_password(runtime.database, state.passwords, email, password)
     try:
         async with runtime.database.session() as session:
             new, user = await console_service.log_in(
                 session,
-                state.passwords,
                 runtime.box,
                 runtime.hasher,
                 runtime.clock,
+                runtime.cache,
                 email=email,
-                password=password,
+                check=check,
                 code=code,
                 ttl=runtime.settings.admin_console_session_ttl,
+                max_totp_failures=runtime.settings.admin_totp_max_failures,
+                failure_window=runtime.settings.login_failure_window,
                 ip_address=ip,
                 user_agent=request.headers.get("user-agent"),
             )
             actor = Actor(f"admin:{user.email}", "console", user.id, ip)
             audit.add(session, runtime.clock, actor, "console.login", user.email)
     except ConsoleLoginRefused as exc:
-        if exc.counts:
-            await state.throttle.failed(email, ip)
+        if not exc.counts:  # the password was right
+            await state.throttle.succeeded(email, ip)
         if exc.admin is not None:
             admin_id, admin_email = exc.admin
             await audit.record(
@@ -143,14 +148,17 @@ async def login(request: Request) -> Response:
             # Not an administrator's email: nothing to audit, and the typed text (which
             # may be a password typed in the wrong field) is not logged.
             log.info("admin.console_login_refused", ip=ip)
-        return _login_page(
+        page = _login_page(
             request,
             next_url=next_url,
             email=email,
             error=exc.message,
-            status=401 if exc.counts else 403,
+            status=429 if exc.retry_after else 401 if exc.counts else 403,
         )
-    await state.throttle.succeeded(email)
+        if exc.retry_after:
+            page.headers["retry-after"] = str(exc.retry_after)
+        return page
+    await state.throttle.succeeded(email, ip)
     response = redirect_to(next_url)
     response.set_cookie(
         admin_cookie(runtime.settings),

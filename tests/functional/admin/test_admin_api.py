@@ -382,6 +382,24 @@ async def test_merge_through_the_api_is_recorded_with_its_administrator(
     ]
 
 
+async def test_merge_through_the_api_refuses_administrators_either_way(
+    api: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock
+) -> None:
+    user = await make_user(rt, "ada@example.com")
+    for source, target in ((admin.id, user.id), (user.id, admin.id)):
+        nonce = await nonce_for(api, admin, clock, "users.merge", f"{source}->{target}")
+        refused = await api.post(
+            "/api/v1/admin/users/merge",
+            json={"source": str(source), "target": str(target), "action_request_nonce": nonce},
+            headers=bearer(admin.token),
+        )
+        assert refused.status_code == 409 and refused.json()["error"] == "conflict"
+        assert f"user {admin.id}" in refused.json()["message"]
+        assert "is an administrator" in refused.json()["message"]
+    async with rt.database.session() as session:
+        assert await session.scalar(select(IdentityLink)) is None
+
+
 async def test_compromise_and_rotation_through_the_api(
     api: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock, receiver: Receiver
 ) -> None:

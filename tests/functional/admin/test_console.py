@@ -22,6 +22,7 @@ from onepass.oauth import pkce
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare
+from tests.conftest import ISSUER
 from tests.cookies import browser_cookies, set_cookie_names
 from tests.factories import REDIRECT_URI, AdminInfo, make_admin, make_rp, make_user
 from tests.flow import submit_login
@@ -217,6 +218,74 @@ async def test_console_login_is_throttled_with_retry_after(
     assert int(blocked.headers["retry-after"]) > 0
     assert "Too many failed attempts" in blocked.text
     assert "onepass_admin" not in blocked.headers.get("set-cookie", "")
+
+
+def wrong_code(admin: AdminInfo, clock: FrozenClock) -> str:
+    return "000000" if code_now(admin, clock) != "000000" else "111111"
+
+
+async def test_console_code_guesses_lock_despite_end_user_logins_with_the_same_email(
+    web: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock
+) -> None:
+    """The attack: a wrong console code, then the administrator's email and password at
+    the end-user login (which reset the per-email counter), and again."""
+    rp = await make_rp(rt)
+    authorize = "/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": rp.client_id,
+            "redirect_uri": REDIRECT_URI,
+            "scope": "openid email",
+            "state": "xyz",
+            "code_challenge": pkce.s256("v" * 43),
+            "code_challenge_method": "S256",
+        }
+    )
+    page = await web.get(authorize)
+    for _ in range(rt.settings.admin_totp_max_failures):
+        guess = await sign_in(web, admin.email, admin.password, wrong_code(admin, clock))
+        assert guess.status_code in (401, 429), guess.text[:300]
+        end_user = await submit_login(web, page, admin.email, admin.password)
+        assert end_user.status_code in (401, 429), "an administrator signs in to no RP"
+    right = await sign_in(web, admin.email, admin.password, code_now(admin, clock))
+    assert right.status_code == 429
+    assert "onepass_admin" not in right.headers.get("set-cookie", "")
+
+
+async def test_console_code_failures_count_in_the_administrators_step_up_counter(
+    rt: Runtime, admin: AdminInfo, clock: FrozenClock
+) -> None:
+    # The per-email login limit out of the way: only the TOTP counter can lock here.
+    settings = rt.settings.model_copy(update={"login_max_failures_per_account": 1000})
+    application = create_app(settings, clock)
+    async with (
+        application.api.router.lifespan_context(application.api),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application),  # type: ignore[arg-type]
+            base_url=ISSUER,
+        ) as web,
+    ):
+        step_up = {"action": "signing_keys.rotate", "target": "jwks"}
+        bearer = {"authorization": f"Bearer {admin.token}"}
+        for _ in range(settings.admin_totp_max_failures - 1):
+            guess = await sign_in(web, admin.email, admin.password, wrong_code(admin, clock))
+            assert guess.status_code == 401 and GENERIC in guess.text
+        wrong = await web.post(
+            "/api/v1/admin/step-up",
+            json={**step_up, "totp_code": wrong_code(admin, clock)},
+            headers=bearer,
+        )
+        assert wrong.status_code == 401
+        right = code_now(admin, clock)
+        console = await sign_in(web, admin.email, admin.password, right)
+        assert console.status_code == 429 and "Too many wrong codes" in console.text
+        assert int(console.headers["retry-after"]) > 0
+        api = await web.post(
+            "/api/v1/admin/step-up", json={**step_up, "totp_code": right}, headers=bearer
+        )
+        assert api.status_code == 429 and api.json()["error"] == "too_many_attempts"
+    denied = await audit_rows(rt, "console.login")
+    assert denied[-1].message == "too many wrong TOTP codes"
 
 
 async def test_console_login_without_csrf_token_is_refused(

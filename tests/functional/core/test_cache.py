@@ -57,6 +57,23 @@ async def test_incr_counts_within_its_window(cache: Cache) -> None:
     assert await cache.incr("t:n", ttl=0.2) == 1
 
 
+async def test_concurrent_incr_gives_each_caller_its_own_count(cache: Cache) -> None:
+    counts = await asyncio.gather(*(cache.incr("t:many", ttl=60) for _ in range(50)))
+    assert sorted(counts) == list(range(1, 51))
+
+
+async def test_decr_takes_back_from_a_live_counter_and_never_revives_an_expired_one(
+    cache: Cache,
+) -> None:
+    assert await cache.incr("t:d", ttl=0.2) == 1
+    assert await cache.incr("t:d", ttl=0.2) == 2
+    assert await cache.decr("t:d") == 1
+    await asyncio.sleep(0.35)
+    assert await cache.decr("t:d") == 0
+    assert await cache.get("t:d") is None, "no negative counter left without an expiry"
+    assert await cache.incr("t:d", ttl=0.2) == 1
+
+
 async def test_ping(cache: Cache) -> None:
     assert await cache.ping()
 
