@@ -20,6 +20,7 @@ import structlog
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from onepass import api_docs
 from onepass.admin import audit, console_service, procedures, service
 from onepass.admin.audit import Actor
 from onepass.admin.errors import AdminError, invalid_token, refusal
@@ -34,7 +35,7 @@ from onepass.webhooks.retry import parse_duration
 
 log = structlog.get_logger("onepass.admin")
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=api_docs.ADMIN)
 
 MAX_BODY = 16 * 1024
 # Ids are 64-bit: past this, SQLite raises OverflowError and asyncpg a DataError.

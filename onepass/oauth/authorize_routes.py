@@ -6,8 +6,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from onepass import api_docs
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
@@ -34,7 +35,11 @@ from onepass.oauth.interaction import InteractionInvalid
 from onepass.pages import render
 from onepass.web import BodyTooLarge, query_pairs, read_body
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(
+    tags=["oauth"],
+    default_response_class=HTMLResponse,
+    responses=api_docs.pages(303, 400, 401, 403, 413, 429),
+)
 
 SESSION_COOKIE = "onepass_session"
 MAX_FORM = 16 * 1024

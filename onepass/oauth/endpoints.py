@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
+from onepass import api_docs
 from onepass.accounts.models import User
 from onepass.identity.canonical import merged_away
 from onepass.oauth.clients import ClientRecord
@@ -17,7 +18,7 @@ from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_access_token, revoke_family
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(tags=["oauth"], responses=api_docs.CLIENT_AUTHENTICATED)
 
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 TOKEN_TYPE_HINTS = ("access_token", "refresh_token")

@@ -76,7 +76,11 @@ async def openid_configuration(request: Request) -> Response:
     )
 
 
-@router.get("/.well-known/jwks.json", tags=["discovery"])
+@router.get(
+    "/.well-known/jwks.json",
+    tags=["discovery"],
+    responses={200: {"content": {"application/jwk-set+json": {"schema": {"type": "object"}}}}},
+)
 async def jwks(request: Request) -> Response:
     """The published signing keys: next, active and retired (not yet expired)."""
     keyring = request.app.state.keyring
