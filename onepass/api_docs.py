@@ -74,3 +74,75 @@ def pages(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # The answers shared by the routes of each family.
 ADMIN = admin_errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
 CLIENT_AUTHENTICATED = oauth_errors(400, 401, 413, 503)
+
+
+# -- what the routes read -------------------------------------------------------------
+# Routes that read the request themselves (forms with repeated-parameter checks, bodies
+# read under a size limit) declare their parameters here, through ``openapi_extra``,
+# so that the document tells an RP what to send and schemathesis can send it.
+
+
+def _strings(names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: {"type": "string"} for name in names}
+
+
+def query(*names: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Query parameters, all strings."""
+    return {
+        "parameters": [
+            {"name": n, "in": "query", "required": n in required, "schema": {"type": "string"}}
+            for n in names
+        ]
+    }
+
+
+def form(*names: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An ``application/x-www-form-urlencoded`` body of string fields."""
+    schema: dict[str, Any] = {"type": "object", "properties": _strings(names)}
+    if required:
+        schema["required"] = list(required)
+    return {
+        "requestBody": {
+            "required": bool(required),
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        }
+    }
+
+
+def json_object(
+    strings: tuple[str, ...] = (), flags: tuple[str, ...] = (), required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """An ``application/json`` object of string fields and boolean flags."""
+    properties = _strings(strings) | {name: {"type": "boolean"} for name in flags}
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return {
+        "requestBody": {
+            "required": bool(required),
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+# OAuth 2.0 / OIDC Core §3.1.2.1 authorization request.
+AUTHORIZATION_REQUEST = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "acr_values",
+    "response_mode",
+)
+AUTHORIZATION_REQUIRED = ("client_id", "redirect_uri", "response_type", "scope")
+# OIDC RP-Initiated Logout 1.0 §2.
+LOGOUT_REQUEST = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "csrf_token")
+# RFC 7009 §2.1, RFC 7662 §2.1 (and client_secret_post credentials).
+TOKEN_REQUEST = ("token", "token_type_hint", "client_id", "client_secret")

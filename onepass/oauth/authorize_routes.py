@@ -169,7 +169,18 @@ async def _current_login(request: Request) -> Any:
         )
 
 
-@router.api_route("/authorize", methods=["GET", "POST"])
+@router.get(
+    "/authorize",
+    openapi_extra=api_docs.query(
+        *api_docs.AUTHORIZATION_REQUEST, required=api_docs.AUTHORIZATION_REQUIRED
+    ),
+)
+@router.post(
+    "/authorize",
+    openapi_extra=api_docs.form(
+        *api_docs.AUTHORIZATION_REQUEST, required=api_docs.AUTHORIZATION_REQUIRED
+    ),
+)
 async def authorize(request: Request) -> Response:
     """OAuth 2.0 authorization endpoint (RFC 6749 §3.1; GET and form POST, OIDC Core §3.1.2.1)."""
     if request.method == "POST":
@@ -221,7 +232,12 @@ async def _form_and_request(
     return form, auth
 
 
-@router.post("/login")
+@router.post(
+    "/login",
+    openapi_extra=api_docs.form(
+        "interaction", "csrf_token", "email", "password", required=("interaction", "csrf_token")
+    ),
+)
 async def login(request: Request) -> Response:
     state = request.app.state
     runtime = state.runtime
@@ -296,7 +312,12 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.post("/consent")
+@router.post(
+    "/consent",
+    openapi_extra=api_docs.form(
+        "interaction", "csrf_token", "decision", required=("interaction", "csrf_token", "decision")
+    ),
+)
 async def consent(request: Request) -> Response:
     state = request.app.state
     runtime = state.runtime

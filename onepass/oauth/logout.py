@@ -24,7 +24,8 @@ router = APIRouter(
 LOGOUT_PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint")
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
+@router.get("/logout", openapi_extra=api_docs.query(*api_docs.LOGOUT_REQUEST))
+@router.post("/logout", openapi_extra=api_docs.form(*api_docs.LOGOUT_REQUEST))
 async def logout(request: Request) -> Response:
     state = request.app.state
     runtime = state.runtime
