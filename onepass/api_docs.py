@@ -35,6 +35,17 @@ class OAuthErrorBody(BaseModel):
     error_description: str | None = None
 
 
+class TokenResponse(BaseModel):
+    """RFC 6749 §5.1 (and OIDC Core §3.1.3.3: ``id_token``)."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str | None = None
+    refresh_token: str | None = None
+    id_token: str | None = None
+
+
 class AdminErrorBody(BaseModel):
     """The admin API's error: a code and a sentence for a person (``problems`` for
     parameters that failed validation)."""
@@ -96,9 +107,15 @@ def query(*names: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
     }
 
 
-def form(*names: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """An ``application/x-www-form-urlencoded`` body of string fields."""
-    schema: dict[str, Any] = {"type": "object", "properties": _strings(names)}
+def form(
+    *names: str, required: tuple[str, ...] = (), choices: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
+    """An ``application/x-www-form-urlencoded`` body of string fields (``choices``: the
+    values a field takes)."""
+    properties = _strings(names)
+    for name, values in (choices or {}).items():
+        properties[name] = {"type": "string", "enum": list(values)}
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = list(required)
     return {
@@ -144,5 +161,17 @@ AUTHORIZATION_REQUEST = (
 AUTHORIZATION_REQUIRED = ("client_id", "redirect_uri", "response_type", "scope")
 # OIDC RP-Initiated Logout 1.0 §2.
 LOGOUT_REQUEST = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "csrf_token")
+# RFC 6749 §4.1.3, §4.4.2, §6 (and client_secret_post credentials).
+TOKEN_GRANT_REQUEST = (
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "scope",
+    "client_id",
+    "client_secret",
+)
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 # RFC 7009 §2.1, RFC 7662 §2.1 (and client_secret_post credentials).
 TOKEN_REQUEST = ("token", "token_type_hint", "client_id", "client_secret")
