@@ -18,7 +18,7 @@ from onepass.web import query_pairs
 router = APIRouter(
     tags=["oauth"],
     default_response_class=HTMLResponse,
-    responses=api_docs.pages(303, 400, 401, 403, 413, 429),
+    responses=api_docs.pages(303, 400, 413),
 )
 
 LOGOUT_PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint")

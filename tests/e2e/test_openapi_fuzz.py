@@ -10,6 +10,15 @@ loop), not the app in-process: schemathesis' calls are synchronous, and an in-pr
 ASGI client would run the app on a loop other than the one the database engines and
 the Redis client were opened on (asyncpg connections belong to one loop). A real
 server has no such coupling, and it parses requests as an attacker's reach them.
+Operations are driven through ``APIOperation.as_strategy`` rather than
+``schemathesis.pytest.from_fixture``, whose test wrapper (4.32.5) sets a node
+attribute pytest 9.2 no longer has; every operation is fuzzed and every failure
+reported, not only the first.
+
+Known failure until issue 9 item 5 (NUL at the edge) is merged: on PostgreSQL, the
+hostile request (``HOSTILE`` in every string) gets a 500 from ``GET`` and ``POST
+/authorize``, and a NUL in a path parameter makes the audit row of the refusal fail
+(``admin.audit_failed`` with a traceback in the server log); ``ATTRIBUTED`` names it.
 
 Changes that need a step-up (an ``action_request_nonce`` from ``POST
 /api/v1/admin/step-up`` with a TOTP code) are refused here, as they must be: with a
@@ -24,15 +33,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given
+from hypothesis import HealthCheck, Phase, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NOT_SET
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -61,6 +72,15 @@ CHECKS = [
 # some 2,000 requests per engine in the suite's budget. ONEPASS_TEST_FUZZ_EXAMPLES=500
 # digs deeper by hand (minutes).
 EXAMPLES = int(os.environ.get("ONEPASS_TEST_FUZZ_EXAMPLES", "30"))
+# NUL and other control characters, a bidi override, a lone quote: what PostgreSQL,
+# headers and templates may refuse or mangle. Each must get a 4xx, never a 5xx.
+HOSTILE = "a\x00\x01\x1f\u202e'"
+# Failures another part of issue 9 fixes, named in the failure so that it is clear
+# whose fix makes them pass; remove each entry once that fix is merged.
+ATTRIBUTED = {
+    "GET /authorize": "issue 9 item 5 (NUL bytes -> 500 on PostgreSQL)",
+    "POST /authorize": "issue 9 item 5 (NUL bytes -> 500 on PostgreSQL)",
+}
 
 
 @dataclass
@@ -107,12 +127,40 @@ def _credentials(path: str, target: Target) -> dict[str, str]:
     return {}
 
 
-def _fuzz(operation: schemathesis.APIOperation, target: Target) -> None:
-    """A bounded number of valid and invalid requests to one operation."""
+def _hostile(operation: schemathesis.APIOperation, document: dict[str, Any]) -> Any:
+    """One explicit request with every string the operation reads set to ``HOSTILE``:
+    random generation reaches a NUL in a given field only now and then, this every run."""
+    declared = document["paths"][operation.path][operation.method.lower()]
+    parameters = declared.get("parameters", [])
+    query = {p["name"]: HOSTILE for p in parameters if p["in"] == "query"}
+    path = {
+        p["name"]: 1 if p["schema"].get("type") == "integer" else HOSTILE
+        for p in parameters
+        if p["in"] == "path"
+    }
+    body: Any = NOT_SET
+    contents = declared.get("requestBody", {}).get("content", {})
+    media_type = next(iter(contents), None)
+    if media_type is not None:
+        fields = contents[media_type]["schema"].get("properties", {})
+        body = {
+            name: (True if spec.get("type") == "boolean" else spec.get("enum", [HOSTILE])[0])
+            for name, spec in fields.items()
+        }
+    if not query and not path and body is NOT_SET:
+        return None
+    return operation.Case(
+        path_parameters=path or None, query=query or None, body=body, media_type=media_type
+    )
+
+
+def _fuzz(operation: schemathesis.APIOperation, target: Target, document: dict[str, Any]) -> None:
+    """A bounded number of valid and invalid requests to one operation, and a hostile one."""
     strategy = st.one_of(
         operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
         operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
     )
+    hostile = _hostile(operation, document)
 
     @given(case=strategy)
     @hypothesis_settings(
@@ -133,19 +181,21 @@ def _fuzz(operation: schemathesis.APIOperation, target: Target) -> None:
             allow_redirects=False,  # a redirect to an RP is an answer, never followed
         )
 
-    run()
+    (example(case=hostile)(run) if hostile is not None else run)()
 
 
 def test_every_documented_operation_answers_within_its_schema(target: Target) -> None:
-    schema = schemathesis.openapi.from_url(f"{target.server.url}/openapi.json")
+    document = target.session.get(f"{target.server.url}/openapi.json", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(document)
     failures: list[str] = []
     labels: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         labels.append(operation.label)
         try:
-            _fuzz(operation, target)
+            _fuzz(operation, target, document)
         except (Exception, FailureGroup) as exc:  # every operation is fuzzed, all are reported
-            failures.append(f"{operation.label}: {exc}")
-    assert "POST /api/v1/admin/users/merge" in labels, labels
+            owner = ATTRIBUTED.get(operation.label)
+            failures.append(f"{operation.label}{f' [{owner}]' if owner else ''}: {exc}")
+    assert {"POST /token", "GET /authorize", "POST /api/v1/admin/users/merge"} <= set(labels)
     assert not failures, "\n\n".join(failures)
