@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "security.md"
-NODE_ID = re.compile(r"`(tests/[\w/]+\.py)::((?:Test\w+::)?test_\w+)(?:\[[^\]`]*\])?`")
+NODE_ID = re.compile(r"(tests/[\w/]+\.py)::((?:Test\w+::)?test_\w+)")
 UNFILLED = "TBD-LEAD"
 
 
