@@ -20,6 +20,7 @@ import structlog
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from onepass import api_docs
 from onepass.admin import audit, console_service, procedures, service
 from onepass.admin.audit import Actor
 from onepass.admin.errors import AdminError, invalid_token, refusal
@@ -34,7 +35,7 @@ from onepass.webhooks.retry import parse_duration
 
 log = structlog.get_logger("onepass.admin")
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=api_docs.ADMIN)
 
 MAX_BODY = 16 * 1024
 # Ids are 64-bit: past this, SQLite raises OverflowError and asyncpg a DataError.
@@ -220,7 +221,12 @@ async def actions(request: Request) -> Response:
     )
 
 
-@router.post("/step-up")
+@router.post(
+    "/step-up",
+    openapi_extra=api_docs.json_object(
+        ("action", "target", "totp_code"), required=("action", "target", "totp_code")
+    ),
+)
 async def step_up(request: Request) -> Response:
     """A TOTP code for one action on one target → ``action_request_nonce``."""
     body = await json_body(request)
@@ -316,7 +322,10 @@ async def webhook_outbox_entry(request: Request, entry_id: int = Path(ge=0, le=M
     return _json(data)
 
 
-@router.post("/webhook_outbox/{entry_id}/retry")
+@router.post(
+    "/webhook_outbox/{entry_id}/retry",
+    openapi_extra=api_docs.json_object(("action_request_nonce",)),
+)
 async def retry(request: Request, entry_id: int = Path(ge=0, le=MAX_ID)) -> Response:
     """Send one entry again from the start of the schedule (step-up)."""
     body = await json_body(request)
@@ -343,7 +352,12 @@ def _since(body: dict[str, Any]) -> datetime | None:
         ) from None
 
 
-@router.post("/applications/{app}/replay_dlq")
+@router.post(
+    "/applications/{app}/replay_dlq",
+    openapi_extra=api_docs.json_object(
+        ("action_request_nonce", "since", "event_type"), ("dry_run",)
+    ),
+)
 async def replay_dlq(request: Request, app: str) -> Response:
     """Send every dead entry of an application again (step-up), or count them
     (``"dry_run": true``, no step-up)."""
@@ -372,7 +386,10 @@ async def replay_dlq(request: Request, app: str) -> Response:
 # -- keys -----------------------------------------------------------------------------
 
 
-@router.post("/applications/{app}/webhook_keys/rotate")
+@router.post(
+    "/applications/{app}/webhook_keys/rotate",
+    openapi_extra=api_docs.json_object(("action_request_nonce", "grace", "scheme")),
+)
 async def rotate_webhook_key(request: Request, app: str) -> Response:
     """A new webhook signing key; the current one keeps signing for ``grace`` (step-up).
     The new secret is in the answer, this once."""
@@ -398,7 +415,10 @@ async def rotate_webhook_key(request: Request, app: str) -> Response:
     )
 
 
-@router.post("/applications/{app}/webhook_keys/{kid}/compromise")
+@router.post(
+    "/applications/{app}/webhook_keys/{kid}/compromise",
+    openapi_extra=api_docs.json_object(("action_request_nonce",)),
+)
 async def compromise_webhook_key(request: Request, app: str, kid: str) -> Response:
     """Emergency: revoke a leaked webhook key, issue a new one, re-stamp undelivered
     entries, tell the RP (step-up). The new secret is in the answer, this once."""
@@ -412,7 +432,10 @@ async def compromise_webhook_key(request: Request, app: str, kid: str) -> Respon
     )
 
 
-@router.post("/signing_keys/rotate")
+@router.post(
+    "/signing_keys/rotate",
+    openapi_extra=api_docs.json_object(("action_request_nonce",), ("force",)),
+)
 async def rotate_signing_keys(request: Request) -> Response:
     """Rotate the JWKS signing keys (step-up); ``"force": true`` as `keys rotate --force`."""
     body = await json_body(request)
@@ -429,7 +452,12 @@ async def rotate_signing_keys(request: Request) -> Response:
 # -- identity -------------------------------------------------------------------------
 
 
-@router.post("/users/merge")
+@router.post(
+    "/users/merge",
+    openapi_extra=api_docs.json_object(
+        ("action_request_nonce", "source", "target", "reason"), required=("source", "target")
+    ),
+)
 async def merge_users(request: Request) -> Response:
     """Merge ``source`` into ``target`` (step-up, target ``SOURCE->TARGET``)."""
     body = await json_body(request)
@@ -448,7 +476,10 @@ async def merge_users(request: Request) -> Response:
     )
 
 
-@router.post("/cache/invalidate_canonical")
+@router.post(
+    "/cache/invalidate_canonical",
+    openapi_extra=api_docs.json_object(("action_request_nonce", "user"), ("all",)),
+)
 async def invalidate_canonical(request: Request) -> Response:
     """Drop cached canonical-user resolutions: ``{"user": …}`` or ``{"all": true}`` (step-up,
     target the user or ``*``)."""

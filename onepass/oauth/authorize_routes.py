@@ -6,8 +6,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from onepass import api_docs
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
@@ -38,7 +39,11 @@ from onepass.pages import render
 from onepass.settings import Settings
 from onepass.web import BodyTooLarge, query_pairs, read_body
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(
+    tags=["oauth"],
+    default_response_class=HTMLResponse,
+    responses=api_docs.pages(303, 400, 401, 403, 413, 429),
+)
 
 SESSION_COOKIE = "onepass_session"
 MAX_FORM = 16 * 1024
@@ -179,7 +184,18 @@ async def _current_login(request: Request) -> Any:
         )
 
 
-@router.api_route("/authorize", methods=["GET", "POST"])
+@router.get(
+    "/authorize",
+    openapi_extra=api_docs.query(
+        *api_docs.AUTHORIZATION_REQUEST, required=api_docs.AUTHORIZATION_REQUIRED
+    ),
+)
+@router.post(
+    "/authorize",
+    openapi_extra=api_docs.form(
+        *api_docs.AUTHORIZATION_REQUEST, required=api_docs.AUTHORIZATION_REQUIRED
+    ),
+)
 async def authorize(request: Request) -> Response:
     """OAuth 2.0 authorization endpoint (RFC 6749 §3.1; GET and form POST, OIDC Core §3.1.2.1)."""
     if request.method == "POST":
@@ -239,7 +255,12 @@ async def _form_and_request(
     return form, interaction, client
 
 
-@router.post("/login")
+@router.post(
+    "/login",
+    openapi_extra=api_docs.form(
+        "interaction", "csrf_token", "email", "password", required=("interaction", "csrf_token")
+    ),
+)
 async def login(request: Request) -> Response:
     state = request.app.state
     runtime = state.runtime
@@ -314,7 +335,12 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.post("/consent")
+@router.post(
+    "/consent",
+    openapi_extra=api_docs.form(
+        "interaction", "csrf_token", "decision", required=("interaction", "csrf_token", "decision")
+    ),
+)
 async def consent(request: Request) -> Response:
     state = request.app.state
     runtime = state.runtime

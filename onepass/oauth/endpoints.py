@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
+from onepass import api_docs
 from onepass.accounts.models import User
 from onepass.identity.canonical import merged_away
 from onepass.oauth.clients import ClientRecord
@@ -17,7 +18,7 @@ from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_access_token, revoke_family
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(tags=["oauth"], responses=api_docs.CLIENT_AUTHENTICATED)
 
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
@@ -79,7 +80,8 @@ def _userinfo_claims(user: User, scope: set[str]) -> dict[str, Any]:
     return claims
 
 
-@router.api_route("/userinfo", methods=["GET", "POST"])
+@router.get("/userinfo")
+@router.post("/userinfo", openapi_extra=api_docs.form("access_token"))
 async def userinfo(request: Request) -> Response:
     state = request.app.state
     form = (
@@ -104,7 +106,12 @@ async def userinfo(request: Request) -> Response:
     return JSONResponse(body, headers=NO_STORE)
 
 
-@router.post("/revoke")
+@router.post(
+    "/revoke",
+    response_class=Response,  # RFC 7009 §2.2: 200 with an empty body
+    responses={200: {"description": "revoked, or the token was not valid (§2.2)"}},
+    openapi_extra=api_docs.form(*api_docs.TOKEN_REQUEST, required=("token",)),
+)
 async def revoke(request: Request) -> Response:
     """RFC 7009. Answers 200 whether or not the token was known or belonged to the
     caller (§2.2): a client learns nothing about tokens that are not its own."""
@@ -141,7 +148,9 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.post("/introspect")
+@router.post(
+    "/introspect", openapi_extra=api_docs.form(*api_docs.TOKEN_REQUEST, required=("token",))
+)
 async def introspect(request: Request) -> Response:
     """RFC 7662. Inactive for unknown, expired, revoked, or other clients' tokens."""
     state = request.app.state

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from onepass import api_docs
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.oauth.authorization import redirect_with
@@ -14,12 +15,17 @@ from onepass.oauth.errors import InvalidTokenError
 from onepass.pages import render
 from onepass.web import query_pairs
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(
+    tags=["oauth"],
+    default_response_class=HTMLResponse,
+    responses=api_docs.pages(303, 400, 413),
+)
 
 LOGOUT_PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint")
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
+@router.get("/logout", openapi_extra=api_docs.query(*api_docs.LOGOUT_REQUEST))
+@router.post("/logout", openapi_extra=api_docs.form(*api_docs.LOGOUT_REQUEST))
 async def logout(request: Request) -> Response:
     state = request.app.state
     runtime = state.runtime

@@ -6,7 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from onepass import api_docs
 from onepass.keys.jwt import SUPPORTED_ALGS
 from onepass.oauth import client_auth
 from onepass.settings import Settings
@@ -76,7 +78,35 @@ async def openid_configuration(request: Request) -> Response:
     )
 
 
-@router.get("/.well-known/jwks.json", tags=["discovery"])
+# Requests to /token are answered by token_endpoint.TokenEndpoint before FastAPI sees
+# them (app.OnePass): this route only puts the endpoint in the OpenAPI document.
+@router.post(
+    "/token",
+    tags=["oauth"],
+    summary="Token endpoint",
+    description=(
+        "RFC 6749 §3.2: `authorization_code` (with PKCE), `refresh_token` (rotated at each "
+        "use) and `client_credentials`. Confidential clients authenticate with HTTP Basic "
+        "(`client_secret_basic`) or `client_id` and `client_secret` in the form "
+        "(`client_secret_post`); public clients send `client_id`."
+    ),
+    response_model=api_docs.TokenResponse,
+    responses=api_docs.oauth_errors(400, 401, 413, 503),
+    openapi_extra=api_docs.form(
+        *api_docs.TOKEN_GRANT_REQUEST,
+        required=("grant_type",),
+        choices={"grant_type": api_docs.GRANT_TYPES},
+    ),
+)
+async def token_document() -> Response:
+    raise StarletteHTTPException(404)
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    tags=["discovery"],
+    responses={200: {"content": {"application/jwk-set+json": {"schema": {"type": "object"}}}}},
+)
 async def jwks(request: Request) -> Response:
     """The published signing keys: next, active and retired (not yet expired)."""
     keyring = request.app.state.keyring

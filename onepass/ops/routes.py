@@ -15,7 +15,15 @@ from onepass.pages import render
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/up")
+@router.get(
+    "/up",
+    responses={
+        503: {
+            "description": "a check failed; `checks` names it",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def up(request: Request) -> JSONResponse:
     """200 when the database answers, every needed signing key is active, and this
     process holds those keys, fresh; else 503 naming the failing check."""

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from onepass import api_docs
 from onepass.oauth import client_auth
 from onepass.oauth.errors import (
     InvalidRequestError,
@@ -68,7 +69,7 @@ def _describe(key: WebhookSigningKey, secret: bytes | None) -> dict[str, Any]:
     return data
 
 
-@router.get("/webhooks/signing-keys")
+@router.get("/webhooks/signing-keys", responses=api_docs.oauth_errors(400, 401, 503))
 @router.post("/webhooks/signing-keys", include_in_schema=False)
 async def signing_keys(request: Request) -> JSONResponse:
     """The webhook signing keys that sign deliveries now (newest first), with their
