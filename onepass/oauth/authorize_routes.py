@@ -176,12 +176,17 @@ async def _continue(
 async def _current_login(request: Request) -> Any:
     runtime = request.app.state.runtime
     async with runtime.database.session(readonly=True) as session:
-        return await accounts.session_from_token(
+        current = await accounts.session_from_token(
             session,
             runtime.hasher,
             runtime.clock,
             request.cookies.get(session_cookie(runtime.settings)),
         )
+    # An administrator signs in to the console only (``authenticate_end_user``); an
+    # end-user session of one, left from before that rule, signs in to no RP either.
+    if current is not None and current[1].is_admin:
+        return None
+    return current
 
 
 @router.get(

@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 import httpx
 import redis.asyncio as redis
 
+from onepass.accounts import service as accounts
+from onepass.accounts.models import User
 from onepass.app import create_app
 from onepass.oauth import pkce
 from onepass.runtime import Runtime
@@ -128,6 +130,30 @@ async def test_an_administrators_password_at_the_end_user_login_is_refused_as_wr
     assert _visible(refused.text, admin.password) == _visible(wrong.text, "not the password"), (
         "the same page: nothing tells an administrator's account from another"
     )
+
+
+async def test_an_administrators_end_user_session_from_before_signs_in_to_no_rp(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    admin = await make_admin(runtime)
+    async with runtime.database.session() as session:
+        user = await session.get(User, admin.id)
+        assert user is not None
+        left = await accounts.create_login_session(
+            session,
+            runtime.hasher,
+            runtime.clock,
+            user,
+            ttl=runtime.settings.login_session_ttl,
+            amr=["pwd"],
+            acr=accounts.ACR_PASSWORD,
+            ip_address="127.0.0.1",
+            user_agent="test",
+        )
+    http.cookies.set("onepass_session", left.token)
+    page = await http.get(authorize_url(await make_rp(runtime)))
+    assert page.status_code == 200, "the login form, not a redirect with a code"
+    assert 'name="password"' in page.text
 
 
 def _visible(page: str, password: str) -> str:
