@@ -17,7 +17,12 @@ polling every ``ONEPASS_WEBHOOK_POLL_INTERVAL`` remains the fallback and finds t
 retries that become due. A per-application concurrency cap keeps a slow RP from
 taking every slot: an application at its cap is left out of the next claims, and a
 claim takes no more of an application's entries than it has free slots, so whatever
-is claimed starts at once, its signing keys read just before.
+is claimed starts at once, its signing keys read just before. The loop claims again as
+soon as a claim is worth its statement: a quarter of its slots free while entries may
+be due elsewhere, or a quarter of the slots of an application left at its cap (which
+may have more due), so one RP's backlog drains at its cap in flight, never one batch
+per poll interval; an application whose last claim gave it fewer than its free slots
+has nothing more due and wakes nothing until the next poll interval or NOTIFY.
 
 Delivery policy: ``retry.py``. Signatures: ``signing.py``. Address checks: ``safety.py``
 and ``resolver.py``. Statements: ``store.py``.
