@@ -17,7 +17,12 @@ polling every ``ONEPASS_WEBHOOK_POLL_INTERVAL`` remains the fallback and finds t
 retries that become due. A per-application concurrency cap keeps a slow RP from
 taking every slot: an application at its cap is left out of the next claims, and a
 claim takes no more of an application's entries than it has free slots, so whatever
-is claimed starts at once, its signing keys read just before.
+is claimed starts at once, its signing keys read just before. The loop claims again as
+soon as a claim is worth its statement: a quarter of its slots free while entries may
+be due elsewhere, or a quarter of the slots of an application left at its cap (which
+may have more due), so one RP's backlog drains at its cap in flight, never one batch
+per poll interval; an application whose last claim gave it fewer than its free slots
+has nothing more due and wakes nothing until the next poll interval or NOTIFY.
 
 Delivery policy: ``retry.py``. Signatures: ``signing.py``. Address checks: ``safety.py``
 and ``resolver.py``. Statements: ``store.py``.
@@ -178,8 +183,15 @@ class Dispatcher:
         self._cancelled: list[Claimed] = []
         self._wake = asyncio.Event()
         self._capacity = asyncio.Event()
-        self._want_capacity = False
+        # When a claim is worth it (``_worth_claiming``): ``refill`` free slots in all
+        # while entries may be due outside the applications at their cap
+        # (``_elsewhere``), or ``app_refill`` free slots of an application that was at
+        # its cap (``_capped``: it may have more due than it was given).
         self._refill = max(1, min(self.batch_size, self.concurrency) // 4)
+        self._app_refill = max(1, self.app_concurrency // 4)
+        self._capped: set[int] = set()
+        self._elsewhere = True
+        self._next_look = 0.0
 
     @classmethod
     def from_runtime(cls, runtime: Runtime, **options: Any) -> Dispatcher:
@@ -255,56 +267,109 @@ class Dispatcher:
         failures = 0
         try:
             while not stop.is_set():
+                # The decision point. The capacity signal is cleared here and only here,
+                # before what follows reads the state it signals: a slot freed during
+                # the claim's awaits sets it again, and the wait below returns at once.
+                self._capacity.clear()
+                if self._wake.is_set() or (not once and time.monotonic() >= self._next_look):
+                    # New entries (NOTIFY, an enqueue here), or a poll interval gone by
+                    # (retries come due, leases end): look beyond the capped applications.
+                    self._wake.clear()
+                    self._next_look = time.monotonic() + self.poll_interval
+                    self._elsewhere = True
                 free = self.concurrency - len(self._tasks)
                 limit = min(free, self.batch_size)
-                saturated = any(n >= self.app_concurrency for n in self._per_app.values())
-                claimed: list[Claimed] = []
-                if limit > 0 and (free >= self._refill or not self._tasks):
-                    self._wake.clear()
-                    try:
-                        claimed = await self.claim_batch(limit, self._per_app)
-                        if claimed:
-                            await self._start(claimed)
-                        failures = 0
-                    except DATABASE_ERRORS as exc:
-                        # The database is away: what was claimed stays leased and is
-                        # claimed again when the lease ends.
-                        if once:
-                            raise
-                        failures += 1
-                        log.error(
-                            "webhooks.claim_failed",
-                            dispatcher=self.name,
-                            error=type(exc).__name__,
-                            detail=str(exc).splitlines()[0][:200] if str(exc) else "",
-                        )
-                        await self._sleep(stop, min(30.0, 0.5 * 2**failures))
-                        continue
-                full = bool(claimed) and len(claimed) >= limit
-                # A finished attempt frees a slot worth claiming for: wake on it when
-                # the last claim was cut short by capacity or an application's cap.
-                self._want_capacity = once or full or saturated or free < self._refill
-                if once and not self._tasks:
-                    if not claimed:
-                        break
+                last_look = once and not self._tasks
+                if limit <= 0 or not (last_look or self._worth_claiming()):
+                    await self._wait(stop, once)
                     continue
-                if full and len(self._tasks) < self.concurrency:
+                asked = limit if last_look or self._elsewhere else self._capped_slots(limit)
+                in_flight = dict(self._per_app)
+                try:
+                    claimed = await self.claim_batch(asked, in_flight)
+                    if claimed:
+                        await self._start(claimed)
+                    failures = 0
+                except DATABASE_ERRORS as exc:
+                    # The database is away: what was claimed stays leased and is
+                    # claimed again when the lease ends.
+                    if once:
+                        raise
+                    failures += 1
+                    log.error(
+                        "webhooks.claim_failed",
+                        dispatcher=self.name,
+                        error=type(exc).__name__,
+                        detail=str(exc).splitlines()[0][:200] if str(exc) else "",
+                    )
+                    await self._sleep(stop, min(30.0, 0.5 * 2**failures))
                     continue
-                await self._wait(stop, once)
+                self._claimed(claimed, limit, asked, in_flight)
+                if last_look and not claimed:
+                    break
         finally:
             await self._shutdown(force)
             await self._results.put(None)
             await recorder
 
+    # -- when to claim ----------------------------------------------------------------
+
+    def _worth_claiming(self) -> bool:
+        """Whether a claim now can start enough deliveries to be worth its statement.
+
+        Never true just because one attempt finished (a claim per delivery), nor for
+        an application whose last claim gave it less than its free slots (nothing more
+        of it is due: its entries wait in back-off, or it has none), which is what
+        keeps a capped RP whose backlog is in back-off from making the loop spin.
+        """
+        free = self.concurrency - len(self._tasks)
+        if free >= self._refill and self._elsewhere:
+            return True
+        if free < self._app_refill:
+            return False
+        cap = self.app_concurrency
+        return any(cap - self._per_app.get(a, 0) >= self._app_refill for a in self._capped)
+
+    def _capped_slots(self, limit: int) -> int:
+        """The capped applications' free slots: what a claim is for when nothing is due
+        outside them (the claim's scan then stays as small as what it can take)."""
+        cap = self.app_concurrency
+        wanted = sum(max(0, cap - self._per_app.get(a, 0)) for a in self._capped)
+        return max(1, min(limit, wanted))
+
+    def _claimed(
+        self, claimed: list[Claimed], limit: int, asked: int, in_flight: Mapping[int, int]
+    ) -> None:
+        """What a claim tells about what is still due: ``asked`` for at most ``limit``
+        (the free slots) with ``in_flight`` the attempts running when it was made."""
+        cap = self.app_concurrency
+        got = Counter(e.app_id for e in claimed)
+        # Left out of the claim (at its cap when it was made): nothing learnt, it may
+        # have more. Given all its free slots: its rows beyond them took part of the
+        # claim's scan, which may have hidden other applications'.
+        left_out = {a for a, n in in_flight.items() if n >= cap}
+        cut = {a for a, n in got.items() if n >= cap - in_flight.get(a, 0)}
+        # Cut short by the free slots, or (a claim sized for the capped applications)
+        # by entries of others that came due: more may be due anywhere.
+        full = len(claimed) >= limit or (
+            len(claimed) >= asked and any(a not in self._capped for a in got)
+        )
+        if full or cut:
+            self._capped |= left_out | cut
+        else:
+            # Every application below its cap was offered its free slots and took
+            # fewer: nothing more of it is due, and nothing outside the capped ones.
+            self._capped = left_out
+        self._elsewhere = full or (bool(cut) and self._elsewhere)
+
     async def _wait(self, stop: asyncio.Event, once: bool) -> None:
-        self._capacity.clear()
         waiters = [asyncio.ensure_future(self._capacity.wait()), asyncio.ensure_future(stop.wait())]
         if not once:
             waiters.append(asyncio.ensure_future(self._wake.wait()))
         try:
             await asyncio.wait(
                 waiters,
-                timeout=None if once else self.poll_interval,
+                timeout=None if once else max(0.0, self._next_look - time.monotonic()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -375,15 +440,12 @@ class Dispatcher:
     def _finished(self, app_id: int) -> Any:
         def done(task: asyncio.Task[None]) -> None:
             self._tasks.discard(task)
-            was_full = self._per_app[app_id] >= self.app_concurrency
             self._per_app[app_id] -= 1
             if self._per_app[app_id] <= 0:
                 del self._per_app[app_id]
-            # Wake the claim loop when a claim is worth it: enough free slots, an
-            # application back under its cap, or nothing left in flight.
-            if self._want_capacity and (
-                was_full or not self._tasks or self.concurrency - len(self._tasks) >= self._refill
-            ):
+            # Wake the claim loop when a claim is worth it (or nothing is left in
+            # flight: ``run_once`` then looks one last time).
+            if not self._capacity.is_set() and (not self._tasks or self._worth_claiming()):
                 self._capacity.set()
             if not task.cancelled() and task.exception() is not None:
                 log.error("webhooks.attempt_crashed", exc_info=task.exception())

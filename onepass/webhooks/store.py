@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 
 import asyncpg
 import orjson
-from sqlalchemy import Table, case, func, literal, select, update
+from sqlalchemy import Table, bindparam, case, func, literal, select, update
 from sqlalchemy.engine import make_url
 
 from onepass.db import Database
@@ -479,7 +479,8 @@ class SqlStore:
             .where(apps.c.id.in_(list(app_ids)))
             .order_by(apps.c.id, keys.c.created_at.desc(), keys.c.id.desc())
         )
-        async with self._database.session() as session:
+        # A read: it need not queue behind the writers (claims, results) for SQLite's lock.
+        async with self._database.session(readonly=True) as session:
             rows = (await session.execute(statement)).all()
         return [KeyRow(*row) for row in rows]
 
@@ -509,58 +510,70 @@ class SqlStore:
     async def record(
         self, updates: Sequence[EntryUpdate], attempt_rows: AttemptRows, now: datetime
     ) -> Recorded:
-        applied: set[int] = set()
-        restamped: set[int] = set()
+        # A handful of statements whatever the batch's size: on SQLite the claim
+        # queues behind this transaction for the write lock. The transaction holds
+        # that lock from its BEGIN (``Database.session``), so the leases read here
+        # are still the ones the updates below apply to.
+        ids = [u.id for u in updates]
         async with self._database.session() as session:
-            for u in updates:
-                values: dict[str, Any] = {
-                    "attempts": _entries.c.attempts + 1,
-                    "delivered_at": u.delivered_at,
-                    "dlq_at": u.dlq_at,
-                    "next_retry_at": u.next_retry_at,
-                    "last_status_code": u.status_code,
-                    "last_error": u.last_error,
-                    "leased_by": None,
-                    "lease_token": None,
-                    "lease_expires_at": None,
-                }
-                if u.next_retry_at is not None:
-                    values["due_at"] = u.next_retry_at
-                result = await session.execute(
+            held = {
+                r[0]: (r[1], r[2])
+                for r in await session.execute(
+                    select(_entries.c.id, _entries.c.lease_token, _entries.c.key_epoch).where(
+                        _entries.c.id.in_(ids)
+                    )
+                )
+            }
+            applied = {u.id for u in updates if held.get(u.id) == (u.token, u.epoch)}
+            restamped = {
+                u.id
+                for u in updates
+                if u.id not in applied and u.id in held and held[u.id][0] == u.token
+            }
+            gone = set(ids) - set(held)
+            if applied:
+                await session.execute(
                     update(_entries)
-                    .where(
-                        _entries.c.id == u.id,
-                        _entries.c.lease_token == u.token,
-                        _entries.c.key_epoch == u.epoch,
-                    )
-                    .values(**values)
-                    .returning(_entries.c.id)
+                    .where(_entries.c.id == bindparam("b_id"))
+                    .values(
+                        attempts=_entries.c.attempts + 1,
+                        delivered_at=bindparam("b_delivered", type_=_entries.c.delivered_at.type),
+                        dlq_at=bindparam("b_dlq", type_=_entries.c.dlq_at.type),
+                        next_retry_at=bindparam("b_retry", type_=_entries.c.next_retry_at.type),
+                        due_at=func.coalesce(
+                            bindparam("b_retry", type_=_entries.c.due_at.type), _entries.c.due_at
+                        ),
+                        last_status_code=bindparam("b_status"),
+                        last_error=bindparam("b_error"),
+                        leased_by=None,
+                        lease_token=None,
+                        lease_expires_at=None,
+                    ),
+                    [
+                        {
+                            "b_id": u.id,
+                            "b_delivered": u.delivered_at,
+                            "b_dlq": u.dlq_at,
+                            "b_retry": u.next_retry_at,
+                            "b_status": u.status_code,
+                            "b_error": u.last_error,
+                        }
+                        for u in updates
+                        if u.id in applied
+                    ],
                 )
-                applied.update(result.scalars().all())
-            unapplied = [u for u in updates if u.id not in applied]
-            gone: set[int] = set()
-            if unapplied:
-                for u in unapplied:
-                    result = await session.execute(
-                        update(_entries)
-                        .where(_entries.c.id == u.id, _entries.c.lease_token == u.token)
-                        .values(
-                            due_at=now,
-                            leased_by=None,
-                            lease_token=None,
-                            lease_expires_at=None,
-                            last_error=RESTAMPED_ERROR,
-                        )
-                        .returning(_entries.c.id)
+            if restamped:
+                await session.execute(
+                    update(_entries)
+                    .where(_entries.c.id.in_(restamped))
+                    .values(
+                        due_at=now,
+                        leased_by=None,
+                        lease_token=None,
+                        lease_expires_at=None,
+                        last_error=RESTAMPED_ERROR,
                     )
-                    restamped.update(result.scalars().all())
-                ids = [u.id for u in unapplied]
-                existing = set(
-                    (await session.execute(select(_entries.c.id).where(_entries.c.id.in_(ids))))
-                    .scalars()
-                    .all()
                 )
-                gone = set(ids) - existing
             recorded = Recorded(applied, restamped, gone)
             attempts = attempt_rows(recorded)
             if attempts:
