@@ -125,7 +125,9 @@ def test_a_database_crash_gives_503s_then_everything_recovers(
         )  # fmt: skip
         dispatcher = Dispatch(env, tmp_path / "dispatch.log")
         with Server(env, log_path=tmp_path / "serve.log") as server:
-            assert token(server.url, rp).status_code == 200
+            issued = token(server.url, rp)
+            assert issued.status_code == 200
+            bearer = {"authorization": f"Bearer {issued.json()['access_token']}"}
             cli_json(env, "webhooks", "ping", rp["client_id"])
             receiver.wait_until(lambda: len(receiver.deliveries) == 1)
 
@@ -142,9 +144,23 @@ def test_a_database_crash_gives_503s_then_everything_recovers(
             answers = [token(server.url, rp) for _ in range(3)]
             answers.append(httpx.get(f"{server.url}/.well-known/jwks.json", timeout=10))
             answers.append(httpx.get(f"{server.url}/userinfo", timeout=10))
-            for answer in answers:
+            # Endpoints that must read the database to answer say so: 503 in their
+            # protocol's format, never a 500.
+            checked = [
+                httpx.get(f"{server.url}/userinfo", headers=bearer, timeout=10),
+                httpx.post(
+                    f"{server.url}/introspect",
+                    data={"token": issued.json()["access_token"]},
+                    auth=(rp["client_id"], rp["client_secret"]),
+                    timeout=10,
+                ),
+            ]
+            for answer in answers + checked:
                 assert answer.status_code in (200, 401, 503), answer.text
                 assert "Traceback" not in answer.text
+            for answer in checked:
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"] == "temporarily_unavailable"
             refused = answers[0]
             assert refused.status_code == 503
             assert refused.json()["error"] == "temporarily_unavailable"
