@@ -11,9 +11,8 @@ is no console session.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts import service as accounts
@@ -24,7 +23,7 @@ from onepass.cache import Cache
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher, SecretBox
 from onepass.oauth.models import OAuthApplication
-from onepass.webhooks import outbox
+from onepass.webhooks import outbox, outbox_queries
 from onepass.webhooks.models import WebhookOutboxEntry
 
 CONSOLE_ACR = "urn:1pass:admin"
@@ -172,30 +171,13 @@ async def log_out(session: AsyncSession, clock: Clock, console: ConsoleSession) 
 
 # -- outbox reads ---------------------------------------------------------------------
 
-_T = WebhookOutboxEntry
-
-
-def status_of(entry: WebhookOutboxEntry) -> str:
-    if entry.delivered_at is not None:
-        return "delivered"
-    if entry.dlq_at is not None:
-        return "dead"
-    return "pending"
-
-
-@dataclass(frozen=True)
-class DeadCount:
-    oauth_application_id: int
-    client_id: str | None
-    client_name: str | None
-    dead_count: int
-
-
-@dataclass(frozen=True)
-class Backlog:
-    pending: int  # not delivered, not dead
-    due: int  # pending and due now (or overdue)
-    oldest_due_at: datetime | None
+# The outbox's states and counts are the read model's (webhooks.outbox_queries); the
+# console's pages and the admin API read them through these names.
+status_of = outbox_queries.status_of
+Backlog = outbox_queries.Backlog
+DeadCount = outbox_queries.DeadCount
+backlog = outbox_queries.backlog
+dead_by_application = outbox_queries.dead_by_application
 
 
 async def applications(session: AsyncSession, ids: set[int]) -> dict[int, OAuthApplication]:
@@ -203,32 +185,6 @@ async def applications(session: AsyncSession, ids: set[int]) -> dict[int, OAuthA
         return {}
     found = await session.scalars(select(OAuthApplication).where(OAuthApplication.id.in_(ids)))
     return {a.id: a for a in found}
-
-
-async def dead_by_application(session: AsyncSession) -> list[DeadCount]:
-    """The playbook's monitoring query with each application's client_id and name."""
-    counts = await outbox.dead_counts(session)
-    apps = await applications(session, {app_id for app_id, _ in counts})
-    return [
-        DeadCount(
-            app_id,
-            apps[app_id].client_id if app_id in apps else None,
-            apps[app_id].client_name if app_id in apps else None,
-            n,
-        )
-        for app_id, n in counts
-    ]
-
-
-async def backlog(session: AsyncSession, now: datetime) -> Backlog:
-    pending = outbox.status_filter("pending")
-    total = await session.scalar(select(func.count()).select_from(_T).where(pending))
-    due, oldest = (
-        await session.execute(
-            select(func.count(), func.min(_T.due_at)).where(pending, _T.due_at <= now)
-        )
-    ).one()
-    return Backlog(int(total or 0), int(due or 0), oldest)
 
 
 async def page_of_entries(

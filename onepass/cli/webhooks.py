@@ -20,10 +20,11 @@ from onepass.oauth.models import OAuthApplication
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.webhooks import keys as key_service
-from onepass.webhooks import outbox
+from onepass.webhooks import outbox, outbox_queries
 from onepass.webhooks.embedded import DispatcherLock, lock_path
 from onepass.webhooks.events import EventType
 from onepass.webhooks.models import WebhookSigningKey
+from onepass.webhooks.outbox_queries import Status
 from onepass.webhooks.retry import parse_duration
 
 app = typer.Typer(
@@ -45,12 +46,6 @@ LIST_TABLE = (
     "dlq_at",
     "last_error",
 )
-
-
-class Status(StrEnum):
-    pending = "pending"
-    delivered = "delivered"
-    dead = "dead"
 
 
 class Scheme(StrEnum):
@@ -299,7 +294,7 @@ def dead_counts(as_json: bool = JsonOption) -> None:
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         async with runtime.database.session() as session:
-            counts = await outbox.dead_counts(session)
+            counts = await outbox_queries.dead_counts(session)
         return [{"oauth_application_id": a, "dead_count": n} for a, n in counts]
 
     rows = run(action)

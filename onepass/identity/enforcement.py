@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, literal, select
+from sqlalchemy import String, and_, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.identity.models import IdentityLink
@@ -14,6 +14,7 @@ from onepass.oauth.models import OAuthApplication
 from onepass.webhooks.events import EventType
 from onepass.webhooks.models import WebhookOutboxEntry
 from onepass.webhooks.outbox import subscribed
+from onepass.webhooks.outbox_queries import Status, condition, tally
 
 
 @dataclass(frozen=True)
@@ -67,27 +68,12 @@ async def link_delivery_state(session: AsyncSession) -> list[ApplicationLinkStat
             await session.execute(
                 select(
                     func.count(IdentityLink.id),
-                    func.sum(case((entry.delivered_at.is_not(None), 1), else_=0)),
-                    func.sum(case((entry.id.is_(None), 1), else_=0)),
-                    func.sum(
-                        case(
-                            (
-                                and_(
-                                    entry.id.is_not(None),
-                                    entry.delivered_at.is_(None),
-                                    entry.dlq_at.is_(None),
-                                ),
-                                1,
-                            ),
-                            else_=0,
-                        )
-                    ),
-                    func.sum(
-                        case(
-                            (and_(entry.dlq_at.is_not(None), entry.delivered_at.is_(None)), 1),
-                            else_=0,
-                        )
-                    ),
+                    tally(condition(Status.DELIVERED, entry)),
+                    tally(entry.id.is_(None)),
+                    # Outer-joined: a link never enqueued has an all-NULL entry, which
+                    # the pending condition alone would count.
+                    tally(and_(entry.id.is_not(None), condition(Status.PENDING, entry))),
+                    tally(condition(Status.DEAD, entry)),
                 )
                 .select_from(IdentityLink)
                 .outerjoin(entry, joined)

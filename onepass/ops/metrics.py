@@ -39,11 +39,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.oauth.models import OAuthApplication
-from onepass.webhooks.models import WebhookOutboxEntry
+from onepass.webhooks import outbox_queries
 
 __all__ = ["CONTENT_TYPE_LATEST", "HTTP", "TOKENS", "OutboxSnapshot", "flush_all", "render"]
 
@@ -215,30 +213,17 @@ class OutboxSnapshot:
 
 
 async def outbox_snapshot(session: AsyncSession, now: datetime) -> OutboxSnapshot:
-    """The outbox gauges, each from one indexed query: pending and due entries through
-    the partial index on ``due_at``, dead ones per RP through ``ix_…_dead`` (the
-    playbook's dead-count query)."""
-    table = WebhookOutboxEntry
-    pending_filter = table.delivered_at.is_(None) & table.dlq_at.is_(None)
-    pending = await session.scalar(select(func.count()).select_from(table).where(pending_filter))
-    due_count, oldest = (
-        await session.execute(
-            select(func.count(), func.min(table.due_at)).where(pending_filter, table.due_at <= now)
-        )
-    ).one()
-    dead_rows = await session.execute(
-        select(OAuthApplication.client_id, func.count())
-        .select_from(table)
-        .join(OAuthApplication, OAuthApplication.id == table.oauth_application_id)
-        .where(table.dlq_at.is_not(None), table.delivered_at.is_(None))
-        .group_by(OAuthApplication.client_id)
-    )
+    """The outbox gauges from the read model's indexed queries (``outbox_queries``):
+    pending and due entries through the partial index on ``due_at``, dead ones per RP
+    through ``ix_…_dead`` (the playbook's dead-count query)."""
+    backlog = await outbox_queries.backlog(session, now)
+    dead = await outbox_queries.dead_by_application(session)
     return OutboxSnapshot(
         ok=True,
-        pending=int(pending or 0),
-        due=int(due_count or 0),
-        oldest_due_age=max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
-        dead={client_id: int(n) for client_id, n in dead_rows.all()},
+        pending=backlog.pending,
+        due=backlog.due,
+        oldest_due_age=backlog.oldest_due_age(now),
+        dead={d.client_id: d.dead_count for d in dead if d.client_id is not None},
     )
 
 

@@ -30,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.clock import Clock
 from onepass.crypto import SecretBox
 from onepass.oauth.models import OAuthApplication
-from onepass.webhooks import outbox, safety, signing
+from onepass.webhooks import outbox, outbox_queries, safety, signing
 from onepass.webhooks.errors import SigningKeyNotFound, WebhookError
 from onepass.webhooks.events import EventType, parse_event_type
 from onepass.webhooks.models import KeyState, WebhookOutboxEntry, WebhookSigningKey
+from onepass.webhooks.outbox_queries import Status
 
 DEFAULT_GRACE = timedelta(hours=72)
 
@@ -212,7 +213,10 @@ async def compromise(
     table = cast(Table, WebhookOutboxEntry.__table__)
     restamped = await session.execute(
         update(table)
-        .where(table.c.oauth_application_id == app.id, table.c.delivered_at.is_(None))
+        .where(
+            table.c.oauth_application_id == app.id,
+            ~outbox_queries.condition(Status.DELIVERED, table.c),  # pending or dead
+        )
         .values(key_epoch=table.c.key_epoch + 1)
         .returning(table.c.id)
     )

@@ -11,16 +11,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
 from onepass.db.types import IdType, UTCDateTime
+from onepass.webhooks.outbox_queries import Status, sql
 
-PENDING = "delivered_at IS NULL AND dlq_at IS NULL"
-DEAD = "dlq_at IS NOT NULL AND delivered_at IS NULL"
+# The partial indexes' predicates, from the states' one definition (outbox_queries).
+PENDING = sql(Status.PENDING)
+DEAD = sql(Status.DEAD)
 
 
 class WebhookOutboxEntry(Base):
     """One event for one application, written in the transaction of the change behind it.
 
-    pending: ``delivered_at`` and ``dlq_at`` NULL; delivered: ``delivered_at`` set;
-    dead (the dead-letter queue): ``dlq_at`` set and ``delivered_at`` NULL.
+    Pending, delivered or dead (the dead-letter queue): ``outbox_queries.STATES``.
     """
 
     __tablename__ = "webhook_outbox_entries"

@@ -7,7 +7,8 @@ On PostgreSQL the same transaction sends a NOTIFY, delivered at commit only, whi
 wakes the dispatchers at once; they also poll, so nothing depends on it.
 
 Also here: the operator's views and repairs of the outbox (``webhooks list``,
-``retry``, ``replay-dlq``, the dead count per application).
+``retry``, ``replay-dlq``). What pending, delivered and dead mean, and the counts
+(backlog, dead per application): ``outbox_queries``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,8 @@ from onepass.webhooks.errors import (
 )
 from onepass.webhooks.events import ALWAYS_DELIVERED, EventType, parse_event_type
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
+from onepass.webhooks.outbox_queries import STATUSES as STATUSES  # the console's ?status=
+from onepass.webhooks.outbox_queries import Status, condition, status_of
 
 # NOTIFY channel: a new (or requeued) entry is due.
 OUTBOX_CHANNEL = "onepass_webhooks"
@@ -47,7 +50,6 @@ OUTBOX_LOCK = "webhooks:outbox"
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 # Sent as the webhook-id header and signed; printable, no spaces.
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:~+/=@-]{1,200}$")
-STATUSES = ("pending", "delivered", "dead")
 
 _table = cast(Table, WebhookOutboxEntry.__table__)
 _attempts = cast(Table, WebhookDeliveryAttempt.__table__)
@@ -260,18 +262,6 @@ async def notify(session: AsyncSession, channel: str, payload: str = "") -> None
     sent.add(marker)
 
 
-def status_filter(status: str) -> Any:
-    """The condition of a status: pending, delivered or dead (the dead-letter state)."""
-    table = WebhookOutboxEntry
-    if status == "pending":
-        return table.delivered_at.is_(None) & table.dlq_at.is_(None)
-    if status == "delivered":
-        return table.delivered_at.is_not(None)
-    if status == "dead":
-        return table.dlq_at.is_not(None) & table.delivered_at.is_(None)
-    raise WebhookError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
-
-
 async def list_entries(
     session: AsyncSession,
     *,
@@ -288,7 +278,7 @@ async def list_entries(
     if after_id is not None:
         query = query.where(table.id < after_id if newest_first else table.id > after_id)
     if status is not None:
-        query = query.where(status_filter(status))
+        query = query.where(condition(status))
     if app_id is not None:
         query = query.where(WebhookOutboxEntry.oauth_application_id == app_id)
     if limit:
@@ -333,12 +323,17 @@ async def retry_entry(session: AsyncSession, clock: Clock, entry_id: int) -> Web
     """Send one dead (or pending) entry again from the start of the schedule."""
     entry = await get_entry(session, entry_id)
     now = clock.now()
-    if entry.delivered_at is not None:
+    state = status_of(entry)
+    if state is Status.DELIVERED:
         raise WebhookError(
             f"webhook outbox entry {entry_id} was delivered at {timestamp_text(entry.delivered_at)}; "
             "there is nothing to retry"
         )
-    if entry.dlq_at is None and entry.lease_expires_at is not None and entry.lease_expires_at > now:
+    if (
+        state is Status.PENDING
+        and entry.lease_expires_at is not None
+        and entry.lease_expires_at > now
+    ):
         raise WebhookError(
             f"webhook outbox entry {entry_id} is being delivered right now (leased by "
             f"{entry.leased_by}); look again in a few seconds"
@@ -365,7 +360,7 @@ async def replay_dead(
     Returns the ids requeued (or, with ``dry_run``, that would be).
     """
     table = WebhookOutboxEntry
-    conditions = [table.oauth_application_id == app_id, status_filter("dead")]
+    conditions = [table.oauth_application_id == app_id, condition(Status.DEAD)]
     if since is not None:
         conditions.append(table.dlq_at >= since)
     if event_type is not None:
@@ -382,18 +377,6 @@ async def replay_dead(
     if ids:
         await notify(session, OUTBOX_CHANNEL)
     return ids
-
-
-async def dead_counts(session: AsyncSession) -> list[tuple[int, int]]:
-    """(oauth_application_id, dead_count), most dead first: the playbook's monitoring query."""
-    table = WebhookOutboxEntry
-    rows = await session.execute(
-        select(table.oauth_application_id, func.count().label("dead_count"))
-        .where(status_filter("dead"))
-        .group_by(table.oauth_application_id)
-        .order_by(func.count().desc())
-    )
-    return [(app_id, count) for app_id, count in rows.all()]
 
 
 def describe_entry(entry: WebhookOutboxEntry) -> dict[str, Any]:

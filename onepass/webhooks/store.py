@@ -40,6 +40,7 @@ from onepass.webhooks.models import (
     WebhookOutboxEntry,
     WebhookSigningKey,
 )
+from onepass.webhooks.outbox_queries import claimable
 
 _entries = cast(Table, WebhookOutboxEntry.__table__)
 _attempts = cast(Table, WebhookDeliveryAttempt.__table__)
@@ -195,9 +196,12 @@ WHERE id = ANY(ARRAY(
 RETURNING id, oauth_application_id, event_type, payload, idempotency_key, created_at,
           attempts, key_epoch
 """
-"""The claim, on PostgreSQL. The ids are gathered into an array first, so the UPDATE
-finds its rows by primary key whatever the table's size (``WHERE id IN (SELECT …)``
-can be planned as a hash join over a sequential scan of the whole table). It changes
+"""The claim, on PostgreSQL. Its innermost WHERE mirrors ``outbox_queries.claimable($4)``
+(the pending state of ``outbox_queries.STATES``, due, not leased), spelled in raw SQL
+for speed; tests/functional/webhooks/test_outbox_queries.py runs both over the same
+rows. The ids are gathered into an array first, so the UPDATE finds its rows by primary
+key whatever the table's size (``WHERE id IN (SELECT …)`` can be planned as a hash join
+over a sequential scan of the whole table). It changes
 no indexed column, so PostgreSQL can update the rows in place (HOT, with the table's
 fillfactor leaving room): entries in flight stay in the due index, skipped by the
 lease condition until their lease ends."""
@@ -405,12 +409,7 @@ class SqlStore:
     ) -> Any:
         due = (
             select(_entries.c.id, _entries.c.oauth_application_id, _entries.c.due_at)
-            .where(
-                _entries.c.delivered_at.is_(None),
-                _entries.c.dlq_at.is_(None),
-                _entries.c.due_at <= now,
-                _entries.c.lease_expires_at.is_(None) | (_entries.c.lease_expires_at <= now),
-            )
+            .where(claimable(now, _entries.c))
             .order_by(_entries.c.due_at)
             .limit(slots.limit)
             .with_for_update(skip_locked=True)

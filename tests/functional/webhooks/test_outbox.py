@@ -14,7 +14,7 @@ from onepass.clock import FrozenClock
 from onepass.oauth.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.settings import Settings
-from onepass.webhooks import outbox
+from onepass.webhooks import outbox, outbox_queries
 from onepass.webhooks.dispatcher import Dispatcher
 from onepass.webhooks.errors import DuplicateIdempotencyKey, PayloadTooLarge, WebhookError
 from onepass.webhooks.store import CLAIM_SQL, claim_args
@@ -202,7 +202,7 @@ async def test_replay_dlq_requeues_one_applications_dead_entries_by_time_and_typ
         not_mine = await enqueue(runtime, other.id)
         await dispatch_once(runtime)
         async with runtime.database.session() as session:
-            counts = dict(await outbox.dead_counts(session))
+            counts = dict(await outbox_queries.dead_counts(session))
             assert counts == {app.id: 3, other.id: 1}
             preview = await outbox.replay_dead(
                 session, runtime.clock, app.id, since=cutoff, dry_run=True
