@@ -1,4 +1,4 @@
-"""The webhook dispatcher: claim due entries, sign them, deliver them, record the outcome.
+"""The claim loop and its wake-up rules: when to claim, how much, and shutting down.
 
 Any number of dispatchers (processes, machines) share one PostgreSQL database. Each
 claims a batch of due entries with one statement (``store.CLAIM_SQL``: ``UPDATE …
@@ -6,11 +6,13 @@ WHERE id = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED)) RETURNING``), so no ent
 held by two dispatchers at once, and an entry whose dispatcher died is claimed again
 when its lease expires, and no sooner. The lease
 outlasts the HTTP timeout, so a live dispatcher always finishes first. Results are
-recorded in batches, fenced by the lease token: a dispatcher that lost its lease (or
-whose entry was re-stamped by a key compromise) cannot overwrite anything.
+recorded in batches, fenced by the lease token (``recording.py``): a dispatcher that
+lost its lease (or whose entry was re-stamped by a key compromise) cannot overwrite
+anything.
 
 On SQLite one dispatcher runs at a time (``embedded.DispatcherLock``); the same
-operations run through SQLAlchemy there (``store.SqlStore``).
+operations run through SQLAlchemy there (``store.SqlStore``). Tests run the loop on
+``memory_store.MemoryStore``.
 
 New entries wake dispatchers through PostgreSQL LISTEN/NOTIFY (``listener.py``);
 polling every ``ONEPASS_WEBHOOK_POLL_INTERVAL`` remains the fallback and finds the
@@ -23,9 +25,6 @@ be due elsewhere, or a quarter of the slots of an application left at its cap (w
 may have more due), so one RP's backlog drains at its cap in flight, never one batch
 per poll interval; an application whose last claim gave it fewer than its free slots
 has nothing more due and wakes nothing until the next poll interval or NOTIFY.
-
-Delivery policy: ``retry.py``. Signatures: ``signing.py``. Address checks: ``safety.py``
-and ``resolver.py``. Statements: ``store.py``.
 """
 
 from __future__ import annotations
@@ -39,95 +38,30 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import asyncpg
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from onepass import __version__
 from onepass.clock import Clock
-from onepass.crypto import DecryptionError, SecretBox
+from onepass.crypto import SecretBox
 from onepass.db import Database
-from onepass.ops import metrics as delivery_metrics
 from onepass.runtime import Runtime
 from onepass.settings import Settings
-from onepass.webhooks import keys as webhook_keys
-from onepass.webhooks import outbox, resolver, safety, signing
-from onepass.webhooks.errors import UnsafeWebhookTarget
+from onepass.webhooks import outbox
+from onepass.webhooks.dispatcher.attempt import Result, Sender
+from onepass.webhooks.dispatcher.recording import Recorder, Stats
+from onepass.webhooks.dispatcher.targets import Target, Targets
 from onepass.webhooks.listener import Listener
-from onepass.webhooks.models import AttemptOutcome
-from onepass.webhooks.retry import (
-    Decision,
-    Outcome,
-    RetryPolicy,
-    TransportFailure,
-    decide,
-    parse_retry_after,
-    parse_schedule,
-)
-from onepass.webhooks.store import (
-    RESTAMPED_ERROR,
-    Claimed,
-    ClaimSlots,
-    EntryUpdate,
-    Recorded,
-    create_store,
-)
+from onepass.webhooks.retry import RetryPolicy, parse_schedule
+from onepass.webhooks.store import Claimed, ClaimSlots, Store, create_store
 
 log = structlog.get_logger("onepass.webhooks.dispatcher")
 
-USER_AGENT = f"1pass-webhooks/{__version__}"
-MAX_SIGNING_KEYS = 5
-# How long the recorder waits for more results before writing a batch.
-RECORD_WINDOW = 0.005
 # Errors of the database (or of the network to it): the dispatcher waits and goes on.
 DATABASE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError)
-
-
-@dataclass(slots=True)
-class Result:
-    entry: Claimed
-    started_at: datetime
-    finished_at: datetime
-    duration_ms: int
-    status: int | None
-    failure: TransportFailure | None
-    response_body: str | None
-    kids: list[str]
-    decision: Decision
-
-
-@dataclass
-class Stats:
-    delivered: int = 0
-    retrying: int = 0
-    dead: int = 0
-    discarded: int = 0
-
-    def as_json(self) -> dict[str, int]:
-        return {
-            "delivered": self.delivered,
-            "retrying": self.retrying,
-            "dead": self.dead,
-            "discarded": self.discarded,
-        }
-
-
-@dataclass
-class _Target:
-    """What one application's deliveries need: its URL and its signing keys."""
-
-    url: str | None
-    keys: list[tuple[signing.Signer, datetime | None]] = field(default_factory=list)
-    error: str | None = None
-
-    def signers_at(self, now: datetime) -> list[signing.Signer]:
-        signers = [s for s, expires in self.keys if expires is None or expires > now]
-        return signers[:MAX_SIGNING_KEYS]
 
 
 def default_name() -> str:
@@ -139,11 +73,12 @@ class Dispatcher:
 
     def __init__(
         self,
-        database: Database,
+        database: Database | None,
         settings: Settings,
         box: SecretBox,
         clock: Clock,
         *,
+        store: Store | None = None,
         concurrency: int | None = None,
         app_concurrency: int | None = None,
         batch_size: int = 500,
@@ -170,13 +105,18 @@ class Dispatcher:
         self.timeout = settings.webhook_timeout
         self.lease = timedelta(seconds=settings.webhook_lease_seconds)
         self.poll_interval = settings.webhook_poll_interval
-        self.max_response_bytes = settings.webhook_max_response_bytes
         self.stats = Stats()
-        self.store = create_store(database)
-        self._listen = listen and database.dialect == "postgresql"
+        # ``store``: the database's statements (``store.create_store``) unless given one
+        # (``memory_store.MemoryStore``, database None: the loop's unit tests).
+        if store is None:
+            assert database is not None, "a dispatcher needs a database or a store"
+            store = create_store(database)
+        self.store = store
+        self._listen = listen and database is not None and database.dialect == "postgresql"
         self._listener: Listener | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._signers: dict[str, signing.Signer] = {}
+        self._sender = Sender(settings, clock, self.policy, self.rng, concurrency=self.concurrency)
+        self._targets = Targets(store, box, clock)
+        self._recorder = Recorder(store, clock, self.name, self.stats)
         self._tasks: set[asyncio.Task[None]] = set()
         self._per_app: Counter[int] = Counter()
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
@@ -198,18 +138,9 @@ class Dispatcher:
         return cls(runtime.database, runtime.settings, runtime.box, runtime.clock, **options)
 
     async def __aenter__(self) -> Dispatcher:
-        connector = resolver.connector(
-            limit=self.concurrency, allow_private=self.settings.webhook_allow_private_targets
-        )
-        self._http = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            cookie_jar=aiohttp.DummyCookieJar(),  # never keep an RP's cookies
-            auto_decompress=False,
-            trust_env=False,  # no proxy from the environment: connect where we checked
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
+        self._sender.open()
         if self._listen:
+            assert self.database is not None
             self._listener = Listener(self.database.url, {outbox.OUTBOX_CHANNEL: self._on_outbox})
             await self._listener.start()
         return self
@@ -218,8 +149,7 @@ class Dispatcher:
         await self.store.close()
         if self._listener is not None:
             await self._listener.stop()
-        if self._http is not None:
-            await self._http.close()
+        await self._sender.close()
 
     # -- wake-ups ---------------------------------------------------------------------
 
@@ -229,13 +159,6 @@ class Dispatcher:
 
     def _on_outbox(self, _payload: str) -> None:
         self._wake.set()
-
-    def _check_url(self, url: str) -> None:
-        safety.check_url(
-            url,
-            production=self.settings.is_production,
-            allow_private=self.settings.webhook_allow_private_targets,
-        )
 
     # -- running ----------------------------------------------------------------------
 
@@ -262,8 +185,10 @@ class Dispatcher:
         return self.stats
 
     async def _loop(self, stop: asyncio.Event, *, force: asyncio.Event | None, once: bool) -> None:
-        assert self._http is not None, "use the dispatcher as an async context manager"
-        recorder = asyncio.create_task(self._recorder(), name="webhooks-recorder")
+        assert self._sender.is_open, "use the dispatcher as an async context manager"
+        recorder = asyncio.create_task(
+            self._recorder.run(self._results, lambda: bool(self._tasks)), name="webhooks-recorder"
+        )
         failures = 0
         try:
             while not stop.is_set():
@@ -430,7 +355,7 @@ class Dispatcher:
 
     async def _start(self, claimed: list[Claimed]) -> None:
         claimed.sort(key=lambda e: e.id)
-        targets = await self._load_targets(sorted({e.app_id for e in claimed}))
+        targets = await self._targets.load(sorted({e.app_id for e in claimed}))
         for entry in claimed:
             self._per_app[entry.app_id] += 1
             task = asyncio.create_task(self._attempt(entry, targets[entry.app_id]))
@@ -452,35 +377,9 @@ class Dispatcher:
 
         return done
 
-    async def _load_targets(self, app_ids: list[int]) -> dict[int, _Target]:
-        """Each application's URL and valid keys, read as its attempts are about to start.
-
-        Read for every batch, never cached across batches: a key revoked by a
-        compromise signs nothing that starts after the read that follows the commit.
-        (Decrypted secrets are cached by kid: a kid's secret never changes.)
-        """
-        targets = {a: _Target(None) for a in app_ids}
-        for row in await self.store.keys(app_ids, self.clock.now()):
-            target = targets[row.app_id]
-            target.url = row.url
-            if row.kid is None or row.sealed is None or row.scheme is None:
-                continue
-            signer = self._signers.get(row.kid)
-            if signer is None:
-                try:
-                    secret = self.box.decrypt(row.sealed, webhook_keys.box_context(row.kid))
-                    signer = signing.Signer.create(row.kid, row.scheme, secret)
-                except DecryptionError as exc:
-                    target.error = f"signing key {row.kid} does not decrypt: {exc}"
-                    log.error("webhooks.key_does_not_decrypt", kid=row.kid)
-                    continue
-                self._signers[row.kid] = signer
-            target.keys.append((signer, row.expires_at))
-        return targets
-
     # -- delivering -------------------------------------------------------------------
 
-    async def _attempt(self, entry: Claimed, target: _Target) -> None:
+    async def _attempt(self, entry: Claimed, target: Target) -> None:
         try:
             result = await self.deliver(entry, target)
         except asyncio.CancelledError:
@@ -488,258 +387,12 @@ class Dispatcher:
             raise
         await self._results.put(result)
 
-    async def deliver(self, entry: Claimed, target: _Target) -> Result:
-        """Sign and POST one entry; classify the outcome. Never raises for the RP's faults."""
-        assert self._http is not None
-        started_at = self.clock.now()
-        started = time.monotonic()
-        attempt = entry.attempts + 1
-        status: int | None = None
-        failure: TransportFailure | None = None
-        retry_after: float | None = None
-        body_text: str | None = None
-        signers = target.signers_at(started_at)
-        sent_kids: list[str] = []
-        try:
-            if not target.url:
-                raise _Failure("no_webhook_url", "the application has no webhook URL", False)
-            if not signers:
-                raise _Failure(
-                    "no_signing_key",
-                    target.error
-                    or "the application has no valid webhook signing key (create one with "
-                    "`onepass webhooks keys rotate APP_ID`)",
-                    True,
-                )
-            self._check_url(target.url)
-            body = outbox.envelope(entry.event_type, entry.created_at, entry.payload)
-            headers = signing.signature_headers(
-                entry.idempotency_key, int(self.clock.timestamp()), body, signers
-            )
-            headers["content-type"] = "application/json"
-            headers["user-agent"] = USER_AGENT
-            sent_kids = [s.kid for s in signers]
-            async with self._http.post(
-                target.url, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                status = response.status
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), started_at)
-                raw = await self._read_capped(response)
-                body_text = raw.decode("utf-8", "replace") if raw else None
-        except _Failure as exc:
-            failure = exc.failure
-        except UnsafeWebhookTarget as exc:
-            failure = TransportFailure("unsafe_target", str(exc), False)
-        except TimeoutError:
-            failure = TransportFailure("timeout", f"no response within {self.timeout:g} s", True)
-        except aiohttp.ClientConnectorDNSError as exc:
-            if isinstance(exc.os_error, resolver.UnsafeAddressError):
-                failure = TransportFailure("unsafe_target", str(exc.os_error), False)
-            else:
-                failure = TransportFailure(
-                    "dns",
-                    f"could not resolve {exc.host}: {exc.os_error.strerror or exc.os_error}",
-                    True,
-                )
-        except aiohttp.ClientConnectorError as exc:
-            failure = TransportFailure(
-                "connection",
-                f"could not connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
-                True,
-            )
-            if isinstance(exc.os_error, resolver.UnsafeAddressError):  # resolver.guarded_socket
-                failure = TransportFailure("unsafe_target", str(exc.os_error), False)
-        except aiohttp.InvalidURL as exc:
-            failure = TransportFailure("invalid_url", f"invalid webhook URL: {exc}", False)
-        except aiohttp.ClientError as exc:
-            failure = TransportFailure("connection", f"{type(exc).__name__}: {exc}"[:300], True)
-        except OSError as exc:
-            failure = TransportFailure("connection", f"{type(exc).__name__}: {exc}"[:300], True)
-        except Exception as exc:  # a bug of ours must not lose the entry: retry, and say so
-            log.exception("webhooks.attempt_failed_unexpectedly", entry_id=entry.id)
-            failure = TransportFailure("internal", f"internal error: {type(exc).__name__}", True)
-        duration_ms = int((time.monotonic() - started) * 1000)
-        decision = decide(
-            self.policy,
-            attempt=attempt,
-            status=status,
-            failure=failure,
-            retry_after=retry_after,
-            rng=self.rng,
-        )
-        return Result(
-            entry=entry,
-            started_at=started_at,
-            finished_at=self.clock.now(),
-            duration_ms=duration_ms,
-            status=status,
-            failure=failure,
-            response_body=body_text,
-            kids=sent_kids,
-            decision=decision,
-        )
-
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        # Read at most max_response_bytes; a longer body is not read further (the
-        # connection is then closed rather than reused).
-        cap = self.max_response_bytes
-        content = response.content
-        chunks: list[bytes] = []
-        size = 0
-        while size < cap and not content.at_eof():
-            chunk = await content.read(cap - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    async def deliver(self, entry: Claimed, target: Target) -> Result:
+        """One attempt (``attempt.Sender.deliver``); never raises for the RP's faults."""
+        return await self._sender.deliver(entry, target)
 
     # -- recording --------------------------------------------------------------------
 
-    async def _recorder(self) -> None:
-        done = False
-        while not done:
-            first = await self._results.get()
-            if first is None:
-                break
-            # Let what finishes within a few milliseconds join: one write for many results.
-            if self._results.qsize() < 100 and self._tasks:
-                await asyncio.sleep(RECORD_WINDOW)
-            batch = [first]
-            while not self._results.empty() and len(batch) < 2000:
-                item = self._results.get_nowait()
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
-            failures = 0
-            while True:
-                try:
-                    await self.record_results(batch)
-                    break
-                except Exception as exc:  # the database is away, or a bug: keep recording
-                    failures += 1
-                    log.error(
-                        "webhooks.record_failed",
-                        error=type(exc).__name__,
-                        results=len(batch),
-                        detail=str(exc).splitlines()[0][:200] if str(exc) else "",
-                    )
-                    if failures >= 10:
-                        # The leases expire and the entries are delivered again: at least once.
-                        break
-                    await asyncio.sleep(min(10.0, 0.2 * 2**failures))
-
     async def record_results(self, results: Sequence[Result]) -> None:
         """Apply outcomes (fenced by lease token and key epoch) and log every attempt."""
-
-        def attempt_rows(recorded: Recorded) -> list[tuple[Any, ...]]:
-            rows = []
-            for r in results:
-                if r.entry.id in recorded.gone:
-                    continue
-                outcome: str = r.decision.outcome.value
-                error = r.decision.reason
-                if r.entry.id not in recorded.applied:
-                    outcome = AttemptOutcome.DISCARDED.value
-                    why = (
-                        RESTAMPED_ERROR
-                        if r.entry.id in recorded.restamped
-                        else "the lease expired before the result was recorded"
-                    )
-                    error = f"{error}; not applied: {why}" if error else f"not applied: {why}"
-                rows.append(  # in store.ATTEMPT_COLUMNS order
-                    (
-                        r.entry.id,
-                        r.entry.app_id,
-                        r.entry.attempts + 1,
-                        r.started_at,
-                        r.duration_ms,
-                        r.status,
-                        _error_class(r),
-                        error,
-                        r.response_body,
-                        r.kids,
-                        outcome,
-                        self.name,
-                    )
-                )
-            return rows
-
-        recorded = await self.store.record(
-            [_entry_update(r) for r in results], attempt_rows, self.clock.now()
-        )
-        # GET /metrics (onepass.ops.metrics): the outcomes just recorded.
-        delivery_metrics.count_deliveries(
-            Counter(
-                r.decision.outcome.value
-                if r.entry.id in recorded.applied
-                else AttemptOutcome.DISCARDED.value
-                for r in results
-                if r.entry.id not in recorded.gone
-            )
-        )
-        for r in results:
-            if r.entry.id not in recorded.applied:
-                self.stats.discarded += 1
-                log.warning(
-                    "webhooks.result_discarded",
-                    entry_id=r.entry.id,
-                    app_id=r.entry.app_id,
-                    restamped=r.entry.id in recorded.restamped,
-                )
-                continue
-            outcome = r.decision.outcome
-            if outcome is Outcome.DELIVERED:
-                self.stats.delivered += 1
-            elif outcome is Outcome.RETRY:
-                self.stats.retrying += 1
-                log.info(
-                    "webhooks.delivery_failed",
-                    entry_id=r.entry.id,
-                    app_id=r.entry.app_id,
-                    status=r.status,
-                    error=r.decision.reason,
-                )
-            else:
-                self.stats.dead += 1
-                log.warning(
-                    "webhooks.dead_lettered",
-                    entry_id=r.entry.id,
-                    app_id=r.entry.app_id,
-                    status=r.status,
-                    error=r.decision.reason,
-                )
-
-
-def _entry_update(r: Result) -> EntryUpdate:
-    decision = r.decision
-    retry_at = (
-        r.finished_at + timedelta(seconds=decision.delay)
-        if decision.outcome is Outcome.RETRY and decision.delay is not None
-        else None
-    )
-    return EntryUpdate(
-        id=r.entry.id,
-        token=r.entry.lease_token,
-        epoch=r.entry.key_epoch,
-        delivered_at=r.finished_at if decision.outcome is Outcome.DELIVERED else None,
-        dlq_at=r.finished_at if decision.outcome is Outcome.DEAD else None,
-        next_retry_at=retry_at,
-        status_code=r.status,
-        last_error=decision.reason,
-    )
-
-
-def _error_class(r: Result) -> str | None:
-    if r.failure is not None:
-        return r.failure.kind
-    if r.status is not None and not 200 <= r.status < 300 and r.status != 409:
-        return "http_status"
-    return None
-
-
-class _Failure(Exception):
-    def __init__(self, kind: str, message: str, retryable: bool) -> None:
-        super().__init__(message)
-        self.failure = TransportFailure(kind, message, retryable)
+        await self._recorder.record(results)
