@@ -36,7 +36,7 @@ from onepass.webhooks.errors import (
 from onepass.webhooks.events import ALWAYS_DELIVERED, EventType, parse_event_type
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
 from onepass.webhooks.outbox_queries import STATUSES as STATUSES  # the console's ?status=
-from onepass.webhooks.outbox_queries import Status, condition, status_of
+from onepass.webhooks.outbox_queries import Status, condition
 
 # NOTIFY channel: a new (or requeued) entry is due.
 OUTBOX_CHANNEL = "onepass_webhooks"
@@ -323,17 +323,12 @@ async def retry_entry(session: AsyncSession, clock: Clock, entry_id: int) -> Web
     """Send one dead (or pending) entry again from the start of the schedule."""
     entry = await get_entry(session, entry_id)
     now = clock.now()
-    state = status_of(entry)
-    if state is Status.DELIVERED:
+    if entry.delivered_at is not None:
         raise WebhookError(
             f"webhook outbox entry {entry_id} was delivered at {timestamp_text(entry.delivered_at)}; "
             "there is nothing to retry"
         )
-    if (
-        state is Status.PENDING
-        and entry.lease_expires_at is not None
-        and entry.lease_expires_at > now
-    ):
+    if entry.dlq_at is None and entry.lease_expires_at is not None and entry.lease_expires_at > now:
         raise WebhookError(
             f"webhook outbox entry {entry_id} is being delivered right now (leased by "
             f"{entry.leased_by}); look again in a few seconds"

@@ -224,7 +224,7 @@ async def dead_by_application(session: AsyncSession) -> list[DeadCount]:
     if not counts:
         return []
     apps = OAuthApplication
-    names = {
+    names: dict[int, tuple[str | None, str | None]] = {
         app_id: (client_id, name)
         for app_id, client_id, name in (
             await session.execute(
@@ -234,6 +234,5 @@ async def dead_by_application(session: AsyncSession) -> list[DeadCount]:
             )
         ).all()
     }
-    return [
-        DeadCount(app_id, *names.get(app_id, (None, None)), dead_count=n) for app_id, n in counts
-    ]
+    found = [(app_id, names.get(app_id, (None, None)), n) for app_id, n in counts]
+    return [DeadCount(app_id, client_id, name, n) for app_id, (client_id, name), n in found]
