@@ -102,7 +102,7 @@ async def test_a_capped_rps_backlog_refills_before_the_poll_interval(receiver: R
     for n in range(40):
         store.enqueue(APP, clock.now(), key=f"backlog-{n}")
     peak = {"n": 0}
-    receiver.default = counting_in_flight(peak, 200, hold=0.02)
+    receiver.default = counting_in_flight(peak, 200, hold=0.05)
 
     stop = asyncio.Event()
     dispatcher = dispatcher_on(store, loop_settings(), clock, concurrency=16, app_concurrency=4)
