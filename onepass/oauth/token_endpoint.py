@@ -172,7 +172,7 @@ class TokenEndpoint:
         """
         credentials = client_auth.extract_credentials(authorization, form)
         client = None
-        if client_auth.CLIENT_ID_PATTERN.match(credentials.client_id):
+        if client_auth.is_client_id(credentials.client_id):
             try:
                 client = await self.clients.get(credentials.client_id)
             except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError
