@@ -54,8 +54,10 @@ class Settings(BaseSettings):
     client_cache_ttl: float = Field(default=3.0, ge=0, le=60)
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
 
-    # Largest request body the token endpoint reads.
+    # Largest request bodies read (onepass.edge): a form (OAuth endpoints, login and
+    # console pages), a JSON body (admin API). Larger ones get 413 before they are held.
     max_form_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_json_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
 
     # End-user login.
     authorization_code_ttl: int = Field(default=60, ge=10, le=600)

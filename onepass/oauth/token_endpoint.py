@@ -48,7 +48,12 @@ _JSON_HEADERS = [
 
 
 class PayloadTooLarge(InvalidRequestError):
+    """413, closing the connection so that the rest of the body is not read either."""
+
     status_code = 413
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, headers={"connection": "close"})
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
