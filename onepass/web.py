@@ -1,4 +1,4 @@
-"""Request input shared by the routes: parameters and bodies.
+"""Request input shared by the routes: the client's address, parameters, bodies.
 
 Every text parameter a route sees went through here or through ``onepass.edge``:
 query strings and paths are checked once at the edge, form bodies by ``parse_form``
@@ -9,6 +9,7 @@ limit, whatever Content-Length says.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 from urllib.parse import parse_qsl
@@ -153,3 +154,19 @@ def _has_nul(value: Any) -> bool:
 def query_params(request: Request) -> Params:
     """The query string as single values (the edge has refused control characters)."""
     return single_values(parse_pairs(request.url.query, MAX_QUERY_PARAMETERS))
+
+
+def client_ip(request: Request) -> str:
+    """The client's address, for throttling and the audit log.
+
+    ``onepass serve`` has uvicorn replace the socket peer by the right-most address in
+    ``X-Forwarded-For`` that is not a trusted proxy, only when the peer is one
+    (``ONEPASS_TRUSTED_PROXIES``; none by default, so the header is ignored). A value
+    that is not an IP address (only a trusted network can make one appear) is not
+    believed either: it would be a throttle key of the sender's choosing.
+    """
+    host = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "unknown"

@@ -27,7 +27,7 @@ from onepass.admin.service import Authenticated
 from onepass.identity.canonical import CanonicalResolver
 from onepass.oauth.clients import find_client
 from onepass.runtime import Runtime
-from onepass.web import BadParameter, parse_json_object, read_body
+from onepass.web import BadParameter, client_ip, parse_json_object, read_body
 from onepass.webhooks import outbox
 from onepass.webhooks.events import parse_event_type
 from onepass.webhooks.retry import parse_duration
@@ -73,8 +73,7 @@ class Caller:
     def __init__(self, request: Request, who: Authenticated) -> None:
         self.runtime: Runtime = request.app.state.runtime
         self.who = who
-        ip = request.client.host if request.client else None
-        self.actor = Actor(f"admin:{who.user.email}", "api", who.user.id, ip)
+        self.actor = Actor(f"admin:{who.user.email}", "api", who.user.id, client_ip(request))
 
     async def refused(self, action: str, target: str | None, error: AdminError) -> None:
         await audit.record_refusal(

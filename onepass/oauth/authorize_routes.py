@@ -29,7 +29,7 @@ from onepass.oauth.codes import grant_consent
 from onepass.oauth.errors import AccessDeniedError
 from onepass.oauth.interaction import InteractionInvalid
 from onepass.pages import render
-from onepass.web import Params, query_params, read_form
+from onepass.web import Params, client_ip, query_params, read_form
 
 router = APIRouter(tags=["oauth"])
 
@@ -216,7 +216,7 @@ async def login(request: Request) -> Response:
         )
     email = form.get("email", "")[:320]
     password = form.get("password", "")
-    ip = request.client.host if request.client else "unknown"
+    ip = client_ip(request)
     try:
         await state.throttle.check(email, ip)
     except LoginThrottled as exc:

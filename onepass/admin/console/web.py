@@ -22,6 +22,7 @@ from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import AdminError, refusal
 from onepass.pages import PAGE_HEADERS, render
 from onepass.runtime import Runtime
+from onepass.web import client_ip
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
 
 log = structlog.get_logger("onepass.admin.console")
@@ -45,10 +46,6 @@ Handler = Callable[..., Awaitable[Response]]
 
 def runtime_of(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def csrf_cookie(request: Request) -> tuple[str, bool]:
