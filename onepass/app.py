@@ -31,6 +31,7 @@ from onepass.admin import routes as admin_routes
 from onepass.admin.errors import AdminError
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
+from onepass.edge import Edge, protocol_of, refusal
 from onepass.identity.canonical import CanonicalResolver
 from onepass.keys.keyring import KeyRing
 from onepass.logs import configure_logging
@@ -51,6 +52,7 @@ from onepass.ops.metrics import route_template
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, Settings, load_settings
+from onepass.web import BadParameter, BodyTooLarge
 from onepass.webhooks import routes as webhook_routes
 from onepass.webhooks.embedded import run_embedded
 
@@ -165,6 +167,14 @@ def _error_handlers(app: FastAPI) -> None:
             exc.body(), status_code=exc.status, headers={"cache-control": "no-store", **exc.headers}
         )
 
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return refusal(protocol_of(request.url.path), 413, str(exc.detail))
+
+    @app.exception_handler(BadParameter)
+    async def bad_parameter(request: Request, exc: BadParameter) -> Response:
+        return refusal(protocol_of(request.url.path), 400, str(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -194,8 +204,10 @@ def _error_handlers(app: FastAPI) -> None:
 class OnePass:
     """The ASGI entry point: the token endpoint first, FastAPI for the rest."""
 
-    def __init__(self, api: FastAPI) -> None:
+    def __init__(self, api: FastAPI, settings: Settings) -> None:
         self.api = api
+        # Bodies bounded, control characters refused, for every route but /token (edge.py).
+        self.edge = Edge(api, settings)
         self.http_metrics = ops_metrics.HTTP
 
     @property
@@ -225,7 +237,7 @@ class OnePass:
             await send(message)
 
         try:
-            await self.api(scope, receive, send_noting_status)
+            await self.edge(scope, receive, send_noting_status)
         finally:
             self.http_metrics.observe(route_template(scope), status, perf_counter() - started)
 
@@ -252,7 +264,7 @@ def create_app(
     api.include_router(admin_routes.router)
     api.include_router(admin_console.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return OnePass(api)
+    return OnePass(api, settings)
 
 
 def app_from_environment() -> OnePass:

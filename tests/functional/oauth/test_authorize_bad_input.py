@@ -172,7 +172,7 @@ async def test_too_many_query_parameters_get_an_error_page(
 async def test_oversized_form_posts_are_refused_not_read(http: httpx.AsyncClient) -> None:
     big = b"a=" + b"x" * 100_000
     headers = {"content-type": "application/x-www-form-urlencoded"}
-    assert (await http.post("/authorize", content=big, headers=headers)).status_code == 400
-    assert (await http.post("/login", content=big, headers=headers)).status_code == 400
+    assert (await http.post("/authorize", content=big, headers=headers)).status_code == 413
+    assert (await http.post("/login", content=big, headers=headers)).status_code == 413
     revoke = await http.post("/revoke", content=big, headers=headers)
     assert revoke.status_code == 413 and revoke.json()["error"] == "invalid_request"
