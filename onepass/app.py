@@ -31,7 +31,9 @@ from onepass.admin import routes as admin_routes
 from onepass.admin.errors import AdminError
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
-from onepass.edge import Edge, protocol_of, refusal
+from onepass.db.errors import CANDIDATES as DATABASE_ERRORS
+from onepass.db.errors import is_unavailable
+from onepass.edge import Edge, protocol_of, refusal, unavailable
 from onepass.identity.canonical import CanonicalResolver
 from onepass.keys.keyring import KeyRing
 from onepass.logs import configure_logging
@@ -194,6 +196,17 @@ def _error_handlers(app: FastAPI) -> None:
             {"error": "invalid_request", "message": "invalid input", "problems": problems},
             status_code=400,
         )
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if not is_unavailable(exc):
+            raise exc  # a bug: the 500 below, with its traceback in the log
+        # The database is away (crashed, restarting, unreachable): the client may try
+        # again, and /up and triage say why. Not a bug, so no traceback.
+        log.error("request.database_unavailable", path=request.url.path, error=type(exc).__name__)
+        return unavailable(protocol_of(request.url.path))
+
+    for candidate in DATABASE_ERRORS:
+        app.add_exception_handler(candidate, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

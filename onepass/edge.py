@@ -61,15 +61,32 @@ def refusal(protocol: Protocol, status: int, message: str) -> Response:
     headers = {"cache-control": "no-store"}
     if status == 413:
         headers["connection"] = "close"
+    title = "Request too large" if status == 413 else "Bad request"
+    return _answer(protocol, status, "invalid_request", title, message, headers)
+
+
+UNAVAILABLE_RETRY_AFTER = 5  # seconds
+
+
+def unavailable(protocol: Protocol) -> Response:
+    """503 in ``protocol``'s format for a request the database could not serve
+    (``db.errors.is_unavailable``): RFC 6749 §5.2 ``temporarily_unavailable``."""
+    headers = {"cache-control": "no-store", "retry-after": str(UNAVAILABLE_RETRY_AFTER)}
+    message = "the database is unavailable; try again shortly"
+    return _answer(
+        protocol, 503, "temporarily_unavailable", "Temporarily unavailable", message, headers
+    )
+
+
+def _answer(
+    protocol: Protocol, status: int, error: str, title: str, message: str, headers: dict[str, str]
+) -> Response:
     if protocol is Protocol.PAGE:
-        title = "Request too large" if status == 413 else "Bad request"
         response: Response = render("error.html", {"title": title, "message": message}, status)
         response.headers.update(headers)
         return response
-    if protocol is Protocol.OAUTH:
-        body = {"error": "invalid_request", "error_description": message}
-    else:
-        body = {"error": "invalid_request", "message": message}
+    key = "error_description" if protocol is Protocol.OAUTH else "message"
+    body = {"error": error, key: message}
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
