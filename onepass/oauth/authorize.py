@@ -167,7 +167,7 @@ def validate_authorization_request(
     max_age = None
     if "max_age" in params:
         raw = params["max_age"]
-        if not raw.isdigit() or len(raw) > 10:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
             raise fail(InvalidRequestError("max_age must be a non-negative integer"))
         max_age = int(raw)
 

@@ -119,7 +119,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true, float("²") raises
         return float(value) if len(value) <= 12 else None
     try:
         when = parsedate_to_datetime(value)
