@@ -31,6 +31,9 @@ from onepass.admin import routes as admin_routes
 from onepass.admin.errors import AdminError
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
+from onepass.db.errors import CANDIDATES as DATABASE_ERRORS
+from onepass.db.errors import is_unavailable
+from onepass.edge import Edge, protocol_of, refusal, unavailable
 from onepass.identity.canonical import CanonicalResolver
 from onepass.keys.keyring import KeyRing
 from onepass.logs import configure_logging
@@ -51,6 +54,7 @@ from onepass.ops.metrics import route_template
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, Settings, load_settings
+from onepass.web import BadParameter, BodyTooLarge
 from onepass.webhooks import routes as webhook_routes
 from onepass.webhooks.embedded import run_embedded
 
@@ -165,6 +169,14 @@ def _error_handlers(app: FastAPI) -> None:
             exc.body(), status_code=exc.status, headers={"cache-control": "no-store", **exc.headers}
         )
 
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return refusal(protocol_of(request.url.path), 413, str(exc.detail))
+
+    @app.exception_handler(BadParameter)
+    async def bad_parameter(request: Request, exc: BadParameter) -> Response:
+        return refusal(protocol_of(request.url.path), 400, str(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -185,6 +197,17 @@ def _error_handlers(app: FastAPI) -> None:
             status_code=400,
         )
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if not is_unavailable(exc):
+            raise exc  # a bug: the 500 below, with its traceback in the log
+        # The database is away (crashed, restarting, unreachable): the client may try
+        # again, and /up and triage say why. Not a bug, so no traceback.
+        log.error("request.database_unavailable", path=request.url.path, error=type(exc).__name__)
+        return unavailable(protocol_of(request.url.path))
+
+    for candidate in DATABASE_ERRORS:
+        app.add_exception_handler(candidate, database_error)
+
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("request.unexpected_error", error=type(exc).__name__, exc_info=exc)
@@ -194,8 +217,10 @@ def _error_handlers(app: FastAPI) -> None:
 class OnePass:
     """The ASGI entry point: the token endpoint first, FastAPI for the rest."""
 
-    def __init__(self, api: FastAPI) -> None:
+    def __init__(self, api: FastAPI, settings: Settings) -> None:
         self.api = api
+        # Bodies bounded, control characters refused, for every route but /token (edge.py).
+        self.edge = Edge(api, settings)
         self.http_metrics = ops_metrics.HTTP
 
     @property
@@ -225,7 +250,7 @@ class OnePass:
             await send(message)
 
         try:
-            await self.api(scope, receive, send_noting_status)
+            await self.edge(scope, receive, send_noting_status)
         finally:
             self.http_metrics.observe(route_template(scope), status, perf_counter() - started)
 
@@ -252,7 +277,7 @@ def create_app(
     api.include_router(admin_routes.router)
     api.include_router(admin_console.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return OnePass(api)
+    return OnePass(api, settings)
 
 
 def app_from_environment() -> OnePass:

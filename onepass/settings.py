@@ -6,6 +6,7 @@ every CLI command; nothing else reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from enum import StrEnum
@@ -54,8 +55,14 @@ class Settings(BaseSettings):
     client_cache_ttl: float = Field(default=3.0, ge=0, le=60)
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
 
-    # Largest request body the token endpoint reads.
+    # Largest request bodies read (onepass.edge): a form (OAuth endpoints, login and
+    # console pages), a JSON body (admin API). Larger ones get 413 before they are held.
     max_form_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_json_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # Reverse proxies (comma-separated CIDRs) whose X-Forwarded-For and -Proto are
+    # believed: the client is the right-most address that is not one of them. None by
+    # default: the header is ignored, whoever sends it (loopback included).
+    trusted_proxies: str = ""
 
     # End-user login.
     authorization_code_ttl: int = Field(default=60, ge=10, le=600)
@@ -165,6 +172,19 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        networks = []
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{item[:60]!r} is not an IP network; give CIDRs, e.g. 10.0.0.0/8,::1/128"
+                ) from None
+        return ",".join(networks)
+
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _schedule_parses(cls, value: str) -> str:
@@ -184,6 +204,10 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.is_production or self.issuer.startswith("https://")
+
+    @property
+    def trusted_proxy_networks(self) -> list[str]:
+        return self.trusted_proxies.split(",") if self.trusted_proxies else []
 
     @property
     def max_token_ttl(self) -> int:

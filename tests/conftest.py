@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -28,8 +29,23 @@ from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare
 
+
+def _worker_redis(url: str | None) -> str | None:
+    """The Redis database of this pytest-xdist worker: tests empty theirs, so each
+    worker has its own. ``gw0`` keeps the number given, ``gwN`` takes the N-th below it
+    (above it, past 0)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    given = int(parts.path.strip("/") or 0)
+    offset = int(worker[2:])
+    number = given - offset if given - offset >= 0 else given + offset
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
 PG_URL = os.environ.get("ONEPASS_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("ONEPASS_TEST_REDIS_URL")
+REDIS_URL = _worker_redis(os.environ.get("ONEPASS_TEST_REDIS_URL"))
 REQUIRE_SERVICES = os.environ.get("ONEPASS_REQUIRE_SERVICES") == "1"
 TEST_SECRET_KEY = "test-secret-key-" + "k" * 32
 ISSUER = "http://testserver"

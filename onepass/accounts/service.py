@@ -20,7 +20,7 @@ from onepass.db.engine import Database
 from onepass.ids import random_identifier
 
 # A pragmatic email check: one @, something on each side, a dot in the domain.
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 MAX_EMAIL_LENGTH = 320
 
 ACR_PASSWORD = "urn:1pass:acr:pwd"
@@ -49,7 +49,7 @@ async def create_user(
     email_verified: bool = False,
 ) -> User:
     email = email.strip()
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
         raise AccountError(f"{email[:80]!r} is not an email address")
     if password is not None and (problem := password_problem(password)):
         raise AccountError(problem)

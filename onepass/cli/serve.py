@@ -57,8 +57,15 @@ def serve(
         os.environ["ONEPASS_WEBHOOK_EMBEDDED_DISPATCHER"] = "1" if embedded else "0"
     # Metrics with several workers (PROMETHEUS_MULTIPROC_DIR): a fresh directory per start.
     clear_multiprocess_directory()
+    # X-Forwarded-For/-Proto: believed from ONEPASS_TRUSTED_PROXIES only, the client being
+    # the right-most address that is not a trusted proxy (uvicorn's ProxyHeadersMiddleware;
+    # web.client_ip reads the result). Without the setting, not even from loopback,
+    # which uvicorn would otherwise trust.
+    proxies = settings.trusted_proxy_networks
     uvicorn.run(
         "onepass.app:app_from_environment",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
         factory=True,
         host=host,
         port=port,

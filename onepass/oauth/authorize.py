@@ -22,6 +22,7 @@ from onepass.oauth.errors import (
     UnsupportedResponseTypeError,
 )
 from onepass.oauth.scopes import grant_scope, parse_scope
+from onepass.web import Params, printable_name
 
 PROMPTS = frozenset({"none", "login", "consent"})
 MAX_PARAM = 2048
@@ -67,21 +68,7 @@ class AuthorizationRequest:
         return cls(**data)
 
 
-def single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    """Parameters as single values; a repeated one is ``invalid_request`` (RFC 6749 §3.1)."""
-    params: dict[str, str] = {}
-    repeated = None
-    for name, value in pairs:
-        if name in params:
-            repeated = name
-        if value:
-            params[name] = value
-    if repeated is not None:
-        params["__repeated__"] = repeated
-    return params
-
-
-def validate_client_and_redirect(params: dict[str, str], client: ClientRecord | None) -> str:
+def validate_client_and_redirect(params: Params, client: ClientRecord | None) -> str:
     """The redirect URI to use, or ``AuthorizeFatal``. Exact string match (RFC 9700 §4.1.3)."""
     if "client_id" not in params:
         raise AuthorizeFatal("The request has no client_id.")
@@ -92,8 +79,9 @@ def validate_client_and_redirect(params: dict[str, str], client: ClientRecord | 
     redirect_uri = params.get("redirect_uri")
     if redirect_uri is None:
         raise AuthorizeFatal("The request has no redirect_uri.")
-    if params.get("__repeated__") in ("client_id", "redirect_uri"):
-        raise AuthorizeFatal(f"The parameter {params['__repeated__']} is repeated.")
+    fatal = sorted(params.repeated & {"client_id", "redirect_uri"})
+    if fatal:
+        raise AuthorizeFatal(f"The parameter {fatal[0]} is repeated.")
     if redirect_uri not in client.redirect_uris:
         raise AuthorizeFatal("The redirect_uri is not registered for this application.")
     return redirect_uri
@@ -120,7 +108,7 @@ def recheck_client_and_redirect(
 
 
 def validate_authorization_request(
-    params: dict[str, str], client: ClientRecord | None
+    params: Params, client: ClientRecord | None
 ) -> AuthorizationRequest:
     redirect_uri = validate_client_and_redirect(params, client)
     assert client is not None
@@ -131,8 +119,9 @@ def validate_authorization_request(
 
     if state is not None and len(state) > MAX_PARAM:
         raise AuthorizeRedirectError(InvalidRequestError("state is too long"), redirect_uri, None)
-    if "__repeated__" in params:
-        raise fail(InvalidRequestError(f"parameter {params['__repeated__']} is repeated"))
+    if params.repeated:
+        name = printable_name(min(params.repeated))
+        raise fail(InvalidRequestError(f"parameter {name} is repeated"))
     for name, value in params.items():
         if len(value) > MAX_PARAM:
             raise fail(InvalidRequestError(f"parameter {name[:40]} is too long"))
@@ -178,7 +167,7 @@ def validate_authorization_request(
     max_age = None
     if "max_age" in params:
         raw = params["max_age"]
-        if not raw.isdigit() or len(raw) > 10:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
             raise fail(InvalidRequestError("max_age must be a non-negative integer"))
         max_age = int(raw)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,17 +26,15 @@ from onepass.oauth.authorize import (
     AuthorizeFatal,
     AuthorizeRedirectError,
     recheck_client_and_redirect,
-    single_values,
     validate_authorization_request,
 )
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import grant_consent
 from onepass.oauth.errors import AccessDeniedError
-from onepass.oauth.forms import is_form_content_type
 from onepass.oauth.interaction import Interaction, InteractionInvalid
 from onepass.pages import render
 from onepass.settings import Settings
-from onepass.web import BodyTooLarge, query_pairs, read_body
+from onepass.web import Params, client_ip, query_params, read_form
 
 router = APIRouter(
     tags=["oauth"],
@@ -46,7 +43,6 @@ router = APIRouter(
 )
 
 SESSION_COOKIE = "onepass_session"
-MAX_FORM = 16 * 1024
 
 
 def session_cookie(settings: Settings) -> str:
@@ -82,18 +78,10 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
     return response
 
 
-async def _read_form(request: Request) -> dict[str, str] | None:
-    if not is_form_content_type(request.headers.get("content-type")):
-        return None
-    try:
-        body = await read_body(request, MAX_FORM)
-    except BodyTooLarge:
-        return None
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return single_values(pairs)
+async def _read_form(request: Request) -> Params | None:
+    """The posted form, or None when it is not one (``BadParameter`` and ``BodyTooLarge``
+    become a 400 and a 413 page, in app.py)."""
+    return await read_form(request)
 
 
 def _login_page(
@@ -208,10 +196,7 @@ async def authorize(request: Request) -> Response:
         if params is None:
             return error_page("Bad request", "The authorization request must be a form post.")
     else:
-        pairs = query_pairs(request)
-        if pairs is None:
-            return error_page("Bad request", "The authorization request has too many parameters.")
-        params = single_values(pairs)
+        params = query_params(request)
     state = request.app.state
     client_id = params.get("client_id", "")
     client = await state.clients.get(client_id) if len(client_id) <= 64 and client_id else None
@@ -276,7 +261,7 @@ async def login(request: Request) -> Response:
     auth = interaction.request
     email = form.get("email", "")[:320]
     password = form.get("password", "")
-    ip = request.client.host if request.client else "unknown"
+    ip = client_ip(request)
     try:
         await state.throttle.attempt(email, ip)
     except LoginThrottled as exc:

@@ -21,8 +21,12 @@ AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE)
 
 MAX_CREDENTIAL_LENGTH = 512
 # The characters a client_id may have (ours are 24 of them); anything else is
-# refused before any lookup.
-CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+# refused before any lookup (the whole value: ``$`` would pass a final newline).
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+
+
+def is_client_id(value: str) -> bool:
+    return CLIENT_ID_PATTERN.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from onepass.oauth.errors import InvalidRequestError, InvalidTokenError, Unsuppo
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_access_token, revoke_family
+from onepass.web import read_body
 
 router = APIRouter(tags=["oauth"], responses=api_docs.CLIENT_AUTHENTICATED)
 
@@ -27,10 +28,7 @@ TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
 async def _form(request: Request) -> dict[str, str]:
     if not is_form_content_type(request.headers.get("content-type")):
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
-    body = await request.body()
-    if len(body) > request.app.state.runtime.settings.max_form_bytes:
-        raise InvalidRequestError("the request body is too large", status_code=413)
-    return parse_form(body)
+    return parse_form(await read_body(request))  # bounded at the edge (onepass.edge)
 
 
 async def _authenticated_client(request: Request, form: dict[str, str]) -> ClientRecord:

@@ -9,11 +9,10 @@ from onepass import api_docs
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.oauth.authorization import redirect_with
-from onepass.oauth.authorize import single_values
 from onepass.oauth.authorize_routes import _page, _read_form, error_page, session_cookie
 from onepass.oauth.errors import InvalidTokenError
 from onepass.pages import render
-from onepass.web import query_pairs
+from onepass.web import printable_name, query_params
 
 router = APIRouter(
     tags=["oauth"],
@@ -35,14 +34,10 @@ async def logout(request: Request) -> Response:
             return error_page("Bad request", "The sign-out form was not sent as a form.")
         params = form
     else:
-        pairs = query_pairs(request)
-        if pairs is None:
-            return error_page("Bad request", "The sign-out request has too many parameters.")
-        params = single_values(pairs)
-    if "__repeated__" in params:
-        return error_page(
-            "Bad request", f"The parameter {params['__repeated__'][:40]} is repeated."
-        )
+        params = query_params(request)
+    if params.repeated:
+        name = printable_name(min(params.repeated))
+        return error_page("Bad request", f"The parameter {name} is repeated.")
 
     hint_claims = None
     if "id_token_hint" in params:

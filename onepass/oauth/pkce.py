@@ -11,10 +11,11 @@ import hashlib
 import hmac
 import re
 
+# Whole values only (fullmatch: "$" would also match before a final newline).
 # RFC 7636 §4.1: 43-128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
-VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 # The S256 challenge is BASE64URL(SHA256(verifier)): exactly 43 characters.
-CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 S256 = "S256"
 
 
@@ -24,11 +25,11 @@ def s256(verifier: str) -> str:
 
 
 def is_valid_challenge(challenge: str) -> bool:
-    return bool(CHALLENGE.match(challenge))
+    return CHALLENGE.fullmatch(challenge) is not None
 
 
 def verify(verifier: str, challenge: str) -> bool:
     """True if ``verifier`` is well-formed and hashes to ``challenge``."""
-    if not VERIFIER.match(verifier):
+    if not VERIFIER.fullmatch(verifier):
         return False
     return hmac.compare_digest(s256(verifier), challenge)

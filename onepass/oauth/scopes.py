@@ -7,7 +7,7 @@ import re
 from onepass.oauth.errors import InvalidScopeError
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 # Scopes that speak about an end user: meaningless without one.
 USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
@@ -21,7 +21,7 @@ def parse_scope(value: str | None) -> list[str]:
     for token in value.split(" "):
         if not token:
             continue
-        if not _SCOPE_TOKEN.match(token):
+        if not _SCOPE_TOKEN.fullmatch(token):
             raise InvalidScopeError("scope contains a character RFC 6749 §3.3 does not allow")
         if token not in tokens:
             tokens.append(token)

@@ -48,7 +48,12 @@ _JSON_HEADERS = [
 
 
 class PayloadTooLarge(InvalidRequestError):
+    """413, closing the connection so that the rest of the body is not read either."""
+
     status_code = 413
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, headers={"connection": "close"})
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -172,7 +177,7 @@ class TokenEndpoint:
         """
         credentials = client_auth.extract_credentials(authorization, form)
         client = None
-        if client_auth.CLIENT_ID_PATTERN.match(credentials.client_id):
+        if client_auth.is_client_id(credentials.client_id):
             try:
                 client = await self.clients.get(credentials.client_id)
             except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError

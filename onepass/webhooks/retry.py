@@ -29,12 +29,12 @@ DEFAULT_JITTER = 0.2
 DEFAULT_RETRY_AFTER_MAX = 24 * 3600.0
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
 
 
 def parse_duration(text: str) -> float:
     """Seconds in ``text``: ``90`` (seconds), ``250ms``, ``5s``, ``30m``, ``72h``, ``3d``."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match is None:
         raise ValueError(
             f"{text[:50]!r} is not a duration; write a number with a unit, e.g. 30s, 5m, 72h, 3d"
@@ -119,7 +119,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true, float("²") raises
         return float(value) if len(value) <= 12 else None
     try:
         when = parsedate_to_datetime(value)

@@ -24,6 +24,7 @@ from onepass.oauth.errors import (
     UnauthorizedClientError,
 )
 from onepass.oauth.forms import is_form_content_type, parse_form
+from onepass.web import read_body
 from onepass.webhooks import keys as service
 from onepass.webhooks import outbox
 from onepass.webhooks.models import WebhookSigningKey
@@ -36,22 +37,10 @@ router = APIRouter(tags=["webhooks"])
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
-async def _read_form(request: Request, limit: int) -> dict[str, str]:
+async def _read_form(request: Request) -> dict[str, str]:
     if not is_form_content_type(request.headers.get("content-type")):
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise InvalidRequestError(f"the request body is larger than {limit} bytes", status_code=413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise InvalidRequestError(
-                f"the request body is larger than {limit} bytes", status_code=413
-            )
-        chunks.append(chunk)
-    return parse_form(b"".join(chunks))
+    return parse_form(await read_body(request))  # bounded at the edge (onepass.edge)
 
 
 def _describe(key: WebhookSigningKey, secret: bytes | None) -> dict[str, Any]:
@@ -81,7 +70,7 @@ async def signing_keys(request: Request) -> JSONResponse:
             raise InvalidRequestError("more than one Authorization header")
         form: dict[str, str] = {}
         if request.method == "POST":
-            form = await _read_form(request, runtime.settings.max_form_bytes)
+            form = await _read_form(request)
         client = await request.app.state.token_endpoint.authenticate(
             authorizations[0] if authorizations else None, form
         )

@@ -123,64 +123,70 @@ def test_a_database_crash_gives_503s_then_everything_recovers(
             env, "clients", "create", "--name", "rp", "--grant-type", "client_credentials",
             "--webhook-url", receiver.url("/hook"),
         )  # fmt: skip
-        dispatcher = Dispatch(env, tmp_path / "dispatch.log")
-        with Server(env, log_path=tmp_path / "serve.log") as server:
-            issued = token(server.url, rp)
-            assert issued.status_code == 200
-            bearer = {"authorization": f"Bearer {issued.json()['access_token']}"}
-            cli_json(env, "webhooks", "ping", rp["client_id"])
-            receiver.wait_until(lambda: len(receiver.deliveries) == 1)
+        with Dispatch(env, tmp_path / "dispatch.log") as dispatcher:
+            with Server(env, log_path=tmp_path / "serve.log") as server:
+                issued = token(server.url, rp)
+                assert issued.status_code == 200
+                bearer = {"authorization": f"Bearer {issued.json()['access_token']}"}
+                cli_json(env, "webhooks", "ping", rp["client_id"])
+                receiver.wait_until(lambda: len(receiver.deliveries) == 1)
 
-            postgres.crash()
-            wait_for(
-                lambda: httpx.get(f"{server.url}/up", timeout=10).status_code == 503,
-                what="/up says 503",
-            )
-            up = httpx.get(f"{server.url}/up", timeout=10).json()
-            assert up["checks"]["database"].startswith("unreachable")
-            # Past the client cache's few seconds, a token request cannot check the
-            # client: 503 temporarily_unavailable, never a 500.
-            time.sleep(3.5)
-            answers = [token(server.url, rp) for _ in range(3)]
-            answers.append(httpx.get(f"{server.url}/.well-known/jwks.json", timeout=10))
-            answers.append(httpx.get(f"{server.url}/userinfo", timeout=10))
-            # Endpoints that must read the database to answer say so: 503 in their
-            # protocol's format, never a 500.
-            checked = [
-                httpx.get(f"{server.url}/userinfo", headers=bearer, timeout=10),
-                httpx.post(
-                    f"{server.url}/introspect",
-                    data={"token": issued.json()["access_token"]},
-                    auth=(rp["client_id"], rp["client_secret"]),
-                    timeout=10,
-                ),
-            ]
-            for answer in answers + checked:
-                assert answer.status_code in (200, 401, 503), answer.text
-                assert "Traceback" not in answer.text
-            for answer in checked:
-                assert answer.status_code == 503, answer.text
-                assert answer.json()["error"] == "temporarily_unavailable"
-            refused = answers[0]
-            assert refused.status_code == 503
-            assert refused.json()["error"] == "temporarily_unavailable"
-            assert int(refused.headers["retry-after"]) > 0
-            assert answers[3].status_code == 200, "the JWKS is served from memory"
+                postgres.crash()
+                wait_for(
+                    lambda: httpx.get(f"{server.url}/up", timeout=10).status_code == 503,
+                    what="/up says 503",
+                )
+                up = httpx.get(f"{server.url}/up", timeout=10).json()
+                assert up["checks"]["database"].startswith("unreachable")
+                # Past the client cache's few seconds, a token request cannot check the
+                # client: 503 temporarily_unavailable, never a 500.
+                time.sleep(3.5)
+                answers = [token(server.url, rp) for _ in range(3)]
+                answers.append(httpx.get(f"{server.url}/.well-known/jwks.json", timeout=10))
+                answers.append(httpx.get(f"{server.url}/userinfo", timeout=10))
+                # Endpoints that must read the database to answer say so: 503 in their
+                # protocol's format, never a 500.
+                checked = [
+                    httpx.get(f"{server.url}/userinfo", headers=bearer, timeout=10),
+                    httpx.post(
+                        f"{server.url}/introspect",
+                        data={"token": issued.json()["access_token"]},
+                        auth=(rp["client_id"], rp["client_secret"]),
+                        timeout=10,
+                    ),
+                ]
+                for answer in answers + checked:
+                    assert answer.status_code in (200, 401, 503), answer.text
+                    assert "Traceback" not in answer.text
+                for answer in checked:
+                    assert answer.status_code == 503, answer.text
+                    assert answer.json()["error"] == "temporarily_unavailable"
+                refused = answers[0]
+                assert refused.status_code == 503
+                assert refused.json()["error"] == "temporarily_unavailable"
+                assert int(refused.headers["retry-after"]) > 0
+                assert answers[3].status_code == 200, "the JWKS is served from memory"
 
-            postgres.start()
-            wait_for(
-                lambda: httpx.get(f"{server.url}/up", timeout=10).status_code == 200,
-                what="/up is 200 again",
-            )
-            assert token(server.url, rp).status_code == 200
-            fresh = cli_json(
-                env, "clients", "create", "--name", "after", "--grant-type", "client_credentials"
-            )
-            assert token(server.url, fresh).status_code == 200
-            # The same dispatcher process delivers what is enqueued after the crash.
-            cli_json(env, "webhooks", "ping", rp["client_id"])
-            receiver.wait_until(lambda: len(receiver.deliveries) == 2, timeout=30)
-        stats = dispatcher.terminate()
+                postgres.start()
+                wait_for(
+                    lambda: httpx.get(f"{server.url}/up", timeout=10).status_code == 200,
+                    what="/up is 200 again",
+                )
+                assert token(server.url, rp).status_code == 200
+                fresh = cli_json(
+                    env,
+                    "clients",
+                    "create",
+                    "--name",
+                    "after",
+                    "--grant-type",
+                    "client_credentials",
+                )
+                assert token(server.url, fresh).status_code == 200
+                # The same dispatcher process delivers what is enqueued after the crash.
+                cli_json(env, "webhooks", "ping", rp["client_id"])
+                receiver.wait_until(lambda: len(receiver.deliveries) == 2, timeout=30)
+            stats = dispatcher.terminate()
     assert stats["delivered"] == 2
     for log in ("serve.log", "dispatch.log"):
         assert "Traceback" not in (tmp_path / log).read_text(), log

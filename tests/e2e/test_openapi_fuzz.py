@@ -15,11 +15,6 @@ Operations are driven through ``APIOperation.as_strategy`` rather than
 attribute pytest 9.2 no longer has; every operation is fuzzed and every failure
 reported, not only the first.
 
-Known failure until issue 9 item 5 (NUL at the edge) is merged: on PostgreSQL, the
-hostile request (``HOSTILE`` in every string) gets a 500 from ``GET`` and ``POST
-/authorize``, and a NUL in a path parameter makes the audit row of the refusal fail
-(``admin.audit_failed`` with a traceback in the server log); ``ATTRIBUTED`` names it.
-
 Changes that need a step-up (an ``action_request_nonce`` from ``POST
 /api/v1/admin/step-up`` with a TOTP code) are refused here, as they must be: with a
 documented 4xx and an ``{"error", "message"}`` body.
@@ -75,12 +70,6 @@ EXAMPLES = int(os.environ.get("ONEPASS_TEST_FUZZ_EXAMPLES", "30"))
 # NUL and other control characters, a bidi override, a lone quote: what PostgreSQL,
 # headers and templates may refuse or mangle. Each must get a 4xx, never a 5xx.
 HOSTILE = "a\x00\x01\x1f\u202e'"
-# Failures another part of issue 9 fixes, named in the failure so that it is clear
-# whose fix makes them pass; remove each entry once that fix is merged.
-ATTRIBUTED = {
-    "GET /authorize": "issue 9 item 5 (NUL bytes -> 500 on PostgreSQL)",
-    "POST /authorize": "issue 9 item 5 (NUL bytes -> 500 on PostgreSQL)",
-}
 
 
 @dataclass
@@ -195,7 +184,6 @@ def test_every_documented_operation_answers_within_its_schema(target: Target) ->
         try:
             _fuzz(operation, target, document)
         except (Exception, FailureGroup) as exc:  # every operation is fuzzed, all are reported
-            owner = ATTRIBUTED.get(operation.label)
-            failures.append(f"{operation.label}{f' [{owner}]' if owner else ''}: {exc}")
+            failures.append(f"{operation.label}: {exc}")
     assert {"POST /token", "GET /authorize", "POST /api/v1/admin/users/merge"} <= set(labels)
     assert not failures, "\n\n".join(failures)

@@ -63,6 +63,14 @@ class Dispatch:
             start_new_session=True,
         )
 
+    def __enter__(self) -> Dispatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # A test that failed before it stopped the process must not leave it running.
+        if self.process.poll() is None:
+            self.kill()
+
     def terminate(self) -> dict:
         """SIGTERM: finish what is in flight, exit 0, print the counts."""
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -90,7 +98,10 @@ def setup_app(env: dict[str, str], url: str, pings: int) -> dict:
 def test_a_killed_dispatchers_entries_are_delivered_by_another_after_the_lease(
     dispatch_db: str, receiver: ThreadedReceiver, tmp_path: Path
 ) -> None:
-    env = base_env(dispatch_db, **FAST)
+    # The attempts must still be in flight when the dispatcher is killed, after the
+    # SQLite check below has started a CLI process (seconds on a loaded machine).
+    slow = {"ONEPASS_WEBHOOK_TIMEOUT": "8", "ONEPASS_WEBHOOK_LEASE_SECONDS": "9"}
+    env = base_env(dispatch_db, **{**FAST, **slow})
     created = setup_app(env, receiver.url(), pings=5)
     secret = created["webhook_signing_key"]["secret"]
     receiver.default = hang()  # the RP takes its time: every delivery is in flight

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from onepass.app import OnePass
-
-pytestmark = pytest.mark.parametrize("engine_name", ["sqlite"], indirect=False)
 
 FORM = "application/x-www-form-urlencoded"
 NAMES = st.sampled_from(

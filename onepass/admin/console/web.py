@@ -7,25 +7,24 @@ import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from onepass import web
 from onepass.accounts import csrf as csrf_mod
 from onepass.admin import audit, console_service, procedures, service
 from onepass.admin.audit import Actor
 from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import AdminError, refusal
 from onepass.cookies import cookie_name
-from onepass.oauth.authorize import single_values
-from onepass.oauth.forms import is_form_content_type
 from onepass.pages import PAGE_HEADERS, render
 from onepass.runtime import Runtime
 from onepass.settings import Settings
-from onepass.web import BodyTooLarge, read_body
+from onepass.web import client_ip
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
 
 log = structlog.get_logger("onepass.admin.console")
@@ -42,7 +41,6 @@ def admin_cookie(settings: Settings) -> str:
     return cookie_name(settings, COOKIE, path=COOKIE_PATH)
 
 
-MAX_FORM = 8 * 1024
 PAGE_SIZE = 50
 EXPIRED_FORM = (
     "This form has expired or your browser's security token did not match. "
@@ -58,10 +56,6 @@ Handler = Callable[..., Awaitable[Response]]
 
 def runtime_of(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def csrf_cookie(request: Request) -> tuple[str, bool]:
@@ -139,16 +133,10 @@ def guarded(handler: Handler) -> Handler:
 
 
 async def read_form(request: Request) -> dict[str, str] | None:
-    """The posted form's single values, or None when it is not a form (or too big)."""
-    if not is_form_content_type(request.headers.get("content-type")):
-        return None
-    try:
-        body = await read_body(request, MAX_FORM)
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
-    except (BodyTooLarge, UnicodeDecodeError, ValueError):
-        return None
-    form = single_values(pairs)
-    return None if "__repeated__" in form else form
+    """The posted form's single values, or None when it is not a form or repeats a
+    field (bounded and checked once: ``web.read_form``)."""
+    form = await web.read_form(request, max_fields=20)
+    return None if form is None or form.repeated else form
 
 
 def csrf_ok(request: Request, form: dict[str, str]) -> bool:

@@ -37,6 +37,7 @@ REDIRECTED = [
     ("prompt_none_and_login", {"prompt": "none login"}, "invalid_request"),
     ("negative_max_age", {"max_age": "-1"}, "invalid_request"),
     ("text_max_age", {"max_age": "soon"}, "invalid_request"),
+    ("superscript_max_age", {"max_age": "²"}, "invalid_request"),
     ("request_object", {"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
     ("request_uri", {"request_uri": "https://rp.example/r"}, "request_uri_not_supported"),
     ("oversized_nonce", {"nonce": "n" * 3000}, "invalid_request"),
@@ -172,7 +173,7 @@ async def test_too_many_query_parameters_get_an_error_page(
 async def test_oversized_form_posts_are_refused_not_read(http: httpx.AsyncClient) -> None:
     big = b"a=" + b"x" * 100_000
     headers = {"content-type": "application/x-www-form-urlencoded"}
-    assert (await http.post("/authorize", content=big, headers=headers)).status_code == 400
-    assert (await http.post("/login", content=big, headers=headers)).status_code == 400
+    assert (await http.post("/authorize", content=big, headers=headers)).status_code == 413
+    assert (await http.post("/login", content=big, headers=headers)).status_code == 413
     revoke = await http.post("/revoke", content=big, headers=headers)
     assert revoke.status_code == 413 and revoke.json()["error"] == "invalid_request"

@@ -125,7 +125,9 @@ def test_parse_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after(past, NOW) == 0.0
 
 
-@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5", "9" * 40, "Mon, 99 Foo 2026"])
+@pytest.mark.parametrize(
+    "value", [None, "", "soon", "-5", "1.5", "9" * 40, "Mon, 99 Foo 2026", "²", "١٢"]
+)
 def test_parse_retry_after_ignores_what_it_cannot_read(value: str | None) -> None:
     assert parse_retry_after(value, NOW) is None
 

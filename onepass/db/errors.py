@@ -1,0 +1,51 @@
+"""Telling "the database is away" from a bug.
+
+A request that cannot reach the database is answered 503 with ``Retry-After``
+(RFC 6749 §5.2 ``temporarily_unavailable`` for the OAuth endpoints), and a bug stays a
+500 with its traceback in the log: only connection-level failures count as away.
+asyncpg raises ``OSError`` (refused, reset) or its own connection errors, sometimes
+wrapped by SQLAlchemy (``DBAPIError`` with the driver's error as ``orig``); SQLite
+raises ``OperationalError`` for a file it cannot open or a lock it waited out.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy import exc as sa
+
+_AWAY = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    sa.TimeoutError,  # no connection from the pool in time
+    sa.OperationalError,
+    sa.InterfaceError,
+)
+
+
+# What a handler must be registered for to see every such failure (``is_unavailable``
+# then decides): the classes above, and SQLAlchemy's and asyncpg's bases that wrap them.
+CANDIDATES: tuple[type[BaseException], ...] = (
+    *_AWAY,
+    sa.SQLAlchemyError,
+    asyncpg.PostgresError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database could not be reached."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, _AWAY):
+            return True
+        if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
+            return True
+        wrapped = current.orig if isinstance(current, sa.DBAPIError) else None
+        current = wrapped or current.__cause__ or current.__context__
+        seen += 1
+    return False
