@@ -4,8 +4,30 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import urlencode
 
 import httpx
+
+from onepass.oauth import pkce
+from tests.factories import REDIRECT_URI, Client
+
+VERIFIER = "v" * 43
+
+
+def authorize_url(client: Client, **extra: str) -> str:
+    """``/authorize`` for a code with PKCE (S256 of ``VERIFIER``), ``openid email``."""
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid email",
+        "state": "xyz",
+        "code_challenge": pkce.s256(VERIFIER),
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    return "/authorize?" + urlencode(params)
+
 
 FIELD = re.compile(r'<input type="hidden" name="(csrf_token|interaction)" value="([^"]*)">')
 

@@ -4,34 +4,18 @@ names over http (development). SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from onepass.app import OnePass, create_app
-from onepass.oauth import pkce
 from onepass.runtime import Runtime
 from tests.conftest import make_settings
 from tests.cookies import browser_cookies, set_cookie_names
-from tests.factories import REDIRECT_URI, Client, make_rp, make_user
-from tests.flow import hidden_fields, submit_login
+from tests.factories import make_rp, make_user
+from tests.flow import authorize_url, hidden_fields, submit_login
 
 HTTPS_ISSUER = "https://id.example.com"
-
-
-def authorize_url(client: Client) -> str:
-    return "/authorize?" + urlencode(
-        {
-            "response_type": "code",
-            "client_id": client.client_id,
-            "redirect_uri": REDIRECT_URI,
-            "scope": "openid email",
-            "state": "xyz",
-            "code_challenge": pkce.s256("v" * 43),
-            "code_challenge_method": "S256",
-        }
-    )
 
 
 @pytest.fixture

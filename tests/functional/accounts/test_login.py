@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -10,27 +10,10 @@ from sqlalchemy import select
 
 from onepass.accounts.models import User
 from onepass.app import create_app
-from onepass.oauth import pkce
 from onepass.runtime import Runtime
 from tests.conftest import ISSUER, make_settings
-from tests.factories import REDIRECT_URI, Client, make_rp, make_user
-from tests.flow import hidden_fields, submit_consent, submit_login
-
-VERIFIER = "v" * 43
-
-
-def authorize_url(client: Client, **extra: str) -> str:
-    params = {
-        "response_type": "code",
-        "client_id": client.client_id,
-        "redirect_uri": REDIRECT_URI,
-        "scope": "openid email",
-        "state": "xyz",
-        "code_challenge": pkce.s256(VERIFIER),
-        "code_challenge_method": "S256",
-        **extra,
-    }
-    return "/authorize?" + urlencode(params)
+from tests.factories import make_rp, make_user
+from tests.flow import authorize_url, hidden_fields, submit_consent, submit_login
 
 
 async def test_unknown_email_and_wrong_password_get_the_same_answer(

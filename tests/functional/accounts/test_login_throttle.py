@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import re
 from pathlib import Path
-from urllib.parse import urlencode
 
 import httpx
 import redis.asyncio as redis
@@ -15,31 +14,16 @@ import redis.asyncio as redis
 from onepass.accounts import service as accounts
 from onepass.accounts.models import User
 from onepass.app import create_app
-from onepass.oauth import pkce
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare
 from tests.conftest import ISSUER, make_settings, require_redis
 from tests.e2e.server import free_port
-from tests.factories import REDIRECT_URI, Client, make_admin, make_rp, make_user
-from tests.flow import hidden_fields, submit_login
+from tests.factories import make_admin, make_rp, make_user
+from tests.flow import authorize_url, hidden_fields, submit_login
 
 WRONG = "Incorrect email or password."
 THROTTLED = "Too many failed attempts"
-
-
-def authorize_url(client: Client) -> str:
-    return "/authorize?" + urlencode(
-        {
-            "response_type": "code",
-            "client_id": client.client_id,
-            "redirect_uri": REDIRECT_URI,
-            "scope": "openid email",
-            "state": "xyz",
-            "code_challenge": pkce.s256("v" * 43),
-            "code_challenge_method": "S256",
-        }
-    )
 
 
 async def concurrently(

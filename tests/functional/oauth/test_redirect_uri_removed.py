@@ -5,32 +5,16 @@ with an error page, never a redirect (RFC 6749 §4.1.2.1). SQLite and PostgreSQL
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import func, select
 
-from onepass.oauth import pkce
 from onepass.oauth.models import AuthorizationCode, OAuthApplication
 from onepass.runtime import Runtime
 from tests.factories import REDIRECT_URI, Client, make_rp, make_user
-from tests.flow import submit_consent, submit_login
+from tests.flow import authorize_url, submit_consent, submit_login
 
 OTHER_URI = "https://rp.example/other-callback"
-
-
-def authorize_url(client: Client) -> str:
-    return "/authorize?" + urlencode(
-        {
-            "response_type": "code",
-            "client_id": client.client_id,
-            "redirect_uri": REDIRECT_URI,
-            "scope": "openid email",
-            "state": "xyz",
-            "code_challenge": pkce.s256("v" * 43),
-            "code_challenge_method": "S256",
-        }
-    )
 
 
 async def remove_redirect_uri(runtime: Runtime, client: Client, uri: str) -> None:
