@@ -21,8 +21,7 @@ from onepass.cache import RedisCache
 from onepass.runtime import Runtime
 from tests.conftest import ISSUER, make_settings
 from tests.factories import REDIRECT_URI, make_client, make_rp, make_user
-from tests.flow import log_in_and_consent, submit_login
-from tests.functional.accounts.test_login import VERIFIER, authorize_url
+from tests.flow import VERIFIER, authorize_url, log_in_and_consent, submit_login
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
