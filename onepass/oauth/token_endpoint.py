@@ -32,7 +32,7 @@ from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.grants.base import Grant, TokenContext
 
 if TYPE_CHECKING:
-    from onepass.ops.metrics import TokenMetrics
+    from onepass.instruments import TokenMetrics
 
 log = structlog.get_logger("onepass.oauth.token")
 
@@ -94,7 +94,7 @@ class TokenEndpoint:
         metrics: TokenMetrics | None = None,
     ) -> None:
         self.ctx = ctx
-        # Tokens issued and refused, for GET /metrics (onepass.ops.metrics).
+        # Tokens issued and refused, for GET /metrics (onepass.instruments).
         self.metrics = metrics
         self.clients = clients
         self.hasher = hasher
