@@ -42,13 +42,13 @@ from onepass.oauth import authorize_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
 from onepass.oauth.bearer import AccessTokenVerifier
 from onepass.oauth.clients import ClientCache
-from onepass.oauth.errors import OAuthError
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.interaction import Sealer
 from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
+from onepass.oauth_errors import OAuthError
 from onepass.ops import routes as ops_routes
 from onepass.process import settle_gc
 from onepass.runtime import Runtime

@@ -17,7 +17,7 @@ from onepass.crypto import KeyedHasher
 from onepass.oauth.authorize import AuthorizationRequest
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import issue_code, needs_consent
-from onepass.oauth.errors import ConsentRequiredError, LoginRequiredError, OAuthError
+from onepass.oauth_errors import ConsentRequiredError, LoginRequiredError, OAuthError
 
 SCOPE_DESCRIPTIONS = {
     "openid": "Know who you are (your 1pass account identifier)",

@@ -13,7 +13,8 @@ from typing import Any
 
 from onepass.oauth import pkce
 from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import (
+from onepass.oauth.scopes import grant_scope, parse_scope
+from onepass.oauth_errors import (
     InvalidRequestError,
     InvalidScopeError,
     OAuthError,
@@ -21,7 +22,6 @@ from onepass.oauth.errors import (
     RequestUriNotSupportedError,
     UnsupportedResponseTypeError,
 )
-from onepass.oauth.scopes import grant_scope, parse_scope
 from onepass.web import Params, printable_name
 
 PROMPTS = frozenset({"none", "login", "consent"})

@@ -30,8 +30,8 @@ from onepass.oauth.authorize import (
 )
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import grant_consent
-from onepass.oauth.errors import AccessDeniedError
 from onepass.oauth.interaction import Interaction, InteractionInvalid
+from onepass.oauth_errors import AccessDeniedError
 from onepass.pages import render
 from onepass.settings import Settings
 from onepass.web import Params, client_ip, query_params, read_form

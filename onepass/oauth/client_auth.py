@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from onepass.oauth.errors import InvalidClientError, InvalidRequestError
+from onepass.oauth_errors import InvalidClientError, InvalidRequestError
 
 CLIENT_SECRET_BASIC = "client_secret_basic"
 CLIENT_SECRET_POST = "client_secret_post"

@@ -15,9 +15,9 @@ from onepass.crypto import KeyedHasher
 from onepass.oauth import pkce
 from onepass.oauth.authorize import AuthorizationRequest
 from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import InvalidGrantError, InvalidRequestError
 from onepass.oauth.models import AuthorizationCode, Consent
 from onepass.oauth.revocation import revoke_access_token, revoke_family
+from onepass.oauth_errors import InvalidGrantError, InvalidRequestError
 
 
 async def needs_consent(

@@ -13,10 +13,10 @@ from onepass import api_docs
 from onepass.accounts.models import User
 from onepass.identity.canonical import merged_away
 from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_access_token, revoke_family
+from onepass.oauth_errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
 from onepass.web import read_body
 
 router = APIRouter(tags=["oauth"], responses=api_docs.CLIENT_AUTHENTICATED)

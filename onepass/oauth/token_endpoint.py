@@ -19,7 +19,9 @@ from onepass.crypto import KeyedHasher
 from onepass.keys.keyring import NoActiveKey
 from onepass.oauth import client_auth
 from onepass.oauth.clients import ClientCache, ClientRecord
-from onepass.oauth.errors import (
+from onepass.oauth.forms import is_form_content_type, parse_form
+from onepass.oauth.grants.base import Grant, TokenContext
+from onepass.oauth_errors import (
     InvalidClientError,
     InvalidRequestError,
     OAuthError,
@@ -28,8 +30,6 @@ from onepass.oauth.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from onepass.oauth.forms import is_form_content_type, parse_form
-from onepass.oauth.grants.base import Grant, TokenContext
 
 if TYPE_CHECKING:
     from onepass.instruments import TokenMetrics

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts.models import User
 from onepass.identity.canonical import effective_user
 from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import InvalidGrantError
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.id_token import id_token_claims
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.tokens import issue_access_token
+from onepass.oauth_errors import InvalidGrantError
 
 
 @dataclass(frozen=True)

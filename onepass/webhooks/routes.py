@@ -17,13 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from onepass import api_docs
 from onepass.oauth import client_auth
-from onepass.oauth.errors import (
+from onepass.oauth.forms import is_form_content_type, parse_form
+from onepass.oauth_errors import (
     InvalidRequestError,
     OAuthError,
     TemporarilyUnavailableError,
     UnauthorizedClientError,
 )
-from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.web import read_body
 from onepass.webhooks import keys as service
 from onepass.webhooks import outbox

@@ -6,9 +6,9 @@ from typing import Any
 
 from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import redeem_code
-from onepass.oauth.errors import InvalidGrantError, InvalidRequestError
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.user_tokens import AuthInfo, grant_user, issue_user_tokens
+from onepass.oauth_errors import InvalidGrantError, InvalidRequestError
 
 
 class AuthorizationCodeGrant:

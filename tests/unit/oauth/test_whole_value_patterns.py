@@ -7,8 +7,8 @@ import pytest
 from onepass.durations import parse_duration
 from onepass.oauth import pkce
 from onepass.oauth.client_auth import is_client_id
-from onepass.oauth.errors import InvalidScopeError
 from onepass.oauth.scopes import parse_scope
+from onepass.oauth_errors import InvalidScopeError
 from onepass.webhooks.outbox import is_idempotency_key
 
 VERIFIER = "v" * 43
