@@ -29,6 +29,8 @@ from onepass.accounts.throttle import Limits, LoginThrottle
 from onepass.admin import console as admin_console
 from onepass.admin import routes as admin_routes
 from onepass.admin.errors import AdminError
+from onepass.clients.auth import ClientAuthenticator
+from onepass.clients.registry import ClientCache
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
 from onepass.db.errors import CANDIDATES as DATABASE_ERRORS
@@ -41,7 +43,6 @@ from onepass.logs import configure_logging
 from onepass.oauth import authorize_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
 from onepass.oauth.bearer import AccessTokenVerifier
-from onepass.oauth.clients import ClientCache
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
@@ -101,10 +102,11 @@ def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
         app.state.keyring = keyring
         app.state.clients = clients
         app.state.discovery_body = orjson.dumps(oauth_routes.discovery_document(runtime.settings))
+        # Client authentication for /token, /revoke, /introspect and /webhooks/signing-keys.
+        app.state.client_authenticator = ClientAuthenticator(clients, runtime.hasher)
         app.state.token_endpoint = TokenEndpoint(
             ctx,
-            clients,
-            runtime.hasher,
+            app.state.client_authenticator,
             [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
             max_body=runtime.settings.max_form_bytes,
             metrics=instruments.TOKENS,

@@ -11,9 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from onepass.admin import procedures
 from onepass.admin.audit import Actor
 from onepass.cli.common import JsonOption, fail, print_json, print_table, run
+from onepass.clients import registry as clients_service
 from onepass.identity import enforcement
 from onepass.identity.canonical import CanonicalResolver
-from onepass.oauth import clients as clients_service
 from onepass.runtime import Runtime
 from onepass.webhooks import backfill
 

@@ -14,10 +14,10 @@ import typer
 from onepass.admin import procedures
 from onepass.admin.audit import Actor
 from onepass.cli.common import CommandError, JsonOption, print_json, print_table, run
+from onepass.clients.models import OAuthApplication
+from onepass.clients.registry import find_client
 from onepass.durations import parse_duration
 from onepass.logs import configure_logging
-from onepass.oauth.clients import find_client
-from onepass.oauth.models import OAuthApplication
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.webhooks import keys as key_service

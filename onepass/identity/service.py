@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import User
 from onepass.accounts.service import revoke_user_sessions
+from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.db.engine import Database, lock
 from onepass.identity.canonical import CanonicalResolver, canonical_user_id
 from onepass.identity.models import IdentityLink
-from onepass.oauth.models import OAuthApplication
 from onepass.oauth.revocation import revoke_user_refresh_tokens
 from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import enqueue, subscribed, timestamp_text

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from onepass.clients.registry import ClientRecord
+from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth import pkce
-from onepass.oauth.clients import ClientRecord
-from onepass.oauth.scopes import grant_scope, parse_scope
 from onepass.oauth_errors import (
     InvalidRequestError,
     InvalidScopeError,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from onepass.clients.auth import is_client_id
+from onepass.clients.scopes import parse_scope
 from onepass.durations import parse_duration
 from onepass.oauth import pkce
-from onepass.oauth.client_auth import is_client_id
-from onepass.oauth.scopes import parse_scope
 from onepass.oauth_errors import InvalidScopeError
 from onepass.webhooks.outbox import is_idempotency_key
 

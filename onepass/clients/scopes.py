@@ -1,4 +1,9 @@
-"""Scope strings (RFC 6749 §3.3): space-delimited, case-sensitive ``scope-token``s."""
+"""Scope strings (RFC 6749 §3.3): space-delimited, case-sensitive ``scope-token``s, and
+the scopes a client is granted of those it is registered for.
+
+Here, with the registry, because a registration's ``scope`` is parsed by the same
+rules; ``/authorize`` and the grants (``onepass.oauth``) grant with ``grant_scope``.
+"""
 
 from __future__ import annotations
 
