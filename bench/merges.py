@@ -430,7 +430,7 @@ async def bench_backfill(
 ) -> dict[str, Any]:
     from onepass.clock import SystemClock
     from onepass.db import Database
-    from onepass.webhooks.backfill import backfill_links
+    from onepass.identity.backfill import backfill_links
 
     conn = await asyncpg.connect(db_url)
     database = Database(db_url)
@@ -556,7 +556,7 @@ async def check_outbox(conn: asyncpg.Connection, app_id: int, count: int) -> Non
 async def profile_backfill(database: Any, app_id: int) -> dict[str, Any]:
     """One more first run under cProfile: where the client's time goes."""
     from onepass.clock import SystemClock
-    from onepass.webhooks.backfill import backfill_links
+    from onepass.identity.backfill import backfill_links
 
     profiler = cProfile.Profile()
     t0 = time.perf_counter()

@@ -251,7 +251,7 @@ class Bench:
     async def create_app(self, name: str, kind: str) -> int:
         """An application with a webhook URL and a signing key, as ``clients create`` makes
         it (in-process: 116 CLI starts would take minutes)."""
-        from onepass.oauth import clients
+        from onepass.clients import registry as clients
         from onepass.webhooks import keys
 
         runtime = self.runtime
@@ -295,7 +295,7 @@ class Bench:
     async def enqueue(self, count: int, prefix: str, apps: list[int]) -> float:
         """``count`` pings spread over ``apps``, one application after the other, in one
         transaction; returns the time just before COMMIT."""
-        from onepass.oauth.models import OAuthApplication
+        from onepass.clients.models import OAuthApplication
         from onepass.webhooks import outbox
 
         db = self.runtime.database
@@ -499,7 +499,7 @@ class Bench:
         return runs
 
     async def _enqueue_one(self, key: str) -> float:
-        from onepass.oauth.models import OAuthApplication
+        from onepass.clients.models import OAuthApplication
         from onepass.webhooks import outbox
 
         async with self.runtime.database.sessionmaker() as session:

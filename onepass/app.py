@@ -22,35 +22,35 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from onepass import __version__
+from onepass import __version__, instruments
 from onepass.accounts.csrf import CSRF
 from onepass.accounts.passwords import PasswordHasher
 from onepass.accounts.throttle import Limits, LoginThrottle
 from onepass.admin import console as admin_console
 from onepass.admin import routes as admin_routes
 from onepass.admin.errors import AdminError
+from onepass.clients.auth import ClientAuthenticator
+from onepass.clients.registry import ClientCache
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
 from onepass.db.errors import CANDIDATES as DATABASE_ERRORS
 from onepass.db.errors import is_unavailable
 from onepass.edge import Edge, protocol_of, refusal, unavailable
 from onepass.identity.canonical import CanonicalResolver
+from onepass.instruments import route_template
 from onepass.keys.keyring import KeyRing
 from onepass.logs import configure_logging
 from onepass.oauth import authorize_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
 from onepass.oauth.bearer import AccessTokenVerifier
-from onepass.oauth.clients import ClientCache
-from onepass.oauth.errors import OAuthError
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.interaction import Sealer
 from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
-from onepass.ops import metrics as ops_metrics
+from onepass.oauth_errors import OAuthError
 from onepass.ops import routes as ops_routes
-from onepass.ops.metrics import route_template
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, Settings, load_settings
@@ -102,13 +102,14 @@ def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
         app.state.keyring = keyring
         app.state.clients = clients
         app.state.discovery_body = orjson.dumps(oauth_routes.discovery_document(runtime.settings))
+        # Client authentication for /token, /revoke, /introspect and /webhooks/signing-keys.
+        app.state.client_authenticator = ClientAuthenticator(clients, runtime.hasher)
         app.state.token_endpoint = TokenEndpoint(
             ctx,
-            clients,
-            runtime.hasher,
+            app.state.client_authenticator,
             [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
             max_body=runtime.settings.max_form_bytes,
-            metrics=ops_metrics.TOKENS,
+            metrics=instruments.TOKENS,
         )
         secret_key = runtime.settings.secret_key or ""
         app.state.sealer = Sealer(secret_key, runtime.settings.interaction_ttl)
@@ -125,8 +126,8 @@ def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
         )
         app.state.verifier = AccessTokenVerifier(keyring, runtime.settings, runtime.clock, clients)
         refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
-        # Metrics counted in plain Python reach prometheus-client every second (ops.metrics).
-        metrics_flusher = asyncio.create_task(ops_metrics.run_flusher(), name="metrics-flush")
+        # Metrics counted in plain Python reach prometheus-client every second (instruments).
+        metrics_flusher = asyncio.create_task(instruments.run_flusher(), name="metrics-flush")
         # `onepass serve` on SQLite: one worker runs the webhook dispatcher (webhooks.embedded).
         webhooks_stop = asyncio.Event()
         webhooks_task = (
@@ -221,7 +222,7 @@ class OnePass:
         self.api = api
         # Bodies bounded, control characters refused, for every route but /token (edge.py).
         self.edge = Edge(api, settings)
-        self.http_metrics = ops_metrics.HTTP
+        self.http_metrics = instruments.HTTP
 
     @property
     def state(self) -> Any:
@@ -231,7 +232,7 @@ class OnePass:
         if scope["type"] != "http":
             await self.api(scope, receive, send)  # lifespan
             return
-        # Metrics (ops.metrics): every request's route template, status and duration,
+        # Metrics (instruments): every request's route template, status and duration,
         # counted in plain Python (HttpMetrics), the token endpoint's included.
         started = perf_counter()
         status = 500  # an application that sends nothing failed

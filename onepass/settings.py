@@ -188,7 +188,7 @@ class Settings(BaseSettings):
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _schedule_parses(cls, value: str) -> str:
-        from onepass.webhooks.retry import parse_schedule
+        from onepass.durations import parse_schedule
 
         parse_schedule(value)  # raises ValueError naming the bad step
         return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onepass.oauth import clients
+from onepass.clients import registry as clients
 from onepass.runtime import Runtime
 
 

@@ -16,9 +16,9 @@ from typing import Any
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from onepass.clients import registry as clients
+from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
-from onepass.oauth import clients
-from onepass.oauth.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare

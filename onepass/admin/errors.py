@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from onepass.accounts.service import UserNotFound
-from onepass.oauth.clients import ClientNotFound
+from onepass.clients.registry import ClientNotFound
 from onepass.webhooks.errors import EntryNotFound, SigningKeyNotFound
 
 

@@ -25,11 +25,12 @@ from onepass.accounts import service as accounts
 from onepass.admin import audit, service
 from onepass.admin.audit import Actor
 from onepass.admin.errors import AdminError
+from onepass.clients.models import OAuthApplication
+from onepass.clients.registry import find_client
 from onepass.identity.canonical import CanonicalResolver
 from onepass.identity.service import MergeResult, merge
 from onepass.keys import service as signing_keys
-from onepass.oauth.clients import find_client
-from onepass.oauth.models import OAuthApplication
+from onepass.oauth.revocation import revoke_merged_user
 from onepass.runtime import Runtime
 from onepass.startup import KEYS_LOCK
 from onepass.webhooks import keys as webhook_keys
@@ -347,6 +348,7 @@ async def merge_users(
         target_id=target_id,
         actor=link_actor or actor.name,
         reason=reason,
+        revoke_tokens=revoke_merged_user,
         also=record,
     )
     return {

@@ -25,13 +25,13 @@ from onepass.admin import audit, console_service, procedures, service
 from onepass.admin.audit import Actor
 from onepass.admin.errors import AdminError, invalid_token, refusal
 from onepass.admin.service import Authenticated
+from onepass.clients.registry import find_client
+from onepass.durations import parse_duration
 from onepass.identity.canonical import CanonicalResolver
-from onepass.oauth.clients import find_client
 from onepass.runtime import Runtime
 from onepass.web import BadParameter, client_ip, parse_json_object, read_body
 from onepass.webhooks import outbox
 from onepass.webhooks.events import parse_event_type
-from onepass.webhooks.retry import parse_duration
 
 log = structlog.get_logger("onepass.admin")
 

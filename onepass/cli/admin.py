@@ -21,8 +21,8 @@ from onepass.cli.common import (
     print_table,
     run,
 )
+from onepass.durations import parse_duration
 from onepass.runtime import Runtime
-from onepass.webhooks.retry import parse_duration
 
 app = typer.Typer(
     help="Administrators, their TOTP second factor, admin API tokens, the audit log.",

@@ -5,8 +5,8 @@ from typing import Any
 import typer
 
 from onepass.cli.common import JsonOption, print_json, print_table, run
-from onepass.oauth import clients as service
-from onepass.oauth.models import OAuthApplication
+from onepass.clients import registry as service
+from onepass.clients.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.webhooks import keys as webhook_keys
 

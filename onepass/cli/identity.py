@@ -11,11 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from onepass.admin import procedures
 from onepass.admin.audit import Actor
 from onepass.cli.common import JsonOption, fail, print_json, print_table, run
-from onepass.identity import enforcement
+from onepass.clients import registry as clients_service
+from onepass.identity import backfill, enforcement
 from onepass.identity.canonical import CanonicalResolver
-from onepass.oauth import clients as clients_service
 from onepass.runtime import Runtime
-from onepass.webhooks import backfill
 
 identity_app = typer.Typer(
     help="Account merges and the canonical-resolution switch.", no_args_is_help=True

@@ -14,9 +14,10 @@ import typer
 from onepass.admin import procedures
 from onepass.admin.audit import Actor
 from onepass.cli.common import CommandError, JsonOption, print_json, print_table, run
+from onepass.clients.models import OAuthApplication
+from onepass.clients.registry import find_client
+from onepass.durations import parse_duration
 from onepass.logs import configure_logging
-from onepass.oauth.clients import find_client
-from onepass.oauth.models import OAuthApplication
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.webhooks import keys as key_service
@@ -25,7 +26,6 @@ from onepass.webhooks.embedded import DispatcherLock, lock_path
 from onepass.webhooks.events import EventType
 from onepass.webhooks.models import WebhookSigningKey
 from onepass.webhooks.outbox_queries import Status
-from onepass.webhooks.retry import parse_duration
 
 app = typer.Typer(
     help="Webhooks to RPs: dispatcher, outbox, dead letters, signing keys.",

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import String, and_, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.clients.models import OAuthApplication
 from onepass.identity.models import IdentityLink
-from onepass.oauth.models import OAuthApplication
 from onepass.webhooks.events import EventType
 from onepass.webhooks.models import WebhookOutboxEntry
 from onepass.webhooks.outbox import subscribed

@@ -9,14 +9,16 @@ Rules (the playbook's, made checks):
   its own, never one of an end user's identities);
 - the link is inserted and every link that targeted the source is repointed to the
   target, so every chain stays one hop;
-- the source's login sessions and refresh tokens are revoked;
+- the source's login sessions are revoked, and its tokens by the step the caller
+  gives (``revoke_tokens``: ``onepass.oauth.revocation.revoke_merged_user``, as
+  identity does not import oauth), in the same transaction;
 - ``identity.link.created`` is enqueued for every application subscribed to it, in
   the same transaction, with an idempotency key derived from (link, application).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,16 +28,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import User
 from onepass.accounts.service import revoke_user_sessions
+from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.db.engine import Database, lock
 from onepass.identity.canonical import CanonicalResolver, canonical_user_id
 from onepass.identity.models import IdentityLink
-from onepass.oauth.models import OAuthApplication
-from onepass.oauth.revocation import revoke_user_refresh_tokens
 from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import enqueue, subscribed, timestamp_text
 
 MERGE_LOCK = "identity.merge"
+
+# Revokes a merged-away user's tokens in the merge's transaction (session, clock, user id).
+RevokeTokens = Callable[[AsyncSession, Clock, int], Awaitable[object]]
 
 
 class MergeError(ValueError):
@@ -98,7 +102,8 @@ async def merge_users(
 ) -> MergeResult:
     """Merge ``source_id`` into ``target_id`` in the caller's transaction.
 
-    On SQLite the transaction must be exclusive (``merge`` does that).
+    On SQLite the transaction must be exclusive (``merge`` does that). The source's
+    tokens are the caller's to revoke, in the same transaction (``merge`` does that).
     """
     if source_id == target_id:
         raise MergeError("a user cannot be merged into itself")
@@ -153,7 +158,6 @@ async def merge_users(
         else {}
     )
     await revoke_user_sessions(session, clock, source_id)
-    await revoke_user_refresh_tokens(session, clock, source_id, "merged")
 
     enqueued = 0
     payload = link_payload(
@@ -189,17 +193,21 @@ async def merge(
     target_id: int,
     actor: str,
     reason: str | None = None,
+    revoke_tokens: RevokeTokens,
     also: Callable[[AsyncSession, MergeResult], None] | None = None,
 ) -> MergeResult:
     """Merge in its own transaction, then invalidate exactly the stale cache keys.
 
-    ``also`` adds to the same transaction (the audit log's record of the merge)."""
+    ``revoke_tokens`` revokes the source's tokens in the same transaction (required,
+    so no caller can forget it: ``onepass.oauth.revocation.revoke_merged_user``);
+    ``also`` adds to it too (the audit log's record of the merge)."""
     async with database.sessionmaker() as session, session.begin():
         if database.dialect == "sqlite":
             await lock(session, MERGE_LOCK)  # BEGIN IMMEDIATE: merges serialise
         result = await merge_users(
             session, clock, source_id=source_id, target_id=target_id, actor=actor, reason=reason
         )
+        await revoke_tokens(session, clock, source_id)
         if also is not None:
             also(session, result)
     await resolver.record_merge(result.stale_user_ids, target_id)

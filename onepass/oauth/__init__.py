@@ -1,1 +1,2 @@
-"""OAuth 2.0 / OpenID Connect endpoints and the applications (RPs) that use them."""
+"""OAuth 2.0 / OpenID Connect: the endpoints, grants and tokens (the RPs themselves are
+``onepass.clients``)."""

@@ -12,12 +12,12 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import LoginSession, User
+from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.oauth.authorize import AuthorizationRequest
-from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import issue_code, needs_consent
-from onepass.oauth.errors import ConsentRequiredError, LoginRequiredError, OAuthError
+from onepass.oauth_errors import ConsentRequiredError, LoginRequiredError, OAuthError
 
 SCOPE_DESCRIPTIONS = {
     "openid": "Know who you are (your 1pass account identifier)",

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from onepass.clients.registry import ClientRecord
+from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth import pkce
-from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import (
+from onepass.oauth_errors import (
     InvalidRequestError,
     InvalidScopeError,
     OAuthError,
@@ -21,7 +22,6 @@ from onepass.oauth.errors import (
     RequestUriNotSupportedError,
     UnsupportedResponseTypeError,
 )
-from onepass.oauth.scopes import grant_scope, parse_scope
 from onepass.web import Params, printable_name
 
 PROMPTS = frozenset({"none", "login", "consent"})

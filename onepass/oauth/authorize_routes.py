@@ -11,6 +11,7 @@ from onepass import api_docs
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
+from onepass.clients.registry import ClientRecord
 from onepass.cookies import cookie_name
 from onepass.identity.canonical import effective_user
 from onepass.oauth.authorization import (
@@ -28,10 +29,9 @@ from onepass.oauth.authorize import (
     recheck_client_and_redirect,
     validate_authorization_request,
 )
-from onepass.oauth.clients import ClientRecord
 from onepass.oauth.codes import grant_consent
-from onepass.oauth.errors import AccessDeniedError
 from onepass.oauth.interaction import Interaction, InteractionInvalid
+from onepass.oauth_errors import AccessDeniedError
 from onepass.pages import render
 from onepass.settings import Settings
 from onepass.web import Params, client_ip, query_params, read_form

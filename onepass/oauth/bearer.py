@@ -16,12 +16,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.clients.registry import ClientCache
 from onepass.clock import Clock
 from onepass.keys.keyring import KeyRing
-from onepass.oauth.clients import ClientCache
-from onepass.oauth.errors import InvalidTokenError, TemporarilyUnavailableError
 from onepass.oauth.revocation import is_access_token_revoked
 from onepass.oauth.tokens import ACCESS_TOKEN_TYP
+from onepass.oauth_errors import InvalidTokenError, TemporarilyUnavailableError
 from onepass.settings import Settings
 
 log = structlog.get_logger("onepass.oauth.bearer")

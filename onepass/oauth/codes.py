@@ -10,14 +10,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import LoginSession, User
+from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.oauth import pkce
 from onepass.oauth.authorize import AuthorizationRequest
-from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import InvalidGrantError, InvalidRequestError
 from onepass.oauth.models import AuthorizationCode, Consent
 from onepass.oauth.revocation import revoke_access_token, revoke_family
+from onepass.oauth_errors import InvalidGrantError, InvalidRequestError
 
 
 async def needs_consent(

@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from onepass import api_docs
 from onepass.accounts.models import User
+from onepass.clients.registry import ClientRecord
 from onepass.identity.canonical import merged_away
-from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_access_token, revoke_family
+from onepass.oauth_errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
 from onepass.web import read_body
 
 router = APIRouter(tags=["oauth"], responses=api_docs.CLIENT_AUTHENTICATED)
@@ -35,7 +35,7 @@ async def _authenticated_client(request: Request, form: dict[str, str]) -> Clien
     authorization = request.headers.getlist("authorization")
     if len(authorization) > 1:
         raise InvalidRequestError("more than one Authorization header")
-    return await request.app.state.token_endpoint.authenticate(
+    return await request.app.state.client_authenticator.authenticate(
         authorization[0] if authorization else None, form
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from onepass import web
-from onepass.oauth.errors import InvalidRequestError
+from onepass.oauth_errors import InvalidRequestError
 from onepass.web import is_form_content_type
 
 __all__ = ["FORM_CONTENT_TYPE", "is_form_content_type", "parse_form"]

@@ -10,7 +10,7 @@ from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.oauth.authorization import redirect_with
 from onepass.oauth.authorize_routes import _page, _read_form, error_page, session_cookie
-from onepass.oauth.errors import InvalidTokenError
+from onepass.oauth_errors import InvalidTokenError
 from onepass.pages import render
 from onepass.web import printable_name, query_params
 

@@ -2,41 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
 from onepass.db.types import IdType, UTCDateTime
-
-
-class OAuthApplication(Base):
-    """A relying party: one OAuth client (RFC 7591 field names where they exist)."""
-
-    __tablename__ = "oauth_applications"
-
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    client_id: Mapped[str] = mapped_column(String(64), unique=True)
-    # KeyedHasher output; NULL for public clients.
-    client_secret_hash: Mapped[str | None] = mapped_column(String(128))
-    client_name: Mapped[str] = mapped_column(String(200))
-    redirect_uris: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    grant_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    response_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    # Space-separated scopes the client may ask for.
-    scope: Mapped[str] = mapped_column(Text, default="")
-    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
-    id_token_signed_response_alg: Mapped[str] = mapped_column(String(16), default="RS256")
-    # First-party applications skip the consent screen.
-    first_party: Mapped[bool] = mapped_column(Boolean, default=False)
-    webhook_url: Mapped[str | None] = mapped_column(Text)
-    webhook_events: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    @property
-    def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"
 
 
 class Consent(Base):

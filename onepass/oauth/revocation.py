@@ -54,6 +54,12 @@ async def revoke_family(session: AsyncSession, clock: Clock, family_id: str, rea
     return result.rowcount or 0
 
 
+async def revoke_merged_user(session: AsyncSession, clock: Clock, user_id: int) -> int:
+    """A user merged into another (``identity.service.merge``'s ``revoke_tokens``): its
+    refresh tokens, and the access tokens issued with them, stop working."""
+    return await revoke_user_refresh_tokens(session, clock, user_id, "merged")
+
+
 async def revoke_user_refresh_tokens(
     session: AsyncSession, clock: Clock, user_id: int, reason: str
 ) -> int:

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onepass import api_docs
+from onepass.clients import auth as client_auth
 from onepass.keys.jwt import SUPPORTED_ALGS
-from onepass.oauth import client_auth
 from onepass.settings import Settings
 
 router = APIRouter()

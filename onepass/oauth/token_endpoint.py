@@ -2,9 +2,9 @@
 
 This is the hottest path of the provider, so it does not go through FastAPI's
 request machinery: it reads the raw ASGI headers and body, parses the form with
-the standard library, finds the client in the per-process ``ClientCache``, checks
-the secret with one HMAC, and signs with a key already in memory. No database
-round trip happens per request once the client is cached.
+the standard library, finds the client in the per-process ``ClientCache`` and checks
+the secret with one HMAC (``onepass.clients.auth``), and signs with a key already in
+memory. No database round trip happens per request once the client is cached.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from onepass.crypto import KeyedHasher
+from onepass.clients.auth import ClientAuthenticator
 from onepass.keys.keyring import NoActiveKey
-from onepass.oauth import client_auth
-from onepass.oauth.clients import ClientCache, ClientRecord
-from onepass.oauth.errors import (
-    InvalidClientError,
+from onepass.oauth.forms import is_form_content_type, parse_form
+from onepass.oauth.grants.base import Grant, TokenContext
+from onepass.oauth_errors import (
     InvalidRequestError,
     OAuthError,
     ServerError,
@@ -28,11 +27,9 @@ from onepass.oauth.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from onepass.oauth.forms import is_form_content_type, parse_form
-from onepass.oauth.grants.base import Grant, TokenContext
 
 if TYPE_CHECKING:
-    from onepass.ops.metrics import TokenMetrics
+    from onepass.instruments import TokenMetrics
 
 log = structlog.get_logger("onepass.oauth.token")
 
@@ -86,23 +83,20 @@ class TokenEndpoint:
     def __init__(
         self,
         ctx: TokenContext,
-        clients: ClientCache,
-        hasher: KeyedHasher,
+        authenticator: ClientAuthenticator,
         grants: list[Grant],
         *,
         max_body: int,
         metrics: TokenMetrics | None = None,
     ) -> None:
         self.ctx = ctx
-        # Tokens issued and refused, for GET /metrics (onepass.ops.metrics).
+        # Tokens issued and refused, for GET /metrics (onepass.instruments).
         self.metrics = metrics
-        self.clients = clients
-        self.hasher = hasher
+        # Client authentication (RFC 6749 §2.3.1), shared with /revoke, /introspect and
+        # the webhook key endpoint: no database round trip once the client is cached.
+        self.authenticator = authenticator
         self.grants = {grant.grant_type: grant for grant in grants}
         self.max_body = max_body
-        # Compared against when the client is unknown, so that an unknown client
-        # and a wrong secret cost the same time.
-        self._dummy_hash = hasher.hash("unknown-client")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Answer one request; return the status sent (for the HTTP metrics)."""
@@ -154,7 +148,7 @@ class TokenEndpoint:
         if grant is None:
             raise UnsupportedGrantTypeError(f"grant_type {grant_type[:40]!r} is not supported")
 
-        client = await self.authenticate(authorization, form)
+        client = await self.authenticator.authenticate(authorization, form)
         if grant_type not in client.grant_types:
             raise UnauthorizedClientError(f"this client may not use the {grant_type} grant")
         try:
@@ -167,51 +161,3 @@ class TokenEndpoint:
         if self.metrics is not None:
             self.metrics.issued(grant_type)
         return response
-
-    async def authenticate(self, authorization: str | None, form: dict[str, str]) -> ClientRecord:
-        """Find and authenticate the client (RFC 6749 §2.3.1).
-
-        Every failure gives the same answer after the same work (one HMAC), so the
-        endpoint does not reveal which client ids exist or how they authenticate;
-        the reason is logged with the client_id only.
-        """
-        credentials = client_auth.extract_credentials(authorization, form)
-        client = None
-        if client_auth.is_client_id(credentials.client_id):
-            try:
-                client = await self.clients.get(credentials.client_id)
-            except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError
-                log.error("token.client_lookup_failed", error=type(exc).__name__)
-                raise TemporarilyUnavailableError(
-                    "the client registry is unavailable; try again shortly"
-                ) from None
-        reason = self._failed_check(client, credentials)
-        if reason is not None or client is None:
-            log.info(
-                "token.client_authentication_failed",
-                client_id=credentials.client_id[:64],
-                reason=reason,
-            )
-            raise InvalidClientError("unknown client or wrong credentials")
-        return client
-
-    def _failed_check(
-        self, client: ClientRecord | None, credentials: client_auth.ClientCredentials
-    ) -> str | None:
-        """Why authentication fails, or None; always one HMAC, whatever the outcome."""
-        secret = credentials.client_secret or ""
-        stored = client.client_secret_hash if client is not None else None
-        if client is None:
-            reason: str | None = "unknown client"
-        elif client.token_endpoint_auth_method != credentials.method:
-            reason = (
-                f"registered for {client.token_endpoint_auth_method}, used {credentials.method}"
-            )
-        elif credentials.method == client_auth.NONE:
-            reason = None  # a public client: there is no secret to check
-        elif stored is None:
-            reason = "confidential client without a stored secret"
-        else:
-            return None if self.hasher.verify(secret, stored) else "wrong secret"
-        self.hasher.verify(secret, self._dummy_hash)
-        return reason

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import User
+from onepass.clients.registry import ClientRecord
 from onepass.identity.canonical import effective_user
-from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import InvalidGrantError
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.id_token import id_token_claims
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.tokens import issue_access_token
+from onepass.oauth_errors import InvalidGrantError
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from typing import Any, cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.crypto import SecretBox
-from onepass.oauth.models import OAuthApplication
 from onepass.webhooks import outbox, outbox_queries, safety, signing
 from onepass.webhooks.errors import SigningKeyNotFound, WebhookError
 from onepass.webhooks.events import EventType, parse_event_type

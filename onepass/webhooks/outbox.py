@@ -25,8 +25,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock, SystemClock
-from onepass.oauth.models import OAuthApplication
 from onepass.webhooks.errors import (
     DuplicateIdempotencyKey,
     EntryNotFound,

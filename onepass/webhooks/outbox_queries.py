@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.oauth.models import OAuthApplication
+from onepass.clients.models import OAuthApplication
 from onepass.webhooks.errors import WebhookError
 
 if TYPE_CHECKING:

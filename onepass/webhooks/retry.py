@@ -18,47 +18,16 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+from onepass.durations import format_duration, parse_schedule
+
 DEFAULT_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 DEFAULT_JITTER = 0.2
 DEFAULT_RETRY_AFTER_MAX = 24 * 3600.0
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``: ``90`` (seconds), ``250ms``, ``5s``, ``30m``, ``72h``, ``3d``."""
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        raise ValueError(
-            f"{text[:50]!r} is not a duration; write a number with a unit, e.g. 30s, 5m, 72h, 3d"
-        )
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
-
-
-def format_duration(seconds: float) -> str:
-    """A short human form of ``seconds`` (``5 s``, ``30 min``, ``2 h``)."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.3g} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds / 3600:.3g} h"
-
-
-def parse_schedule(text: str) -> tuple[float, ...]:
-    """The delays before the 2nd, 3rd, … attempt, from ``"5s,5m,30m"``; may be empty."""
-    parts = [part for part in (p.strip() for p in text.split(",")) if part]
-    if len(parts) > 50:
-        raise ValueError("a retry schedule has at most 50 steps")
-    return tuple(parse_duration(part) for part in parts)
 
 
 class Outcome(StrEnum):

@@ -15,16 +15,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from onepass import api_docs
-from onepass.oauth import client_auth
-from onepass.oauth.errors import (
+from onepass import api_docs, web
+from onepass.clients import auth as client_auth
+from onepass.oauth_errors import (
     InvalidRequestError,
     OAuthError,
     TemporarilyUnavailableError,
     UnauthorizedClientError,
 )
-from onepass.oauth.forms import is_form_content_type, parse_form
-from onepass.web import read_body
 from onepass.webhooks import keys as service
 from onepass.webhooks import outbox
 from onepass.webhooks.models import WebhookSigningKey
@@ -37,10 +35,26 @@ router = APIRouter(tags=["webhooks"])
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
+# RFC 6749 §3.1's form rules, with the token endpoint's limits (onepass.oauth.forms).
+MAX_PARAMETERS = 32
+MAX_PARAMETER_LENGTH = 4096
+
+
 async def _read_form(request: Request) -> dict[str, str]:
-    if not is_form_content_type(request.headers.get("content-type")):
+    """The POSTed form (bounded at the edge, onepass.edge), or ``invalid_request``."""
+    try:
+        form = await web.read_form(request, MAX_PARAMETERS)
+    except web.BadParameter as exc:
+        raise InvalidRequestError(str(exc)) from None
+    if form is None:
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
-    return parse_form(await read_body(request))  # bounded at the edge (onepass.edge)
+    if form.repeated:
+        name = min(form.repeated)
+        raise InvalidRequestError(f"parameter {web.printable_name(name)!r} is repeated")
+    for name, value in form.items():
+        if len(value) > MAX_PARAMETER_LENGTH:
+            raise InvalidRequestError(f"parameter {web.printable_name(name)!r} is too long")
+    return form
 
 
 def _describe(key: WebhookSigningKey, secret: bytes | None) -> dict[str, Any]:
@@ -71,7 +85,7 @@ async def signing_keys(request: Request) -> JSONResponse:
         form: dict[str, str] = {}
         if request.method == "POST":
             form = await _read_form(request)
-        client = await request.app.state.token_endpoint.authenticate(
+        client = await request.app.state.client_authenticator.authenticate(
             authorizations[0] if authorizations else None, form
         )
         if client.token_endpoint_auth_method == client_auth.NONE:

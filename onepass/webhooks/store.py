@@ -33,8 +33,8 @@ import orjson
 from sqlalchemy import Table, bindparam, case, func, literal, select, update
 from sqlalchemy.engine import make_url
 
+from onepass.clients.models import OAuthApplication
 from onepass.db import Database
-from onepass.oauth.models import OAuthApplication
 from onepass.webhooks.models import (
     WebhookDeliveryAttempt,
     WebhookOutboxEntry,

@@ -170,7 +170,7 @@ def test_metrics_add_up_every_worker_in_multiprocess_mode(tmp_path: Path) -> Non
                 if s.name == "onepass_tokens_issued_total"
             }
 
-        # Each worker adds its counts to the shared files every second (ops.metrics).
+        # Each worker adds its counts to the shared files every second (onepass.instruments).
         deadline = time.monotonic() + 10
         while issued() != {"client_credentials": 20.0}:
             assert time.monotonic() < deadline, issued()

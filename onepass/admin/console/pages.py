@@ -42,7 +42,7 @@ from onepass.admin.console.web import (
 )
 from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import refusal
-from onepass.oauth.clients import ClientNotFound, find_client
+from onepass.clients.registry import ClientNotFound, find_client
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox
 from onepass.webhooks.errors import EntryNotFound

@@ -1,8 +1,20 @@
-"""Alembic environment: always called with a connection from ``onepass.db.migrate``."""
+"""Alembic environment: always called with a connection from ``onepass.db.migrate``.
+
+The one place that imports every domain's models, so that Alembic sees the whole
+schema (``onepass.db`` itself imports no domain). A new domain's ``models`` goes here.
+"""
 
 from alembic import context
 
-from onepass.db.models import metadata
+import onepass.accounts.models
+import onepass.admin.models
+import onepass.clients.models
+import onepass.identity.models
+import onepass.keys.models
+import onepass.oauth.models
+import onepass.ops.models
+import onepass.webhooks.models  # noqa: F401 (each import registers its tables)
+from onepass.db.base import Base
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -11,7 +23,7 @@ if connection is None:
 
 context.configure(
     connection=connection,
-    target_metadata=metadata,
+    target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )

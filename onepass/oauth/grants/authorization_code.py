@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from onepass.oauth.clients import ClientRecord
+from onepass.clients.registry import ClientRecord
 from onepass.oauth.codes import redeem_code
-from onepass.oauth.errors import InvalidGrantError, InvalidRequestError
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.user_tokens import AuthInfo, grant_user, issue_user_tokens
+from onepass.oauth_errors import InvalidGrantError, InvalidRequestError
 
 
 class AuthorizationCodeGrant:

@@ -3,12 +3,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
 from onepass.identity.canonical import CanonicalResolver
 from onepass.keys.keyring import KeyRing
-from onepass.oauth.clients import ClientRecord
 from onepass.settings import Settings
 
 

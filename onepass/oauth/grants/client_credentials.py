@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import InvalidRequestError
+from onepass.clients.registry import ClientRecord
+from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth.grants.base import TokenContext
-from onepass.oauth.scopes import grant_scope, parse_scope
 from onepass.oauth.tokens import issue_access_token
+from onepass.oauth_errors import InvalidRequestError
 
 
 class ClientCredentialsGrant:

@@ -6,13 +6,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from onepass.oauth.clients import ClientRecord
-from onepass.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from onepass.clients.registry import ClientRecord
+from onepass.clients.scopes import parse_scope
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_family
-from onepass.oauth.scopes import parse_scope
 from onepass.oauth.user_tokens import AuthInfo, grant_user, issue_user_tokens
+from onepass.oauth_errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 
 
 class RefreshTokenGrant:

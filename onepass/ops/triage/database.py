@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.oauth.models import OAuthApplication
+from onepass.clients.models import OAuthApplication
 from onepass.ops.severity import Finding, Severity, assess_deliveries, duration_text, name_list
 from onepass.ops.triage.report import CheckResult, Thresholds
 from onepass.webhooks import outbox_queries

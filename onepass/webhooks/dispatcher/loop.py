@@ -48,6 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from onepass.clock import Clock
 from onepass.crypto import SecretBox
 from onepass.db import Database
+from onepass.durations import parse_schedule
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.webhooks import outbox
@@ -55,7 +56,7 @@ from onepass.webhooks.dispatcher.attempt import Result, Sender
 from onepass.webhooks.dispatcher.recording import Recorder, Stats
 from onepass.webhooks.dispatcher.targets import Target, Targets
 from onepass.webhooks.listener import Listener
-from onepass.webhooks.retry import RetryPolicy, parse_schedule
+from onepass.webhooks.retry import RetryPolicy
 from onepass.webhooks.store import Claimed, ClaimSlots, Store, create_store
 
 log = structlog.get_logger("onepass.webhooks.dispatcher")

@@ -14,8 +14,8 @@ from typing import Any
 
 import structlog
 
+from onepass import instruments
 from onepass.clock import Clock
-from onepass.ops import metrics as delivery_metrics
 from onepass.webhooks.dispatcher.attempt import Result, error_class
 from onepass.webhooks.models import AttemptOutcome
 from onepass.webhooks.retry import Outcome
@@ -127,8 +127,8 @@ class Recorder:
         recorded = await self.store.record(
             [entry_update(r) for r in results], attempt_rows, self.clock.now()
         )
-        # GET /metrics (onepass.ops.metrics): the outcomes just recorded.
-        delivery_metrics.count_deliveries(
+        # GET /metrics (onepass.instruments): the outcomes just recorded.
+        instruments.count_deliveries(
             Counter(
                 r.decision.outcome.value
                 if r.entry.id in recorded.applied

@@ -5,9 +5,19 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+# Every domain's models, as the migration environment (onepass/db/migrations/env.py)
+# imports them, so that the metadata compared is the whole schema.
+import onepass.accounts.models
+import onepass.admin.models
+import onepass.clients.models
+import onepass.identity.models
+import onepass.keys.models
+import onepass.oauth.models
+import onepass.ops.models
+import onepass.webhooks.models  # noqa: F401 (each import registers its tables)
 from onepass.db import Database
+from onepass.db.base import Base
 from onepass.db.migrate import schema_is_current, upgrade
-from onepass.db.models import metadata
 from tests.conftest import create_pg_database, drop_pg_database, require_postgres
 
 
@@ -21,7 +31,7 @@ async def _check_fresh_database(url: str) -> None:
         async with database.engine.connect() as conn:
             diff = await conn.run_sync(
                 lambda c: compare_metadata(
-                    MigrationContext.configure(c, opts={"compare_type": True}), metadata
+                    MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
                 )
             )
         assert diff == [], f"models and migrations differ: {diff}"

@@ -7,11 +7,11 @@ import secrets
 import pytest
 from sqlalchemy import func, select, update
 
-from onepass.identity import enforcement
+from onepass.identity import backfill, enforcement
 from onepass.identity.canonical import CanonicalResolver
 from onepass.identity.service import merge
+from onepass.oauth.revocation import revoke_merged_user
 from onepass.runtime import Runtime
-from onepass.webhooks import backfill
 from onepass.webhooks.models import WebhookOutboxEntry
 from tests.factories import make_client, make_user
 
@@ -22,7 +22,13 @@ async def merged_pairs(runtime: Runtime, n: int) -> None:
         a = await make_user(runtime, email=f"a{i}-{secrets.token_hex(3)}@example.com")
         b = await make_user(runtime, email=f"b{i}-{secrets.token_hex(3)}@example.com")
         await merge(
-            runtime.database, resolver, runtime.clock, source_id=a.id, target_id=b.id, actor="t"
+            runtime.database,
+            resolver,
+            runtime.clock,
+            source_id=a.id,
+            target_id=b.id,
+            actor="t",
+            revoke_tokens=revoke_merged_user,
         )
 
 

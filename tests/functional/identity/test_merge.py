@@ -16,6 +16,7 @@ from onepass.identity.models import IdentityLink
 from onepass.identity.service import MergeError, merge, merge_users
 from onepass.oauth import pkce
 from onepass.oauth.models import RefreshToken
+from onepass.oauth.revocation import revoke_merged_user
 from onepass.runtime import Runtime
 from onepass.webhooks.models import WebhookOutboxEntry
 from tests.conftest import ISSUER, make_settings
@@ -28,7 +29,13 @@ async def do_merge(app_or_runtime, source: int, target: int):
     runtime = state.runtime if state else app_or_runtime
     resolver = state.resolver if state else CanonicalResolver(runtime.cache, 60)
     return await merge(
-        runtime.database, resolver, runtime.clock, source_id=source, target_id=target, actor="test"
+        runtime.database,
+        resolver,
+        runtime.clock,
+        source_id=source,
+        target_id=target,
+        actor="test",
+        revoke_tokens=revoke_merged_user,
     )
 
 
@@ -168,7 +175,13 @@ async def test_merge_invalidates_exactly_the_stale_cache_keys(runtime: Runtime) 
             await resolver.resolve(session, u)  # warm
     assert await runtime.cache.get(cache_key(a)) == str(b)
     result = await merge(
-        runtime.database, resolver, runtime.clock, source_id=b, target_id=c, actor="t"
+        runtime.database,
+        resolver,
+        runtime.clock,
+        source_id=b,
+        target_id=c,
+        actor="t",
+        revoke_tokens=revoke_merged_user,
     )
     assert sorted(result.stale_user_ids) == sorted([a, b])
     # The stale keys now hold the new answer; unrelated keys are untouched.
@@ -191,7 +204,15 @@ async def test_a_resolution_read_before_the_merge_cannot_put_the_old_answer_back
         from onepass.identity.canonical import canonical_user_id
 
         stale_answer = await canonical_user_id(session, b)  # read before the merge
-    await merge(runtime.database, resolver, runtime.clock, source_id=b, target_id=c, actor="t")
+    await merge(
+        runtime.database,
+        resolver,
+        runtime.clock,
+        source_id=b,
+        target_id=c,
+        actor="t",
+        revoke_tokens=revoke_merged_user,
+    )
     stored = await runtime.cache.set(
         cache_key(b), str(stale_answer), 3600, nx=True
     )  # the late write

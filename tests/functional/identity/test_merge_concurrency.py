@@ -13,6 +13,7 @@ from onepass.db import Database
 from onepass.identity.canonical import CanonicalResolver
 from onepass.identity.models import IdentityLink
 from onepass.identity.service import MergeError, merge
+from onepass.oauth.revocation import revoke_merged_user
 from onepass.runtime import Runtime
 from tests.factories import make_user
 
@@ -29,7 +30,13 @@ async def _attempt(
 ) -> bool:
     try:
         await merge(
-            database, resolver, runtime.clock, source_id=source, target_id=target, actor="race"
+            database,
+            resolver,
+            runtime.clock,
+            source_id=source,
+            target_id=target,
+            actor="race",
+            revoke_tokens=revoke_merged_user,
         )
     except MergeError:
         return False

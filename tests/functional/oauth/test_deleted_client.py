@@ -12,7 +12,7 @@ import pytest
 from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
 
 from onepass.app import OnePass
-from onepass.oauth import clients
+from onepass.clients import registry as clients
 from onepass.runtime import Runtime
 from tests.conftest import ISSUER
 from tests.factories import Client, UserInfo, make_client, make_rp, make_user

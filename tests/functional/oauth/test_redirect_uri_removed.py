@@ -9,7 +9,8 @@ import asyncio
 import httpx
 from sqlalchemy import func, select
 
-from onepass.oauth.models import AuthorizationCode, OAuthApplication
+from onepass.clients.models import OAuthApplication
+from onepass.oauth.models import AuthorizationCode
 from onepass.runtime import Runtime
 from tests.factories import REDIRECT_URI, Client, make_rp, make_user
 from tests.flow import authorize_url, submit_consent, submit_login

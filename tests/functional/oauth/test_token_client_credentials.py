@@ -10,7 +10,7 @@ import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from onepass.app import OnePass
-from onepass.oauth import clients
+from onepass.clients import registry as clients
 from onepass.runtime import Runtime
 from tests.conftest import ISSUER, database_stopped
 from tests.factories import make_client

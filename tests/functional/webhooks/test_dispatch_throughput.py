@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from onepass.oauth.models import OAuthApplication
+from onepass.clients.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.webhooks import outbox

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from onepass.clients.models import OAuthApplication
 from onepass.clock import FrozenClock
 from onepass.crypto import DecryptionError
-from onepass.oauth.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.webhooks import keys as service

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from onepass.clients.models import OAuthApplication
 from onepass.clock import FrozenClock
-from onepass.oauth.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.webhooks import outbox, outbox_queries

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from sqlalchemy import update
 
-from onepass.oauth.models import OAuthApplication
+from onepass.clients.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.webhooks import resolver, safety

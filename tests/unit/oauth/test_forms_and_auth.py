@@ -2,10 +2,10 @@ import base64
 
 import pytest
 
-from onepass.oauth.client_auth import extract_credentials, parse_basic
-from onepass.oauth.errors import InvalidClientError, InvalidRequestError, InvalidScopeError
+from onepass.clients.auth import extract_credentials, parse_basic
+from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth.forms import is_form_content_type, parse_form
-from onepass.oauth.scopes import grant_scope, parse_scope
+from onepass.oauth_errors import InvalidClientError, InvalidRequestError, InvalidScopeError
 
 
 def b64(text: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from onepass.clients.auth import is_client_id
+from onepass.clients.scopes import parse_scope
+from onepass.durations import parse_duration
 from onepass.oauth import pkce
-from onepass.oauth.client_auth import is_client_id
-from onepass.oauth.errors import InvalidScopeError
-from onepass.oauth.scopes import parse_scope
+from onepass.oauth_errors import InvalidScopeError
 from onepass.webhooks.outbox import is_idempotency_key
-from onepass.webhooks.retry import parse_duration
 
 VERIFIER = "v" * 43
 

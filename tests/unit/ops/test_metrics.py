@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from onepass.ops.metrics import OutboxSnapshot, outbox_families, route_template, status_class
+from onepass.instruments import route_template, status_class
+from onepass.ops.metrics import OutboxSnapshot, outbox_families
 
 
 def test_status_class_groups_status_codes() -> None:
@@ -43,7 +44,7 @@ def test_outbox_families_carry_dead_letters_per_rp() -> None:
 def test_flushed_observations_equal_prometheus_observe() -> None:
     from prometheus_client import CollectorRegistry, Histogram
 
-    from onepass.ops.metrics import LATENCY_BUCKETS, HttpMetrics, _add_observations
+    from onepass.instruments import LATENCY_BUCKETS, HttpMetrics, _add_observations
 
     registry = CollectorRegistry()
     direct = Histogram("direct_seconds", "d", buckets=LATENCY_BUCKETS, registry=registry)

@@ -8,14 +8,13 @@ from email.utils import format_datetime
 
 import pytest
 
+from onepass.durations import parse_duration, parse_schedule
 from onepass.webhooks.retry import (
     Outcome,
     RetryPolicy,
     TransportFailure,
     decide,
-    parse_duration,
     parse_retry_after,
-    parse_schedule,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -16,13 +16,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.clients import auth as client_auth
+from onepass.clients.models import OAuthApplication
+from onepass.clients.scopes import parse_scope
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
 from onepass.ids import random_identifier
-from onepass.oauth import client_auth
-from onepass.oauth.models import OAuthApplication
-from onepass.oauth.scopes import parse_scope
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")

@@ -1,6 +1,11 @@
 """OAuth 2.0 error responses (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009, RFC 7662).
 
 One class per error code; the code lives on the class, as in Authlib.
+
+A core module (it imports nothing of 1pass), not a part of ``onepass.oauth``: every
+endpoint an RP calls answers in this format, and three layers have such endpoints:
+client authentication (``onepass.clients.auth``, ``invalid_client``), the webhook
+key endpoint (``onepass.webhooks.routes``) and the OAuth endpoints themselves.
 """
 
 from __future__ import annotations

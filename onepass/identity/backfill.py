@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from onepass.accounts.models import User
+from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.db import Database
 from onepass.identity.models import IdentityLink
 from onepass.identity.service import link_idempotency_key, link_payload
-from onepass.oauth.models import OAuthApplication
 from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import Event, enqueue_many, subscribed
 

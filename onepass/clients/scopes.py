@@ -1,10 +1,15 @@
-"""Scope strings (RFC 6749 §3.3): space-delimited, case-sensitive ``scope-token``s."""
+"""Scope strings (RFC 6749 §3.3): space-delimited, case-sensitive ``scope-token``s, and
+the scopes a client is granted of those it is registered for.
+
+Here, with the registry, because a registration's ``scope`` is parsed by the same
+rules; ``/authorize`` and the grants (``onepass.oauth``) grant with ``grant_scope``.
+"""
 
 from __future__ import annotations
 
 import re
 
-from onepass.oauth.errors import InvalidScopeError
+from onepass.oauth_errors import InvalidScopeError
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")

@@ -1,0 +1,155 @@
+"""Client authentication (RFC 6749 §2.3.1, OIDC Core §9), for every endpoint an RP
+authenticates to: ``/token``, ``/revoke``, ``/introspect`` and ``/webhooks/signing-keys``.
+
+``extract_credentials`` is pure parsing: which client claims to be calling and with
+which credentials. ``ClientAuthenticator`` checks them against the client as
+``ClientCache`` knows it, so an endpoint asks the database nothing once the client
+is cached (the token endpoint's hot path).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import unquote_plus
+
+import structlog
+
+from onepass.crypto import KeyedHasher
+from onepass.oauth_errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    TemporarilyUnavailableError,
+)
+
+if TYPE_CHECKING:  # the registry imports this module's method names
+    from onepass.clients.registry import ClientCache, ClientRecord
+
+log = structlog.get_logger("onepass.clients.auth")
+
+CLIENT_SECRET_BASIC = "client_secret_basic"
+CLIENT_SECRET_POST = "client_secret_post"
+NONE = "none"
+AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE)
+
+MAX_CREDENTIAL_LENGTH = 512
+# The characters a client_id may have (ours are 24 of them); anything else is
+# refused before any lookup (the whole value: ``$`` would pass a final newline).
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+
+
+def is_client_id(value: str) -> bool:
+    return CLIENT_ID_PATTERN.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str | None
+    method: str
+
+
+def parse_basic(header: str) -> tuple[str, str]:
+    """Decode ``Authorization: Basic`` into (client_id, client_secret).
+
+    RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+    """
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClientError("the Authorization header must use the Basic scheme")
+    value = value.strip()
+    if not value or len(value) > 4 * MAX_CREDENTIAL_LENGTH:
+        raise InvalidClientError("malformed Basic credentials")
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):  # ValueError: non-ASCII input
+        raise InvalidClientError("malformed Basic credentials: not base64 of UTF-8 text") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id:
+        raise InvalidClientError("malformed Basic credentials: expected client_id:client_secret")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def extract_credentials(authorization: str | None, form: dict[str, str]) -> ClientCredentials:
+    """Find the client's credentials in the Authorization header or the form.
+
+    More than one method in one request is refused (RFC 6749 §2.3).
+    """
+    form_id = form.get("client_id")
+    form_secret = form.get("client_secret")
+    if authorization is not None:
+        if form_secret is not None:
+            raise InvalidRequestError("use only one client authentication method per request")
+        client_id, secret = parse_basic(authorization)
+        if form_id is not None and form_id != client_id:
+            raise InvalidRequestError("client_id in the body differs from the authenticated client")
+        return ClientCredentials(client_id, secret, CLIENT_SECRET_BASIC)
+    if form_id is None:
+        raise InvalidClientError("client authentication required")
+    if form_secret is not None:
+        return ClientCredentials(form_id, form_secret, CLIENT_SECRET_POST)
+    return ClientCredentials(form_id, None, NONE)
+
+
+class ClientAuthenticator:
+    """Find and authenticate the client of a request (RFC 6749 §2.3.1).
+
+    Every failure gives the same answer after the same work (one HMAC), so an
+    endpoint does not reveal which client ids exist or how they authenticate; the
+    reason is logged with the client_id only.
+    """
+
+    def __init__(self, clients: ClientCache, hasher: KeyedHasher) -> None:
+        self.clients = clients
+        self.hasher = hasher
+        # Compared against when the client is unknown, so that an unknown client
+        # and a wrong secret cost the same time.
+        self._dummy_hash = hasher.hash("unknown-client")
+
+    async def authenticate(self, authorization: str | None, form: dict[str, str]) -> ClientRecord:
+        """The client authenticated by the ``Authorization`` header or the form, or
+        ``invalid_client`` (``invalid_request`` for two methods at once,
+        ``temporarily_unavailable`` when the registry cannot be read)."""
+        credentials = extract_credentials(authorization, form)
+        client = None
+        if is_client_id(credentials.client_id):
+            try:
+                client = await self.clients.get(credentials.client_id)
+            except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError
+                log.error("token.client_lookup_failed", error=type(exc).__name__)
+                raise TemporarilyUnavailableError(
+                    "the client registry is unavailable; try again shortly"
+                ) from None
+        reason = self._failed_check(client, credentials)
+        if reason is not None or client is None:
+            log.info(
+                "token.client_authentication_failed",
+                client_id=credentials.client_id[:64],
+                reason=reason,
+            )
+            raise InvalidClientError("unknown client or wrong credentials")
+        return client
+
+    def _failed_check(
+        self, client: ClientRecord | None, credentials: ClientCredentials
+    ) -> str | None:
+        """Why authentication fails, or None; always one HMAC, whatever the outcome."""
+        secret = credentials.client_secret or ""
+        stored = client.client_secret_hash if client is not None else None
+        if client is None:
+            reason: str | None = "unknown client"
+        elif client.token_endpoint_auth_method != credentials.method:
+            reason = (
+                f"registered for {client.token_endpoint_auth_method}, used {credentials.method}"
+            )
+        elif credentials.method == NONE:
+            reason = None  # a public client: there is no secret to check
+        elif stored is None:
+            reason = "confidential client without a stored secret"
+        else:
+            return None if self.hasher.verify(secret, stored) else "wrong secret"
+        self.hasher.verify(secret, self._dummy_hash)
+        return reason
