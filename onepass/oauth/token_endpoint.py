@@ -30,6 +30,7 @@ from onepass.oauth.errors import (
 )
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.grants.base import Grant, TokenContext
+from onepass.services import Service
 
 if TYPE_CHECKING:
     from onepass.ops.metrics import TokenMetrics
@@ -215,3 +216,6 @@ class TokenEndpoint:
             return None if self.hasher.verify(secret, stored) else "wrong secret"
         self.hasher.verify(secret, self._dummy_hash)
         return reason
+
+
+TOKEN_ENDPOINT: Service[TokenEndpoint] = Service("oauth.token_endpoint")

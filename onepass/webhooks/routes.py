@@ -24,6 +24,8 @@ from onepass.oauth.errors import (
     UnauthorizedClientError,
 )
 from onepass.oauth.forms import is_form_content_type, parse_form
+from onepass.oauth.token_endpoint import TOKEN_ENDPOINT
+from onepass.services import runtime_of
 from onepass.web import read_body
 from onepass.webhooks import keys as service
 from onepass.webhooks import outbox
@@ -63,7 +65,7 @@ def _describe(key: WebhookSigningKey, secret: bytes | None) -> dict[str, Any]:
 async def signing_keys(request: Request) -> JSONResponse:
     """The webhook signing keys that sign deliveries now (newest first), with their
     secrets (v1) or public keys (v1a), and the kids revoked as compromised."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     try:
         authorizations = request.headers.getlist("authorization")
         if len(authorizations) > 1:
@@ -71,7 +73,7 @@ async def signing_keys(request: Request) -> JSONResponse:
         form: dict[str, str] = {}
         if request.method == "POST":
             form = await _read_form(request)
-        client = await request.app.state.token_endpoint.authenticate(
+        client = await TOKEN_ENDPOINT.of(request).authenticate(
             authorizations[0] if authorizations else None, form
         )
         if client.token_endpoint_auth_method == client_auth.NONE:
