@@ -2,7 +2,7 @@
 
 ``create_app(settings)`` returns an ASGI application: FastAPI for every route but
 the token endpoint, which is a bare ASGI handler (see ``oauth.token_endpoint``).
-State lives on the FastAPI app (``app.state``) and is built in its lifespan.
+The process's services are built in its lifespan (``onepass.services``).
 """
 
 from __future__ import annotations
@@ -23,36 +23,40 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onepass import __version__, instruments
-from onepass.accounts.csrf import CSRF
+from onepass.accounts.csrf import CSRF, CSRF_TOKENS
 from onepass.accounts.passwords import PasswordHasher
+from onepass.accounts.signin import SIGN_IN, SignIn
 from onepass.accounts.throttle import Limits, LoginThrottle
 from onepass.admin import console as admin_console
 from onepass.admin import routes as admin_routes
 from onepass.admin.errors import AdminError
-from onepass.clients.auth import ClientAuthenticator
-from onepass.clients.registry import ClientCache
+from onepass.clients.auth import CLIENT_AUTHENTICATOR, ClientAuthenticator
+from onepass.clients.registry import CLIENTS, ClientCache
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
 from onepass.db.errors import CANDIDATES as DATABASE_ERRORS
 from onepass.db.errors import is_unavailable
 from onepass.edge import Edge, protocol_of, refusal, unavailable
-from onepass.identity.canonical import CanonicalResolver
+from onepass.identity.canonical import RESOLVER, CanonicalResolver
 from onepass.instruments import route_template
-from onepass.keys.keyring import KeyRing
+from onepass.keys.keyring import KEYRING, KeyRing
 from onepass.logs import configure_logging
 from onepass.oauth import authorize_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
-from onepass.oauth.bearer import AccessTokenVerifier
+from onepass.oauth.bearer import VERIFIER, AccessTokenVerifier
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
-from onepass.oauth.interaction import Sealer
+from onepass.oauth.interaction import SEALER, Sealer
+from onepass.oauth.routes import DISCOVERY
 from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
 from onepass.oauth_errors import OAuthError
 from onepass.ops import routes as ops_routes
+from onepass.ops.status import STATUS_PAGE, StatusPage
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
+from onepass.services import Services
 from onepass.settings import ConfigError, Settings, load_settings
 from onepass.web import BadParameter, BodyTooLarge
 from onepass.webhooks import routes as webhook_routes
@@ -67,91 +71,54 @@ class StartupError(Exception):
     pass
 
 
-def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings, clock)
-        keyring = KeyRing(
-            runtime.database,
-            runtime.box,
-            runtime.clock,
-            refresh_interval=runtime.settings.key_refresh_interval,
-        )
-        try:
-            await keyring.refresh()
-        except DecryptionError as exc:
-            await runtime.close()
-            raise StartupError(
-                f"{exc}; ONEPASS_SECRET_KEY must be the key the keys were created with"
-            ) from None
-        except Exception as exc:
-            # The database may be down at start: serve 503 from /up and keep trying.
-            log.error("keys.initial_load_failed", error=type(exc).__name__, detail=str(exc)[:200])
-        clients = ClientCache(runtime.database, runtime.settings.client_cache_ttl)
-        resolver = CanonicalResolver(runtime.cache, runtime.settings.canonical_cache_ttl)
-        app.state.resolver = resolver
-        ctx = TokenContext(
-            settings=runtime.settings,
-            keyring=keyring,
-            clock=runtime.clock,
-            database=runtime.database,
-            hasher=runtime.hasher,
-            resolver=resolver,
-        )
-        app.state.runtime = runtime
-        app.state.keyring = keyring
-        app.state.clients = clients
-        app.state.discovery_body = orjson.dumps(oauth_routes.discovery_document(runtime.settings))
-        # Client authentication for /token, /revoke, /introspect and /webhooks/signing-keys.
-        app.state.client_authenticator = ClientAuthenticator(clients, runtime.hasher)
-        app.state.token_endpoint = TokenEndpoint(
-            ctx,
-            app.state.client_authenticator,
-            [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
-            max_body=runtime.settings.max_form_bytes,
-            metrics=instruments.TOKENS,
-        )
-        secret_key = runtime.settings.secret_key or ""
-        app.state.sealer = Sealer(secret_key, runtime.settings.interaction_ttl)
-        app.state.csrf = CSRF(secret_key)
-        app.state.passwords = PasswordHasher(runtime.settings)
-        app.state.throttle = LoginThrottle(
-            runtime.cache,
-            Limits(
-                per_account=runtime.settings.login_max_failures_per_account,
-                per_ip=runtime.settings.login_max_failures_per_ip,
-                window=runtime.settings.login_failure_window,
-            ),
-            secret_key,
-        )
-        app.state.verifier = AccessTokenVerifier(keyring, runtime.settings, runtime.clock, clients)
-        refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
-        # Metrics counted in plain Python reach prometheus-client every second (instruments).
-        metrics_flusher = asyncio.create_task(instruments.run_flusher(), name="metrics-flush")
-        # `onepass serve` on SQLite: one worker runs the webhook dispatcher (webhooks.embedded).
-        webhooks_stop = asyncio.Event()
-        webhooks_task = (
-            asyncio.create_task(run_embedded(runtime, webhooks_stop), name="webhooks-dispatcher")
-            if runtime.settings.webhook_embedded_dispatcher
-            else None
-        )
-        if settle:
-            settle_gc()
-        try:
-            yield
-        finally:
-            webhooks_stop.set()
-            if webhooks_task is not None:
-                await webhooks_task  # finishes the deliveries in flight, releases the rest
-            refresher.cancel()
-            metrics_flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-            with contextlib.suppress(asyncio.CancelledError):
-                await metrics_flusher
-            await runtime.close()
-
-    return lifespan
+def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, TokenEndpoint]:
+    """Every service of the process, under its typed name (``onepass.services``), and
+    the token endpoint, which ``OnePass`` calls directly."""
+    settings = runtime.settings
+    services = Services(runtime)
+    clients = ClientCache(runtime.database, settings.client_cache_ttl)
+    resolver = CanonicalResolver(runtime.cache, settings.canonical_cache_ttl)
+    ctx = TokenContext(
+        settings=settings,
+        keyring=keyring,
+        clock=runtime.clock,
+        database=runtime.database,
+        hasher=runtime.hasher,
+        resolver=resolver,
+    )
+    # Client authentication for /token, /revoke, /introspect and /webhooks/signing-keys.
+    authenticator = ClientAuthenticator(clients, runtime.hasher)
+    token_endpoint = TokenEndpoint(
+        ctx,
+        authenticator,
+        [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
+        max_body=settings.max_form_bytes,
+        metrics=instruments.TOKENS,
+    )
+    secret_key = settings.secret_key or ""
+    throttle = LoginThrottle(
+        runtime.cache,
+        Limits(
+            per_account=settings.login_max_failures_per_account,
+            per_ip=settings.login_max_failures_per_ip,
+            window=settings.login_failure_window,
+        ),
+        secret_key,
+    )
+    passwords = PasswordHasher(settings)
+    services.provide(KEYRING, keyring)
+    services.provide(CLIENTS, clients)
+    services.provide(RESOLVER, resolver)
+    services.provide(CLIENT_AUTHENTICATOR, authenticator)
+    services.provide(DISCOVERY, orjson.dumps(oauth_routes.discovery_document(settings)))
+    services.provide(SEALER, Sealer(secret_key, settings.interaction_ttl))
+    services.provide(CSRF_TOKENS, CSRF(secret_key))
+    services.provide(
+        SIGN_IN, SignIn(runtime.database, runtime.clock, runtime.hasher, passwords, throttle)
+    )
+    services.provide(VERIFIER, AccessTokenVerifier(keyring, settings, runtime.clock, clients))
+    services.provide(STATUS_PAGE, StatusPage(runtime, keyring))
+    return services, token_endpoint
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -216,17 +183,85 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 class OnePass:
-    """The ASGI entry point: the token endpoint first, FastAPI for the rest."""
+    """The ASGI entry point: the token endpoint first, FastAPI for the rest. Its
+    lifespan builds the process's services (``services``, see ``onepass.services``)."""
 
-    def __init__(self, api: FastAPI, settings: Settings) -> None:
-        self.api = api
+    # Set by the lifespan: the token endpoint is read on every request to /token.
+    services: Services
+    token_endpoint: TokenEndpoint
+
+    def __init__(self, settings: Settings, clock: Clock | None, settle: bool) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.settle = settle
+        self.api = FastAPI(
+            title="1pass",
+            version=__version__,
+            lifespan=self._lifespan,
+            docs_url=None,
+            redoc_url=None,
+        )
         # Bodies bounded, control characters refused, for every route but /token (edge.py).
-        self.edge = Edge(api, settings)
+        self.edge = Edge(self.api, settings)
         self.http_metrics = instruments.HTTP
 
     @property
     def state(self) -> Any:
+        """The FastAPI application's state: ``services`` (``onepass.services``), and the
+        names the admin package still reads (``runtime``, ``resolver``, ``csrf``)."""
         return self.api.state
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, api: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(self.settings, self.clock)
+        keyring = KeyRing(
+            runtime.database,
+            runtime.box,
+            runtime.clock,
+            refresh_interval=runtime.settings.key_refresh_interval,
+        )
+        try:
+            await keyring.refresh()
+        except DecryptionError as exc:
+            await runtime.close()
+            raise StartupError(
+                f"{exc}; ONEPASS_SECRET_KEY must be the key the keys were created with"
+            ) from None
+        except Exception as exc:
+            # The database may be down at start: serve 503 from /up and keep trying.
+            log.error("keys.initial_load_failed", error=type(exc).__name__, detail=str(exc)[:200])
+        services, self.token_endpoint = _services(runtime, keyring)
+        self.services = services
+        api.state.services = services
+        # The admin package reads these until it reads ``services`` too.
+        api.state.runtime = runtime
+        api.state.resolver = services.get(RESOLVER)
+        api.state.csrf = services.get(CSRF_TOKENS)
+        refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
+        # Metrics counted in plain Python reach prometheus-client every second (instruments).
+        metrics_flusher = asyncio.create_task(instruments.run_flusher(), name="metrics-flush")
+        # `onepass serve` on SQLite: one worker runs the webhook dispatcher (webhooks.embedded).
+        webhooks_stop = asyncio.Event()
+        webhooks_task = (
+            asyncio.create_task(run_embedded(runtime, webhooks_stop), name="webhooks-dispatcher")
+            if runtime.settings.webhook_embedded_dispatcher
+            else None
+        )
+        if self.settle:
+            settle_gc()
+        try:
+            yield
+        finally:
+            webhooks_stop.set()
+            if webhooks_task is not None:
+                await webhooks_task  # finishes the deliveries in flight, releases the rest
+            refresher.cancel()
+            metrics_flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            with contextlib.suppress(asyncio.CancelledError):
+                await metrics_flusher
+            await runtime.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -239,7 +274,7 @@ class OnePass:
         if scope["path"] == "/token":
             # The token endpoint returns the status it sent: no wrapper on its hot path.
             try:
-                status = await self.api.state.token_endpoint(scope, receive, send)
+                status = await self.token_endpoint(scope, receive, send)
             finally:
                 self.http_metrics.observe("/token", status, perf_counter() - started)
             return
@@ -261,13 +296,8 @@ def create_app(
 ) -> OnePass:
     """The application; ``server_process``: this process serves it until it ends
     (``onepass serve``), so the garbage collector is tuned for that (``process.py``)."""
-    api = FastAPI(
-        title="1pass",
-        version=__version__,
-        lifespan=_lifespan(settings, clock, server_process),
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = OnePass(settings, clock, server_process)
+    api = app.api
     _error_handlers(api)
     api.include_router(ops_routes.router)
     api.include_router(oauth_routes.router)
@@ -278,7 +308,7 @@ def create_app(
     api.include_router(admin_routes.router)
     api.include_router(admin_console.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return OnePass(api, settings)
+    return app
 
 
 def app_from_environment() -> OnePass:

@@ -1,6 +1,7 @@
-"""What one process holds while it serves: database, cache, keys, clients.
+"""What one process holds in every command and request: settings, database, cache, clock.
 
-Built in the application's lifespan (``app.state.runtime``) and by CLI commands.
+Built in the application's lifespan (``Services.runtime``, ``onepass.services``) and
+by CLI commands.
 """
 
 from __future__ import annotations

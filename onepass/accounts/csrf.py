@@ -12,6 +12,7 @@ import secrets
 
 from onepass.cookies import cookie_name
 from onepass.crypto import derive_key
+from onepass.services import Service
 from onepass.settings import Settings
 
 COOKIE = "onepass_csrf"
@@ -37,3 +38,6 @@ class CSRF:
         if not cookie_value or not token or len(cookie_value) > 128:
             return False
         return hmac.compare_digest(self.token_for(cookie_value), token)
+
+
+CSRF_TOKENS: Service[CSRF] = Service("accounts.csrf")

@@ -156,17 +156,6 @@ async def authenticate(
     return user
 
 
-async def authenticate_end_user(
-    session: AsyncSession, clock: Clock, check: PasswordCheck | None
-) -> User | None:
-    """``authenticate`` for signing in to a relying party: an administrator is an
-    account of its own, for the admin console (password and TOTP) only, so its
-    password alone signs in nowhere. Refused with the answer a wrong password gets,
-    after the same work: the page says nothing about which accounts administer."""
-    user = await authenticate(session, clock, check)
-    return None if user is None or user.is_admin else user
-
-
 @dataclass(frozen=True)
 class NewLoginSession:
     session: LoginSession

@@ -1,7 +1,8 @@
 """The admin console's sign-in, its sessions, and the outbox reads its pages show.
 
 An administrator signs in to the console (``/admin``) with email, password and a
-current TOTP code. The console session is a ``login_sessions`` row of its own kind
+current TOTP code: the sign-in service of ``accounts.signin``, through the console's
+door (``ConsoleDoor``). The console session is a ``login_sessions`` row of its own kind
 (``acr`` ``urn:1pass:admin``, ``amr`` pwd+otp, a short lifetime), and its cookie token
 is hashed under a domain of its own: the value of a console cookie is no end-user
 session (it cannot sign anyone in to a relying party), and an end-user session cookie
@@ -18,11 +19,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts import service as accounts
 from onepass.accounts import totp
 from onepass.accounts.models import LoginSession, User
+from onepass.accounts.signin import (
+    Attempt,
+    Door,
+    SessionKind,
+    SignedIn,
+    SignIn,
+    SignInRefused,
+    try_again_in,
+)
+from onepass.admin import audit
 from onepass.admin import service as admin_service
+from onepass.admin.audit import Actor
 from onepass.cache import Cache
 from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher, SecretBox
+from onepass.db.engine import Database
+from onepass.runtime import Runtime
 from onepass.webhooks import outbox, outbox_queries
 from onepass.webhooks.models import WebhookOutboxEntry
 
@@ -35,10 +49,9 @@ _TOKEN_DOMAIN = "admin-console\x00"
 GENERIC_REFUSAL = "Incorrect email, password or code."
 
 
-class ConsoleLoginRefused(accounts.AccountError):
-    """Sign-in refused. ``message`` is what the page shows (never which check failed,
-    except to someone who proved the password); ``reason`` is for the audit log;
-    ``admin`` is the administrator concerned (id, email), when the email is one."""
+class ConsoleLoginRefused(SignInRefused):
+    """Sign-in refused (``SignInRefused``); ``admin`` is the administrator concerned
+    (id, email), when the email is one, for the audit log."""
 
     def __init__(
         self,
@@ -49,13 +62,9 @@ class ConsoleLoginRefused(accounts.AccountError):
         counts: bool = True,
         retry_after: int | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
+        super().__init__(message, reason, counts=counts, retry_after=retry_after)
         # Plain values: the session the user was read in is rolled back.
         self.admin = (admin.id, admin.email) if admin is not None else None
-        self.counts = counts  # a failed login for the throttle
-        self.retry_after = retry_after  # locked out (429) for this long
 
 
 @dataclass(frozen=True)
@@ -64,80 +73,116 @@ class ConsoleSession:
     user: User
 
 
-async def log_in(
-    session: AsyncSession,
-    box: SecretBox,
-    hasher: KeyedHasher,
-    clock: Clock,
-    cache: Cache,
-    *,
-    email: str,
-    check: accounts.PasswordCheck | None,
-    code: str,
-    ttl: int,
-    max_totp_failures: int,
-    failure_window: int,
-    ip_address: str | None,
-    user_agent: str | None,
-) -> tuple[accounts.NewLoginSession, User]:
-    """A console session for an administrator whose password (``check``, from
-    ``accounts.check_password`` on ``email``) and TOTP code are right.
+class ConsoleDoor(Door):
+    """The console's way in (``accounts.signin``): an administrator whose password and
+    TOTP code are right.
 
     The code's step is recorded as used (the same code cannot then approve an action).
     Its check counts in the administrator's TOTP counter, the one step-up uses
-    (``admin.service.count_totp_attempt``): a password sign-in cannot reset it.
-    Raises ``ConsoleLoginRefused``.
+    (``admin.service.count_totp_attempt``): a password sign-in cannot reset it. The
+    sign-in is audited in the transaction that creates the session; a refusal is
+    audited by the caller (its transaction is rolled back).
     """
-    user = await accounts.authenticate(session, clock, check)
-    if user is None or not user.is_admin:
-        admin = None if user is not None else await _admin_named(session, email)
-        reason = "not an administrator" if user is not None else "wrong password"
-        raise ConsoleLoginRefused(GENERIC_REFUSAL, reason, admin=admin)
-    await session.flush()  # a password rehash, before the row is read again locked
-    # Locked: two sign-ins racing with one code, one wins (as service.step_up).
-    locked = await session.get(User, user.id, with_for_update=True, populate_existing=True)
-    if locked is None:
-        raise ConsoleLoginRefused(GENERIC_REFUSAL, "account deleted meanwhile")
-    if locked.totp_secret_encrypted is None:
-        # Only someone who knows the password gets this far: telling them is no leak.
-        raise ConsoleLoginRefused(
-            "This administrator has no second factor yet. Enrol one first: "
-            "onepass admin enroll-totp --email " + locked.email,
-            "TOTP not enrolled",
-            admin=locked,
-            counts=False,
+
+    def __init__(
+        self,
+        box: SecretBox,
+        cache: Cache,
+        clock: Clock,
+        *,
+        code: str,
+        ttl: int,
+        max_totp_failures: int,
+        failure_window: int,
+    ) -> None:
+        super().__init__(
+            SessionKind(
+                ttl=ttl, acr=CONSOLE_ACR, amr=tuple(CONSOLE_AMR), token_domain=_TOKEN_DOMAIN
+            ),
+            GENERIC_REFUSAL,
         )
-    try:
-        await admin_service.count_totp_attempt(
-            cache, locked.id, max_failures=max_totp_failures, failure_window=failure_window
-        )
-    except admin_service.TotpLocked as exc:
-        minutes = max(1, exc.retry_after // 60)
-        raise ConsoleLoginRefused(
-            f"Too many wrong codes. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
-            "too many wrong TOTP codes",
-            admin=locked,
-            retry_after=exc.retry_after,
-        ) from None
-    secret = box.decrypt(locked.totp_secret_encrypted, totp.box_context(locked.id)).decode()
-    step = totp.matching_step(secret, code, clock.timestamp(), locked.totp_last_step)
-    if step is None:
-        raise ConsoleLoginRefused(GENERIC_REFUSAL, "wrong or reused TOTP code", admin=locked)
-    await admin_service.totp_succeeded(cache, locked.id)
-    locked.totp_last_step = step
-    new = await accounts.create_login_session(
-        session,
-        hasher,
-        clock,
-        locked,
-        ttl=ttl,
-        amr=list(CONSOLE_AMR),
-        acr=CONSOLE_ACR,
-        ip_address=ip_address,
-        user_agent=user_agent,
-        token_domain=_TOKEN_DOMAIN,
+        self.box = box
+        self.cache = cache
+        self.clock = clock
+        self.code = code
+        self.max_totp_failures = max_totp_failures
+        self.failure_window = failure_window
+
+    async def wrong_password(self, database: Database, attempt: Attempt) -> SignInRefused:
+        async with database.session(readonly=True) as session:
+            admin = await _admin_named(session, attempt.email)
+        return ConsoleLoginRefused(GENERIC_REFUSAL, "wrong password", admin=admin)
+
+    async def admit(self, session: AsyncSession, user: User, attempt: Attempt) -> User:
+        if not user.is_admin:
+            raise ConsoleLoginRefused(GENERIC_REFUSAL, "not an administrator")
+        await session.flush()  # a password rehash, before the row is read again locked
+        # Locked: two sign-ins racing with one code, one wins (as service.step_up).
+        locked = await session.get(User, user.id, with_for_update=True, populate_existing=True)
+        if locked is None:
+            raise ConsoleLoginRefused(GENERIC_REFUSAL, "account deleted meanwhile")
+        if locked.totp_secret_encrypted is None:
+            # Only someone who knows the password gets this far: telling them is no leak.
+            raise ConsoleLoginRefused(
+                "This administrator has no second factor yet. Enrol one first: "
+                "onepass admin enroll-totp --email " + locked.email,
+                "TOTP not enrolled",
+                admin=locked,
+                counts=False,
+            )
+        try:
+            await admin_service.count_totp_attempt(
+                self.cache,
+                locked.id,
+                max_failures=self.max_totp_failures,
+                failure_window=self.failure_window,
+            )
+        except admin_service.TotpLocked as exc:
+            raise ConsoleLoginRefused(
+                f"Too many wrong codes. {try_again_in(exc.retry_after)}",
+                "too many wrong TOTP codes",
+                admin=locked,
+                retry_after=exc.retry_after,
+            ) from None
+        secret = self.box.decrypt(
+            locked.totp_secret_encrypted, totp.box_context(locked.id)
+        ).decode()
+        step = totp.matching_step(secret, self.code, self.clock.timestamp(), locked.totp_last_step)
+        if step is None:
+            raise ConsoleLoginRefused(GENERIC_REFUSAL, "wrong or reused TOTP code", admin=locked)
+        await admin_service.totp_succeeded(self.cache, locked.id)
+        locked.totp_last_step = step
+        return locked
+
+    async def signed_in(self, session: AsyncSession, signed_in: SignedIn, attempt: Attempt) -> None:
+        user = signed_in.user
+        actor = Actor(f"admin:{user.email}", "console", user.id, attempt.ip)
+        audit.add(session, self.clock, actor, "console.login", user.email)
+
+
+async def log_in(
+    sign_in: SignIn,
+    runtime: Runtime,
+    *,
+    email: str,
+    password: str,
+    code: str,
+    ip: str,
+    user_agent: str | None,
+) -> SignedIn:
+    """A console session (``ConsoleDoor``); raises ``LoginThrottled`` or
+    ``ConsoleLoginRefused``."""
+    settings = runtime.settings
+    door = ConsoleDoor(
+        runtime.box,
+        runtime.cache,
+        runtime.clock,
+        code=code,
+        ttl=settings.admin_console_session_ttl,
+        max_totp_failures=settings.admin_totp_max_failures,
+        failure_window=settings.login_failure_window,
     )
-    return new, locked
+    return await sign_in.sign_in(door, Attempt(email, password, ip, user_agent))
 
 
 async def _admin_named(session: AsyncSession, email: str) -> User | None:

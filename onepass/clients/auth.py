@@ -24,6 +24,7 @@ from onepass.oauth_errors import (
     InvalidRequestError,
     TemporarilyUnavailableError,
 )
+from onepass.services import Service
 
 if TYPE_CHECKING:  # the registry imports this module's method names
     from onepass.clients.registry import ClientCache, ClientRecord
@@ -153,3 +154,6 @@ class ClientAuthenticator:
             return None if self.hasher.verify(secret, stored) else "wrong secret"
         self.hasher.verify(secret, self._dummy_hash)
         return reason
+
+
+CLIENT_AUTHENTICATOR: Service[ClientAuthenticator] = Service("clients.authenticator")

@@ -23,6 +23,7 @@ from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
 from onepass.ids import random_identifier
+from onepass.services import Service
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")
@@ -295,3 +296,6 @@ class ClientCache:
         self._entries[client_id] = (record, self._monotonic() + self._ttl)
         future.set_result(record)
         return record
+
+
+CLIENTS: Service[ClientCache] = Service("clients.cache")

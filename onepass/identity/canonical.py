@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts.models import User
 from onepass.cache import Cache, MemoryCache
 from onepass.identity.models import IdentityLink
+from onepass.services import Service
 
 KEY_PREFIX = "user:canonical:"
 IN_PROCESS_TTL = 5.0
@@ -93,3 +94,6 @@ async def merged_away(
     if not enforce or resolver is None:
         return False
     return await resolver.resolve(session, user.id) != user.id
+
+
+RESOLVER: Service[CanonicalResolver] = Service("identity.resolver")

@@ -21,6 +21,7 @@ from onepass.db import Database
 from onepass.keys import service
 from onepass.keys.jwt import JWTSigner
 from onepass.keys.models import KeyState
+from onepass.services import Service
 
 log = structlog.get_logger("onepass.keys")
 
@@ -87,3 +88,6 @@ class KeyRing:
                 await self.refresh()
             except Exception as exc:
                 log.warning("keys.refresh_failed", error=type(exc).__name__, detail=str(exc)[:200])
+
+
+KEYRING: Service[KeyRing] = Service("keys.keyring")

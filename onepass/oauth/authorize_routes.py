@@ -6,14 +6,24 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass import api_docs
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
+from onepass.accounts.csrf import CSRF_TOKENS
+from onepass.accounts.models import User
+from onepass.accounts.signin import (
+    SIGN_IN,
+    Attempt,
+    EndUserDoor,
+    SignInRefused,
+    throttled_message,
+)
 from onepass.accounts.throttle import LoginThrottled
-from onepass.clients.registry import ClientRecord
+from onepass.clients.registry import CLIENTS, ClientRecord
 from onepass.cookies import cookie_name
-from onepass.identity.canonical import effective_user
+from onepass.identity.canonical import RESOLVER, effective_user
 from onepass.oauth.authorization import (
     SCOPE_DESCRIPTIONS,
     Redirect,
@@ -30,9 +40,10 @@ from onepass.oauth.authorize import (
     validate_authorization_request,
 )
 from onepass.oauth.codes import grant_consent
-from onepass.oauth.interaction import Interaction, InteractionInvalid
+from onepass.oauth.interaction import SEALER, Interaction, InteractionInvalid
 from onepass.oauth_errors import AccessDeniedError
 from onepass.pages import render
+from onepass.services import runtime_of
 from onepass.settings import Settings
 from onepass.web import Params, client_ip, query_params, read_form
 
@@ -54,7 +65,7 @@ def error_page(title: str, message: str, status: int = 400) -> Response:
 
 
 def _csrf_cookie(request: Request) -> tuple[str, bool]:
-    value = request.cookies.get(csrf_mod.cookie_for(request.app.state.runtime.settings))
+    value = request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings))
     if value and len(value) <= 128:
         return value, False
     return csrf_mod.CSRF.new_cookie_value(), True
@@ -62,16 +73,16 @@ def _csrf_cookie(request: Request) -> tuple[str, bool]:
 
 def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
     """Render a form page with a CSRF token (and its cookie if the browser has none)."""
-    state = request.app.state
+    settings = runtime_of(request).settings
     cookie, is_new = _csrf_cookie(request)
-    context = {**context, "csrf_token": state.csrf.token_for(cookie)}
+    context = {**context, "csrf_token": CSRF_TOKENS.of(request).token_for(cookie)}
     response = render(template, context, status)
     if is_new:
         response.set_cookie(
-            csrf_mod.cookie_for(state.runtime.settings),
+            csrf_mod.cookie_for(settings),
             cookie,
             httponly=True,
-            secure=state.runtime.settings.secure_cookies,
+            secure=settings.secure_cookies,
             samesite="lax",
             path="/",
         )
@@ -93,7 +104,7 @@ def _login_page(
     email: str | None = None,
     status: int = 200,
 ) -> Response:
-    sealed = request.app.state.sealer.seal(auth, request.app.state.runtime.clock.timestamp())
+    sealed = SEALER.of(request).seal(auth, runtime_of(request).clock.timestamp())
     return _page(
         request,
         "login.html",
@@ -114,8 +125,8 @@ def _consent_page(
     email: str,
     login_sid: str | None,
 ) -> Response:
-    sealed = request.app.state.sealer.seal(
-        auth, request.app.state.runtime.clock.timestamp(), login_sid=login_sid
+    sealed = SEALER.of(request).seal(
+        auth, runtime_of(request).clock.timestamp(), login_sid=login_sid
     )
     scopes = [SCOPE_DESCRIPTIONS.get(s, f"Use the scope {s}") for s in auth.scope]
     return _page(
@@ -134,8 +145,7 @@ async def _continue(
     logged_in_here: bool = False,
     just_consented: bool = False,
 ) -> Response:
-    state = request.app.state
-    runtime = state.runtime
+    runtime = runtime_of(request)
     async with runtime.database.session() as session:
         decision = await decide(
             session,
@@ -162,7 +172,7 @@ async def _continue(
 
 
 async def _current_login(request: Request) -> Any:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     async with runtime.database.session(readonly=True) as session:
         current = await accounts.session_from_token(
             session,
@@ -170,7 +180,7 @@ async def _current_login(request: Request) -> Any:
             runtime.clock,
             request.cookies.get(session_cookie(runtime.settings)),
         )
-    # An administrator signs in to the console only (``authenticate_end_user``); an
+    # An administrator signs in to the console only (``signin.EndUserDoor``); an
     # end-user session of one, left from before that rule, signs in to no RP either.
     if current is not None and current[1].is_admin:
         return None
@@ -197,31 +207,32 @@ async def authorize(request: Request) -> Response:
             return error_page("Bad request", "The authorization request must be a form post.")
     else:
         params = query_params(request)
-    state = request.app.state
     client_id = params.get("client_id", "")
-    client = await state.clients.get(client_id) if len(client_id) <= 64 and client_id else None
+    clients = CLIENTS.of(request)
+    client = await clients.get(client_id) if len(client_id) <= 64 and client_id else None
     try:
         auth = validate_authorization_request(params, client)
     except AuthorizeFatal as exc:
         return error_page("This sign-in link is not valid", exc.description)
     except AuthorizeRedirectError as exc:
-        url = error_redirect(exc.redirect_uri, exc.error, exc.state, state.runtime.settings.issuer)
+        issuer = runtime_of(request).settings.issuer
+        url = error_redirect(exc.redirect_uri, exc.error, exc.state, issuer)
         return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
     assert client is not None
     return await _continue(request, auth, client, current=await _current_login(request))
 
 
 def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:
-    state = request.app.state
-    cookie = request.cookies.get(csrf_mod.cookie_for(state.runtime.settings))
-    if not state.csrf.valid(cookie, form.get("csrf_token")):
+    runtime = runtime_of(request)
+    cookie = request.cookies.get(csrf_mod.cookie_for(runtime.settings))
+    if not CSRF_TOKENS.of(request).valid(cookie, form.get("csrf_token")):
         return error_page(
             "This form has expired",
             "Your browser's security token did not match (cookies blocked or the page is old).",
             403,
         )
     try:
-        return state.sealer.unseal(form.get("interaction", ""), state.runtime.clock.timestamp())
+        return SEALER.of(request).unseal(form.get("interaction", ""), runtime.clock.timestamp())
     except InteractionInvalid as exc:
         return error_page("This form has expired", str(exc).capitalize() + ".")
 
@@ -237,12 +248,24 @@ async def _form_and_request(
     interaction = _unseal(request, form)
     if isinstance(interaction, Response):
         return interaction
-    client = await request.app.state.clients.get(interaction.request.client_id)
+    client = await CLIENTS.of(request).get(interaction.request.client_id)
     try:
         client = recheck_client_and_redirect(interaction.request, client)
     except AuthorizeFatal as exc:
         return error_page("This sign-in link is no longer valid", exc.description)
     return form, interaction, client
+
+
+def _end_user_door(request: Request) -> EndUserDoor:
+    """``/login``'s way in (``accounts.signin``): a session for the account's canonical
+    user (``identity.canonical``)."""
+    settings = runtime_of(request).settings
+    resolver = RESOLVER.of(request)
+
+    async def canonical(session: AsyncSession, user: User) -> User:
+        return await effective_user(session, resolver, settings.enforce_canonical_resolution, user)
+
+    return EndUserDoor(settings.login_session_ttl, canonical)
 
 
 @router.post(
@@ -252,70 +275,43 @@ async def _form_and_request(
     ),
 )
 async def login(request: Request) -> Response:
-    state = request.app.state
-    runtime = state.runtime
+    runtime = runtime_of(request)
     posted = await _form_and_request(request, "sign-in")
     if isinstance(posted, Response):
         return posted
     form, interaction, client = posted
     auth = interaction.request
     email = form.get("email", "")[:320]
-    password = form.get("password", "")
-    ip = client_ip(request)
+    attempt = Attempt(
+        email, form.get("password", ""), client_ip(request), request.headers.get("user-agent")
+    )
     try:
-        await state.throttle.attempt(email, ip)
+        signed_in = await SIGN_IN.of(request).sign_in(_end_user_door(request), attempt)
     except LoginThrottled as exc:
-        minutes = max(1, exc.retry_after // 60)
         response = _login_page(
             request,
             auth,
             client.client_name,
             email=email,
             status=429,
-            error=f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            error=throttled_message(exc.retry_after),
         )
         response.headers["retry-after"] = str(exc.retry_after)
         return response
-    check = (
-        await accounts.check_password(runtime.database, state.passwords, email, password)
-        if email and password
-        else None
-    )
-    user = None
-    if check is not None:  # a write transaction only for a right password
-        async with runtime.database.session() as session:
-            user = await accounts.authenticate_end_user(session, runtime.clock, check)
-            if user is not None:
-                user = await effective_user(
-                    session, state.resolver, runtime.settings.enforce_canonical_resolution, user
-                )
-                new = await accounts.create_login_session(
-                    session,
-                    runtime.hasher,
-                    runtime.clock,
-                    user,
-                    ttl=runtime.settings.login_session_ttl,
-                    amr=["pwd"],
-                    acr=accounts.ACR_PASSWORD,
-                    ip_address=ip,
-                    user_agent=request.headers.get("user-agent"),
-                )
-    if user is None:
+    except SignInRefused as exc:
         return _login_page(
-            request,
-            auth,
-            client.client_name,
-            email=email,
-            status=401,
-            error="Incorrect email or password.",
+            request, auth, client.client_name, email=email, status=401, error=exc.message
         )
-    await state.throttle.succeeded(email, ip)
     response = await _continue(
-        request, auth, client, current=(new.session, user), logged_in_here=True
+        request,
+        auth,
+        client,
+        current=(signed_in.login.session, signed_in.user),
+        logged_in_here=True,
     )
     response.set_cookie(
         session_cookie(runtime.settings),
-        new.token,
+        signed_in.login.token,
         max_age=runtime.settings.login_session_ttl,
         httponly=True,
         secure=runtime.settings.secure_cookies,
@@ -332,8 +328,7 @@ async def login(request: Request) -> Response:
     ),
 )
 async def consent(request: Request) -> Response:
-    state = request.app.state
-    runtime = state.runtime
+    runtime = runtime_of(request)
     posted = await _form_and_request(request, "consent")
     if isinstance(posted, Response):
         return posted

@@ -22,6 +22,7 @@ from onepass.keys.keyring import KeyRing
 from onepass.oauth.revocation import is_access_token_revoked
 from onepass.oauth.tokens import ACCESS_TOKEN_TYP
 from onepass.oauth_errors import InvalidTokenError, TemporarilyUnavailableError
+from onepass.services import Service
 from onepass.settings import Settings
 
 log = structlog.get_logger("onepass.oauth.bearer")
@@ -102,3 +103,6 @@ class AccessTokenVerifier:
         if not await self.issued_to_registered_client(claims["client_id"]):
             raise InvalidTokenError("the client of this access token is no longer registered")
         return claims
+
+
+VERIFIER: Service[AccessTokenVerifier] = Service("oauth.verifier")

@@ -11,12 +11,15 @@ from sqlalchemy import select
 
 from onepass import api_docs
 from onepass.accounts.models import User
+from onepass.clients.auth import CLIENT_AUTHENTICATOR
 from onepass.clients.registry import ClientRecord
-from onepass.identity.canonical import merged_away
+from onepass.identity.canonical import RESOLVER, merged_away
+from onepass.oauth.bearer import VERIFIER
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_access_token, revoke_family
 from onepass.oauth_errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
+from onepass.services import runtime_of
 from onepass.web import read_body
 
 router = APIRouter(tags=["oauth"], responses=api_docs.CLIENT_AUTHENTICATED)
@@ -35,7 +38,7 @@ async def _authenticated_client(request: Request, form: dict[str, str]) -> Clien
     authorization = request.headers.getlist("authorization")
     if len(authorization) > 1:
         raise InvalidRequestError("more than one Authorization header")
-    return await request.app.state.client_authenticator.authenticate(
+    return await CLIENT_AUTHENTICATOR.of(request).authenticate(
         authorization[0] if authorization else None, form
     )
 
@@ -81,15 +84,15 @@ def _userinfo_claims(user: User, scope: set[str]) -> dict[str, Any]:
 @router.get("/userinfo")
 @router.post("/userinfo", openapi_extra=api_docs.form("access_token"))
 async def userinfo(request: Request) -> Response:
-    state = request.app.state
+    runtime = runtime_of(request)
     form = (
         await _form(request)
         if request.method == "POST" and request.headers.get("content-type")
         else None
     )
     token = _bearer(request, form)
-    async with state.runtime.database.session(readonly=True) as session:
-        claims = await state.verifier.verify(session, token)
+    async with runtime.database.session(readonly=True) as session:
+        claims = await VERIFIER.of(request).verify(session, token)
         scope = set(str(claims.get("scope", "")).split())
         if "openid" not in scope:
             raise InvalidTokenError("the access token was not issued for openid")
@@ -97,7 +100,7 @@ async def userinfo(request: Request) -> Response:
         if user is None or user.disabled_at is not None:
             raise InvalidTokenError("the user of this token no longer exists")
         if await merged_away(
-            session, state.resolver, state.runtime.settings.enforce_canonical_resolution, user
+            session, RESOLVER.of(request), runtime.settings.enforce_canonical_resolution, user
         ):
             raise InvalidTokenError("the user of this token was merged into another account")
         body = _userinfo_claims(user, scope)
@@ -113,8 +116,7 @@ async def userinfo(request: Request) -> Response:
 async def revoke(request: Request) -> Response:
     """RFC 7009. Answers 200 whether or not the token was known or belonged to the
     caller (§2.2): a client learns nothing about tokens that are not its own."""
-    state = request.app.state
-    runtime = state.runtime
+    runtime = runtime_of(request)
     form, client, token = await _token_request(request)
     hint = form.get("token_type_hint")
     if hint is not None and hint not in TOKEN_TYPE_HINTS:
@@ -124,7 +126,7 @@ async def revoke(request: Request) -> Response:
     async with runtime.database.session() as session:
         if token.count(".") == 2:
             try:
-                claims = state.verifier.decode(token)
+                claims = VERIFIER.of(request).decode(token)
             except InvalidTokenError:
                 claims = None
             if claims is not None and claims.get("client_id") == client.client_id:
@@ -151,24 +153,24 @@ async def revoke(request: Request) -> Response:
 )
 async def introspect(request: Request) -> Response:
     """RFC 7662. Inactive for unknown, expired, revoked, or other clients' tokens."""
-    state = request.app.state
-    runtime = state.runtime
+    runtime = runtime_of(request)
+    resolver = RESOLVER.of(request)
     _, client, token = await _token_request(request)
     inactive = JSONResponse({"active": False}, headers=NO_STORE)
     async with runtime.database.session(readonly=True) as session:
         if token.count(".") == 2:
             try:
-                claims = await state.verifier.verify(session, token)
+                claims = await VERIFIER.of(request).verify(session, token)
             except InvalidTokenError:
                 return inactive
             if claims.get("client_id") != client.client_id:
                 return inactive
             user = await session.scalar(select(User).where(User.sub == claims["sub"]))
             if user is not None and await merged_away(
-                session, state.resolver, runtime.settings.enforce_canonical_resolution, user
+                session, resolver, runtime.settings.enforce_canonical_resolution, user
             ):
                 return inactive
-            body = {
+            body: dict[str, Any] = {
                 "active": True,
                 "token_type": "Bearer",
                 **{
@@ -192,7 +194,7 @@ async def introspect(request: Request) -> Response:
             return inactive
         user = await session.get(User, row.user_id)
         if user is None or await merged_away(
-            session, state.resolver, runtime.settings.enforce_canonical_resolution, user
+            session, resolver, runtime.settings.enforce_canonical_resolution, user
         ):
             return inactive
         return JSONResponse(

@@ -21,6 +21,7 @@ import orjson
 
 from onepass.crypto import derive_key
 from onepass.oauth.authorize import AuthorizationRequest
+from onepass.services import Service
 
 
 class InteractionInvalid(Exception):
@@ -66,3 +67,6 @@ class Sealer:
             raise
         except (ValueError, KeyError, TypeError, UnicodeEncodeError):
             raise InteractionInvalid("the form is damaged") from None
+
+
+SEALER: Service[Sealer] = Service("oauth.sealer")

@@ -8,10 +8,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from onepass import api_docs
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
+from onepass.accounts.csrf import CSRF_TOKENS
+from onepass.clients.registry import CLIENTS
 from onepass.oauth.authorization import redirect_with
 from onepass.oauth.authorize_routes import _page, _read_form, error_page, session_cookie
+from onepass.oauth.bearer import VERIFIER
 from onepass.oauth_errors import InvalidTokenError
 from onepass.pages import render
+from onepass.services import runtime_of
 from onepass.web import printable_name, query_params
 
 router = APIRouter(
@@ -26,8 +30,8 @@ LOGOUT_PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "stat
 @router.get("/logout", openapi_extra=api_docs.query(*api_docs.LOGOUT_REQUEST))
 @router.post("/logout", openapi_extra=api_docs.form(*api_docs.LOGOUT_REQUEST))
 async def logout(request: Request) -> Response:
-    state = request.app.state
-    runtime = state.runtime
+    runtime = runtime_of(request)
+    clients = CLIENTS.of(request)
     if request.method == "POST":
         form = await _read_form(request)
         if form is None:
@@ -42,7 +46,7 @@ async def logout(request: Request) -> Response:
     hint_claims = None
     if "id_token_hint" in params:
         try:
-            hint_claims = state.verifier.decode_id_token_hint(params["id_token_hint"])
+            hint_claims = VERIFIER.of(request).decode_id_token_hint(params["id_token_hint"])
         except InvalidTokenError as exc:
             return error_page("Sign-out link not valid", exc.description.capitalize() + ".")
     client_id = params.get("client_id") or (hint_claims or {}).get("aud")
@@ -51,7 +55,7 @@ async def logout(request: Request) -> Response:
 
     redirect_uri = params.get("post_logout_redirect_uri")
     if redirect_uri is not None:
-        client = await state.clients.get(client_id) if client_id and len(client_id) <= 64 else None
+        client = await clients.get(client_id) if client_id and len(client_id) <= 64 else None
         if client is None or redirect_uri not in client.post_logout_redirect_uris:
             return error_page(
                 "Sign-out link not valid",
@@ -68,14 +72,14 @@ async def logout(request: Request) -> Response:
         )
     # Without proof that an RP of this user asked (a valid id_token_hint for the same
     # user), ask the user: a cross-site GET must not sign anyone out (§2, §6).
-    confirmed = request.method == "POST" and state.csrf.valid(
+    confirmed = request.method == "POST" and CSRF_TOKENS.of(request).valid(
         request.cookies.get(csrf_mod.cookie_for(runtime.settings)), params.get("csrf_token")
     )
     # An ID token vouches for its RP only while that RP is registered.
     trusted_hint = (
         hint_claims is not None
         and (current is None or current[1].sub == hint_claims["sub"])
-        and await state.clients.get(hint_claims["aud"]) is not None
+        and await clients.get(hint_claims["aud"]) is not None
     )
     if current is not None and not (confirmed or trusted_hint):
         kept = {k: params[k] for k in LOGOUT_PARAMS if k in params}

@@ -11,9 +11,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from onepass import api_docs
 from onepass.clients import auth as client_auth
 from onepass.keys.jwt import SUPPORTED_ALGS
+from onepass.keys.keyring import KEYRING
+from onepass.services import Service, runtime_of
 from onepass.settings import Settings
 
 router = APIRouter()
+
+# The discovery document, serialised once (app.py's lifespan).
+DISCOVERY: Service[bytes] = Service("oauth.discovery")
 
 
 def discovery_document(settings: Settings) -> dict[str, Any]:
@@ -69,12 +74,11 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
 @router.get("/.well-known/openid-configuration", include_in_schema=True, tags=["discovery"])
 @router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
 async def openid_configuration(request: Request) -> Response:
-    runtime = request.app.state.runtime
-    body = request.app.state.discovery_body
+    max_age = runtime_of(request).settings.jwks_max_age
     return Response(
-        body,
+        DISCOVERY.of(request),
         media_type="application/json",
-        headers={"cache-control": f"public, max-age={runtime.settings.jwks_max_age}"},
+        headers={"cache-control": f"public, max-age={max_age}"},
     )
 
 
@@ -109,10 +113,9 @@ async def token_document() -> Response:
 )
 async def jwks(request: Request) -> Response:
     """The published signing keys: next, active and retired (not yet expired)."""
-    keyring = request.app.state.keyring
-    max_age = request.app.state.runtime.settings.jwks_max_age
+    max_age = runtime_of(request).settings.jwks_max_age
     return Response(
-        keyring.jwks_body,
+        KEYRING.of(request).jwks_body,
         media_type="application/jwk-set+json",
         headers={"cache-control": f"public, max-age={max_age}"},
     )

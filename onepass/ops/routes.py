@@ -7,10 +7,12 @@ import hmac
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from onepass.keys.keyring import KEYRING
 from onepass.ops import metrics
 from onepass.ops.health import run_checks
-from onepass.ops.status import cached_status
+from onepass.ops.status import STATUS_PAGE
 from onepass.pages import render
+from onepass.services import runtime_of
 
 router = APIRouter(tags=["ops"])
 
@@ -27,9 +29,9 @@ router = APIRouter(tags=["ops"])
 async def up(request: Request) -> JSONResponse:
     """200 when the database answers, every needed signing key is active, and this
     process holds those keys, fresh; else 503 naming the failing check."""
-    runtime = request.app.state.runtime
-    required = {"RS256", runtime.settings.access_token_alg}
-    checks = await run_checks(runtime.database, request.app.state.keyring, required)
+    runtime = runtime_of(request)
+    required: set[str] = {"RS256", runtime.settings.access_token_alg}
+    checks = await run_checks(runtime.database, KEYRING.of(request), required)
     healthy = all(check.ok for check in checks)
     return JSONResponse(
         {
@@ -44,7 +46,7 @@ async def up(request: Request) -> JSONResponse:
 @router.get("/status", response_class=HTMLResponse)
 async def status_page(request: Request) -> HTMLResponse:
     """The public status page: health in one word, and the open sev1 incidents."""
-    return render("status.html", {"status": await cached_status(request.app.state)})
+    return render("status.html", {"status": await STATUS_PAGE.of(request).read()})
 
 
 @router.get("/status.json")
@@ -52,7 +54,7 @@ async def status_json(request: Request) -> JSONResponse:
     """The status page as JSON: ``status`` (operational or disrupted), ``summary``,
     ``updated_at``, the open sev1 ``incidents`` and ``incidents_available``."""
     return JSONResponse(
-        await cached_status(request.app.state),
+        await STATUS_PAGE.of(request).read(),
         headers={"cache-control": "no-store", "access-control-allow-origin": "*"},
     )
 
@@ -61,7 +63,7 @@ async def status_json(request: Request) -> JSONResponse:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text format. With ONEPASS_METRICS_TOKEN set, only for
     ``Authorization: Bearer <token>``; in production, off until it is set."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     settings = runtime.settings
     token = settings.metrics_token
     if token is None and settings.is_production:

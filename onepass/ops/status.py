@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from onepass.keys.keyring import KeyRing
 from onepass.ops.health import run_checks
 from onepass.ops.incidents import public_incidents
+from onepass.runtime import Runtime
+from onepass.services import Service
 
 OPERATIONAL = "operational"
 DISRUPTED = "disrupted"
@@ -36,11 +39,10 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-async def read_status(state: Any) -> dict[str, Any]:
-    """The status document, from the app's state (runtime, keyring)."""
-    runtime = state.runtime
-    required = {"RS256", runtime.settings.access_token_alg}
-    checks = await run_checks(runtime.database, state.keyring, required)
+async def read_status(runtime: Runtime, keyring: KeyRing) -> dict[str, Any]:
+    """The status document."""
+    required: set[str] = {"RS256", runtime.settings.access_token_alg}
+    checks = await run_checks(runtime.database, keyring, required)
     healthy = all(check.ok for check in checks)
     incidents: list[dict[str, Any]] = []
     available = True
@@ -81,12 +83,27 @@ async def read_status(state: Any) -> dict[str, Any]:
     }
 
 
-async def cached_status(state: Any) -> dict[str, Any]:
-    ttl = state.runtime.settings.status_cache_ttl
-    cached: _Cached | None = getattr(state, "status_cache", None)
-    now = time.monotonic()
-    if cached is not None and cached.until > now:
-        return cached.data
-    data = await read_status(state)
-    state.status_cache = _Cached(data, now + ttl)
-    return data
+class StatusPage:
+    """The status document of one process, one reading reused for
+    ``ONEPASS_STATUS_CACHE_TTL`` seconds (``STATUS_PAGE``)."""
+
+    def __init__(self, runtime: Runtime, keyring: KeyRing) -> None:
+        self.runtime = runtime
+        self.keyring = keyring
+        self._cached: _Cached | None = None
+
+    async def read(self) -> dict[str, Any]:
+        cached = self._cached
+        now = time.monotonic()
+        if cached is not None and cached.until > now:
+            return cached.data
+        data = await read_status(self.runtime, self.keyring)
+        self._cached = _Cached(data, now + self.runtime.settings.status_cache_ttl)
+        return data
+
+    def forget(self) -> None:
+        """The next ``read`` reads anew."""
+        self._cached = None
+
+
+STATUS_PAGE: Service[StatusPage] = Service("ops.status_page")

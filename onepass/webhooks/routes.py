@@ -17,12 +17,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from onepass import api_docs, web
 from onepass.clients import auth as client_auth
+from onepass.clients.auth import CLIENT_AUTHENTICATOR
 from onepass.oauth_errors import (
     InvalidRequestError,
     OAuthError,
     TemporarilyUnavailableError,
     UnauthorizedClientError,
 )
+from onepass.services import runtime_of
 from onepass.webhooks import keys as service
 from onepass.webhooks import outbox
 from onepass.webhooks.models import WebhookSigningKey
@@ -77,7 +79,7 @@ def _describe(key: WebhookSigningKey, secret: bytes | None) -> dict[str, Any]:
 async def signing_keys(request: Request) -> JSONResponse:
     """The webhook signing keys that sign deliveries now (newest first), with their
     secrets (v1) or public keys (v1a), and the kids revoked as compromised."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     try:
         authorizations = request.headers.getlist("authorization")
         if len(authorizations) > 1:
@@ -85,7 +87,7 @@ async def signing_keys(request: Request) -> JSONResponse:
         form: dict[str, str] = {}
         if request.method == "POST":
             form = await _read_form(request)
-        client = await request.app.state.client_authenticator.authenticate(
+        client = await CLIENT_AUTHENTICATOR.of(request).authenticate(
             authorizations[0] if authorizations else None, form
         )
         if client.token_endpoint_auth_method == client_auth.NONE:

@@ -136,7 +136,7 @@ async def test_random_admin_requests_never_get_a_server_error(
 ) -> None:
     from tests.factories import make_admin
 
-    runtime = app.state.runtime
+    runtime = app.services.runtime
     if not hasattr(app.state, "test_admin"):
         app.state.test_admin = await make_admin(runtime)
     token = app.state.test_admin.token

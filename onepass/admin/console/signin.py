@@ -1,5 +1,6 @@
-"""Signing in to the console and out: email, password and a TOTP code
-(``console_service.log_in``); a console session of its own."""
+"""Signing in to the console and out: email, password and a TOTP code (the sign-in
+service of ``accounts.signin`` through ``console_service.ConsoleDoor``); a console
+session of its own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import structlog
 from fastapi import Request
 from fastapi.responses import Response
 
-from onepass.accounts import service as accounts
+from onepass.accounts.signin import SIGN_IN, throttled_message
 from onepass.accounts.throttle import LoginThrottled
 from onepass.admin import audit, console_service
 from onepass.admin.audit import Actor
@@ -16,7 +17,6 @@ from onepass.admin.console.web import (
     EXPIRED_FORM,
     actor_of,
     admin_cookie,
-    client_ip,
     csrf_ok,
     current_console,
     guarded,
@@ -31,6 +31,7 @@ from onepass.admin.console.web import (
     totp_code_of,
 )
 from onepass.admin.console_service import ConsoleLoginRefused
+from onepass.web import client_ip
 
 log = structlog.get_logger("onepass.admin.console")
 
@@ -70,7 +71,6 @@ async def login_form(request: Request) -> Response:
 @router.post("/login")
 @guarded
 async def login(request: Request) -> Response:
-    state = request.app.state
     runtime = runtime_of(request)
     form = await read_form(request)
     if form is None:
@@ -97,42 +97,26 @@ async def login(request: Request) -> Response:
         )
     ip = client_ip(request)
     try:
-        await state.throttle.attempt(email, ip)
+        signed_in = await console_service.log_in(
+            SIGN_IN.of(request),
+            runtime,
+            email=email,
+            password=password,
+            code=code,
+            ip=ip,
+            user_agent=request.headers.get("user-agent"),
+        )
     except LoginThrottled as exc:
-        minutes = max(1, exc.retry_after // 60)
         response = _login_page(
             request,
             next_url=next_url,
             email=email,
-            error=f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            error=throttled_message(exc.retry_after),
             status=429,
         )
         response.headers["retry-after"] = str(exc.retry_after)
         return response
-    # The password is checked before the write transaction opens (see check_password).
-    check = await accounts.check_password(runtime.database, state.passwords, email, password)
-    try:
-        async with runtime.database.session() as session:
-            new, user = await console_service.log_in(
-                session,
-                runtime.box,
-                runtime.hasher,
-                runtime.clock,
-                runtime.cache,
-                email=email,
-                check=check,
-                code=code,
-                ttl=runtime.settings.admin_console_session_ttl,
-                max_totp_failures=runtime.settings.admin_totp_max_failures,
-                failure_window=runtime.settings.login_failure_window,
-                ip_address=ip,
-                user_agent=request.headers.get("user-agent"),
-            )
-            actor = Actor(f"admin:{user.email}", "console", user.id, ip)
-            audit.add(session, runtime.clock, actor, "console.login", user.email)
     except ConsoleLoginRefused as exc:
-        if not exc.counts:  # the password was right
-            await state.throttle.succeeded(email, ip)
         if exc.admin is not None:
             admin_id, admin_email = exc.admin
             await audit.record(
@@ -158,11 +142,10 @@ async def login(request: Request) -> Response:
         if exc.retry_after:
             page.headers["retry-after"] = str(exc.retry_after)
         return page
-    await state.throttle.succeeded(email, ip)
     response = redirect_to(next_url)
     response.set_cookie(
         admin_cookie(runtime.settings),
-        new.token,
+        signed_in.login.token,
         max_age=runtime.settings.admin_console_session_ttl,
         httponly=True,
         secure=runtime.settings.secure_cookies,

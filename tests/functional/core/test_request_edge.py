@@ -39,7 +39,7 @@ def post_routes(app: OnePass) -> list[str]:
 
 
 def limit_of(app: OnePass, path: str) -> int:
-    settings = app.state.runtime.settings
+    settings = app.services.runtime.settings
     if protocol_of(path) == "admin":
         return int(getattr(settings, "max_json_bytes", 16 * 1024))
     return settings.max_form_bytes
@@ -90,7 +90,7 @@ async def test_post_body_over_limit_streamed_is_never_read_past_the_limit(
 ) -> None:
     """Chunked, no Content-Length: each route either answers 413 or stops reading; none
     reads more than the limit (plus the chunk that crossed it)."""
-    admin = await make_admin(app.state.runtime)
+    admin = await make_admin(app.services.runtime)
     for path in post_routes(app):
         limit = limit_of(app, path)
         body = CountingBody(4 * limit // CHUNK)

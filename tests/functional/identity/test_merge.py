@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from onepass.accounts.models import LoginSession
 from onepass.app import OnePass, create_app
-from onepass.identity.canonical import CanonicalResolver, cache_key
+from onepass.identity.canonical import RESOLVER, CanonicalResolver, cache_key
 from onepass.identity.models import IdentityLink
 from onepass.identity.service import MergeError, merge, merge_users
 from onepass.oauth import pkce
@@ -25,9 +25,9 @@ from tests.flow import log_in_and_consent
 
 
 async def do_merge(app_or_runtime, source: int, target: int):
-    state = app_or_runtime.state if isinstance(app_or_runtime, OnePass) else None
-    runtime = state.runtime if state else app_or_runtime
-    resolver = state.resolver if state else CanonicalResolver(runtime.cache, 60)
+    services = app_or_runtime.services if isinstance(app_or_runtime, OnePass) else None
+    runtime = services.runtime if services else app_or_runtime
+    resolver = services.get(RESOLVER) if services else CanonicalResolver(runtime.cache, 60)
     return await merge(
         runtime.database,
         resolver,

@@ -14,6 +14,7 @@ from onepass.app import OnePass
 from onepass.clock import FrozenClock
 from onepass.crypto import DecryptionError, SecretBox
 from onepass.keys import service
+from onepass.keys.keyring import KEYRING
 from onepass.keys.models import KeyState, SigningKey
 from onepass.runtime import Runtime
 from onepass.startup import KEYS_LOCK
@@ -95,7 +96,7 @@ async def test_tokens_verify_across_two_rotations(
     client = await make_client(runtime)
     issued: list[tuple[str, dict]] = []
     for _ in range(3):
-        await app.state.keyring.refresh()
+        await app.services.get(KEYRING).refresh()
         jwks_then = (await http.get("/.well-known/jwks.json")).json()
         response = await http.post(
             "/token",
@@ -104,7 +105,7 @@ async def test_tokens_verify_across_two_rotations(
         )
         issued.append((response.json()["access_token"], jwks_then))
         await rotate(runtime)
-    await app.state.keyring.refresh()
+    await app.services.get(KEYRING).refresh()
     jwks_now = (await http.get("/.well-known/jwks.json")).json()
     kids = set()
     for token, jwks_then in issued:
@@ -118,7 +119,7 @@ async def test_jwks_publishes_next_active_retired_with_cache_control(
     app: OnePass, http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     await rotate(runtime)
-    await app.state.keyring.refresh()
+    await app.services.get(KEYRING).refresh()
     response = await http.get("/.well-known/jwks.json")
     assert response.headers["cache-control"] == f"public, max-age={runtime.settings.jwks_max_age}"
     published = {k["kid"] for k in response.json()["keys"]}
@@ -167,7 +168,7 @@ async def test_key_ring_signs_with_new_active_key_after_refresh(
     client = await make_client(runtime)
     rotations = await rotate(runtime)
     new_es256 = next(r.activated_kid for r in rotations if r.alg == "ES256")
-    await app.state.keyring.refresh()
+    await app.services.get(KEYRING).refresh()
     response = await http.post(
         "/token",
         data={"grant_type": "client_credentials"},

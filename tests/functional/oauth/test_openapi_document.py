@@ -12,7 +12,7 @@ from tests.factories import make_rp
 async def test_revoke_success_is_documented_as_an_empty_200(
     app: OnePass, http: httpx.AsyncClient
 ) -> None:
-    rp = await make_rp(app.state.runtime)
+    rp = await make_rp(app.services.runtime)
     assert rp.client_secret is not None
     answer = await http.post(
         "/revoke", data={"token": "not-a-token"}, auth=(rp.client_id, rp.client_secret)

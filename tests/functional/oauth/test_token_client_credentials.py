@@ -197,7 +197,7 @@ async def test_database_down_gives_503_temporarily_unavailable_for_uncached_clie
     assert (
         await http.post("/token", data=data, auth=(cached.client_id, cached.client_secret))
     ).status_code == 200
-    async with database_stopped(app.state.runtime.database):
+    async with database_stopped(app.services.runtime.database):
         response = await http.post(
             "/token", data=data, auth=(uncached.client_id, uncached.client_secret)
         )

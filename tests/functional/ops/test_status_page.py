@@ -6,6 +6,7 @@ import httpx
 
 from onepass.app import OnePass
 from onepass.ops import incidents
+from onepass.ops.status import STATUS_PAGE
 from onepass.runtime import Runtime
 from tests.conftest import database_stopped
 
@@ -82,7 +83,7 @@ async def test_status_shows_open_sev1_incidents_with_public_updates_only(
 async def test_status_when_the_database_is_down_says_so_and_leaks_nothing(
     app: OnePass, http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    database = app.state.runtime.database
+    database = app.services.runtime.database
     async with database_stopped(database):
         response = await http.get("/status.json")
         page = await http.get("/status")
@@ -100,11 +101,11 @@ async def test_status_when_the_database_is_down_says_so_and_leaks_nothing(
 async def test_status_reading_is_reused_for_the_cache_ttl(
     http: httpx.AsyncClient, app: OnePass, runtime: Runtime
 ) -> None:
-    app.state.runtime.settings = app.state.runtime.settings.model_copy(
+    app.services.runtime.settings = app.services.runtime.settings.model_copy(
         update={"status_cache_ttl": 60}
     )
     assert (await http.get("/status.json")).json()["status"] == "operational"
     await open_incident(runtime, 1, "Down")
     assert (await http.get("/status.json")).json()["status"] == "operational"  # cached
-    app.state.status_cache = None
+    app.services.get(STATUS_PAGE).forget()
     assert (await http.get("/status.json")).json()["status"] == "disrupted"

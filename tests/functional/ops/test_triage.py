@@ -77,7 +77,7 @@ async def test_triage_is_sev1_when_up_fails_naming_the_check(
 async def test_triage_is_sev1_when_the_database_is_down_and_says_token_requests_fail(
     app: OnePass, http: httpx.AsyncClient
 ) -> None:
-    database = app.state.runtime.database
+    database = app.services.runtime.database
     async with database_stopped(database):
         report = await run_triage(http, database)
     assert report.severity is Severity.SEV1

@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import text
 
 from onepass.app import OnePass
+from onepass.keys.keyring import KEYRING
 from onepass.runtime import Runtime
 from tests.conftest import database_stopped
 
@@ -38,7 +39,7 @@ async def test_up_is_503_naming_signing_keys_when_keys_are_removed(
 async def test_up_is_503_naming_database_when_it_stops_answering(
     app: OnePass, http: httpx.AsyncClient
 ) -> None:
-    async with database_stopped(app.state.runtime.database):
+    async with database_stopped(app.services.runtime.database):
         response = await http.get("/up")
     assert response.status_code == 503
     body = response.json()
@@ -51,7 +52,7 @@ async def test_up_is_503_naming_database_when_it_stops_answering(
 async def test_up_is_503_naming_key_ring_when_this_process_stopped_refreshing(
     app: OnePass, http: httpx.AsyncClient
 ) -> None:
-    keyring = app.state.keyring
+    keyring = app.services.get(KEYRING)
     keyring.last_refreshed = time.monotonic() - 3600
     response = await http.get("/up")
     assert response.status_code == 503

@@ -1,0 +1,203 @@
+"""Signing in with an email and a password: one service behind ``/login`` (end-users,
+``oauth.authorize_routes``) and ``/admin/login`` (administrators, the admin console).
+
+The steps, the same for both:
+
+1. The attempt is counted by the throttle (``LoginThrottle.attempt``) before its
+   password is checked: of any number of concurrent attempts, at most the limit are
+   checked. Over the limit: ``LoginThrottled``, and nothing is checked.
+2. The password is checked outside any transaction (``service.check_password``:
+   argon2 runs off the event loop, and on SQLite a write transaction holds the
+   database's one write lock).
+3. Only a right password opens the write transaction. There the account is read
+   again (``service.authenticate``: disabled or given another password meanwhile is
+   a wrong password), the door admits it or not, and a login session of the door's
+   kind is created.
+4. A success, or a refusal that proved the password (``SignInRefused.counts`` false),
+   gives the throttle its attempt back.
+
+What differs is the ``Door``: the kind of session (lifetime, acr, amr, the domain its
+cookie token is hashed under), the words a wrong password gets, and the steps that
+admit an account. ``EndUserDoor`` (``/login``) refuses an administrator with the
+answer a wrong password gets, after the same work, and signs in the account's
+canonical user; the console's door (``admin.console_service``) requires an
+administrator and a TOTP code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts import service as accounts
+from onepass.accounts.models import User
+from onepass.accounts.passwords import PasswordHasher
+from onepass.accounts.throttle import LoginThrottle
+from onepass.clock import Clock
+from onepass.crypto import KeyedHasher
+from onepass.db.engine import Database
+from onepass.services import Service
+
+WRONG_PASSWORD = "Incorrect email or password."
+
+
+def try_again_in(seconds: int) -> str:
+    """``Try again in 3 minutes.`` (never less than one minute)."""
+    minutes = max(1, seconds // 60)
+    return f"Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+
+
+def throttled_message(retry_after: int) -> str:
+    """What a page says to an attempt refused by the throttle (``LoginThrottled``)."""
+    return f"Too many failed attempts. {try_again_in(retry_after)}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    email: str
+    password: str = field(repr=False)
+    ip: str
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class SessionKind:
+    ttl: int  # seconds
+    acr: str
+    amr: tuple[str, ...]
+    # The login session's cookie token is hashed with this in front
+    # (``service.create_login_session``): one kind's token is no token of another.
+    token_domain: str = ""
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    login: accounts.NewLoginSession
+    user: User
+
+
+class SignInRefused(accounts.AccountError):
+    """Sign-in refused. ``message`` is what the page shows (never which check failed,
+    except to someone who proved the password); ``reason`` is for the audit log;
+    ``counts``: a failed attempt for the throttle; ``retry_after``: locked out (429)
+    for this long."""
+
+    def __init__(
+        self, message: str, reason: str, *, counts: bool = True, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.counts = counts
+        self.retry_after = retry_after
+
+
+class Door:
+    """One way in: what a sign-in through it admits, and the session it gives."""
+
+    def __init__(self, kind: SessionKind, wrong_password: str = WRONG_PASSWORD) -> None:
+        self.kind = kind
+        self.wrong_password_message = wrong_password
+
+    async def admit(self, session: AsyncSession, user: User, attempt: Attempt) -> User | None:
+        """The user to sign in, read in the write transaction, for ``user`` whose
+        password was right; None to refuse as a wrong password (the transaction
+        commits), or raise ``SignInRefused`` (it rolls back)."""
+        return user
+
+    async def signed_in(self, session: AsyncSession, signed_in: SignedIn, attempt: Attempt) -> None:
+        """In the transaction that created the session, before it commits."""
+
+    async def wrong_password(self, database: Database, attempt: Attempt) -> SignInRefused:
+        """The refusal of a wrong password (no transaction is open)."""
+        return SignInRefused(self.wrong_password_message, "wrong password")
+
+
+Resolve = Callable[[AsyncSession, User], Awaitable[User]]
+
+
+class EndUserDoor(Door):
+    """``/login``, signing in to relying parties. An administrator is an account of its
+    own, for the admin console (password and TOTP) only, so its password alone signs
+    in nowhere: refused with the answer a wrong password gets, after the same work
+    (the page says nothing about which accounts administer). ``resolve``: the user
+    tokens and sessions are issued for (``identity.canonical.effective_user``)."""
+
+    def __init__(self, ttl: int, resolve: Resolve | None = None) -> None:
+        super().__init__(SessionKind(ttl=ttl, acr=accounts.ACR_PASSWORD, amr=("pwd",)))
+        self._resolve = resolve
+
+    async def admit(self, session: AsyncSession, user: User, attempt: Attempt) -> User | None:
+        if user.is_admin:
+            return None
+        return await self._resolve(session, user) if self._resolve is not None else user
+
+
+class SignIn:
+    """The sign-in service of one process (``SIGN_IN``)."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        hasher: KeyedHasher,
+        passwords: PasswordHasher,
+        throttle: LoginThrottle,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.hasher = hasher
+        self.passwords = passwords
+        self.throttle = throttle
+
+    async def sign_in(self, door: Door, attempt: Attempt) -> SignedIn:
+        """A new login session through ``door``; raises ``LoginThrottled`` (nothing was
+        checked) or ``SignInRefused``."""
+        await self.throttle.attempt(attempt.email, attempt.ip)
+        try:
+            signed_in = await self._check(door, attempt)
+        except SignInRefused as exc:
+            if not exc.counts:  # the password was right
+                await self.throttle.succeeded(attempt.email, attempt.ip)
+            raise
+        await self.throttle.succeeded(attempt.email, attempt.ip)
+        return signed_in
+
+    async def _check(self, door: Door, attempt: Attempt) -> SignedIn:
+        check = (
+            await accounts.check_password(
+                self.database, self.passwords, attempt.email, attempt.password
+            )
+            if attempt.email and attempt.password
+            else None
+        )
+        signed_in = None
+        if check is not None:  # a write transaction only for a right password
+            async with self.database.session() as session:
+                user = await accounts.authenticate(session, self.clock, check)
+                if user is not None:
+                    user = await door.admit(session, user, attempt)
+                if user is not None:
+                    kind = door.kind
+                    login = await accounts.create_login_session(
+                        session,
+                        self.hasher,
+                        self.clock,
+                        user,
+                        ttl=kind.ttl,
+                        amr=list(kind.amr),
+                        acr=kind.acr,
+                        ip_address=attempt.ip,
+                        user_agent=attempt.user_agent,
+                        token_domain=kind.token_domain,
+                    )
+                    signed_in = SignedIn(login, user)
+                    await door.signed_in(session, signed_in, attempt)
+        if signed_in is None:
+            raise await door.wrong_password(self.database, attempt)
+        return signed_in
+
+
+SIGN_IN: Service[SignIn] = Service("accounts.sign_in")
