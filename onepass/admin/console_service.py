@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts import service as accounts
 from onepass.accounts import totp
 from onepass.accounts.models import LoginSession, User
-from onepass.admin import service as admin_service
 from onepass.cache import Cache
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher, SecretBox
 from onepass.oauth.models import OAuthApplication
+from onepass.operators import service as admin_service
 from onepass.webhooks import outbox, outbox_queries
 from onepass.webhooks.models import WebhookOutboxEntry
 

@@ -1,7 +1,6 @@
 """Every domain's models, imported in one place so Alembic sees the whole schema."""
 
 from onepass.accounts.models import LoginSession, User
-from onepass.admin.models import ActionRequestNonce, AdminToken, AuditLogEntry
 from onepass.db.base import Base
 from onepass.identity.models import IdentityLink
 from onepass.keys.models import SigningKey
@@ -12,6 +11,7 @@ from onepass.oauth.models import (
     RefreshToken,
     RevokedAccessToken,
 )
+from onepass.operators.models import ActionRequestNonce, AdminToken, AuditLogEntry
 from onepass.ops.models import Incident, IncidentUpdate
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry, WebhookSigningKey
 

@@ -32,13 +32,14 @@ from onepass.identity.canonical import CanonicalResolver, canonical_user_id
 from onepass.identity.models import IdentityLink
 from onepass.oauth.models import OAuthApplication
 from onepass.oauth.revocation import revoke_user_refresh_tokens
+from onepass.refusals import Conflict
 from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import enqueue, subscribed, timestamp_text
 
 MERGE_LOCK = "identity.merge"
 
 
-class MergeError(ValueError):
+class MergeError(Conflict):
     """A merge that must not happen; the message tells the operator what to do."""
 
 

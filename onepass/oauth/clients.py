@@ -23,16 +23,17 @@ from onepass.ids import random_identifier
 from onepass.oauth import client_auth
 from onepass.oauth.models import OAuthApplication
 from onepass.oauth.scopes import parse_scope
+from onepass.refusals import NotFound, Refusal
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 
 
-class ClientError(ValueError):
+class ClientError(Refusal):
     """A client registration or lookup that cannot be done; the message says why."""
 
 
-class ClientNotFound(ClientError):
+class ClientNotFound(ClientError, NotFound):
     pass
 
 

@@ -9,8 +9,7 @@ from fastapi.responses import Response
 
 from onepass.accounts import service as accounts
 from onepass.accounts.throttle import LoginThrottled
-from onepass.admin import audit, console_service
-from onepass.admin.audit import Actor
+from onepass.admin import console_service
 from onepass.admin.console.web import (
     COOKIE_PATH,
     EXPIRED_FORM,
@@ -31,6 +30,8 @@ from onepass.admin.console.web import (
     totp_code_of,
 )
 from onepass.admin.console_service import ConsoleLoginRefused
+from onepass.operators import audit
+from onepass.operators.audit import Actor
 
 log = structlog.get_logger("onepass.admin.console")
 

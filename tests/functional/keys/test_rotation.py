@@ -15,8 +15,8 @@ from onepass.clock import FrozenClock
 from onepass.crypto import DecryptionError, SecretBox
 from onepass.keys import service
 from onepass.keys.models import KeyState, SigningKey
+from onepass.keys.service import KEYS_LOCK
 from onepass.runtime import Runtime
-from onepass.startup import KEYS_LOCK
 from tests.conftest import ISSUER
 from tests.factories import make_client
 from tests.oidc import verify_access_token
