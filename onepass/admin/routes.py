@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from onepass import api_docs
 from onepass.admin import console_service
@@ -155,29 +157,100 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise AdminError("invalid_request", str(exc)) from None
 
 
-def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise AdminError("invalid_request", f'"{name}" is required')
-        return None
-    if not isinstance(value, str) or len(value) > 500:
-        raise AdminError("invalid_request", f'"{name}" must be a string (at most 500 characters)')
-    return value
+# -- request bodies ---------------------------------------------------------------------
+
+MAX_TEXT = 500
+Text = Annotated[str | None, Field(max_length=MAX_TEXT)]
+RequiredText = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
-def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise AdminError("invalid_request", f'"{name}" must be true or false')
-    return value
+class Body(BaseModel):
+    """A JSON body: a string is a string of at most 500 characters, a flag true or false
+    (no coercion), other fields are ignored. ``openapi()`` documents it exactly."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def openapi(cls) -> dict[str, Any]:
+        schema = cls.model_json_schema(by_alias=True)
+        return {
+            "requestBody": {
+                "required": bool(schema.get("required")),
+                "content": {"application/json": {"schema": schema}},
+            }
+        }
+
+
+class StepUpBody(Body):
+    action: RequiredText
+    target: RequiredText
+    totp_code: RequiredText
+
+
+class ChangeBody(Body):
+    action_request_nonce: Text = None
+
+
+class ReplayBody(Body):
+    since: Text = None
+    event_type: Text = None
+    dry_run: bool = False
+    action_request_nonce: Text = None
+
+
+class RotateWebhookKeyBody(Body):
+    grace: Text = None
+    scheme: Literal["v1", "v1a"] | None = None
+    action_request_nonce: Text = None
+
+
+class RotateSigningKeysBody(Body):
+    force: bool = False
+    action_request_nonce: Text = None
+
+
+class MergeBody(Body):
+    source: RequiredText
+    target: RequiredText
+    reason: Text = None
+    action_request_nonce: Text = None
+
+
+class InvalidateCanonicalBody(Body):
+    user: Text = None
+    every: bool = Field(False, alias="all")
+    action_request_nonce: Text = None
+
+
+B = TypeVar("B", bound=Body)
+
+
+async def body_of(request: Request, model: type[B]) -> B:
+    """The request's JSON object (``json_body``) as ``model``; the first problem, by
+    field, as the API's 400."""
+    data = await json_body(request)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise AdminError("invalid_request", _problem(exc.errors()[0])) from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    name = str(error["loc"][0]) if error["loc"] else "body"
+    if error["type"] == "missing":
+        return f'"{name}" is required'
+    if error["type"] == "bool_type":
+        return f'"{name}" must be true or false'
+    if error["type"] == "literal_error":
+        return f'"{name}" must be ' + error["ctx"]["expected"].replace("'", '"')
+    return f'"{name}" must be a string (at most {MAX_TEXT} characters)'
 
 
 async def change(
     who: Caller,
     action: str,
     target: str,
-    body: dict[str, Any],
+    nonce: str | None,
     do: Callable[[Caller], Awaitable[Any]],
 ) -> Response:
     """Canonicalise the target, spend the step-up nonce, then act (the playbook); every
@@ -191,7 +264,7 @@ async def change(
                 session,
                 runtime,
                 who.who.user,
-                _text(body, "action_request_nonce"),
+                nonce,
                 action=action,
                 target=canonical,
                 token_id=who.who.token.id,
@@ -244,16 +317,12 @@ async def list_actions(_who: AnyCaller) -> Response:
 @router.post(
     "/step-up",
     name="step_up",
-    openapi_extra=api_docs.json_object(
-        ("action", "target", "totp_code"), required=("action", "target", "totp_code")
-    ),
+    openapi_extra=StepUpBody.openapi(),
 )
 async def post_step_up(request: Request, who: AnyCaller) -> Response:
     """A TOTP code for one action on one target → ``action_request_nonce``."""
-    body = await json_body(request)
-    action = _text(body, "action", required=True) or ""
-    target = _text(body, "target", required=True) or ""
-    code = _text(body, "totp_code", required=True) or ""
+    body = await body_of(request, StepUpBody)
+    action, target, code = body.action, body.target, body.totp_code
     spec = actions.ACTIONS.get(action)
     if spec is not None:
         await check_scope(request, who, spec.scope)
@@ -344,7 +413,7 @@ async def webhook_outbox_entry(
 @router.post(
     "/webhook_outbox/{entry_id}/retry",
     name="retry",
-    openapi_extra=api_docs.json_object(("action_request_nonce",)),
+    openapi_extra=ChangeBody.openapi(),
 )
 async def post_retry(
     request: Request,
@@ -352,18 +421,17 @@ async def post_retry(
     entry_id: int = Path(ge=0, le=MAX_ID),
 ) -> Response:
     """Send one entry again from the start of the schedule (step-up)."""
-    body = await json_body(request)
+    body = await body_of(request, ChangeBody)
     return await change(
         who,
         actions.RETRY,
         str(entry_id),
-        body,
+        body.action_request_nonce,
         lambda who: webhooks.retry(who.runtime, who.actor, entry_id),
     )
 
 
-def _since(body: dict[str, Any]) -> datetime | None:
-    value = _text(body, "since")
+def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -379,20 +447,17 @@ def _since(body: dict[str, Any]) -> datetime | None:
 @router.post(
     "/applications/{app}/replay_dlq",
     name="replay_dlq",
-    openapi_extra=api_docs.json_object(
-        ("action_request_nonce", "since", "event_type"), ("dry_run",)
-    ),
+    openapi_extra=ReplayBody.openapi(),
 )
 async def post_replay_dlq(request: Request, who: AnyCaller, app: str) -> Response:
     """Send every dead entry of an application again (step-up), or count them
     (``"dry_run": true``, no step-up)."""
-    body = await json_body(request)
-    since = _since(body)
-    event_type = _text(body, "event_type")
+    body = await body_of(request, ReplayBody)
+    since = _since(body.since)
+    event_type, dry_run = body.event_type, body.dry_run
     if event_type is not None:
         with answered():
             parse_event_type(event_type)
-    dry_run = _flag(body, "dry_run")
 
     def do(who: Caller) -> Awaitable[Any]:
         return webhooks.replay_dlq(
@@ -404,7 +469,7 @@ async def post_replay_dlq(request: Request, who: AnyCaller, app: str) -> Respons
         with answered():
             return _json(await do(who))
     await check_scope(request, who, actions.ACTIONS[actions.REPLAY_DLQ].scope)
-    return await change(who, actions.REPLAY_DLQ, app, body, do)
+    return await change(who, actions.REPLAY_DLQ, app, body.action_request_nonce, do)
 
 
 # -- keys -----------------------------------------------------------------------------
@@ -413,29 +478,27 @@ async def post_replay_dlq(request: Request, who: AnyCaller, app: str) -> Respons
 @router.post(
     "/applications/{app}/webhook_keys/rotate",
     name="rotate_webhook_key",
-    openapi_extra=api_docs.json_object(("action_request_nonce", "grace", "scheme")),
+    openapi_extra=RotateWebhookKeyBody.openapi(),
 )
 async def post_rotate_webhook_key(
     request: Request, who: Annotated[Caller, acting(actions.ROTATE_WEBHOOK_KEY)], app: str
 ) -> Response:
     """A new webhook signing key; the current one keeps signing for ``grace`` (step-up).
     The new secret is in the answer, this once."""
-    body = await json_body(request)
+    body = await body_of(request, RotateWebhookKeyBody)
     try:
-        seconds = parse_duration(_text(body, "grace") or "72h")
+        seconds = parse_duration(body.grace or "72h")
     except ValueError as exc:
         raise AdminError("invalid_request", f'"grace": {exc}') from None
     if seconds > MAX_GRACE:  # a timedelta, then a date, overflows past a few thousand years
         raise AdminError("invalid_request", '"grace" is at most 365d')
     grace = timedelta(seconds=seconds)
-    scheme = _text(body, "scheme")
-    if scheme not in (None, "v1", "v1a"):
-        raise AdminError("invalid_request", '"scheme" must be "v1" or "v1a"')
+    scheme = body.scheme
     return await change(
         who,
         actions.ROTATE_WEBHOOK_KEY,
         app,
-        body,
+        body.action_request_nonce,
         lambda who: keys.rotate_webhook_key(
             who.runtime, who.actor, app, grace=grace, scheme=scheme
         ),
@@ -445,7 +508,7 @@ async def post_rotate_webhook_key(
 @router.post(
     "/applications/{app}/webhook_keys/{kid}/compromise",
     name="compromise_webhook_key",
-    openapi_extra=api_docs.json_object(("action_request_nonce",)),
+    openapi_extra=ChangeBody.openapi(),
 )
 async def post_compromise_webhook_key(
     request: Request,
@@ -455,12 +518,12 @@ async def post_compromise_webhook_key(
 ) -> Response:
     """Emergency: revoke a leaked webhook key, issue a new one, re-stamp undelivered
     entries, tell the RP (step-up). The new secret is in the answer, this once."""
-    body = await json_body(request)
+    body = await body_of(request, ChangeBody)
     return await change(
         who,
         actions.COMPROMISE_WEBHOOK_KEY,
         f"{app}/{kid}",
-        body,
+        body.action_request_nonce,
         lambda who: keys.compromise_webhook_key(who.runtime, who.actor, app, kid),
     )
 
@@ -468,19 +531,19 @@ async def post_compromise_webhook_key(
 @router.post(
     "/signing_keys/rotate",
     name="rotate_signing_keys",
-    openapi_extra=api_docs.json_object(("action_request_nonce",), ("force",)),
+    openapi_extra=RotateSigningKeysBody.openapi(),
 )
 async def post_rotate_signing_keys(
     request: Request, who: Annotated[Caller, acting(actions.ROTATE_SIGNING_KEYS)]
 ) -> Response:
     """Rotate the JWKS signing keys (step-up); ``"force": true`` as `keys rotate --force`."""
-    body = await json_body(request)
-    force = _flag(body, "force")
+    body = await body_of(request, RotateSigningKeysBody)
+    force = body.force
     return await change(
         who,
         actions.ROTATE_SIGNING_KEYS,
         "jwks",
-        body,
+        body.action_request_nonce,
         lambda who: keys.rotate_signing_keys(who.runtime, who.actor, force=force),
     )
 
@@ -491,24 +554,20 @@ async def post_rotate_signing_keys(
 @router.post(
     "/users/merge",
     name="merge_users",
-    openapi_extra=api_docs.json_object(
-        ("action_request_nonce", "source", "target", "reason"), required=("source", "target")
-    ),
+    openapi_extra=MergeBody.openapi(),
 )
 async def post_users_merge(
     request: Request, who: Annotated[Caller, acting(actions.MERGE_USERS)]
 ) -> Response:
     """Merge ``source`` into ``target`` (step-up, target ``SOURCE->TARGET``)."""
-    body = await json_body(request)
-    source = _text(body, "source", required=True) or ""
-    into = _text(body, "target", required=True) or ""
-    reason = _text(body, "reason")
+    body = await body_of(request, MergeBody)
+    source, into, reason = body.source, body.target, body.reason
     resolver: CanonicalResolver = request.app.state.resolver
     return await change(
         who,
         actions.MERGE_USERS,
         f"{source}->{into}",
-        body,
+        body.action_request_nonce,
         lambda who: merges.merge_by_reference(
             who.runtime, resolver, who.actor, source, into, reason=reason
         ),
@@ -518,16 +577,15 @@ async def post_users_merge(
 @router.post(
     "/cache/invalidate_canonical",
     name="invalidate_canonical",
-    openapi_extra=api_docs.json_object(("action_request_nonce", "user"), ("all",)),
+    openapi_extra=InvalidateCanonicalBody.openapi(),
 )
 async def post_invalidate_canonical(
     request: Request, who: Annotated[Caller, acting(actions.INVALIDATE_CANONICAL)]
 ) -> Response:
     """Drop cached canonical-user resolutions: ``{"user": …}`` or ``{"all": true}`` (step-up,
     target the user or ``*``)."""
-    body = await json_body(request)
-    user = _text(body, "user")
-    every = _flag(body, "all")
+    body = await body_of(request, InvalidateCanonicalBody)
+    user, every = body.user, body.every
     if (user is None) == (not every):
         raise AdminError("invalid_request", 'give exactly one of "user" or "all": true')
     resolver: CanonicalResolver = request.app.state.resolver
@@ -535,7 +593,7 @@ async def post_invalidate_canonical(
         who,
         actions.INVALIDATE_CANONICAL,
         "*" if every else (user or ""),
-        body,
+        body.action_request_nonce,
         lambda who: cache.invalidate_canonical(
             who.runtime, resolver, who.actor, None if every else user
         ),
