@@ -1,11 +1,13 @@
 """``/api/v1/admin``: the playbook over HTTP, for the admin console and for scripts.
 
 Every request carries an admin token (``Authorization: Bearer opa_…``, from `onepass
-admin tokens create`) with the scope the route needs. Reads need nothing more. Every
-change also needs an ``action_request_nonce`` in its JSON body, from ``POST
-/api/v1/admin/step-up`` (a TOTP code, the action, the target): see ``service.py``.
-Errors are ``{"error": code, "message": …}``; every request that reached a decision is
-in the audit log, refusals included.
+admin tokens create`) with the scope the route needs: the dependencies ``AnyCaller``,
+``scoped(scope)`` and ``acting(action)``. Reads need nothing more. Every change also
+needs an ``action_request_nonce`` in its JSON body, from ``POST /api/v1/admin/step-up``
+(a TOTP code, the action, the target): see ``onepass.operators.service``; the change
+itself is the playbook's (``onepass.playbook``). Bodies are pydantic models, so
+``/openapi.json`` documents them. Errors are ``{"error": code, "message": …}``; every
+request that reached a decision is in the audit log, refusals included.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from onepass.cli import common
 from onepass.cli.common import run
 from onepass.refusals import Conflict
 from onepass.runtime import Runtime
@@ -19,6 +20,8 @@ def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ONEPASS_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("ONEPASS_SECRET_KEY", TEST_SECRET_KEY)
+    # run() configures logging for a command's process: not for the test session's.
+    monkeypatch.setattr(common, "configure_logging", lambda *_args, **_kwargs: None)
 
 
 async def refused(_runtime: Runtime) -> None:
