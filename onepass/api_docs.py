@@ -126,22 +126,6 @@ def form(
     }
 
 
-def json_object(
-    strings: tuple[str, ...] = (), flags: tuple[str, ...] = (), required: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """An ``application/json`` object of string fields and boolean flags."""
-    properties = _strings(strings) | {name: {"type": "boolean"} for name in flags}
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    return {
-        "requestBody": {
-            "required": bool(required),
-            "content": {"application/json": {"schema": schema}},
-        }
-    }
-
-
 # OAuth 2.0 / OIDC Core §3.1.2.1 authorization request.
 AUTHORIZATION_REQUEST = (
     "client_id",

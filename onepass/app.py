@@ -233,10 +233,6 @@ class OnePass:
         services, self.token_endpoint = _services(runtime, keyring)
         self.services = services
         api.state.services = services
-        # The admin package reads these until it reads ``services`` too.
-        api.state.runtime = runtime
-        api.state.resolver = services.get(RESOLVER)
-        api.state.csrf = services.get(CSRF_TOKENS)
         refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
         # Metrics counted in plain Python reach prometheus-client every second (instruments).
         metrics_flusher = asyncio.create_task(instruments.run_flusher(), name="metrics-flush")

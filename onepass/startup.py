@@ -9,11 +9,10 @@ from onepass.db import migrate
 from onepass.identity.enforcement import guard_enforcement
 from onepass.keys import service as keys
 from onepass.keys.models import KeyState
+from onepass.keys.service import KEYS_LOCK
 from onepass.runtime import Runtime
 
 log = structlog.get_logger("onepass.startup")
-
-KEYS_LOCK = "signing_keys"
 
 
 async def check_enforcement(runtime: Runtime) -> None:

@@ -92,7 +92,7 @@ async def make_admin(
     from datetime import timedelta
 
     from onepass.accounts.passwords import PasswordHasher
-    from onepass.admin import service
+    from onepass.operators import service
 
     async with runtime.database.session() as session:
         user = await service.create_admin(

@@ -18,6 +18,7 @@ from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db.engine import Database
 from onepass.ids import random_identifier
+from onepass.refusals import Conflict, Invalid, NotFound, Refusal
 
 # A pragmatic email check: one @, something on each side, a dot in the domain.
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
@@ -26,12 +27,20 @@ MAX_EMAIL_LENGTH = 320
 ACR_PASSWORD = "urn:1pass:acr:pwd"
 
 
-class AccountError(ValueError):
+class AccountError(Refusal):
     """A user operation that cannot be done; the message says why."""
 
 
-class UserNotFound(AccountError):
+class UserNotFound(AccountError, NotFound):
     pass
+
+
+class InvalidAccount(AccountError, Invalid):
+    """An email address or a password that cannot be used."""
+
+
+class EmailInUse(AccountError, Conflict):
+    """Another account has this email address."""
 
 
 def normalize_email(email: str) -> str:
@@ -50,9 +59,9 @@ async def create_user(
 ) -> User:
     email = email.strip()
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
-        raise AccountError(f"{email[:80]!r} is not an email address")
+        raise InvalidAccount(f"{email[:80]!r} is not an email address")
     if password is not None and (problem := password_problem(password)):
-        raise AccountError(problem)
+        raise InvalidAccount(problem)
     now = clock.now()
     user = User(
         sub=random_identifier(22),
@@ -69,7 +78,7 @@ async def create_user(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
-        raise AccountError(f"a user with the email {email!r} already exists") from None
+        raise EmailInUse(f"a user with the email {email!r} already exists") from None
     return user
 
 

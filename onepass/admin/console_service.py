@@ -28,14 +28,14 @@ from onepass.accounts.signin import (
     SignInRefused,
     try_again_in,
 )
-from onepass.admin import audit
-from onepass.admin import service as admin_service
-from onepass.admin.audit import Actor
 from onepass.cache import Cache
 from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher, SecretBox
 from onepass.db.engine import Database
+from onepass.operators import service as admin_service
+from onepass.operators.audit import Actor
+from onepass.playbook import console as console_audit
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox, outbox_queries
 from onepass.webhooks.models import WebhookOutboxEntry
@@ -157,7 +157,7 @@ class ConsoleDoor(Door):
     async def signed_in(self, session: AsyncSession, signed_in: SignedIn, attempt: Attempt) -> None:
         user = signed_in.user
         actor = Actor(f"admin:{user.email}", "console", user.id, attempt.ip)
-        audit.add(session, self.clock, actor, "console.login", user.email)
+        console_audit.record_sign_in(session, self.clock, actor, user.email)
 
 
 async def log_in(

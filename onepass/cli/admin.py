@@ -7,10 +7,6 @@ from typing import Any
 
 import typer
 
-from onepass.accounts.passwords import PasswordHasher
-from onepass.admin import audit, service
-from onepass.admin.audit import Actor
-from onepass.admin.models import AdminToken
 from onepass.cli.common import (
     CommandError,
     JsonOption,
@@ -22,6 +18,10 @@ from onepass.cli.common import (
     run,
 )
 from onepass.durations import parse_duration
+from onepass.operators import audit, service
+from onepass.operators.audit import Actor
+from onepass.operators.models import AdminToken
+from onepass.playbook import admins
 from onepass.runtime import Runtime
 
 app = typer.Typer(
@@ -68,16 +68,7 @@ def create(
     secret = password_given(password, password_stdin)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            user = await service.create_admin(
-                session,
-                PasswordHasher(runtime.settings),
-                runtime.clock,
-                email=email,
-                password=secret or "",
-            )
-            audit.add(session, runtime.clock, Actor.cli(), "admin.create", user.email)
-            return {"id": user.id, "sub": user.sub, "email": user.email}
+        return await admins.create_admin(runtime, Actor.cli(), email=email, password=secret or "")
 
     data = run(action)
     if as_json:
@@ -96,11 +87,7 @@ def enroll_totp(
     earlier one. The secret is printed this once: add it to an authenticator app."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            user = await service.find_admin(session, email)
-            enrollment = await service.enroll_totp(session, runtime.box, runtime.clock, user)
-            audit.add(session, runtime.clock, Actor.cli(), "admin.enroll_totp", user.email)
-            return {"otpauth_uri": enrollment.otpauth_uri, "secret": enrollment.secret}
+        return await admins.enroll_totp(runtime, Actor.cli(), email=email)
 
     data = run(action)
     if as_json:
@@ -132,31 +119,9 @@ def tokens_create(
             lifetime = timedelta(seconds=parse_duration(ttl))
         except ValueError as exc:
             raise CommandError(f"--ttl: {exc}") from None
-        async with runtime.database.session() as session:
-            user = await service.find_admin(session, email)
-            new = await service.create_token(
-                session,
-                runtime.hasher,
-                runtime.clock,
-                user,
-                scopes,
-                lifetime,
-                max_ttl=timedelta(seconds=runtime.settings.admin_token_max_ttl),
-            )
-            audit.add(
-                session,
-                runtime.clock,
-                Actor.cli(),
-                "admin.token_create",
-                user.email,
-                detail={"token_id": new.record.id, "scopes": new.record.scopes},
-            )
-            return {
-                "token": new.token,
-                "id": new.record.id,
-                "scopes": new.record.scopes,
-                "expires_at": new.record.expires_at,
-            }
+        return await admins.create_token(
+            runtime, Actor.cli(), email=email, scopes=scopes, ttl=lifetime
+        )
 
     data = run(action)
     if as_json:
@@ -197,10 +162,7 @@ def tokens_revoke(
     """Revoke an admin token at once."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            token = await service.revoke_token(session, runtime.clock, token_id)
-            audit.add(session, runtime.clock, Actor.cli(), "admin.token_revoke", str(token_id))
-            return {"id": token.id, "prefix": token.prefix, "revoked_at": token.revoked_at}
+        return await admins.revoke_token(runtime, Actor.cli(), token_id)
 
     data = run(action)
     if as_json:

@@ -15,8 +15,10 @@ from rich.table import Table
 
 from onepass.crypto import DecryptionError
 from onepass.db.engine import UnsupportedDatabase
+from onepass.db.errors import is_unavailable
 from onepass.db.migrate import schema_is_current
 from onepass.logs import configure_logging
+from onepass.refusals import Refusal
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, load_settings
 
@@ -99,14 +101,16 @@ def run(action: Callable[[Runtime], Awaitable[T]], *, check_schema: bool = True)
 
     try:
         return asyncio.run(go())
-    except (CommandError, ValueError, ConfigError, DecryptionError, UnsupportedDatabase) as exc:
+    except (CommandError, Refusal, ConfigError, DecryptionError, UnsupportedDatabase) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{type(exc).__name__}: {exc}")
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except Exception as exc:  # a database that does not answer, and the like
-        if type(exc).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3", "redis")):
+    except Exception as exc:
+        # A database or Redis that does not answer is reported; anything else (a plain
+        # ValueError, an IntegrityError that means nothing) is a bug: its traceback.
+        if is_unavailable(exc) or type(exc).__module__.startswith("redis"):
             fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
         raise
 

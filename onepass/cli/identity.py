@@ -1,5 +1,5 @@
-"""Merges and canonical resolution: `users merge`, `identity enforce-check`,
-`cache invalidate-canonical`, `webhooks backfill-links`."""
+"""Canonical resolution: `identity enforce-check`, `cache invalidate-canonical`,
+`webhooks backfill-links`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from onepass.admin import procedures
-from onepass.admin.audit import Actor
 from onepass.cli.common import JsonOption, fail, print_json, print_table, run
 from onepass.clients import registry as clients_service
 from onepass.identity import backfill, enforcement
 from onepass.identity.canonical import CanonicalResolver
+from onepass.operators.audit import Actor
+from onepass.playbook import cache
 from onepass.runtime import Runtime
 
 identity_app = typer.Typer(
@@ -24,40 +24,6 @@ cache_app = typer.Typer(help="The cache (Redis or in-process).", no_args_is_help
 
 def resolver_for(runtime: Runtime) -> CanonicalResolver:
     return CanonicalResolver(runtime.cache, runtime.settings.canonical_cache_ttl)
-
-
-def merge_command(
-    source: str = typer.Argument(
-        ..., metavar="SOURCE_ID", help="The user merged away (id, sub or email)."
-    ),
-    target: str = typer.Argument(
-        ..., metavar="TARGET_ID", help="The user kept (id, sub or email)."
-    ),
-    reason: str | None = typer.Option(None, "--reason", help="Why (kept in identity_links)."),
-    actor: str = typer.Option("cli", "--actor", help="Who asks (kept in identity_links)."),
-    as_json: bool = JsonOption,
-) -> None:
-    """Merge SOURCE into TARGET: one transaction, then every subscribed RP is told."""
-
-    async def action(runtime: Runtime) -> dict[str, Any]:
-        return await procedures.merge_users(
-            runtime,
-            resolver_for(runtime),
-            Actor.cli(),
-            source,
-            target,
-            reason=reason,
-            link_actor=actor,
-        )
-
-    data = run(action)
-    if as_json:
-        print_json(data)
-    else:
-        typer.echo(
-            f"merged user {data['source_id']} into {data['target_id']} (link {data['link_id']}); "
-            f"{data['webhooks_enqueued']} RP webhook(s) enqueued"
-        )
 
 
 @identity_app.command("enforce-check")
@@ -108,7 +74,7 @@ def invalidate_canonical(
         fail("give exactly one of --user USER_ID or --all", 2)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        return await procedures.invalidate_canonical(
+        return await cache.invalidate_canonical(
             runtime, resolver_for(runtime), Actor.cli(), None if all_users else user
         )
 

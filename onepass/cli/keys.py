@@ -4,11 +4,11 @@ from typing import Any
 
 import typer
 
-from onepass.admin import procedures
-from onepass.admin.audit import Actor
 from onepass.cli.common import JsonOption, print_json, print_table, run
 from onepass.keys import service
 from onepass.keys.models import SigningKey
+from onepass.operators.audit import Actor
+from onepass.playbook import keys as keys_playbook
 from onepass.runtime import Runtime
 
 app = typer.Typer(help="OpenID Connect signing keys (the JWKS).", no_args_is_help=True)
@@ -54,7 +54,7 @@ def rotate(
     """Promote next → active, keep the old key published as retired, create a new next key."""
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
-        return await procedures.rotate_signing_keys(runtime, Actor.cli(), force=force)
+        return await keys_playbook.rotate_signing_keys(runtime, Actor.cli(), force=force)
 
     rows = run(action)
     if as_json:

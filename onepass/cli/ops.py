@@ -16,8 +16,8 @@ from onepass.db import Database
 from onepass.db.engine import UnsupportedDatabase
 from onepass.logs import configure_logging
 from onepass.ops import incidents as service
-from onepass.ops.models import Incident, IncidentUpdate
 from onepass.ops.triage import Report, Thresholds, triage
+from onepass.playbook import incidents as playbook
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, load_settings
 
@@ -26,8 +26,6 @@ incidents_app = typer.Typer(
     no_args_is_help=True,
 )
 
-INCIDENT_COLUMNS = [c.name for c in Incident.__table__.columns]
-UPDATE_COLUMNS = [c.name for c in IncidentUpdate.__table__.columns]
 LIST_TABLE = ("id", "sev", "status", "title", "opened_at", "acknowledged_at", "resolved_at")
 ActorOption = typer.Option("cli", "--actor", help="Who does this (kept on the timeline).")
 
@@ -110,14 +108,6 @@ def _value(value: Any) -> str:
 # -- incidents ----------------------------------------------------------------------------
 
 
-def describe(incident: Incident) -> dict[str, Any]:
-    return {column: getattr(incident, column) for column in INCIDENT_COLUMNS}
-
-
-def describe_update(update: IncidentUpdate) -> dict[str, Any]:
-    return {column: getattr(update, column) for column in UPDATE_COLUMNS}
-
-
 @incidents_app.command("open")
 def open_command(
     sev: int = typer.Option(..., "--sev", min=1, max=3, help="1, 2 or 3 (docs/operations.md)."),
@@ -129,11 +119,7 @@ def open_command(
     `onepass incidents escalate` until acknowledged."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session(exclusive=service.INCIDENTS_LOCK) as session:
-            incident = await service.open_incident(
-                session, runtime.clock, sev=sev, title=title, actor=actor
-            )
-            return describe(incident)
+        return await playbook.open_incident(runtime, sev=sev, title=title, actor=actor)
 
     data = run(action)
     if as_json:
@@ -155,11 +141,9 @@ def update_command(
     """Add a note to an incident's timeline."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session(exclusive=service.INCIDENTS_LOCK) as session:
-            update = await service.add_update(
-                session, runtime.clock, incident_id, message=message, actor=actor, public=public
-            )
-            return describe_update(update)
+        return await playbook.add_update(
+            runtime, incident_id, message=message, actor=actor, public=public
+        )
 
     data = run(action)
     if as_json:
@@ -177,10 +161,7 @@ def ack_command(
     """Acknowledge an incident: someone is on it, escalation to the second line stops."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session(exclusive=service.INCIDENTS_LOCK) as session:
-            return describe(
-                await service.acknowledge(session, runtime.clock, incident_id, actor=actor)
-            )
+        return await playbook.acknowledge(runtime, incident_id, actor=actor)
 
     data = run(action)
     if as_json:
@@ -201,12 +182,7 @@ def resolve_command(
     """Resolve an incident: escalation stops and the status page no longer shows it."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session(exclusive=service.INCIDENTS_LOCK) as session:
-            return describe(
-                await service.resolve(
-                    session, runtime.clock, incident_id, actor=actor, message=message
-                )
-            )
+        return await playbook.resolve(runtime, incident_id, actor=actor, message=message)
 
     data = run(action)
     if as_json:
@@ -224,7 +200,10 @@ def list_command(
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         async with runtime.database.session(readonly=True) as session:
-            return [describe(i) for i in await service.list_incidents(session, open_only=open_only)]
+            return [
+                service.describe_incident(i)
+                for i in await service.list_incidents(session, open_only=open_only)
+            ]
 
     rows = run(action)
     if as_json:
@@ -241,9 +220,9 @@ def show_command(
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         async with runtime.database.session(readonly=True) as session:
-            data = describe(await service.get_incident(session, incident_id))
+            data = service.describe_incident(await service.get_incident(session, incident_id))
             data["updates"] = [
-                describe_update(u) for u in await service.timeline(session, incident_id)
+                service.describe_update(u) for u in await service.timeline(session, incident_id)
             ]
             return data
 
@@ -270,7 +249,7 @@ def escalate_command(as_json: bool = JsonOption) -> None:
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         configure_logging(runtime.settings.log_level)  # JSON lines, for cron's mail or a collector
-        result = await service.run_escalation(
+        result = await playbook.run_escalation(
             runtime.database,
             runtime.clock,
             webhook_url=runtime.settings.escalation_webhook_url,

@@ -16,7 +16,9 @@ from onepass.cli.common import (
     print_table,
     run,
 )
-from onepass.identity.canonical import canonical_user_id
+from onepass.identity.canonical import CanonicalResolver, canonical_user_id
+from onepass.operators.audit import Actor
+from onepass.playbook import merges
 from onepass.runtime import Runtime
 
 app = typer.Typer(help="End users.", no_args_is_help=True)
@@ -94,3 +96,38 @@ def show(
         print_json(data)
     else:
         print_table([{"field": k, "value": v} for k, v in data.items()], ("field", "value"))
+
+
+@app.command("merge")
+def merge_command(
+    source: str = typer.Argument(
+        ..., metavar="SOURCE_ID", help="The user merged away (id, sub or email)."
+    ),
+    target: str = typer.Argument(
+        ..., metavar="TARGET_ID", help="The user kept (id, sub or email)."
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in identity_links)."),
+    actor: str = typer.Option("cli", "--actor", help="Who asks (kept in identity_links)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Merge SOURCE into TARGET: one transaction, then every subscribed RP is told."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await merges.merge_by_reference(
+            runtime,
+            CanonicalResolver(runtime.cache, runtime.settings.canonical_cache_ttl),
+            Actor.cli(),
+            source,
+            target,
+            reason=reason,
+            link_actor=actor,
+        )
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(
+            f"merged user {data['source_id']} into {data['target_id']} (link {data['link_id']}); "
+            f"{data['webhooks_enqueued']} RP webhook(s) enqueued"
+        )

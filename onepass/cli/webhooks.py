@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import typer
 
-from onepass.admin import procedures
-from onepass.admin.audit import Actor
 from onepass.cli.common import CommandError, JsonOption, print_json, print_table, run
 from onepass.clients.models import OAuthApplication
 from onepass.clients.registry import find_client
 from onepass.durations import parse_duration
 from onepass.logs import configure_logging
+from onepass.operators.audit import Actor
+from onepass.playbook import keys as keys_playbook
+from onepass.playbook import webhooks as webhooks_playbook
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.webhooks import keys as key_service
 from onepass.webhooks import outbox, outbox_queries
 from onepass.webhooks.embedded import DispatcherLock, lock_path
-from onepass.webhooks.events import EventType
 from onepass.webhooks.models import WebhookSigningKey
 from onepass.webhooks.outbox_queries import Status
 
@@ -138,31 +137,7 @@ def ping(
     """Enqueue COUNT test.ping events for an application, in one transaction."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session(exclusive=outbox.OUTBOX_LOCK) as session:
-            application = await find_client(session, app_id)
-            if not application.webhook_url:
-                raise CommandError(f"application {application.client_id} has no webhook URL")
-            events = [
-                outbox.Event(
-                    EventType.TEST_PING,
-                    {"message": "ping from 1pass", "sequence": n + 1, "count": count},
-                    f"test.ping.{uuid.uuid4().hex}",
-                )
-                for n in range(count)
-            ]
-            ids = await outbox.enqueue_many(
-                session,
-                application,
-                events,
-                clock=runtime.clock,
-                max_payload_bytes=runtime.settings.webhook_max_payload_bytes,
-            )
-        return {
-            "oauth_application_id": application.id,
-            "client_id": application.client_id,
-            "enqueued": len(ids),
-            "entry_ids": ids,
-        }
+        return await webhooks_playbook.ping(runtime, app_id, count)
 
     data = run(action)
     if as_json:
@@ -233,7 +208,7 @@ def retry(
     enqueued_at = now; the next dispatcher pass picks it up."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        return await procedures.retry_entry(runtime, Actor.cli(), entry_id)
+        return await webhooks_playbook.retry(runtime, Actor.cli(), entry_id)
 
     data = run(action)
     if as_json:
@@ -270,7 +245,7 @@ def replay_dlq(
     """Send every dead entry of an application again (the bulk form of `retry`)."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        return await procedures.replay_dlq(
+        return await webhooks_playbook.replay_dlq(
             runtime,
             Actor.cli(),
             app_id,
@@ -347,7 +322,7 @@ def keys_rotate(
             grace_period = timedelta(seconds=parse_duration(grace))
         except ValueError as exc:
             raise CommandError(f"--grace: {exc}") from None
-        return await procedures.rotate_webhook_key(
+        return await keys_playbook.rotate_webhook_key(
             runtime,
             Actor.cli(),
             app_id,
@@ -377,7 +352,7 @@ def compromise(
     entries and send webhook_key.compromised, in one transaction."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        return await procedures.compromise_webhook_key(runtime, Actor.cli(), app_id, kid)
+        return await keys_playbook.compromise_webhook_key(runtime, Actor.cli(), app_id, kid)
 
     data = run(action)
     if as_json:

@@ -23,17 +23,18 @@ from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
 from onepass.ids import random_identifier
+from onepass.refusals import NotFound, Refusal
 from onepass.services import Service
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 
 
-class ClientError(ValueError):
+class ClientError(Refusal):
     """A client registration or lookup that cannot be done; the message says why."""
 
 
-class ClientNotFound(ClientError):
+class ClientNotFound(ClientError, NotFound):
     pass
 
 

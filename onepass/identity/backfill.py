@@ -20,6 +20,7 @@ from onepass.clock import Clock
 from onepass.db import Database
 from onepass.identity.models import IdentityLink
 from onepass.identity.service import link_idempotency_key, link_payload
+from onepass.refusals import Refusal
 from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import Event, enqueue_many, subscribed
 
@@ -32,7 +33,7 @@ class BackfillResult:
     skipped: int = 0
 
 
-class NotSubscribed(ValueError):
+class NotSubscribed(Refusal):
     pass
 
 

@@ -33,6 +33,7 @@ from onepass.clock import Clock
 from onepass.db.engine import Database, lock
 from onepass.identity.canonical import CanonicalResolver, canonical_user_id
 from onepass.identity.models import IdentityLink
+from onepass.refusals import Conflict
 from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import enqueue, subscribed, timestamp_text
 
@@ -42,7 +43,7 @@ MERGE_LOCK = "identity.merge"
 RevokeTokens = Callable[[AsyncSession, Clock, int], Awaitable[object]]
 
 
-class MergeError(ValueError):
+class MergeError(Conflict):
     """A merge that must not happen; the message tells the operator what to do."""
 
 

@@ -24,6 +24,11 @@ from onepass.clock import Clock
 from onepass.crypto import SecretBox
 from onepass.keys import jwt
 from onepass.keys.models import KeyState, SigningKey
+from onepass.refusals import Conflict
+
+# The lock of every change to the signing keys (``Database.session(exclusive=KEYS_LOCK)``):
+# rotation, and the keys created at start-up.
+KEYS_LOCK = "signing_keys"
 
 PUBLISHED_STATES = (KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRED)
 
@@ -90,7 +95,7 @@ async def ensure_keys(session: AsyncSession, box: SecretBox, clock: Clock) -> li
     return created
 
 
-class RotationTooSoon(ValueError):
+class RotationTooSoon(Conflict):
     """The next key has not been published long enough for cached JWKS to hold it."""
 
 

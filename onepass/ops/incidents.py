@@ -1,15 +1,15 @@
 """Incidents: open, update, acknowledge, resolve, and the playbook's escalation.
 
 Every function takes the caller's session (and a clock where time matters); the
-caller commits. Commands that change incidents run in
-``database.session(exclusive=INCIDENTS_LOCK)`` so that two cron runs of
-``incidents escalate``, or an escalation and an acknowledgement, take turns.
+caller commits. The playbook (``onepass.playbook.incidents``) runs the commands that
+change incidents in ``database.session(exclusive=INCIDENTS_LOCK)`` so that two cron
+runs of ``incidents escalate``, or an escalation and an acknowledgement, take turns.
 
 Escalation (``escalate``) records each step on the incident's timeline
 (``incident_updates``, kind ``escalated``) and is idempotent: a step is taken once.
 The notice of each step is then POSTed to ``ONEPASS_ESCALATION_WEBHOOK_URL`` when it
-is set, after the commit (``send_notices``): a notice that fails is retried by the
-next run, at most ``MAX_NOTIFY_ATTEMPTS`` times and only while the incident is open,
+is set, after the commit (the playbook's ``run_escalation``): a notice that fails is
+retried by the next run, at most ``MAX_NOTIFY_ATTEMPTS`` times and only while the incident is open,
 so a page is sent at least once (twice if two runs overlap; its ``id`` says which).
 """
 
@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass import __version__
 from onepass.clock import Clock
-from onepass.db import Database
 from onepass.ops.escalation import IncidentState, Step, due_steps
 from onepass.ops.models import Incident, IncidentStatus, IncidentUpdate, UpdateKind
+from onepass.refusals import NotFound, Refusal
 
 log = structlog.get_logger("onepass.ops.incidents")
 
@@ -41,11 +41,11 @@ ACTOR_MAX = 200
 MAX_NOTIFY_ATTEMPTS = 30  # one a minute from cron: half an hour of retries
 
 
-class IncidentError(ValueError):
+class IncidentError(Refusal):
     """An incident operation that cannot be done; the message says why."""
 
 
-class IncidentNotFound(IncidentError):
+class IncidentNotFound(IncidentError, NotFound):
     pass
 
 
@@ -119,6 +119,17 @@ def _note(
     )
     session.add(update)
     return update
+
+
+def describe_incident(incident: Incident) -> dict[str, Any]:
+    """Every column, as the CLI prints it with ``--json``."""
+    return {column.name: getattr(incident, column.name) for column in Incident.__table__.columns}
+
+
+def describe_update(update: IncidentUpdate) -> dict[str, Any]:
+    return {
+        column.name: getattr(update, column.name) for column in IncidentUpdate.__table__.columns
+    }
 
 
 async def get_incident(session: AsyncSession, incident_id: int, *, lock: bool = False) -> Incident:
@@ -436,61 +447,6 @@ class EscalationRun:
             "notify_failed": self.notify_failed,
             "notify_errors": list(self.errors),
         }
-
-
-async def run_escalation(
-    database: Database,
-    clock: Clock,
-    *,
-    webhook_url: str | None,
-    notify_timeout: float = 5.0,
-) -> EscalationRun:
-    """One run of ``onepass incidents escalate``: take the due steps (one transaction,
-    under the incidents lock), log each, then send the notices not yet sent."""
-    async with database.session(exclusive=INCIDENTS_LOCK) as session:
-        escalations = await escalate(session, clock)
-    for e in escalations:
-        log.warning(
-            "incidents.escalated",
-            incident_id=e.incident_id,
-            sev=e.sev,
-            title=e.title,
-            step=e.step.slug,
-            target=e.step.target,
-            late=e.late,
-            escalated_at=_when(e.at),
-            message=e.message,
-        )
-    run = EscalationRun(escalations)
-    if not webhook_url:
-        return run
-    async with database.session(readonly=True) as session:
-        notices = await pending_notices(session)
-    if not notices:
-        return run
-    errors: list[str] = []
-    results: list[tuple[int, str | None]] = []
-    # Operator-configured URL (not an RP's): no private-address checks, no proxy surprises.
-    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
-        for notice in notices:
-            error = await post_notice(http, webhook_url, notice.payload, notify_timeout)
-            results.append((notice.update_id, error))
-            if error is None:
-                run.notified += 1
-            else:
-                run.notify_failed += 1
-                errors.append(error)
-                log.error(
-                    "incidents.notify_failed",
-                    update_id=notice.update_id,
-                    notice_id=notice.payload["id"],
-                    error=error,
-                )
-    async with database.session() as session:
-        for update_id, error in results:
-            await record_notice(session, clock, update_id, error)
-    run.errors = errors
-    return run
 
 
 def _when(value: datetime | None) -> str | None:

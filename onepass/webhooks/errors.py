@@ -1,30 +1,37 @@
 """Webhook domain errors: each message says what is wrong and, where it helps, what to do.
 
-They are ``ValueError``s, so the CLI reports them on stderr with a non-zero exit.
+They are refusals (``onepass.refusals``): the CLI reports them on stderr with a non-zero
+exit, the admin API as its error, by kind (not found, conflict, invalid).
 """
 
 from __future__ import annotations
 
+from onepass.refusals import Conflict, Invalid, NotFound, Refusal
 
-class WebhookError(ValueError):
+
+class WebhookError(Refusal):
     """A webhook operation that cannot be done; the message says why."""
 
 
-class PayloadTooLarge(WebhookError):
+class PayloadTooLarge(WebhookError, Invalid):
     pass
 
 
-class DuplicateIdempotencyKey(WebhookError):
+class DuplicateIdempotencyKey(WebhookError, Conflict):
     """The application already has an outbox entry with this idempotency key."""
 
 
-class EntryNotFound(WebhookError):
+class EntryNotFound(WebhookError, NotFound):
     pass
 
 
-class SigningKeyNotFound(WebhookError):
+class SigningKeyNotFound(WebhookError, NotFound):
     pass
 
 
-class UnsafeWebhookTarget(WebhookError):
+class UnknownEventType(WebhookError, Invalid):
+    """A webhook event type 1pass does not send."""
+
+
+class UnsafeWebhookTarget(WebhookError, Invalid):
     """A webhook URL or address that 1pass refuses to deliver to (SSRF protection)."""

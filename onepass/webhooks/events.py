@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from onepass.webhooks.errors import UnknownEventType
+
 
 class EventType(StrEnum):
     # Sent on demand (``onepass webhooks ping``); always delivered to an application
@@ -21,9 +23,11 @@ ALWAYS_DELIVERED = frozenset({EventType.TEST_PING, EventType.WEBHOOK_KEY_COMPROM
 
 
 def parse_event_type(value: str) -> EventType:
-    """The event type named ``value``; ``ValueError`` naming the known types otherwise."""
+    """The event type named ``value``; ``UnknownEventType`` naming the known types otherwise."""
     try:
         return EventType(value)
     except ValueError:
         known = ", ".join(e.value for e in EventType)
-        raise ValueError(f"unknown webhook event type {value[:100]!r}; known: {known}") from None
+        raise UnknownEventType(
+            f"unknown webhook event type {value[:100]!r}; known: {known}"
+        ) from None

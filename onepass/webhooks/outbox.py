@@ -143,10 +143,7 @@ async def enqueue_many(
     rows = []
     seen: set[str] = set()
     for event in events:
-        try:
-            event_type = parse_event_type(event.event_type)
-        except ValueError as exc:
-            raise WebhookError(str(exc)) from None
+        event_type = parse_event_type(event.event_type)
         if not subscribed(app, event_type):
             continue
         key = event.idempotency_key

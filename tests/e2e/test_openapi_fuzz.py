@@ -47,7 +47,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from onepass.admin.service import SCOPES
+from onepass.operators.service import SCOPES
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare

@@ -4,8 +4,8 @@ The playbook's "single retry: the admin UI is recommended — step-up authentica
 required". An administrator signs in with email, password and a TOTP code
 (``console_service``); the pages read the webhook outbox and the audit log; every
 change asks for a fresh TOTP code, which becomes at once a step-up nonce
-(``service.step_up``) that the action spends (``service.spend_nonce``) before it runs
-(``procedures``), exactly as through the admin API. Refusals are audited.
+(``playbook.actions.grant_step_up``) that the action spends (``spend_nonce``) before
+it runs (``onepass.playbook``), exactly as through the admin API. Refusals are audited.
 
 Every page has the login pages' headers (no frames, no caching); every POST carries
 the CSRF form token; the console cookie is HttpOnly, SameSite=Strict, Path=/admin.

@@ -13,18 +13,17 @@ import structlog
 from fastapi import Request
 from fastapi.responses import Response
 
-from onepass.admin import audit, console_service, procedures
-from onepass.admin.audit import Actor
+from onepass.admin import console_service
 from onepass.admin.console.web import (
     EXPIRED_FORM,
     NOTHING_CHANGED,
     PAGE_SIZE,
+    SignedIn,
     actor_of,
     ago,
     approve,
     attempt_row,
     csrf_ok,
-    current_console,
     entry_id_of,
     entry_row,
     guarded,
@@ -36,13 +35,17 @@ from onepass.admin.console.web import (
     router,
     runtime_of,
     sentence,
-    to_login,
     totp_code_of,
     when_text,
 )
 from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import refusal
 from onepass.clients.registry import ClientNotFound, find_client
+from onepass.operators import audit
+from onepass.operators.audit import Actor
+from onepass.playbook import actions
+from onepass.playbook import webhooks as webhooks_playbook
+from onepass.refusals import Refusal
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox
 from onepass.webhooks.errors import EntryNotFound
@@ -55,10 +58,7 @@ log = structlog.get_logger("onepass.admin.console")
 
 @router.get("")
 @guarded
-async def overview(request: Request) -> Response:
-    console = await current_console(request)
-    if console is None:
-        return to_login(request)
+async def overview(request: Request, console: SignedIn) -> Response:
     runtime = runtime_of(request)
     now = runtime.clock.now()
     async with runtime.database.session(readonly=True) as session:
@@ -87,10 +87,7 @@ async def overview(request: Request) -> Response:
 
 @router.get("/webhooks")
 @guarded
-async def webhooks(request: Request) -> Response:
-    console = await current_console(request)
-    if console is None:
-        return to_login(request)
+async def webhooks(request: Request, console: SignedIn) -> Response:
     runtime = runtime_of(request)
     params = request.query_params
     status = params.get("status") or None
@@ -235,10 +232,7 @@ async def _entry_page(
 
 @router.get("/webhooks/{entry_id}")
 @guarded
-async def webhook_entry(request: Request, entry_id: str) -> Response:
-    console = await current_console(request)
-    if console is None:
-        return to_login(request)
+async def webhook_entry(request: Request, console: SignedIn, entry_id: str) -> Response:
     found = entry_id_of(entry_id)
     if found is None:
         return problem_page(
@@ -252,10 +246,7 @@ async def webhook_entry(request: Request, entry_id: str) -> Response:
 
 @router.post("/webhooks/{entry_id}/retry")
 @guarded
-async def retry(request: Request, entry_id: str) -> Response:
-    console = await current_console(request)
-    if console is None:
-        return to_login(request)
+async def retry(request: Request, console: SignedIn, entry_id: str) -> Response:
     found = entry_id_of(entry_id)
     if found is None:
         return problem_page(
@@ -277,11 +268,11 @@ async def retry(request: Request, entry_id: str) -> Response:
         request,
         console,
         form,
-        procedures.RETRY,
+        actions.RETRY,
         str(found),
         verb="retry",
         show=functools.partial(_entry_page, request, console, found),
-        do=lambda runtime, actor, target: procedures.retry_entry(runtime, actor, int(target)),
+        do=lambda runtime, actor, target: webhooks_playbook.retry(runtime, actor, int(target)),
     )
     if isinstance(done, Response):
         return done
@@ -321,9 +312,11 @@ async def _act(
     actor = actor_of(request, console)
     try:
         return await do(runtime, actor, canonical)
-    except ValueError as exc:
+    except Refusal as exc:
         error = refusal(exc)
-        await audit.record_refusal(runtime.database, runtime.clock, actor, action, canonical, error)
+        await actions.record_refusal(
+            runtime, actor, action, canonical, denied=error.denied, message=error.summary
+        )
         return await show(error=sentence(error.message), status=error.status)
 
 
@@ -376,11 +369,8 @@ async def _replay_page(
 
 @router.get("/applications/{app}/replay")
 @guarded
-async def replay_form(request: Request, app: str) -> Response:
+async def replay_form(request: Request, console: SignedIn, app: str) -> Response:
     """The dry run: how many dead entries a replay would send again, and the form."""
-    console = await current_console(request)
-    if console is None:
-        return to_login(request)
     notice = None
     replayed = request.query_params.get("replayed", "")
     if replayed.isascii() and replayed.isdigit() and len(replayed) <= 9:
@@ -390,10 +380,7 @@ async def replay_form(request: Request, app: str) -> Response:
 
 @router.post("/applications/{app}/replay")
 @guarded
-async def replay(request: Request, app: str) -> Response:
-    console = await current_console(request)
-    if console is None:
-        return to_login(request)
+async def replay(request: Request, console: SignedIn, app: str) -> Response:
     form = await read_form(request)
     async with runtime_of(request).database.session(readonly=True) as session:
         try:
@@ -406,11 +393,11 @@ async def replay(request: Request, app: str) -> Response:
         request,
         console,
         form,
-        procedures.REPLAY_DLQ,
+        actions.REPLAY_DLQ,
         app[:200],
         verb="replay",
         show=functools.partial(_replay_page, request, console, app),
-        do=lambda runtime, actor, target: procedures.replay_dlq(runtime, actor, target),
+        do=lambda runtime, actor, target: webhooks_playbook.replay_dlq(runtime, actor, target),
     )
     if isinstance(done, Response):
         return done
@@ -424,10 +411,7 @@ async def replay(request: Request, app: str) -> Response:
 
 @router.get("/audit")
 @guarded
-async def audit_log(request: Request) -> Response:
-    console = await current_console(request)
-    if console is None:
-        return to_login(request)
+async def audit_log(request: Request, console: SignedIn) -> Response:
     runtime = runtime_of(request)
     params = request.query_params
     before_text = params.get("before") or ""

@@ -10,8 +10,7 @@ from fastapi.responses import Response
 
 from onepass.accounts.signin import SIGN_IN, throttled_message
 from onepass.accounts.throttle import LoginThrottled
-from onepass.admin import audit, console_service
-from onepass.admin.audit import Actor
+from onepass.admin import console_service
 from onepass.admin.console.web import (
     COOKIE_PATH,
     EXPIRED_FORM,
@@ -31,6 +30,8 @@ from onepass.admin.console.web import (
     totp_code_of,
 )
 from onepass.admin.console_service import ConsoleLoginRefused
+from onepass.operators.audit import Actor
+from onepass.playbook import console as console_audit
 from onepass.web import client_ip
 
 log = structlog.get_logger("onepass.admin.console")
@@ -119,14 +120,12 @@ async def login(request: Request) -> Response:
     except ConsoleLoginRefused as exc:
         if exc.admin is not None:
             admin_id, admin_email = exc.admin
-            await audit.record(
+            await console_audit.record_refused_sign_in(
                 runtime.database,
                 runtime.clock,
                 Actor(f"admin:{admin_email}", "console", admin_id, ip),
-                "console.login",
                 admin_email,
-                audit.DENIED,
-                message=exc.reason,
+                exc.reason,
             )
         else:
             # Not an administrator's email: nothing to audit, and the typed text (which
@@ -168,12 +167,8 @@ async def logout(request: Request) -> Response:
             return problem_page(request, "Sign-out refused", EXPIRED_FORM, 403, console)
         async with runtime.database.session() as session:
             await console_service.log_out(session, runtime.clock, console)
-            audit.add(
-                session,
-                runtime.clock,
-                actor_of(request, console),
-                "console.logout",
-                console.user.email,
+            console_audit.record_sign_out(
+                session, runtime.clock, actor_of(request, console), console.user.email
             )
         response = redirect_to("/admin/login?signed_out=1")
     response.delete_cookie(

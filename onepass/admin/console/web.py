@@ -6,30 +6,62 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.exc import SQLAlchemyError
+from fastapi.routing import APIRoute
 
 from onepass import web
 from onepass.accounts import csrf as csrf_mod
-from onepass.admin import audit, console_service, procedures, service
-from onepass.admin.audit import Actor
+from onepass.accounts.csrf import CSRF_TOKENS
+from onepass.admin import console_service
 from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import AdminError, refusal
 from onepass.cookies import cookie_name
+from onepass.db.errors import CANDIDATES, is_unavailable
+from onepass.operators.audit import Actor
 from onepass.pages import PAGE_HEADERS, render
-from onepass.runtime import Runtime
+from onepass.playbook import actions
+from onepass.refusals import Refusal
+from onepass.services import runtime_of
 from onepass.settings import Settings
 from onepass.web import client_ip
 from onepass.webhooks.models import WebhookDeliveryAttempt, WebhookOutboxEntry
 
 log = structlog.get_logger("onepass.admin.console")
 
-router = APIRouter(prefix="/admin", tags=["admin console"], include_in_schema=False)
+
+class Answered(Exception):
+    """A page that answers the request before its handler runs (raised by a dependency:
+    the sign-in page for a browser without a console session)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: an ``Answered`` raised while solving its dependencies is its
+    answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Answered as exc:
+                return exc.response
+
+        return answer
+
+
+router = APIRouter(
+    prefix="/admin", tags=["admin console"], include_in_schema=False, route_class=ConsoleRoute
+)
 
 COOKIE = "onepass_admin"
 COOKIE_PATH = "/admin"
@@ -54,10 +86,6 @@ Handler = Callable[..., Awaitable[Response]]
 # -- plumbing -------------------------------------------------------------------------
 
 
-def runtime_of(request: Request) -> Runtime:
-    return cast(Runtime, request.app.state.runtime)
-
-
 def csrf_cookie(request: Request) -> tuple[str, bool]:
     value = request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings))
     if value and len(value) <= 128:
@@ -76,7 +104,7 @@ def render_page(
     """A console page with the CSRF form token (and its cookie if the browser has none)."""
     cookie, is_new = csrf_cookie(request)
     context = {
-        "csrf_token": request.app.state.csrf.token_for(cookie),
+        "csrf_token": CSRF_TOKENS.of(request).token_for(cookie),
         "admin_email": console.user.email if console is not None else None,
         **context,
     }
@@ -117,19 +145,25 @@ def guarded(handler: Handler) -> Handler:
     async def run(request: Request, **kwargs: Any) -> Response:
         try:
             return await handler(request, **kwargs)
-        except (SQLAlchemyError, OSError) as exc:
-            log.error("admin.console_unavailable", error=type(exc).__name__, path=request.url.path)
-            return render(
-                "admin/problem.html",
-                {
-                    "title": "Database unavailable",
-                    "error": "The database did not answer. Nothing was changed by this "
-                    "request; try again in a minute, and check `onepass triage`.",
-                },
-                503,
-            )
+        except CANDIDATES as exc:
+            if not is_unavailable(exc):
+                raise  # a bug: a 500, its traceback in the log
+            return unavailable_page(request, exc)
 
     return run
+
+
+def unavailable_page(request: Request, exc: BaseException) -> Response:
+    log.error("admin.console_unavailable", error=type(exc).__name__, path=request.url.path)
+    return render(
+        "admin/problem.html",
+        {
+            "title": "Database unavailable",
+            "error": "The database did not answer. Nothing was changed by this "
+            "request; try again in a minute, and check `onepass triage`.",
+        },
+        503,
+    )
 
 
 async def read_form(request: Request) -> dict[str, str] | None:
@@ -141,7 +175,7 @@ async def read_form(request: Request) -> dict[str, str] | None:
 
 def csrf_ok(request: Request, form: dict[str, str]) -> bool:
     return bool(
-        request.app.state.csrf.valid(
+        CSRF_TOKENS.of(request).valid(
             request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings)),
             form.get("csrf_token"),
         )
@@ -157,6 +191,24 @@ async def current_console(request: Request) -> ConsoleSession | None:
             runtime.clock,
             request.cookies.get(admin_cookie(runtime.settings)),
         )
+
+
+async def console_session(request: Request) -> ConsoleSession:
+    """A dependency: the signed-in administrator's console session; without one, the
+    answer is the sign-in page (303, back here afterwards)."""
+    try:
+        console = await current_console(request)
+    except CANDIDATES as exc:
+        if not is_unavailable(exc):
+            raise
+        raise Answered(unavailable_page(request, exc)) from None
+    if console is None:
+        raise Answered(to_login(request))
+    return console
+
+
+# A page parameter: the console session, or the page is the sign-in's redirect.
+SignedIn = Annotated[ConsoleSession, Depends(console_session)]
 
 
 def to_login(request: Request) -> Response:
@@ -207,8 +259,8 @@ async def approve(
     canonical: str | None = None
     try:
         async with runtime.database.session() as session:
-            canonical = await procedures.canonical_target(session, action, target)
-            nonce, _ = await procedures.step_up(
+            canonical = await actions.canonical_target(session, action, target)
+            nonce, _ = await actions.grant_step_up(
                 session,
                 runtime,
                 actor,
@@ -218,25 +270,24 @@ async def approve(
                 target=canonical,
                 code=code,
             )
-            await service.spend_nonce(
+            await actions.spend_nonce(
                 session,
-                runtime.hasher,
-                runtime.clock,
+                runtime,
                 console.user,
                 nonce,
                 action=action,
                 target=canonical,
                 token_id=None,
             )
-    except ValueError as exc:
+    except Refusal as exc:
         error = refusal(exc)
-        await audit.record_refusal(
-            runtime.database,
-            runtime.clock,
+        await actions.record_refusal(
+            runtime,
             actor,
             f"step_up:{action}",
             canonical or target[:300],
-            error,
+            denied=error.denied,
+            message=error.summary,
         )
         return None, error
     return canonical, None

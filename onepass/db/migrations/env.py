@@ -7,11 +7,11 @@ schema (``onepass.db`` itself imports no domain). A new domain's ``models`` goes
 from alembic import context
 
 import onepass.accounts.models
-import onepass.admin.models
 import onepass.clients.models
 import onepass.identity.models
 import onepass.keys.models
 import onepass.oauth.models
+import onepass.operators.models
 import onepass.ops.models
 import onepass.webhooks.models  # noqa: F401 (each import registers its tables)
 from onepass.db.base import Base

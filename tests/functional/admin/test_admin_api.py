@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 
 from onepass.accounts import totp
 from onepass.accounts.models import User
-from onepass.admin.models import AuditLogEntry
 from onepass.clock import FrozenClock
 from onepass.identity.models import IdentityLink
+from onepass.operators.models import AuditLogEntry
 from onepass.runtime import Runtime
 from onepass.webhooks.models import WebhookSigningKey
 from tests.factories import AdminInfo, make_admin, make_user
@@ -101,7 +101,7 @@ async def test_no_valid_token_is_401_invalid_token(
 async def test_expired_revoked_and_demoted_tokens_stop_working(
     api: httpx.AsyncClient, rt: Runtime, clock: FrozenClock
 ) -> None:
-    from onepass.admin import service
+    from onepass.operators import service
 
     short = await make_admin(rt, "short@example.com", ttl=60)
     clock.advance(61)
@@ -574,7 +574,7 @@ async def test_a_nonce_works_only_through_the_token_that_asked_for_it(
 ) -> None:
     from datetime import timedelta as _td
 
-    from onepass.admin import service
+    from onepass.operators import service
 
     async with rt.database.session() as session:
         user = await session.get(User, admin.id)

@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from onepass.accounts import totp
 from onepass.accounts.models import LoginSession
-from onepass.admin import audit
-from onepass.admin.models import ActionRequestNonce, AuditLogEntry
 from onepass.app import create_app
 from onepass.clock import FrozenClock
 from onepass.oauth import pkce
+from onepass.operators import audit
+from onepass.operators.models import ActionRequestNonce, AuditLogEntry
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.startup import prepare

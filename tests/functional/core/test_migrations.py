@@ -8,11 +8,11 @@ from alembic.runtime.migration import MigrationContext
 # Every domain's models, as the migration environment (onepass/db/migrations/env.py)
 # imports them, so that the metadata compared is the whole schema.
 import onepass.accounts.models
-import onepass.admin.models
 import onepass.clients.models
 import onepass.identity.models
 import onepass.keys.models
 import onepass.oauth.models
+import onepass.operators.models
 import onepass.ops.models
 import onepass.webhooks.models  # noqa: F401 (each import registers its tables)
 from onepass.db import Database

@@ -16,8 +16,8 @@ from onepass.crypto import DecryptionError, SecretBox
 from onepass.keys import service
 from onepass.keys.keyring import KEYRING
 from onepass.keys.models import KeyState, SigningKey
+from onepass.keys.service import KEYS_LOCK
 from onepass.runtime import Runtime
-from onepass.startup import KEYS_LOCK
 from tests.conftest import ISSUER
 from tests.factories import make_client
 from tests.oidc import verify_access_token

@@ -11,6 +11,7 @@ import pytest
 from onepass.clock import FrozenClock
 from onepass.ops import incidents
 from onepass.ops.incidents import IncidentError, IncidentNotFound
+from onepass.playbook.incidents import run_escalation
 from onepass.runtime import Runtime
 from tests.webhook_helpers import Receiver, status
 
@@ -32,9 +33,7 @@ async def open_one(
 async def escalate(
     runtime: Runtime, clock: FrozenClock, url: str | None = None
 ) -> incidents.EscalationRun:
-    return await incidents.run_escalation(
-        runtime.database, clock, webhook_url=url, notify_timeout=2
-    )
+    return await run_escalation(runtime.database, clock, webhook_url=url, notify_timeout=2)
 
 
 async def timeline(runtime: Runtime, incident_id: int) -> list[tuple[str, str]]:

@@ -26,20 +26,27 @@ from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
 from onepass.accounts.service import (
     AccountError,
+    EmailInUse,
     create_user,
     normalize_email,
     revoke_user_sessions,
 )
-from onepass.admin.errors import (
-    AdminError,
-    insufficient_scope,
-    invalid_token,
-    step_up_required,
-)
-from onepass.admin.models import ActionRequestNonce, AdminToken
 from onepass.cache import Cache
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher, SecretBox
+from onepass.operators.errors import (
+    AdminTokenNotFound,
+    InsufficientScope,
+    InvalidAdminToken,
+    InvalidScope,
+    InvalidTtl,
+    StepUpRequired,
+    TotpLocked,
+    TotpNotEnrolled,
+    WrongTotp,
+)
+from onepass.operators.models import ActionRequestNonce, AdminToken
+from onepass.refusals import NotFound
 
 TOKEN_PREFIX = "opa_"
 NONCE_PREFIX = "arn_"
@@ -54,7 +61,7 @@ SCOPES = {
 }
 
 
-class NotAnAdmin(AccountError):
+class NotAnAdmin(AccountError, NotFound):
     pass
 
 
@@ -77,7 +84,7 @@ class Authenticated:
 
     def require(self, scope: str) -> None:
         if scope not in self.token.scopes:
-            raise insufficient_scope(scope)
+            raise InsufficientScope(scope)
 
 
 # -- administrators -------------------------------------------------------------------
@@ -90,7 +97,7 @@ async def create_admin(
         select(User.id).where(User.email_normalized == normalize_email(email))
     )
     if existing is not None:
-        raise AccountError(
+        raise EmailInUse(
             f"a user with the email {email.strip()!r} already exists; an administrator is an "
             "account of its own: use another address"
         )
@@ -139,11 +146,10 @@ async def enroll_totp(
 
 def check_scopes(scopes: list[str]) -> list[str]:
     if not scopes:
-        raise AdminError("invalid_scope", "give at least one scope: " + ", ".join(SCOPES))
+        raise InvalidScope("give at least one scope: " + ", ".join(SCOPES))
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
-        raise AdminError(
-            "invalid_scope",
+        raise InvalidScope(
             f"unknown scope {unknown[0][:60]!r}; the scopes are: " + ", ".join(SCOPES),
         )
     return sorted(set(scopes))
@@ -162,8 +168,7 @@ async def create_token(
     if not user.is_admin or user.disabled_at is not None:
         raise NotAnAdmin(f"{user.email} is not an active administrator")
     if ttl <= timedelta(0) or ttl > max_ttl:
-        raise AdminError(
-            "invalid_ttl",
+        raise InvalidTtl(
             f"an admin token lives between 1 s and {max_ttl.total_seconds():.0f} s "
             "(ONEPASS_ADMIN_TOKEN_MAX_TTL)",
         )
@@ -192,7 +197,7 @@ async def list_tokens(session: AsyncSession, user: User | None = None) -> list[A
 async def revoke_token(session: AsyncSession, clock: Clock, token_id: int) -> AdminToken:
     record = await session.get(AdminToken, token_id)
     if record is None:
-        raise AdminError("not_found", f"no admin token with id {token_id}", 404)
+        raise AdminTokenNotFound(f"no admin token with id {token_id}")
     if record.revoked_at is None:
         record.revoked_at = clock.now()
     return record
@@ -201,23 +206,23 @@ async def revoke_token(session: AsyncSession, clock: Clock, token_id: int) -> Ad
 async def authenticate(
     session: AsyncSession, hasher: KeyedHasher, clock: Clock, raw: str
 ) -> Authenticated:
-    """The token and its administrator; ``invalid_token`` for anything else, without
+    """The token and its administrator; ``InvalidAdminToken`` for anything else, without
     saying which check failed beyond what the holder of the token may know."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
-        raise invalid_token("not an admin token")
+        raise InvalidAdminToken("not an admin token")
     record = await session.scalar(
         select(AdminToken).where(AdminToken.token_hash == hasher.hash(raw))
     )
     if record is None:
-        raise invalid_token("unknown admin token")
+        raise InvalidAdminToken("unknown admin token")
     now = clock.now()
     if record.revoked_at is not None:
-        raise invalid_token("this admin token was revoked")
+        raise InvalidAdminToken("this admin token was revoked")
     if record.expires_at <= now:
-        raise invalid_token("this admin token expired; create a new one")
+        raise InvalidAdminToken("this admin token expired; create a new one")
     user = await session.get(User, record.user_id)
     if user is None or not user.is_admin or user.disabled_at is not None:
-        raise invalid_token("the administrator of this token is no longer active")
+        raise InvalidAdminToken("the administrator of this token is no longer active")
     # Written at most once a minute: reads stay reads.
     if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
         record.last_used_at = now
@@ -229,19 +234,6 @@ async def authenticate(
 
 def _throttle_key(user_id: int) -> str:
     return f"admin:totp:fail:{user_id}"
-
-
-class TotpLocked(AdminError):
-    """Too many wrong TOTP codes for one administrator: no code is checked for now."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            "too_many_attempts",
-            f"too many wrong codes; try again in {max(1, retry_after // 60)} minutes",
-            429,
-            {"retry-after": str(retry_after)},
-        )
-        self.retry_after = retry_after
 
 
 async def count_totp_attempt(
@@ -263,7 +255,7 @@ async def totp_succeeded(cache: Cache, user_id: int) -> None:
     await cache.delete(_throttle_key(user_id))
 
 
-async def step_up(
+async def issue_action_nonce(
     session: AsyncSession,
     hasher: KeyedHasher,
     box: SecretBox,
@@ -289,12 +281,10 @@ async def step_up(
     # This session's row, locked: two step-ups racing with one code, one wins.
     user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
     if user is None:
-        raise invalid_token("the administrator of this token is no longer active")
+        raise InvalidAdminToken("the administrator of this token is no longer active")
     if user.totp_secret_encrypted is None:
-        raise AdminError(
-            "totp_not_enrolled",
-            "this administrator has no second factor yet: `onepass admin enroll-totp --email E`",
-            403,
+        raise TotpNotEnrolled(
+            "this administrator has no second factor yet: `onepass admin enroll-totp --email E`"
         )
     await count_totp_attempt(
         cache, user.id, max_failures=max_failures, failure_window=failure_window
@@ -302,11 +292,7 @@ async def step_up(
     secret = box.decrypt(user.totp_secret_encrypted, totp.box_context(user.id)).decode()
     step = totp.matching_step(secret, code, clock.timestamp(), user.totp_last_step)
     if step is None:
-        raise AdminError(
-            "invalid_totp",
-            "the code is wrong, expired, or was already used; enter the current code",
-            401,
-        )
+        raise WrongTotp("the code is wrong, expired, or was already used; enter the current code")
     await totp_succeeded(cache, user.id)
     user.totp_last_step = step
     raw = NONCE_PREFIX + secrets.token_urlsafe(32)
@@ -339,7 +325,7 @@ async def spend_nonce(
     token_id: int | None,
 ) -> None:
     """Spend the nonce for this action on this target, asked for through this admin
-    token (None: the console), or raise ``step_up_required`` saying why. One statement:
+    token (None: the console), or raise ``StepUpRequired`` saying why. One statement:
     two requests racing with one nonce, one wins; a revoked token's nonces die with it."""
     how = (
         f"prove a fresh second factor first: POST /api/v1/admin/step-up with "
@@ -347,9 +333,9 @@ async def spend_nonce(
         '"action_request_nonce" it returns'
     )
     if not raw:
-        raise step_up_required(f"this action needs a step-up; {how}")
+        raise StepUpRequired(f"this action needs a step-up; {how}")
     if not raw.startswith(NONCE_PREFIX) or len(raw) > 200:
-        raise step_up_required(f"action_request_nonce is not a nonce; {how}")
+        raise StepUpRequired(f"action_request_nonce is not a nonce; {how}")
     digest = hasher.hash(raw)
     now = clock.now()
     table = ActionRequestNonce
@@ -385,4 +371,4 @@ async def spend_nonce(
             f"this action_request_nonce was issued for {found.action!r} on {found.target!r}, "
             f"not {action!r} on {target!r}"
         )
-    raise step_up_required(f"{why}; {how}")
+    raise StepUpRequired(f"{why}; {how}")

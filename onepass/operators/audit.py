@@ -1,7 +1,7 @@
 """The audit log: every admin action, through the API, the console or the CLI.
 
-An action that succeeds is recorded in its own transaction, so the change and its
-record commit together. An action refused or failed is recorded in a transaction of
+Only the playbook (``onepass.playbook``) writes it. An action that succeeds is
+recorded in its own transaction, so the change and its record commit together. An action refused or failed is recorded in a transaction of
 its own, since nothing else was written.
 """
 
@@ -16,10 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.admin.errors import AdminError
-from onepass.admin.models import AuditLogEntry
 from onepass.clock import Clock
 from onepass.db import Database
+from onepass.operators.models import AuditLogEntry
 
 log = structlog.get_logger("onepass.admin.audit")
 
@@ -96,21 +95,14 @@ async def record_refusal(
     actor: Actor,
     action: str,
     target: str | None,
-    error: AdminError,
+    *,
+    outcome: str,
+    message: str,
 ) -> None:
-    """A refusal of the admin API or console: denied (401, 403, 429) or failed. The
-    database being away is logged rather than raised: the caller reports the refusal."""
-    outcome = DENIED if error.status in (401, 403, 429) else FAILED
+    """A refusal of the admin API or console: ``DENIED`` (401, 403, 429) or ``FAILED``.
+    The database being away is logged rather than raised: the caller reports the refusal."""
     try:
-        await record(
-            database,
-            clock,
-            actor,
-            action,
-            target,
-            outcome,
-            message=f"{error.code}: {error.message.split('; ')[0]}",
-        )
+        await record(database, clock, actor, action, target, outcome, message=message)
     except (SQLAlchemyError, OSError) as exc:
         log.error("admin.audit_failed", error=type(exc).__name__, action=action)
 

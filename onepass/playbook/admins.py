@@ -1,0 +1,77 @@
+"""The playbook's admins chapter: create an administrator, enrol their TOTP second
+factor, create and revoke admin API tokens, each audited in its transaction. The
+rules are ``onepass.operators.service``'s."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from onepass.accounts.passwords import PasswordHasher
+from onepass.operators import audit, service
+from onepass.operators.audit import Actor
+from onepass.runtime import Runtime
+
+CREATE = "admin.create"
+ENROLL_TOTP = "admin.enroll_totp"
+CREATE_TOKEN = "admin.token_create"
+REVOKE_TOKEN = "admin.token_revoke"
+
+
+async def create_admin(
+    runtime: Runtime, actor: Actor, *, email: str, password: str
+) -> dict[str, Any]:
+    """An administrator: an account of its own, never an existing user's."""
+    async with runtime.database.session() as session:
+        user = await service.create_admin(
+            session, PasswordHasher(runtime.settings), runtime.clock, email=email, password=password
+        )
+        audit.add(session, runtime.clock, actor, CREATE, user.email)
+        return {"id": user.id, "sub": user.sub, "email": user.email}
+
+
+async def enroll_totp(runtime: Runtime, actor: Actor, *, email: str) -> dict[str, Any]:
+    """A new TOTP secret for the administrator, replacing any earlier one (shown once)."""
+    async with runtime.database.session() as session:
+        user = await service.find_admin(session, email)
+        enrollment = await service.enroll_totp(session, runtime.box, runtime.clock, user)
+        audit.add(session, runtime.clock, actor, ENROLL_TOTP, user.email)
+        return {"otpauth_uri": enrollment.otpauth_uri, "secret": enrollment.secret}
+
+
+async def create_token(
+    runtime: Runtime, actor: Actor, *, email: str, scopes: list[str], ttl: timedelta
+) -> dict[str, Any]:
+    """An admin API token for the administrator (the token shown once)."""
+    async with runtime.database.session() as session:
+        user = await service.find_admin(session, email)
+        new = await service.create_token(
+            session,
+            runtime.hasher,
+            runtime.clock,
+            user,
+            scopes,
+            ttl,
+            max_ttl=timedelta(seconds=runtime.settings.admin_token_max_ttl),
+        )
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            CREATE_TOKEN,
+            user.email,
+            detail={"token_id": new.record.id, "scopes": new.record.scopes},
+        )
+        return {
+            "token": new.token,
+            "id": new.record.id,
+            "scopes": new.record.scopes,
+            "expires_at": new.record.expires_at,
+        }
+
+
+async def revoke_token(runtime: Runtime, actor: Actor, token_id: int) -> dict[str, Any]:
+    async with runtime.database.session() as session:
+        token = await service.revoke_token(session, runtime.clock, token_id)
+        audit.add(session, runtime.clock, actor, REVOKE_TOKEN, str(token_id))
+        return {"id": token.id, "prefix": token.prefix, "revoked_at": token.revoked_at}
