@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -67,7 +67,9 @@ class StartupError(Exception):
     pass
 
 
-def _lifespan(settings: Settings, clock: Clock | None, settle: bool):
+def _lifespan(
+    settings: Settings, clock: Clock | None, settle: bool
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings, clock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis.asyncio as redis
 import structlog
@@ -95,7 +95,11 @@ class MemoryCache:
             del self._data[next(iter(self._data))]
 
     async def delete(self, *keys: str) -> int:
-        return sum(1 for key in keys if self._live(key) is not None and self._data.pop(key, None))
+        return sum(
+            1
+            for key in keys
+            if self._live(key) is not None and self._data.pop(key, None) is not None
+        )
 
     async def delete_matching(self, pattern: str) -> int:
         doomed = [key for key in self._data if fnmatch.fnmatchcase(key, pattern)]
@@ -243,7 +247,8 @@ class RedisCache:
     async def get(self, key: str) -> str | None:
         if await self._redis_first():
             try:
-                return await self._redis.get(key)
+                # decode_responses=True: str, though redis-py's types allow bytes too
+                return cast("str | None", await self._redis.get(key))
             except REDIS_ERRORS as exc:
                 self._failed(exc, "get")
         return await self._fallback.get(key)

@@ -221,7 +221,10 @@ def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:
             403,
         )
     try:
-        return state.sealer.unseal(form.get("interaction", ""), state.runtime.clock.timestamp())
+        interaction: Interaction = state.sealer.unseal(
+            form.get("interaction", ""), state.runtime.clock.timestamp()
+        )
+        return interaction
     except InteractionInvalid as exc:
         return error_page("This form has expired", str(exc).capitalize() + ".")
 

@@ -35,9 +35,10 @@ async def _authenticated_client(request: Request, form: dict[str, str]) -> Clien
     authorization = request.headers.getlist("authorization")
     if len(authorization) > 1:
         raise InvalidRequestError("more than one Authorization header")
-    return await request.app.state.token_endpoint.authenticate(
+    client: ClientRecord = await request.app.state.token_endpoint.authenticate(
         authorization[0] if authorization else None, form
     )
+    return client
 
 
 async def _token_request(request: Request) -> tuple[dict[str, str], ClientRecord, str]:

@@ -317,6 +317,7 @@ async def _act(
             status=refused.status,
             headers=refused.headers,
         )
+    assert canonical is not None  # approve() gives the target or the refusal
     runtime = runtime_of(request)
     actor = actor_of(request, console)
     try:

@@ -16,7 +16,6 @@ from onepass.admin.console.web import (
     EXPIRED_FORM,
     actor_of,
     admin_cookie,
-    client_ip,
     csrf_ok,
     current_console,
     guarded,
@@ -31,6 +30,7 @@ from onepass.admin.console.web import (
     totp_code_of,
 )
 from onepass.admin.console_service import ConsoleLoginRefused
+from onepass.web import client_ip
 
 log = structlog.get_logger("onepass.admin.console")
 
