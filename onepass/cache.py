@@ -12,16 +12,11 @@ import fnmatch
 import time
 from typing import Protocol, cast
 
-import redis.asyncio as redis
 import structlog
-from redis.exceptions import RedisError
 
 from onepass.clock import Clock, SystemClock
 
 log = structlog.get_logger("onepass.cache")
-
-# What an unreachable or failing Redis raises (connection refused or reset, timeouts).
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class Cache(Protocol):
@@ -159,6 +154,13 @@ class RedisCache:
     MAX_REMEMBERED = 100_000
 
     def __init__(self, url: str, clock: Clock | None = None) -> None:
+        # Imported here, so a process without ONEPASS_REDIS_URL (the embedded default,
+        # most `onepass` commands) does not spend a tenth of a second importing redis.
+        import redis.asyncio as redis
+        from redis.exceptions import RedisError
+
+        # What an unreachable or failing Redis raises (connection refused or reset, timeouts).
+        self._errors = (RedisError, OSError, TimeoutError)
         self._redis = redis.Redis.from_url(
             url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
         )
@@ -239,7 +241,7 @@ class RedisCache:
         if self.lost_writes:
             try:
                 await self._repair()
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "repair")
                 return False
         return True
@@ -249,7 +251,7 @@ class RedisCache:
             try:
                 # decode_responses=True: str, though redis-py's types allow bytes too
                 return cast("str | None", await self._redis.get(key))
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "get")
         return await self._fallback.get(key)
 
@@ -260,7 +262,7 @@ class RedisCache:
             try:
                 px = int(ttl * 1000) if ttl else None
                 return bool(await self._redis.set(key, value, px=px, nx=nx))
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "set")
         if not nx:
             self._lose((key,))
@@ -274,7 +276,7 @@ class RedisCache:
         if await self._redis_first():
             try:
                 return int(await self._redis.delete(*keys))
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "delete")
         self._lose(keys)
         return await self._fallback.delete(*keys)
@@ -295,7 +297,7 @@ class RedisCache:
         if await self._redis_first():
             try:
                 return await self._unlink_matching(pattern)
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "delete_matching")
         self._lose(pattern=pattern)
         return await self._fallback.delete_matching(pattern)
@@ -308,7 +310,7 @@ class RedisCache:
                     pipe.pexpire(key, int(ttl * 1000), nx=True)
                     value, _ = await pipe.execute()
                 return int(value)
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "incr")
         return await self._fallback.incr(key, ttl)
 
@@ -316,7 +318,7 @@ class RedisCache:
         if await self._redis_first():
             try:
                 return int(await self._decr_live(keys=[key]))
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "decr")
         return await self._fallback.decr(key)
 
@@ -324,7 +326,7 @@ class RedisCache:
         """Whether Redis answers now (never raises)."""
         try:
             return bool(await self._redis.ping())
-        except REDIS_ERRORS:
+        except self._errors:
             return False
 
     async def close(self) -> None:
