@@ -10,18 +10,13 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
-import redis.asyncio as redis
 import structlog
-from redis.exceptions import RedisError
 
 from onepass.clock import Clock, SystemClock
 
 log = structlog.get_logger("onepass.cache")
-
-# What an unreachable or failing Redis raises (connection refused or reset, timeouts).
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class Cache(Protocol):
@@ -95,7 +90,11 @@ class MemoryCache:
             del self._data[next(iter(self._data))]
 
     async def delete(self, *keys: str) -> int:
-        return sum(1 for key in keys if self._live(key) is not None and self._data.pop(key, None))
+        return sum(
+            1
+            for key in keys
+            if self._live(key) is not None and self._data.pop(key, None) is not None
+        )
 
     async def delete_matching(self, pattern: str) -> int:
         doomed = [key for key in self._data if fnmatch.fnmatchcase(key, pattern)]
@@ -155,6 +154,13 @@ class RedisCache:
     MAX_REMEMBERED = 100_000
 
     def __init__(self, url: str, clock: Clock | None = None) -> None:
+        # Imported here, so a process without ONEPASS_REDIS_URL (the embedded default,
+        # most `onepass` commands) does not spend a tenth of a second importing redis.
+        import redis.asyncio as redis
+        from redis.exceptions import RedisError
+
+        # What an unreachable or failing Redis raises (connection refused or reset, timeouts).
+        self._errors = (RedisError, OSError, TimeoutError)
         self._redis = redis.Redis.from_url(
             url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
         )
@@ -235,7 +241,7 @@ class RedisCache:
         if self.lost_writes:
             try:
                 await self._repair()
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "repair")
                 return False
         return True
@@ -243,8 +249,9 @@ class RedisCache:
     async def get(self, key: str) -> str | None:
         if await self._redis_first():
             try:
-                return await self._redis.get(key)
-            except REDIS_ERRORS as exc:
+                # decode_responses=True: str, though redis-py's types allow bytes too
+                return cast("str | None", await self._redis.get(key))
+            except self._errors as exc:
                 self._failed(exc, "get")
         return await self._fallback.get(key)
 
@@ -255,7 +262,7 @@ class RedisCache:
             try:
                 px = int(ttl * 1000) if ttl else None
                 return bool(await self._redis.set(key, value, px=px, nx=nx))
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "set")
         if not nx:
             self._lose((key,))
@@ -269,7 +276,7 @@ class RedisCache:
         if await self._redis_first():
             try:
                 return int(await self._redis.delete(*keys))
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "delete")
         self._lose(keys)
         return await self._fallback.delete(*keys)
@@ -290,7 +297,7 @@ class RedisCache:
         if await self._redis_first():
             try:
                 return await self._unlink_matching(pattern)
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "delete_matching")
         self._lose(pattern=pattern)
         return await self._fallback.delete_matching(pattern)
@@ -303,7 +310,7 @@ class RedisCache:
                     pipe.pexpire(key, int(ttl * 1000), nx=True)
                     value, _ = await pipe.execute()
                 return int(value)
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "incr")
         return await self._fallback.incr(key, ttl)
 
@@ -311,7 +318,7 @@ class RedisCache:
         if await self._redis_first():
             try:
                 return int(await self._decr_live(keys=[key]))
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._failed(exc, "decr")
         return await self._fallback.decr(key)
 
@@ -319,7 +326,7 @@ class RedisCache:
         """Whether Redis answers now (never raises)."""
         try:
             return bool(await self._redis.ping())
-        except REDIS_ERRORS:
+        except self._errors:
             return False
 
     async def close(self) -> None:

@@ -7,8 +7,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -240,4 +241,4 @@ async def revoke_user_sessions(session: AsyncSession, clock: Clock, user_id: int
         .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=clock.now())
     )
-    return result.rowcount or 0
+    return cast("CursorResult[Any]", result).rowcount or 0

@@ -35,6 +35,7 @@ from onepass.crypto import KeyedHasher, SecretBox
 from onepass.db.engine import Database
 from onepass.operators import service as admin_service
 from onepass.operators.audit import Actor
+from onepass.operators.errors import TotpLocked
 from onepass.playbook import console as console_audit
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox, outbox_queries
@@ -137,7 +138,7 @@ class ConsoleDoor(Door):
                 max_failures=self.max_totp_failures,
                 failure_window=self.failure_window,
             )
-        except admin_service.TotpLocked as exc:
+        except TotpLocked as exc:
             raise ConsoleLoginRefused(
                 f"Too many wrong codes. {try_again_in(exc.retry_after)}",
                 "too many wrong TOTP codes",

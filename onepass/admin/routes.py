@@ -245,7 +245,8 @@ def _problem(error: ErrorDetails) -> str:
     if error["type"] == "bool_type":
         return f'"{name}" must be true or false'
     if error["type"] == "literal_error":
-        return f'"{name}" must be ' + error["ctx"]["expected"].replace("'", '"')
+        expected = str(error["ctx"]["expected"])
+        return f'"{name}" must be ' + expected.replace("'", '"')
     return f'"{name}" must be a string (at most {MAX_TEXT} characters)'
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import typer
@@ -125,7 +126,7 @@ def backfill_links(
                     runtime.clock,
                     application_id,
                     batch_size=batch_size,
-                    progress=lambda n, task=task: progress.advance(task, n),
+                    progress=functools.partial(progress.advance, task),
                 )
                 result.enqueued += one.enqueued
                 result.skipped += one.skipped

@@ -122,7 +122,7 @@ async def lock(session: AsyncSession, name: str) -> None:
 
     On SQLite this must be the transaction's first statement.
     """
-    if session.bind.dialect.name == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         await session.connection(execution_options={"sqlite_immediate": True})
     else:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(name)})

@@ -29,7 +29,7 @@ _AWAY = (
 
 # What a handler must be registered for to see every such failure (``is_unavailable``
 # then decides): the classes above, and SQLAlchemy's and asyncpg's bases that wrap them.
-CANDIDATES: tuple[type[BaseException], ...] = (
+CANDIDATES: tuple[type[Exception], ...] = (
     *_AWAY,
     sa.SQLAlchemyError,
     asyncpg.PostgresError,

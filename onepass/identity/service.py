@@ -81,7 +81,7 @@ class MergeResult:
 
 async def _lock_users(session: AsyncSession, ids: list[int]) -> dict[int, User]:
     query = select(User).where(User.id.in_(ids)).order_by(User.id)
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     users = {
         u.id: u for u in await session.scalars(query.execution_options(populate_existing=True))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import orjson
 import structlog
+from joserfc.jwk import KeySetSerialization
 
 from onepass.clock import Clock
 from onepass.crypto import SecretBox
@@ -40,7 +40,7 @@ class KeyRing:
         self.refresh_interval = refresh_interval
         self._signers: dict[str, JWTSigner] = {}
         self._fingerprint: tuple[tuple[str, str], ...] | None = None
-        self.jwks: dict[str, Any] = {"keys": []}
+        self.jwks: KeySetSerialization = {"keys": []}
         self.jwks_body: bytes = orjson.dumps(self.jwks)
         self.last_refreshed: float | None = None  # monotonic time of the last good refresh
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import LoginSession, User
@@ -144,7 +145,7 @@ async def redeem_code(
         .where(AuthorizationCode.id == row.id, AuthorizationCode.redeemed_at.is_(None))
         .values(redeemed_at=clock.now())
     )
-    if consumed.rowcount != 1:
+    if cast("CursorResult[Any]", consumed).rowcount != 1:
         await session.refresh(row)  # the winner's committed tokens
         await revoke_code_tokens(session, clock, row)
         return Redemption(row, replayed=True)

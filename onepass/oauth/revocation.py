@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +19,7 @@ async def revoke_access_token(
 ) -> None:
     if expires_at <= clock.now():
         return  # expired already: nothing to remember
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(RevokedAccessToken)
         .values(jti=jti, expires_at=expires_at, revoked_at=clock.now(), reason=reason)
@@ -51,7 +52,7 @@ async def revoke_family(session: AsyncSession, clock: Clock, family_id: str, rea
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return result.rowcount or 0
+    return cast("CursorResult[Any]", result).rowcount or 0
 
 
 async def revoke_merged_user(session: AsyncSession, clock: Clock, user_id: int) -> int:

@@ -312,7 +312,7 @@ async def escalate(session: AsyncSession, clock: Clock) -> list[Escalation]:
     )
     taken: dict[int, dict[Step, datetime]] = {i.id: {} for i in incidents}
     for incident_id, level, at in taken_rows.all():
-        taken[incident_id][Step(level)] = at
+        taken[incident_id][Step(level or 0)] = at
     done: list[tuple[Incident, Any, IncidentUpdate]] = []
     for incident in incidents:
         state = IncidentState(

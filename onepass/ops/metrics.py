@@ -125,8 +125,8 @@ def render(snapshot: OutboxSnapshot) -> bytes:
     if multiproc_dir:
         MultiProcessCollector(registry, path=multiproc_dir)
     else:
-        registry.register(_Registry())  # type: ignore[arg-type]
-    registry.register(_Families(outbox_families(snapshot)))  # type: ignore[arg-type]
+        registry.register(_Registry())
+    registry.register(_Families(outbox_families(snapshot)))
     return generate_latest(registry)
 
 

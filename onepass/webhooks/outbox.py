@@ -194,7 +194,7 @@ async def enqueue_many(
         .on_conflict_do_nothing(index_elements=["oauth_application_id", "idempotency_key"])
         .returning(_table.c.id, _table.c.idempotency_key)
     )
-    ids: list[int] = []
+    ids = []
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start : start + _INSERT_CHUNK]
         result = await session.execute(statement, chunk)
@@ -233,6 +233,7 @@ async def _insert_pg(
     row is what lets a backfill enqueue tens of thousands of entries a second."""
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None  # a live connection's asyncpg connection
     records = await raw.fetch(
         _PG_INSERT,
         app.id,

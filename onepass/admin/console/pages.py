@@ -33,7 +33,6 @@ from onepass.admin.console.web import (
     redirect_to,
     render_page,
     router,
-    runtime_of,
     sentence,
     totp_code_of,
     when_text,
@@ -47,6 +46,7 @@ from onepass.playbook import actions
 from onepass.playbook import webhooks as webhooks_playbook
 from onepass.refusals import Refusal
 from onepass.runtime import Runtime
+from onepass.services import runtime_of
 from onepass.webhooks import outbox
 from onepass.webhooks.errors import EntryNotFound
 
@@ -308,6 +308,7 @@ async def _act(
             status=refused.status,
             headers=refused.headers,
         )
+    assert canonical is not None  # approve() gives the target or the refusal
     runtime = runtime_of(request)
     actor = actor_of(request, console)
     try:

@@ -25,13 +25,13 @@ from onepass.admin.console.web import (
     redirect_to,
     render_page,
     router,
-    runtime_of,
     safe_next,
     totp_code_of,
 )
 from onepass.admin.console_service import ConsoleLoginRefused
 from onepass.operators.audit import Actor
 from onepass.playbook import console as console_audit
+from onepass.services import runtime_of
 from onepass.web import client_ip
 
 log = structlog.get_logger("onepass.admin.console")

@@ -4,7 +4,7 @@ CSRF, rendering, the step-up of a change (``approve``), formatting."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -47,7 +47,7 @@ class ConsoleRoute(APIRoute):
     """A console route: an ``Answered`` raised while solving its dependencies is its
     answer."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:

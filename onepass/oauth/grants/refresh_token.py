@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from onepass.clients.registry import ClientRecord
 from onepass.clients.scopes import parse_scope
@@ -49,7 +49,7 @@ class RefreshTokenGrant:
                 .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
                 .values(rotated_at=now)
             )
-            if rotated.rowcount != 1:
+            if cast("CursorResult[Any]", rotated).rowcount != 1:
                 # An already-rotated token came back: stolen or replayed. Revoke the family.
                 await revoke_family(session, ctx.clock, row.family_id, "refresh_reuse")
                 reused = True

@@ -1,8 +1,10 @@
 """Redis goes away: logins, tokens and merges go on; an invalidation made during the
-outage is applied in Redis once it is back. A real redis-server, killed with SIGKILL."""
+outage is applied in Redis once it is back, and another process soon stops reading the
+stale answer. A real redis-server, killed with SIGKILL."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -114,6 +116,35 @@ async def test_an_invalidation_lost_in_an_outage_is_made_when_redis_is_back(
         assert cache.lost_writes == 0
     finally:
         await cache.close()
+
+
+async def test_another_process_stops_reading_the_stale_answer_soon_after_redis_is_back(
+    redis_process: RedisProcess,
+) -> None:
+    merging = RedisCache(redis_process.url)  # the worker that ran the merge
+    other = RedisCache(redis_process.url)  # another worker, another process
+    for cache in (merging, other):
+        cache.RETRY_AFTER = 0.05  # type: ignore[misc]
+    try:
+        await merging.set("user:canonical:7", "7", 3600)  # cached before the merge
+        redis_process.kill()
+        await merging.set("user:canonical:7", "9", 3600)  # the merge, during the outage
+        assert merging.lost_writes == 1
+        redis_process.start()
+
+        # The merging worker gets no further request that touches the cache; the other
+        # one serves logins. It must not read the pre-merge answer for long.
+        deadline = asyncio.get_running_loop().time() + 2.0
+        while await other.get("user:canonical:7") == "7":
+            assert asyncio.get_running_loop().time() < deadline, (
+                "another process still reads the pre-merge canonical user from Redis"
+            )
+            await asyncio.sleep(0.05)
+        assert await other.get("user:canonical:7") is None
+        assert merging.lost_writes == 0
+    finally:
+        await merging.close()
+        await other.close()
 
 
 async def test_logins_and_tokens_go_on_without_redis(runtime: Runtime, engine_name: str) -> None:

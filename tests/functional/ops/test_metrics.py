@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -144,3 +145,30 @@ async def test_metrics_in_production_are_off_until_a_token_is_set(runtime: Runti
         response = await http.get("/metrics")
     assert response.status_code == 404
     assert "ONEPASS_METRICS_TOKEN" in response.json()["message"]
+
+
+async def test_metrics_route_labels_stay_bounded_whatever_the_paths_and_methods(
+    http: httpx.AsyncClient,
+) -> None:
+    marker = uuid.uuid4().hex
+    for method, path in [
+        ("GET", f"/{marker}"),
+        ("GET", f"/static/{marker}.css"),
+        ("GET", f"/admin/webhooks/{marker}"),
+        ("DELETE", f"/api/v1/admin/webhook_outbox/{marker}"),
+        ("GET", f"/webhooks/{marker}"),
+        ("OPTIONS", f"/token/{marker}"),
+        ("PUT", "/token"),
+        ("GET", f"/up/{marker}"),
+        ("GET", f"/%ff{marker}"),
+    ]:
+        await http.request(method, path)
+    text = (await http.get("/metrics")).text
+    assert marker not in text
+    routes = {
+        s.labels["route"]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if "route" in s.labels
+    }
+    assert all(r == "unmatched" or r.startswith("/") for r in routes), routes

@@ -6,6 +6,7 @@ Create Date: 2026-11-29
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,15 +23,15 @@ PENDING = "delivered_at IS NULL AND dlq_at IS NULL"
 DEAD = "dlq_at IS NOT NULL AND delivered_at IS NULL"
 
 
-def _id() -> sa.types.TypeEngine:
+def _id() -> sa.types.TypeEngine[Any]:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _json() -> sa.types.TypeEngine:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
-def _when() -> sa.types.TypeEngine:
+def _when() -> sa.types.TypeEngine[Any]:
     return onepass.db.types.UTCDateTime(timezone=True)
 
 

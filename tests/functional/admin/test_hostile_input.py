@@ -1,21 +1,19 @@
-"""Review findings on the admin API and console: hostile input must be a 4xx (not a
-500 on SQLite, nor a 503 "database unavailable" on PostgreSQL), and a step-up nonce
-must name one merge only. SQLite and PostgreSQL."""
+"""Hostile input to the admin API and console (ids past 64 bits, NUL bytes, odd
+digits, far dates and durations) is a 4xx: not a 500 on SQLite, nor a 503 "database
+unavailable" on PostgreSQL, and a step-up refused for its target spends no code.
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from onepass.accounts import totp
 from onepass.app import OnePass, create_app
 from onepass.clock import FrozenClock
-from onepass.identity.models import IdentityLink
 from onepass.runtime import Runtime
 from tests.conftest import ISSUER
 from tests.factories import AdminInfo, make_user
@@ -113,25 +111,6 @@ async def test_step_up_with_hostile_targets_is_4xx_and_spends_no_code(
     assert retry.status_code == 200, retry.text
 
 
-async def test_a_merge_nonce_does_not_serve_another_merge_with_the_same_joined_target(
-    api: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock
-) -> None:
-    # "a@x.io->b->c@x.io" reads as a@x.io -> b->c@x.io, and as a@x.io->b -> c@x.io:
-    # all four are valid email addresses.
-    for email in ("a@x.io", "b->c@x.io", "a@x.io->b", "c@x.io"):
-        await make_user(rt, email)
-    granted = await step_up(api, admin, "users.merge", "a@x.io->b->c@x.io", code_now(admin, clock))
-    nonce = granted.json().get("action_request_nonce", "arn_none")
-    merged = await api.post(
-        "/api/v1/admin/users/merge",
-        json={"source": "a@x.io->b", "target": "c@x.io", "action_request_nonce": nonce},
-        headers=bearer(admin.token),
-    )
-    assert merged.status_code != 200, merged.text
-    async with rt.database.session() as session:
-        assert await session.scalar(select(func.count()).select_from(IdentityLink)) == 0
-
-
 @pytest.mark.parametrize(
     "path",
     [
@@ -146,28 +125,3 @@ async def test_console_out_of_range_application_ids_are_404(
     await signed_in(api, admin, clock)
     response = await api.get(path)
     assert response.status_code == 404, (response.status_code, response.text[:300])
-
-
-async def test_two_step_ups_racing_with_one_code_issue_one_nonce(
-    api: httpx.AsyncClient, admin: AdminInfo, clock: FrozenClock
-) -> None:
-    code = code_now(admin, clock)
-    responses = await asyncio.gather(
-        *(step_up(api, admin, "signing_keys.rotate", "jwks", code) for _ in range(4))
-    )
-    assert sorted(r.status_code for r in responses) == [200, 401, 401, 401], [
-        r.text for r in responses
-    ]
-
-
-async def test_a_console_sign_in_and_a_step_up_racing_with_one_code_accept_it_once(
-    api: httpx.AsyncClient, admin: AdminInfo, clock: FrozenClock
-) -> None:
-    from tests.functional.admin.test_console import sign_in
-
-    code = code_now(admin, clock)
-    signed, stepped = await asyncio.gather(
-        sign_in(api, admin.email, admin.password, code),
-        step_up(api, admin, "signing_keys.rotate", "jwks", code),
-    )
-    assert sorted([signed.status_code == 303, stepped.status_code == 200]) == [False, True]
