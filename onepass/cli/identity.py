@@ -1,17 +1,13 @@
-"""Canonical resolution: `identity enforce-check`, `cache invalidate-canonical`,
-`webhooks backfill-links`."""
+"""Canonical resolution: `identity enforce-check`, `cache invalidate-canonical`."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from onepass.cli.common import JsonOption, fail, print_json, print_table, run
-from onepass.clients import registry as clients_service
-from onepass.identity import backfill, enforcement
+from onepass.identity import enforcement
 from onepass.identity.canonical import CanonicalResolver
 from onepass.operators.audit import Actor
 from onepass.playbook import cache
@@ -89,51 +85,3 @@ def invalidate_canonical(
                 "note: without ONEPASS_REDIS_URL each server process keeps its own cache, "
                 "for a few seconds only"
             )
-
-
-def backfill_links(
-    app_id: str | None = typer.Argument(None, metavar="APP_ID", help="client_id or id of one RP."),
-    all_apps: bool = typer.Option(
-        False, "--all", help="Every RP subscribed to identity.link.created."
-    ),
-    batch_size: int = typer.Option(backfill.BATCH, "--batch-size", min=1, max=50_000),
-    as_json: bool = JsonOption,
-) -> None:
-    """Enqueue identity.link.created for every link an RP has not been sent (idempotent, resumable)."""
-    if (app_id is None) == (not all_apps):
-        fail("give exactly one of APP_ID or --all", 2)
-
-    async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            if all_apps:
-                app_ids = [a.id for a in await enforcement.subscribed_applications(session)]
-            else:
-                app_ids = [(await clients_service.find_client(session, app_id or "")).id]
-        total = await backfill.count_links(runtime.database)
-        result = backfill.BackfillResult()
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            disable=as_json,
-            transient=False,
-        ) as progress:
-            for application_id in app_ids:
-                task = progress.add_task(f"application {application_id}", total=total)
-                one = await backfill.backfill_links(
-                    runtime.database,
-                    runtime.clock,
-                    application_id,
-                    batch_size=batch_size,
-                    progress=functools.partial(progress.advance, task),
-                )
-                result.enqueued += one.enqueued
-                result.skipped += one.skipped
-        return {"enqueued": result.enqueued, "skipped": result.skipped}
-
-    data = run(action)
-    if as_json:
-        print_json(data)
-    else:
-        typer.echo(f"enqueued {data['enqueued']}, skipped {data['skipped']} (already sent)")

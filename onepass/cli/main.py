@@ -40,13 +40,6 @@ COMMANDS: dict[str, str] = {
     "incidents": "onepass.cli.ops:incidents_app",
 }
 
-# Commands a group's own module does not register, added to the group when it loads:
-# group -> [(command name, "module:function")]. A group's module registering all its
-# commands itself is better; an entry here is for one that does not yet.
-GROUP_EXTRAS: dict[str, list[tuple[str, str]]] = {
-    "webhooks": [("backfill-links", "onepass.cli.identity:backfill_links")],
-}
-
 
 def _same(command: Command) -> Command:
     return command
@@ -119,10 +112,6 @@ def _load(name: str) -> Command:
     target = _resolve(COMMANDS[name])
     holder = typer.Typer()
     if isinstance(target, typer.Typer):
-        registered = {command.name for command in target.registered_commands}
-        for command_name, function in GROUP_EXTRAS.get(name, []):
-            if command_name not in registered:
-                target.command(command_name)(_resolve(function))
         holder.add_typer(target, name=name)
         return typer.main.get_group_from_info(
             holder.registered_groups[0],

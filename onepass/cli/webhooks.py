@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from onepass.cli.common import CommandError, JsonOption, print_json, print_table, run
+from onepass.cli.common import CommandError, JsonOption, fail, print_json, print_table, run
 from onepass.clients.models import OAuthApplication
 from onepass.clients.registry import find_client
 from onepass.durations import parse_duration
+from onepass.identity.backfill import BATCH as BACKFILL_BATCH
 from onepass.logs import configure_logging
 from onepass.operators.audit import Actor
 from onepass.playbook import keys as keys_playbook
+from onepass.playbook import merges as merges_playbook
 from onepass.playbook import webhooks as webhooks_playbook
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
@@ -368,3 +373,41 @@ def compromise(
         f"{data['restamped_entries']} undelivered entries re-stamped; "
         "webhook_key.compromised enqueued. The secret is shown this once."
     )
+
+
+@app.command("backfill-links")
+def backfill_links(
+    app_id: str | None = typer.Argument(None, metavar="APP_ID", help="client_id or id of one RP."),
+    all_apps: bool = typer.Option(
+        False, "--all", help="Every RP subscribed to identity.link.created."
+    ),
+    batch_size: int = typer.Option(BACKFILL_BATCH, "--batch-size", min=1, max=50_000),
+    as_json: bool = JsonOption,
+) -> None:
+    """Enqueue identity.link.created for every link an RP has not been sent (idempotent, resumable)."""
+    if (app_id is None) == (not all_apps):
+        fail("give exactly one of APP_ID or --all", 2)
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            disable=as_json,
+            transient=False,
+        ) as progress:
+
+            def track(application_id: int, links: int) -> Callable[[int], None]:
+                task = progress.add_task(f"application {application_id}", total=links)
+                return functools.partial(progress.advance, task)
+
+            return await merges_playbook.backfill_links(
+                runtime, Actor.cli(), app_id, batch_size=batch_size, progress=track
+            )
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"enqueued {data['enqueued']}, skipped {data['skipped']} (already sent)")

@@ -1,13 +1,16 @@
-"""The playbook's merges chapter: merge two users (the rules are
-``onepass.identity.service``'s)."""
+"""The playbook's merges chapter: merge two users, and send RPs the links they were
+never sent (the rules are ``onepass.identity.service``'s and ``identity.backfill``'s)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts import service as accounts
+from onepass.clients.registry import find_client
+from onepass.identity import backfill, enforcement
 from onepass.identity.canonical import CanonicalResolver
 from onepass.identity.service import MergeResult, merge
 from onepass.oauth.revocation import revoke_merged_user
@@ -62,3 +65,50 @@ async def merge_by_reference(
         "webhooks_enqueued": result.enqueued,
         "repointed_user_ids": result.stale_user_ids[1:],
     }
+
+
+BACKFILL_LINKS = "webhooks.backfill_links"
+
+
+async def backfill_links(
+    runtime: Runtime,
+    actor: Actor,
+    app_ref: str | None,
+    *,
+    batch_size: int = backfill.BATCH,
+    progress: Callable[[int, int], Callable[[int], None]] | None = None,
+) -> dict[str, Any]:
+    """Enqueue ``identity.link.created`` for every link the RP ``app_ref`` (every
+    subscribed RP when None) was never sent; idempotent and resumable, in batches of
+    ``batch_size`` links, each batch its own transaction (``identity.backfill``).
+
+    ``progress(application_id, links)`` is called before each RP and returns what to
+    call with the number of links each batch covered. The audit row comes last, in a
+    transaction of its own, with what was enqueued and skipped."""
+    async with runtime.database.session(readonly=True) as session:
+        if app_ref is None:
+            app_ids = [a.id for a in await enforcement.subscribed_applications(session)]
+        else:
+            app_ids = [(await find_client(session, app_ref)).id]
+    total = await backfill.count_links(runtime.database)
+    enqueued = skipped = 0
+    for application_id in app_ids:
+        one = await backfill.backfill_links(
+            runtime.database,
+            runtime.clock,
+            application_id,
+            batch_size=batch_size,
+            progress=progress(application_id, total) if progress is not None else None,
+        )
+        enqueued += one.enqueued
+        skipped += one.skipped
+    await audit.record(
+        runtime.database,
+        runtime.clock,
+        actor,
+        BACKFILL_LINKS,
+        app_ref if app_ref is not None else "*",
+        audit.OK,
+        detail={"applications": app_ids, "enqueued": enqueued, "skipped": skipped},
+    )
+    return {"enqueued": enqueued, "skipped": skipped}

@@ -83,6 +83,18 @@ def test_merge_check_backfill_cycle(tmp_path: Path) -> None:
     assert rows[0]["pending"] == 1 and rows[0]["missing"] == 1
     bad = cli(env, "webhooks", "backfill-links", check=False)
     assert bad.returncode == 2
+    # Each backfill is in the audit log, by whom, for which RP and with what it did.
+    audited = [
+        e for e in cli_json(env, "admin", "audit") if e["action"] == "webhooks.backfill_links"
+    ]
+    assert [(e["target"], e["via"], e["outcome"]) for e in reversed(audited)] == [
+        (rp["client_id"], "cli", "ok"),
+        ("*", "cli", "ok"),
+    ]
+    assert [(e["detail"]["enqueued"], e["detail"]["skipped"]) for e in reversed(audited)] == [
+        (1, 0),
+        (0, 1),
+    ]
 
 
 def test_merge_refuses_an_administrator_as_source_or_target(tmp_path: Path) -> None:

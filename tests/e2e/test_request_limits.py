@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import Server, base_env
+from tests.e2e.server import Server, base_env, cli, cli_json
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +31,15 @@ def rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def send_large_body(port: int, path: str, content_type: str, *, chunked: bool) -> bytes:
+def send_large_body(
+    port: int, path: str, content_type: str, *, chunked: bool, authorization: str = ""
+) -> bytes:
     """Stream TOTAL bytes as fast as the server takes them; return what it answered."""
     framing = "Transfer-Encoding: chunked" if chunked else "Content-Length: 100"
+    extra = f"Authorization: {authorization}\r\n" if authorization else ""
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
-        f"{framing}\r\n\r\n"
+        f"{extra}{framing}\r\n\r\n"
     ).encode()
     data = b"x" * CHUNK
     piece = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
@@ -63,22 +66,38 @@ def test_large_body_streamed_to_serve_does_not_grow_its_memory(
     tmp_path: Path, chunked: bool
 ) -> None:
     env = base_env(f"sqlite:///{tmp_path}/onepass.db")
+    # The admin API authenticates before it reads a body: an administrator's token, so
+    # the body is read (and bounded) rather than refused unread with a 401.
+    cli(env, "db", "upgrade")
+    cli(env, "admin", "create", "--email", "ops@example.com", "--password", "correct horse battery")
+    token = cli_json(
+        env, "admin", "tokens", "create", "--email", "ops@example.com", "--scope", "audit:read"
+    )["token"]
     with Server(env, log_path=tmp_path / "server.log") as server:
         assert server.process is not None
         for _ in range(3):  # warm: imports, templates, the first database connections
             httpx.post(f"{server.url}/revoke", data={"token": "x"})
             httpx.post(f"{server.url}/login", data={"email": "x"})
         before = rss(server.process.pid)
-        for path, content_type in (
-            ("/token", "application/x-www-form-urlencoded"),
-            ("/revoke", "application/x-www-form-urlencoded"),
-            ("/userinfo", "application/x-www-form-urlencoded"),
-            ("/login", "application/x-www-form-urlencoded"),
-            ("/api/v1/admin/step-up", "application/json"),
+        for path, content_type, authorization in (
+            ("/token", "application/x-www-form-urlencoded", ""),
+            ("/revoke", "application/x-www-form-urlencoded", ""),
+            ("/userinfo", "application/x-www-form-urlencoded", ""),
+            ("/login", "application/x-www-form-urlencoded", ""),
+            ("/api/v1/admin/step-up", "application/json", f"Bearer {token}"),
         ):
-            answer = send_large_body(server.port, path, content_type, chunked=chunked)
+            answer = send_large_body(
+                server.port, path, content_type, chunked=chunked, authorization=authorization
+            )
             grown = rss(server.process.pid) - before
             assert grown < MAX_GROWTH, (path, grown // 2**20, answer[:200])
             if chunked:
                 assert answer.startswith(b"HTTP/1.1 413 "), (path, answer[:200])
+        # Without a token the admin API answers 401 and never reads the body.
+        answer = send_large_body(
+            server.port, "/api/v1/admin/step-up", "application/json", chunked=chunked
+        )
+        assert rss(server.process.pid) - before < MAX_GROWTH
+        if chunked:
+            assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
         assert httpx.get(f"{server.url}/up").status_code == 200
