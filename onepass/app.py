@@ -27,8 +27,8 @@ from onepass.accounts.csrf import CSRF, CSRF_TOKENS
 from onepass.accounts.passwords import PasswordHasher
 from onepass.accounts.signin import SIGN_IN, SignIn
 from onepass.accounts.throttle import Limits, LoginThrottle
+from onepass.admin import api as admin_api
 from onepass.admin import console as admin_console
-from onepass.admin import routes as admin_routes
 from onepass.admin.errors import AdminError
 from onepass.clients.auth import CLIENT_AUTHENTICATOR, ClientAuthenticator
 from onepass.clients.registry import CLIENTS, ClientCache
@@ -301,7 +301,7 @@ def create_app(
     api.include_router(endpoints.router)
     api.include_router(logout.router)
     api.include_router(webhook_routes.router)
-    api.include_router(admin_routes.router)
+    api.include_router(admin_api.router)
     api.include_router(admin_console.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
