@@ -213,3 +213,36 @@ async def merge(
             also(session, result)
     await resolver.record_merge(result.stale_user_ids, target_id)
     return result
+
+
+async def links_of(session: AsyncSession, user_id: int) -> list[dict[str, object]]:
+    """The identity links ``user_id`` is in, as source or target, oldest first, with
+    each side's id and ``sub``."""
+    links = list(
+        await session.scalars(
+            select(IdentityLink)
+            .where(
+                (IdentityLink.source_user_id == user_id) | (IdentityLink.target_user_id == user_id)
+            )
+            .order_by(IdentityLink.id)
+        )
+    )
+    ids = {link.source_user_id for link in links} | {link.target_user_id for link in links}
+    subs = (
+        dict((await session.execute(select(User.id, User.sub).where(User.id.in_(ids)))).all())
+        if ids
+        else {}
+    )
+    return [
+        {
+            "link_id": link.id,
+            "source_id": link.source_user_id,
+            "source_sub": subs.get(link.source_user_id),
+            "target_id": link.target_user_id,
+            "target_sub": subs.get(link.target_user_id),
+            "created_at": link.created_at,
+            "actor": link.actor,
+            "reason": link.reason,
+        }
+        for link in links
+    ]
