@@ -6,7 +6,7 @@ Rules (the playbook's, made checks):
 - refused: merging a user into itself, a user already merged, into a user that is
   itself merged (the error names its canonical user), or anything making a cycle;
 - refused: an administrator, as source or target (an administrator is an account of
-  its own, never one of an end user's identities);
+  its own, never one of an end user's identities), and a deleted user;
 - the link is inserted and every link that targeted the source is repointed to the
   target, so every chain stays one hop;
 - the source's login sessions are revoked, and its tokens by the step the caller
@@ -116,6 +116,8 @@ async def merge_users(
                 f"user {user.id} ({role}) is an administrator: an administrator is an "
                 "account of its own and is never merged, into or from an end user's account"
             )
+        if user.deleted_at is not None:
+            raise MergeError(f"user {user.id} ({role}) was deleted: nothing is left to merge")
     # Read the links only now, under the locks: a concurrent merge has committed.
     if await canonical_user_id(session, source_id) != source_id:
         raise MergeError(

@@ -285,3 +285,13 @@ async def test_administrators_are_managed_with_admin_commands_not_users(runtime:
     for change in (users.disable_user, users.delete_user):
         with pytest.raises(Conflict, match="administrator"):
             await change(runtime, ACTOR, admin.email)
+
+
+async def test_merge_refuses_a_deleted_user_as_source_or_target(runtime: Runtime) -> None:
+    gone = await make_user(runtime, "gone@example.com")
+    kept = await make_user(runtime, "kept@example.com")
+    await users.delete_user(runtime, ACTOR, gone.email)
+    resolver = CanonicalResolver(runtime.cache, 0.1)
+    for source, target in ((str(gone.id), kept.email), (kept.email, str(gone.id))):
+        with pytest.raises(Conflict, match="was deleted"):
+            await merges.merge_by_reference(runtime, resolver, ACTOR, source, target)

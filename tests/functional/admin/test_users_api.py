@@ -206,3 +206,32 @@ async def test_disabled_administrator_is_locked_out_and_reset_totp_voids_nonces(
         headers=bearer(ops.token),
     )
     assert not_admin.status_code == 404 and "no administrator" in not_admin.json()["message"]
+
+
+async def test_disabled_or_reset_administrator_loses_the_console(
+    api: httpx.AsyncClient, rt: Runtime, clock: FrozenClock, admin: AdminInfo
+) -> None:
+    from onepass.operators.audit import Actor
+    from onepass.playbook import admins
+    from tests.functional.admin.test_console import GENERIC, code_now, sign_in, signed_in
+
+    cli = Actor("cli:test", "cli")
+    await signed_in(api, admin, clock)
+    assert (await api.get("/admin")).status_code == 200
+    await admins.set_disabled(rt, cli, email=admin.email, disabled=True)
+    assert (await api.get("/admin")).status_code == 303  # back to the sign-in page
+    clock.advance(30)
+    refused = await sign_in(api, admin.email, admin.password, code_now(admin, clock))
+    assert refused.status_code == 401 and GENERIC in refused.text
+
+    await admins.set_disabled(rt, cli, email=admin.email, disabled=False)
+    clock.advance(30)
+    await signed_in(api, admin, clock)
+    assert (await api.get("/admin")).status_code == 200
+    await admins.reset_totp(rt, cli, email=admin.email)
+    assert (await api.get("/admin")).status_code == 303
+    clock.advance(30)
+    again = await sign_in(api, admin.email, admin.password, code_now(admin, clock))
+    assert again.status_code in (401, 403) and "onepass_admin" not in again.headers.get(
+        "set-cookie", ""
+    )  # no second factor until enroll-totp
