@@ -9,13 +9,14 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from onepass.accounts import service as accounts
 from onepass.admin.api.base import (
     Body,
     Caller,
     ChangeBody,
+    RequiredText,
     Text,
     _json,
     acting,
@@ -121,7 +122,7 @@ class UpdateBody(Body):
 
 
 class PasswordBody(Body):
-    password: Annotated[str, Field(max_length=1024)]
+    password: RequiredText
     action_request_nonce: Text = None
 
 

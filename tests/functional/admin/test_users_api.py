@@ -139,6 +139,12 @@ async def test_user_change_bad_input_is_a_clear_400(
         typed.status_code == 400
         and typed.json()["message"] == '"email_verified" must be true or false'
     )
+    long = await api.post(
+        f"/api/v1/admin/users/{user.sub}/set_password",
+        json={"password": "x" * 501},
+        headers=bearer(ops.token),
+    )
+    assert long.status_code == 400 and "at most 500 characters" in long.json()["message"]
     nonce = await nonce_for(api, ops, clock, "users.update", user.sub)
     bad = await api.post(
         f"/api/v1/admin/users/{user.sub}/update",
