@@ -25,6 +25,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Deleted (`onepass users delete`): personal data erased, the row kept (anonymised,
+    # disabled) so that identity links and the audit log still name it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Administrators (`onepass admin create`) may hold admin API tokens; their second
     # factor is TOTP (`onepass admin enroll-totp`), its secret encrypted at rest.
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

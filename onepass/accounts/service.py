@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -242,3 +242,172 @@ async def revoke_user_sessions(session: AsyncSession, clock: Clock, user_id: int
         .values(revoked_at=clock.now())
     )
     return cast("CursorResult[Any]", result).rowcount or 0
+
+
+# -- day-2 management (the playbook's users chapter calls these) ------------------------
+
+MAX_NAME_LENGTH = 200
+# A deleted user's email: `.invalid` (RFC 2606) is no one's domain, and the id keeps
+# it unique; `users create` cannot take it back (the address stays in use).
+DELETED_EMAIL_DOMAIN = "deleted.invalid"
+
+
+class UserDeleted(AccountError, Conflict):
+    """The user was deleted: only reads are left."""
+
+
+class IsAdministrator(AccountError, Conflict):
+    """An administrator's account is managed with `onepass admin …`, not `users …`."""
+
+
+def deleted_email(user_id: int) -> str:
+    return f"deleted-{user_id}@{DELETED_EMAIL_DOMAIN}"
+
+
+def check_manageable(user: User) -> None:
+    """Refuse a change to a deleted user or to an administrator's account."""
+    if user.deleted_at is not None:
+        raise UserDeleted(f"user {user.id} was deleted; nothing is left to change")
+    if user.is_admin:
+        raise IsAdministrator(
+            f"user {user.id} is an administrator: use `onepass admin disable|enable|reset-totp`"
+        )
+
+
+def check_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
+        raise InvalidAccount(f"{email[:80]!r} is not an email address")
+    return email
+
+
+def check_name(name: str) -> str | None:
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InvalidAccount(
+            f"a name is at most {MAX_NAME_LENGTH} characters, without control characters"
+        )
+    return name or None
+
+
+async def update_user(
+    session: AsyncSession,
+    clock: Clock,
+    user: User,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    email_verified: bool | None = None,
+) -> list[str]:
+    """Change what is given; return the names of the fields that changed. A new email
+    is unverified unless ``email_verified`` says otherwise; an empty name removes it."""
+    check_manageable(user)
+    changed: list[str] = []
+    if email is not None:
+        email = check_email(email)
+        if email != user.email:
+            taken = await session.scalar(
+                select(User.id).where(
+                    User.email_normalized == normalize_email(email), User.id != user.id
+                )
+            )
+            if taken is not None:
+                raise EmailInUse(f"a user with the email {email!r} already exists")
+            user.email = email
+            user.email_normalized = normalize_email(email)
+            changed.append("email")
+            if email_verified is None and user.email_verified:
+                user.email_verified = False
+                changed.append("email_verified")
+    if email_verified is not None and email_verified != user.email_verified:
+        user.email_verified = email_verified
+        changed.append("email_verified")
+    if name is not None:
+        new_name = check_name(name)
+        if new_name != user.name:
+            user.name = new_name
+            changed.append("name")
+    if changed:
+        user.updated_at = clock.now()
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            raise EmailInUse(f"a user with the email {email!r} already exists") from None
+    return changed
+
+
+async def set_disabled(session: AsyncSession, clock: Clock, user: User, disabled: bool) -> bool:
+    """Disable or enable ``user``; whether anything changed. The caller ends the
+    user's sessions and revokes their tokens."""
+    check_manageable(user)
+    if (user.disabled_at is not None) == disabled:
+        return False
+    now = clock.now()
+    user.disabled_at = now if disabled else None
+    user.updated_at = now
+    return True
+
+
+async def set_password_hash(
+    session: AsyncSession, clock: Clock, user: User, password_hash: str
+) -> int:
+    """Store a new password (hashed by the caller, outside the transaction) and end the
+    user's login sessions; returns how many ended."""
+    check_manageable(user)
+    user.password_hash = password_hash
+    user.updated_at = clock.now()
+    return await revoke_user_sessions(session, clock, user.id)
+
+
+async def erase_user(session: AsyncSession, clock: Clock, user: User) -> None:
+    """Erase ``user``'s personal data, keeping the row (its id and ``sub``) disabled and
+    marked deleted: identity links and the audit log keep naming it. Its login sessions
+    (with their IP addresses and browsers) go; the caller revokes its tokens."""
+    check_manageable(user)
+    now = clock.now()
+    user.email = deleted_email(user.id)
+    user.email_normalized = user.email
+    user.email_verified = False
+    user.name = None
+    user.password_hash = None
+    user.totp_secret_encrypted = None
+    user.totp_last_step = None
+    user.disabled_at = user.disabled_at or now
+    user.deleted_at = now
+    user.updated_at = now
+    await session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    await session.flush()
+
+
+async def live_sessions(session: AsyncSession, clock: Clock, user_id: int) -> list[LoginSession]:
+    """The user's login sessions that are neither revoked nor expired, newest first."""
+    return list(
+        await session.scalars(
+            select(LoginSession)
+            .where(
+                LoginSession.user_id == user_id,
+                LoginSession.revoked_at.is_(None),
+                LoginSession.expires_at > clock.now(),
+            )
+            .order_by(LoginSession.id.desc())
+        )
+    )
+
+
+async def search_users(session: AsyncSession, query: str, *, limit: int = 100) -> list[User]:
+    """Users whose id or ``sub`` is ``query``, or whose email contains it
+    (case-insensitively); every user (the first ``limit``) for an empty query."""
+    query = query.strip().replace("\x00", "")
+    statement = select(User).order_by(User.id).limit(limit)
+    if not query:
+        return list(await session.scalars(statement))
+    pattern = (
+        "%"
+        + normalize_email(query).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        + "%"
+    )
+    condition = (User.sub == query) | User.email_normalized.like(pattern, escape="\\")
+    if query.isascii() and query.isdigit() and len(query) <= 18:
+        condition = condition | (User.id == int(query))
+    return list(await session.scalars(statement.where(condition)))

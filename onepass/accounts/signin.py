@@ -132,7 +132,10 @@ class EndUserDoor(Door):
     async def admit(self, session: AsyncSession, user: User, attempt: Attempt) -> User | None:
         if user.is_admin:
             return None
-        return await self._resolve(session, user) if self._resolve is not None else user
+        resolved = await self._resolve(session, user) if self._resolve is not None else user
+        # Disabling a canonical user disables the person: no account merged into it
+        # signs in as it.
+        return None if resolved.disabled_at is not None else resolved
 
 
 class SignIn:

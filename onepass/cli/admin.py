@@ -199,6 +199,75 @@ def list_(as_json: bool = JsonOption) -> None:
         )
 
 
+def _say_ended(data: dict[str, Any]) -> str:
+    return (
+        f"{data.get('sessions_ended', 0)} console session(s) ended, "
+        f"{data.get('nonces_voided', 0)} unspent nonce(s) voided"
+    )
+
+
+@app.command("disable")
+def disable(
+    email: str = typer.Option(..., "--email", help="The administrator's email."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Disable an administrator: console sessions end, admin tokens and unspent step-up
+    nonces are void (enabling again needs new tokens)."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await admins.set_disabled(runtime, Actor.cli(), email=email, disabled=True)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    elif not data["changed"]:
+        typer.echo(f"administrator {data['email']} was already disabled")
+    else:
+        typer.echo(
+            f"disabled administrator {data['email']}: {_say_ended(data)}, "
+            f"{data['tokens_revoked']} admin token(s) revoked"
+        )
+
+
+@app.command("enable")
+def enable(
+    email: str = typer.Option(..., "--email", help="The administrator's email."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Enable a disabled administrator again (create new admin tokens for them)."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await admins.set_disabled(runtime, Actor.cli(), email=email, disabled=False)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    elif not data["changed"]:
+        typer.echo(f"administrator {data['email']} was not disabled")
+    else:
+        typer.echo(f"enabled administrator {data['email']}")
+        typer.echo(f"next: onepass admin tokens create --email {data['email']} --scope …")
+
+
+@app.command("reset-totp")
+def reset_totp(
+    email: str = typer.Option(..., "--email", help="The administrator's email."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Remove an administrator's second factor (a lost or leaked authenticator): unspent
+    nonces are void and console sessions end until `admin enroll-totp`."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await admins.reset_totp(runtime, Actor.cli(), email=email)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"removed the second factor of {data['email']}: {_say_ended(data)}")
+        typer.echo(f"next: onepass admin enroll-totp --email {data['email']}")
+
+
 @app.command("audit")
 def audit_log(
     limit: int = typer.Option(50, "--limit", min=1, max=10000, help="How many, newest first."),

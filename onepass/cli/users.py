@@ -5,29 +5,26 @@ from typing import Any
 import typer
 
 from onepass.accounts import service
-from onepass.accounts.models import User
-from onepass.accounts.passwords import PasswordHasher
 from onepass.cli.common import (
     JsonOption,
     PasswordOption,
     PasswordStdinOption,
+    fail,
     password_given,
     print_json,
     print_table,
     run,
 )
-from onepass.identity.canonical import CanonicalResolver, canonical_user_id
+from onepass.identity.canonical import CanonicalResolver
+from onepass.oauth import consents
 from onepass.operators.audit import Actor
-from onepass.playbook import merges
+from onepass.playbook import merges, users
 from onepass.runtime import Runtime
 
 app = typer.Typer(help="End users.", no_args_is_help=True)
 
-COLUMNS = ("id", "sub", "email", "email_verified", "name", "created_at", "disabled_at")
-
-
-def describe(user: User) -> dict[str, Any]:
-    return {column: getattr(user, column) for column in (*COLUMNS, "updated_at")}
+COLUMNS = users.COLUMNS
+UserRef = typer.Argument(..., metavar="ID", help="Id, sub or email.")
 
 
 @app.command("create")
@@ -45,17 +42,9 @@ def create(
     secret = password_given(password, password_stdin)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            user = await service.create_user(
-                session,
-                PasswordHasher(runtime.settings),
-                runtime.clock,
-                email=email,
-                password=secret,
-                name=name,
-                email_verified=verified,
-            )
-            return {"id": user.id, "sub": user.sub, "email": user.email}
+        return await users.create_user(
+            runtime, Actor.cli(), email=email, password=secret, name=name, email_verified=verified
+        )
 
     data = run(action)
     if as_json:
@@ -69,8 +58,8 @@ def list_(as_json: bool = JsonOption) -> None:
     """List users (the first 1000)."""
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
-        async with runtime.database.session() as session:
-            return [describe(u) for u in await service.list_users(session)]
+        async with runtime.database.session(readonly=True) as session:
+            return [users.describe(u) for u in await service.list_users(session)]
 
     rows = run(action)
     if as_json:
@@ -80,22 +69,205 @@ def list_(as_json: bool = JsonOption) -> None:
 
 
 @app.command("show")
-def show(
-    user_ref: str = typer.Argument(..., metavar="ID", help="Id, sub or email."),
-    as_json: bool = JsonOption,
-) -> None:
-    """Show one user."""
+def show(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """Show one user: canonical user, identity links, live sessions, consents."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            user = await service.find_user(session, user_ref)
-            return {**describe(user), "canonical_id": await canonical_user_id(session, user.id)}
+        async with runtime.database.session(readonly=True) as session:
+            return await users.show(session, runtime.clock, user_ref)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+        return
+    lists = ("links", "sessions", "consents")
+    print_table(
+        [{"field": k, "value": v} for k, v in data.items() if k not in lists], ("field", "value")
+    )
+    typer.echo(
+        f"{len(data['links'])} identity link(s), {len(data['sessions'])} live session(s), "
+        f"{len(data['consents'])} consent(s): see `users sessions` and `users consents`"
+    )
+
+
+@app.command("update")
+def update(
+    user_ref: str = UserRef,
+    email: str | None = typer.Option(
+        None, "--email", help="A new email (unverified unless --email-verified)."
+    ),
+    name: str | None = typer.Option(None, "--name", help='A new display name ("" removes it).'),
+    verified: bool | None = typer.Option(
+        None, "--email-verified/--no-email-verified", help="Whether the email is verified."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change a user's email, name or email_verified (RPs get user.updated)."""
+    if email is None and name is None and verified is None:
+        fail("give at least one of --email, --name, --email-verified/--no-email-verified", 2)
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.update_user(
+            runtime, Actor.cli(), user_ref, email=email, name=name, email_verified=verified
+        )
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    elif data["changed"]:
+        typer.echo(f"updated user {data['id']}: {', '.join(data['changed'])}")
+    else:
+        typer.echo(f"user {data['id']} unchanged")
+
+
+@app.command("disable")
+def disable(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """Disable a user: no sign-in, sessions ended, tokens revoked (RPs get user.disabled)."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.disable_user(runtime, Actor.cli(), user_ref)
 
     data = run(action)
     if as_json:
         print_json(data)
     else:
-        print_table([{"field": k, "value": v} for k, v in data.items()], ("field", "value"))
+        typer.echo(
+            f"user {data['id']} {'disabled' if data['changed'] else 'was already disabled'}: "
+            f"{data['sessions_ended']} session(s) ended, "
+            f"{data['refresh_tokens_revoked']} refresh token(s) revoked"
+        )
+
+
+@app.command("enable")
+def enable(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """Enable a disabled user again (RPs get user.enabled)."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.enable_user(runtime, Actor.cli(), user_ref)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"user {data['id']} {'enabled' if data['changed'] else 'was not disabled'}")
+
+
+@app.command("delete")
+def delete(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """Delete a user: personal data erased, an anonymised row kept for identity links
+    and the audit log, every session, consent and token gone (RPs get user.deleted)."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.delete_user(runtime, Actor.cli(), user_ref)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(
+            f"deleted user {data['id']} (sub {data['sub']}, now {data['email']}); "
+            f"{data['webhooks_enqueued']} RP webhook(s) enqueued"
+        )
+
+
+@app.command("set-password")
+def set_password(
+    user_ref: str = UserRef,
+    password: str | None = PasswordOption,
+    password_stdin: bool = PasswordStdinOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Give a user a new password; their sessions end."""
+    secret = password_given(password, password_stdin)
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.set_password(runtime, Actor.cli(), user_ref, secret)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"new password for user {data['id']}; {data['sessions_ended']} session(s) ended")
+
+
+@app.command("sessions")
+def sessions(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """A user's live login sessions, newest first."""
+
+    async def action(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.database.session(readonly=True) as session:
+            user = await service.find_user(session, user_ref)
+            found = await service.live_sessions(session, runtime.clock, user.id)
+            return [users.describe_session(s) for s in found]
+
+    rows = run(action)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            rows, ("id", "created_at", "last_seen_at", "expires_at", "ip_address"), title="sessions"
+        )
+
+
+@app.command("revoke-sessions")
+def revoke_sessions(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """End every login session of a user (they sign in again)."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.revoke_sessions(runtime, Actor.cli(), user_ref)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"user {data['id']}: {data['sessions_ended']} session(s) ended")
+
+
+@app.command("consents")
+def consents_(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """The applications a user consented to or that hold a refresh token for them."""
+
+    async def action(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.database.session(readonly=True) as session:
+            user = await service.find_user(session, user_ref)
+            return [
+                c.to_dict() for c in await consents.list_consents(session, runtime.clock, user.id)
+            ]
+
+    rows = run(action)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            rows,
+            ("client_id", "client_name", "scopes", "granted_at", "refresh_tokens"),
+            title="consents",
+        )
+
+
+@app.command("revoke-consent")
+def revoke_consent(
+    user_ref: str = UserRef,
+    app_ref: str = typer.Argument(
+        ..., metavar="CLIENT_ID", help="The application (client_id or id)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Forget a user's consent to an application and revoke the refresh tokens it holds
+    for them: it asks again at the next sign-in."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.revoke_consent(runtime, Actor.cli(), user_ref, app_ref)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(
+            f"user {data['id']}, {data['client_id']}: consent "
+            f"{'removed' if data['consent_removed'] else 'was not stored'}, "
+            f"{data['refresh_tokens_revoked']} refresh token(s) revoked"
+        )
 
 
 @app.command("merge")

@@ -6,7 +6,7 @@ Rules (the playbook's, made checks):
 - refused: merging a user into itself, a user already merged, into a user that is
   itself merged (the error names its canonical user), or anything making a cycle;
 - refused: an administrator, as source or target (an administrator is an account of
-  its own, never one of an end user's identities);
+  its own, never one of an end user's identities), and a deleted user;
 - the link is inserted and every link that targeted the source is repointed to the
   target, so every chain stays one hop;
 - the source's login sessions are revoked, and its tokens by the step the caller
@@ -116,6 +116,8 @@ async def merge_users(
                 f"user {user.id} ({role}) is an administrator: an administrator is an "
                 "account of its own and is never merged, into or from an end user's account"
             )
+        if user.deleted_at is not None:
+            raise MergeError(f"user {user.id} ({role}) was deleted: nothing is left to merge")
     # Read the links only now, under the locks: a concurrent merge has committed.
     if await canonical_user_id(session, source_id) != source_id:
         raise MergeError(
@@ -213,3 +215,36 @@ async def merge(
             also(session, result)
     await resolver.record_merge(result.stale_user_ids, target_id)
     return result
+
+
+async def links_of(session: AsyncSession, user_id: int) -> list[dict[str, object]]:
+    """The identity links ``user_id`` is in, as source or target, oldest first, with
+    each side's id and ``sub``."""
+    links = list(
+        await session.scalars(
+            select(IdentityLink)
+            .where(
+                (IdentityLink.source_user_id == user_id) | (IdentityLink.target_user_id == user_id)
+            )
+            .order_by(IdentityLink.id)
+        )
+    )
+    ids = {link.source_user_id for link in links} | {link.target_user_id for link in links}
+    subs = (
+        dict((await session.execute(select(User.id, User.sub).where(User.id.in_(ids)))).all())
+        if ids
+        else {}
+    )
+    return [
+        {
+            "link_id": link.id,
+            "source_id": link.source_user_id,
+            "source_sub": subs.get(link.source_user_id),
+            "target_id": link.target_user_id,
+            "target_sub": subs.get(link.target_user_id),
+            "created_at": link.created_at,
+            "actor": link.actor,
+            "reason": link.reason,
+        }
+        for link in links
+    ]

@@ -166,8 +166,11 @@ async def introspect(request: Request) -> Response:
             if claims.get("client_id") != client.client_id:
                 return inactive
             user = await session.scalar(select(User).where(User.sub == claims["sub"]))
-            if user is not None and await merged_away(
-                session, resolver, runtime.settings.enforce_canonical_resolution, user
+            if user is not None and (
+                user.disabled_at is not None
+                or await merged_away(
+                    session, resolver, runtime.settings.enforce_canonical_resolution, user
+                )
             ):
                 return inactive
             body: dict[str, Any] = {
@@ -193,8 +196,12 @@ async def introspect(request: Request) -> Response:
         ):
             return inactive
         user = await session.get(User, row.user_id)
-        if user is None or await merged_away(
-            session, resolver, runtime.settings.enforce_canonical_resolution, user
+        if (
+            user is None
+            or user.disabled_at is not None
+            or await merged_away(
+                session, resolver, runtime.settings.enforce_canonical_resolution, user
+            )
         ):
             return inactive
         return JSONResponse(

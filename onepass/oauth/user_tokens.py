@@ -35,9 +35,12 @@ async def grant_user(ctx: TokenContext, session: AsyncSession, user_id: int) -> 
     user = await session.get(User, user_id)
     if user is None or user.disabled_at is not None:
         raise InvalidGrantError("the user of this grant no longer exists")
-    return await effective_user(
+    effective = await effective_user(
         session, ctx.resolver, ctx.settings.enforce_canonical_resolution, user
     )
+    if effective.disabled_at is not None:
+        raise InvalidGrantError("the user of this grant no longer exists")
+    return effective
 
 
 @dataclass(frozen=True)

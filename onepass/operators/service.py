@@ -56,8 +56,15 @@ SCOPES = {
     "webhooks:read": "list and inspect webhook outbox entries, dead-letter counts",
     "webhooks:write": "retry and replay dead-lettered webhooks",
     "keys:write": "rotate the JWKS signing keys and RPs' webhook keys, revoke a leaked webhook key",
-    "users:write": "merge users, invalidate canonical-user resolutions",
+    "users:write": (
+        "merge users, invalidate canonical-user resolutions; update, disable, enable and "
+        "delete users, set their password, end their sessions, revoke their consents"
+    ),
     "audit:read": "read the audit log",
+    # Day-2 management of users and administrators.
+    "users:read": "search users, see a user's links, sessions and consents",
+    "admins:read": "list administrators",
+    "admins:write": "disable and enable administrators, reset their second factor",
 }
 
 
@@ -139,6 +146,64 @@ async def enroll_totp(
     )
     await revoke_user_sessions(session, clock, user.id)
     return Enrollment(secret, totp.provisioning_uri(secret, user.email))
+
+
+async def _void_nonces(session: AsyncSession, clock: Clock, user_id: int) -> int:
+    result = await session.execute(
+        update(ActionRequestNonce)
+        .where(ActionRequestNonce.user_id == user_id, ActionRequestNonce.used_at.is_(None))
+        .values(used_at=clock.now())
+        .returning(ActionRequestNonce.id)
+    )
+    return len(result.all())
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What ending an administrator's access voided."""
+
+    nonces: int
+    sessions: int
+    tokens: int = 0
+
+
+async def set_admin_disabled(
+    session: AsyncSession, clock: Clock, user: User, disabled: bool
+) -> Ended | None:
+    """Disable an administrator (their console sessions end, their unspent nonces and
+    admin tokens are void: enabling again needs new tokens) or enable them again; None
+    when nothing changed."""
+    if (user.disabled_at is not None) == disabled:
+        return None
+    now = clock.now()
+    user.disabled_at = now if disabled else None
+    user.updated_at = now
+    if not disabled:
+        return Ended(0, 0)
+    tokens = await session.execute(
+        update(AdminToken)
+        .where(AdminToken.user_id == user.id, AdminToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(AdminToken.id)
+    )
+    return Ended(
+        await _void_nonces(session, clock, user.id),
+        await revoke_user_sessions(session, clock, user.id),
+        len(tokens.all()),
+    )
+
+
+async def reset_totp(session: AsyncSession, clock: Clock, user: User) -> Ended:
+    """Remove an administrator's second factor (a lost or leaked authenticator): their
+    unspent nonces are void and their console sessions end; until `onepass admin
+    enroll-totp`, they can neither sign in to the console nor step up."""
+    user.totp_secret_encrypted = None
+    user.totp_last_step = None
+    user.updated_at = clock.now()
+    return Ended(
+        await _void_nonces(session, clock, user.id),
+        await revoke_user_sessions(session, clock, user.id),
+    )
 
 
 # -- tokens ---------------------------------------------------------------------------

@@ -5,7 +5,10 @@
 - ``merges``: merge two users;
 - ``cache``: drop cached canonical-user resolutions;
 - ``incidents``: open, update, acknowledge, resolve, escalate;
-- ``admins``: administrators, their TOTP enrolment, admin API tokens;
+- ``users``: create, update, disable, enable and delete users, set their password, end
+  their sessions, revoke their consents (and the ``user.*`` webhooks);
+- ``admins``: administrators, their TOTP enrolment, admin API tokens; disable, enable,
+  reset their second factor;
 - ``console``: the audit rows of console sign-in and sign-out;
 - ``actions``: the actions that need a step-up, the step-up, refusals' audit rows.
 

@@ -45,6 +45,26 @@ COMPROMISE_WEBHOOK_KEY = "webhook_keys.compromise"
 ROTATE_SIGNING_KEYS = "signing_keys.rotate"
 MERGE_USERS = "users.merge"
 INVALIDATE_CANONICAL = "cache.invalidate_canonical"
+# Users and administrators (day-2 management).
+UPDATE_USER = "users.update"
+DISABLE_USER = "users.disable"
+ENABLE_USER = "users.enable"
+DELETE_USER = "users.delete"
+SET_PASSWORD = "users.set_password"
+REVOKE_SESSIONS = "users.revoke_sessions"
+REVOKE_CONSENT = "users.revoke_consent"
+DISABLE_ADMIN = "admins.disable"
+ENABLE_ADMIN = "admins.enable"
+RESET_TOTP = "admins.reset_totp"
+USER_ACTIONS = (
+    UPDATE_USER,
+    DISABLE_USER,
+    ENABLE_USER,
+    DELETE_USER,
+    SET_PASSWORD,
+    REVOKE_SESSIONS,
+)
+ADMIN_ACTIONS = (DISABLE_ADMIN, ENABLE_ADMIN, RESET_TOTP)
 
 ACTIONS = {
     RETRY: Action("webhooks:write", "an outbox entry id"),
@@ -54,6 +74,11 @@ ACTIONS = {
     ROTATE_SIGNING_KEYS: Action("keys:write", '"jwks"'),
     MERGE_USERS: Action("users:write", "SOURCE->TARGET (users by id, sub or email)"),
     INVALIDATE_CANONICAL: Action("users:write", 'a user (id, sub or email), or "*" for all'),
+    **{name: Action("users:write", "a user (id, sub or email)") for name in USER_ACTIONS},
+    REVOKE_CONSENT: Action(
+        "users:write", "USER/CLIENT_ID (a user by id, sub or email, an application)"
+    ),
+    **{name: Action("admins:write", "an administrator's email") for name in ADMIN_ACTIONS},
 }
 
 
@@ -107,7 +132,15 @@ async def _canonical_target(session: AsyncSession, action: str, spec: Action, ta
         source_user = await accounts.find_user(session, source.strip())
         target_user = await accounts.find_user(session, into.strip())
         return f"{source_user.id}->{target_user.id}"
-    if target == "*":
+    if action == REVOKE_CONSENT:
+        user_ref, _, app_ref = target.rpartition("/")
+        if not user_ref.strip() or not app_ref.strip():
+            raise InvalidTarget(f"the target of {action} is {spec.target}")
+        user = await accounts.find_user(session, user_ref.strip())
+        return f"{user.id}/{(await find_client(session, app_ref.strip())).client_id}"
+    if action in ADMIN_ACTIONS:
+        return (await service.find_admin(session, target)).email_normalized
+    if target == "*" and action == INVALIDATE_CANONICAL:
         return "*"
     return str((await accounts.find_user(session, target)).id)
 

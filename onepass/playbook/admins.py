@@ -1,15 +1,19 @@
 """The playbook's admins chapter: create an administrator, enrol their TOTP second
-factor, create and revoke admin API tokens, each audited in its transaction. The
-rules are ``onepass.operators.service``'s."""
+factor, create and revoke admin API tokens, disable and enable an administrator, reset
+their second factor; each audited in its transaction. The rules are
+``onepass.operators.service``'s."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
 from onepass.operators import audit, service
 from onepass.operators.audit import Actor
+from onepass.playbook.actions import DISABLE_ADMIN, ENABLE_ADMIN, RESET_TOTP
+from onepass.refusals import Conflict
 from onepass.runtime import Runtime
 
 CREATE = "admin.create"
@@ -75,3 +79,53 @@ async def revoke_token(runtime: Runtime, actor: Actor, token_id: int) -> dict[st
         token = await service.revoke_token(session, runtime.clock, token_id)
         audit.add(session, runtime.clock, actor, REVOKE_TOKEN, str(token_id))
         return {"id": token.id, "prefix": token.prefix, "revoked_at": token.revoked_at}
+
+
+class OwnAccount(Conflict):
+    """An administrator may not disable their own account (another one does)."""
+
+
+def describe_admin(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "totp_enrolled": user.totp_secret_encrypted is not None,
+        "disabled": user.disabled_at is not None,
+        "disabled_at": user.disabled_at,
+        "created_at": user.created_at,
+    }
+
+
+async def set_disabled(
+    runtime: Runtime, actor: Actor, *, email: str, disabled: bool
+) -> dict[str, Any]:
+    """Disable an administrator (console sessions end; unspent nonces and admin tokens
+    are void) or enable them again (they need new admin tokens)."""
+    async with runtime.database.session() as session:
+        user = await service.find_admin(session, email)
+        if disabled and actor.user_id == user.id:
+            raise OwnAccount("you cannot disable your own account; another administrator can")
+        ended = await service.set_admin_disabled(session, runtime.clock, user, disabled)
+        detail = (
+            {
+                "nonces_voided": ended.nonces,
+                "sessions_ended": ended.sessions,
+                "tokens_revoked": ended.tokens,
+            }
+            if ended is not None
+            else {}
+        )
+        action = DISABLE_ADMIN if disabled else ENABLE_ADMIN
+        audit.add(session, runtime.clock, actor, action, user.email_normalized, detail=detail)
+        return {**describe_admin(user), "changed": ended is not None, **detail}
+
+
+async def reset_totp(runtime: Runtime, actor: Actor, *, email: str) -> dict[str, Any]:
+    """Remove the administrator's second factor: nonces void, console sessions ended;
+    `onepass admin enroll-totp` gives a new one."""
+    async with runtime.database.session() as session:
+        user = await service.find_admin(session, email)
+        ended = await service.reset_totp(session, runtime.clock, user)
+        detail = {"nonces_voided": ended.nonces, "sessions_ended": ended.sessions}
+        audit.add(session, runtime.clock, actor, RESET_TOTP, user.email_normalized, detail=detail)
+        return {**describe_admin(user), **detail}

@@ -16,6 +16,13 @@ class EventType(StrEnum):
     # One of the application's webhook signing keys was revoked as compromised;
     # always delivered, signed only with the keys still valid.
     WEBHOOK_KEY_COMPROMISED = "webhook_key.compromised"
+    # A user's profile changed (`users update`): its sub and the names of the fields.
+    USER_UPDATED = "user.updated"
+    # A user was disabled (their sessions ended, their tokens revoked) or enabled again.
+    USER_DISABLED = "user.disabled"
+    USER_ENABLED = "user.enabled"
+    # A user was deleted: their personal data erased; RPs erase theirs.
+    USER_DELETED = "user.deleted"
 
 
 # Delivered whether or not the application subscribed to them.

@@ -1,0 +1,304 @@
+"""The playbook's users chapter: create, update, disable, enable and delete users, set
+their password, end their sessions, revoke their consents; each audited in the
+transaction of the change, and the ``user.*`` webhooks enqueued in it too
+(``identity.user_events``). The rules are ``onepass.accounts.service``'s (the user),
+``onepass.oauth.revocation`` and ``onepass.oauth.consents``'s (their tokens).
+
+What disabling means, and what deleting keeps:
+
+- disabled: the user cannot sign in (nor can any account merged into them, with
+  canonical resolution on), their login sessions end, their refresh tokens (and the
+  access tokens issued with them) are revoked, and /userinfo and /introspect refuse
+  every access token issued for them;
+- deleted: their email, name, password and second factor are erased; the row stays,
+  disabled, with its id and ``sub`` (identity links and the audit log keep naming
+  it) and the email ``deleted-ID@deleted.invalid``; their sessions and consents are
+  deleted and every token revoked.
+
+``show`` and ``describe`` are reads (what `users show` prints and the admin API
+answers), kept here so the CLI and the API describe a user alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts import service as accounts
+from onepass.accounts.models import LoginSession, User
+from onepass.accounts.passwords import PasswordHasher, password_problem
+from onepass.clients.registry import find_client
+from onepass.clock import Clock
+from onepass.identity import user_events
+from onepass.identity.canonical import canonical_user_id
+from onepass.identity.service import links_of
+from onepass.oauth import consents
+from onepass.oauth.revocation import revoke_user_refresh_tokens
+from onepass.operators import audit
+from onepass.operators.audit import Actor
+from onepass.playbook import actions
+from onepass.runtime import Runtime
+from onepass.webhooks.events import EventType
+from onepass.webhooks.outbox import timestamp_text
+
+CREATE = "users.create"
+
+COLUMNS = ("id", "sub", "email", "email_verified", "name", "created_at", "disabled_at")
+
+
+def describe(user: User) -> dict[str, Any]:
+    """A user as `users list/show --json` print it."""
+    return {
+        **{column: getattr(user, column) for column in (*COLUMNS, "updated_at")},
+        "disabled": user.disabled_at is not None,
+        "deleted": user.deleted_at is not None,
+        "deleted_at": user.deleted_at,
+    }
+
+
+def describe_session(login: LoginSession) -> dict[str, Any]:
+    return {
+        "id": login.id,
+        "sid": login.sid,
+        "created_at": login.created_at,
+        "last_seen_at": login.last_seen_at,
+        "expires_at": login.expires_at,
+        "acr": login.acr,
+        "ip_address": login.ip_address,
+        "user_agent": login.user_agent,
+    }
+
+
+async def show(session: AsyncSession, clock: Clock, user_ref: str) -> dict[str, Any]:
+    """`users show`: the user, their canonical user, links, live sessions, consents."""
+    user = await accounts.find_user(session, user_ref)
+    canonical_id = await canonical_user_id(session, user.id)
+    canonical = user if canonical_id == user.id else await session.get(User, canonical_id)
+    return {
+        **describe(user),
+        "canonical_id": canonical_id,
+        "canonical_sub": canonical.sub if canonical is not None else None,
+        "is_admin": user.is_admin,
+        "links": await links_of(session, user.id),
+        "sessions": [
+            describe_session(s) for s in await accounts.live_sessions(session, clock, user.id)
+        ],
+        "consents": [c.to_dict() for c in await consents.list_consents(session, clock, user.id)],
+    }
+
+
+async def _locked(session: AsyncSession, user_ref: str) -> User:
+    """The user, its row locked for the rest of the transaction (PostgreSQL)."""
+    found = await accounts.find_user(session, user_ref)
+    user = await session.get(User, found.id, with_for_update=True, populate_existing=True)
+    assert user is not None, "the row was just read"
+    return user
+
+
+async def create_user(
+    runtime: Runtime,
+    actor: Actor,
+    *,
+    email: str,
+    password: str | None,
+    name: str | None = None,
+    email_verified: bool = False,
+) -> dict[str, Any]:
+    """A user with a password (argon2id)."""
+    async with runtime.database.session() as session:
+        user = await accounts.create_user(
+            session,
+            PasswordHasher(runtime.settings),
+            runtime.clock,
+            email=email,
+            password=password,
+            name=name,
+            email_verified=email_verified,
+        )
+        audit.add(session, runtime.clock, actor, CREATE, str(user.id))
+        return {"id": user.id, "sub": user.sub, "email": user.email}
+
+
+async def update_user(
+    runtime: Runtime,
+    actor: Actor,
+    user_ref: str,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    email_verified: bool | None = None,
+) -> dict[str, Any]:
+    """Change a user's email, name or email_verified; ``user.updated`` names the fields
+    that changed (not their values: an RP may not hold the consent to see them)."""
+    clock = runtime.clock
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        changed = await accounts.update_user(
+            session, clock, user, email=email, name=name, email_verified=email_verified
+        )
+        enqueued = 0
+        if changed:
+            enqueued = await user_events.notify(
+                session,
+                clock,
+                user,
+                EventType.USER_UPDATED,
+                {"changed": changed, "updated_at": timestamp_text(user.updated_at)},
+            )
+        audit.add(
+            session, clock, actor, actions.UPDATE_USER, str(user.id), detail={"changed": changed}
+        )
+        return {**describe(user), "changed": changed, "webhooks_enqueued": enqueued}
+
+
+async def _end_access(
+    session: AsyncSession, clock: Clock, user: User, reason: str
+) -> dict[str, int]:
+    return {
+        "sessions_ended": await accounts.revoke_user_sessions(session, clock, user.id),
+        "refresh_tokens_revoked": await revoke_user_refresh_tokens(session, clock, user.id, reason),
+    }
+
+
+async def disable_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str, Any]:
+    """The user can no longer sign in; their sessions end and their tokens are revoked."""
+    clock = runtime.clock
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        changed = await accounts.set_disabled(session, clock, user, True)
+        ended = await _end_access(session, clock, user, "user_disabled")
+        enqueued = 0
+        if changed:
+            enqueued = await user_events.notify(
+                session,
+                clock,
+                user,
+                EventType.USER_DISABLED,
+                {"disabled_at": timestamp_text(clock.now())},
+            )
+        audit.add(session, clock, actor, actions.DISABLE_USER, str(user.id), detail=dict(ended))
+        return {
+            "id": user.id,
+            "sub": user.sub,
+            "disabled": True,
+            "changed": changed,
+            **ended,
+            "webhooks_enqueued": enqueued,
+        }
+
+
+async def enable_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str, Any]:
+    """A disabled user may sign in again (their revoked tokens stay revoked)."""
+    clock = runtime.clock
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        changed = await accounts.set_disabled(session, clock, user, False)
+        enqueued = 0
+        if changed:
+            enqueued = await user_events.notify(session, clock, user, EventType.USER_ENABLED)
+        audit.add(session, clock, actor, actions.ENABLE_USER, str(user.id))
+        return {
+            "id": user.id,
+            "sub": user.sub,
+            "disabled": False,
+            "changed": changed,
+            "webhooks_enqueued": enqueued,
+        }
+
+
+async def delete_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str, Any]:
+    """Erase the user's personal data, keep the anonymised row, revoke everything, and
+    tell subscribed RPs (``user.deleted``), all in one transaction."""
+    clock = runtime.clock
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        accounts.check_manageable(user)
+        ended = await _end_access(session, clock, user, "user_deleted")
+        forgotten = await consents.forget_user(session, user.id)
+        await accounts.erase_user(session, clock, user)
+        enqueued = await user_events.notify(
+            session,
+            clock,
+            user,
+            EventType.USER_DELETED,
+            {"deleted_at": timestamp_text(clock.now())},
+        )
+        audit.add(
+            session,
+            clock,
+            actor,
+            actions.DELETE_USER,
+            str(user.id),
+            detail={**ended, "consents_deleted": forgotten},
+        )
+        return {
+            "id": user.id,
+            "sub": user.sub,
+            "deleted": True,
+            "email": user.email,
+            **ended,
+            "consents_deleted": forgotten,
+            "webhooks_enqueued": enqueued,
+        }
+
+
+async def set_password(
+    runtime: Runtime, actor: Actor, user_ref: str, password: str
+) -> dict[str, Any]:
+    """A new password (the same rules as `users create`); the user's sessions end."""
+    problem = password_problem(password)
+    if problem:
+        raise accounts.InvalidAccount(problem)
+    async with runtime.database.session(readonly=True) as session:
+        accounts.check_manageable(await accounts.find_user(session, user_ref))
+    # argon2 runs off the event loop and outside the write transaction.
+    hashed = await asyncio.to_thread(PasswordHasher(runtime.settings).hash, password)
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        ended = await accounts.set_password_hash(session, runtime.clock, user, hashed)
+        audit.add(session, runtime.clock, actor, actions.SET_PASSWORD, str(user.id))
+        return {"id": user.id, "sub": user.sub, "sessions_ended": ended}
+
+
+async def revoke_sessions(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str, Any]:
+    """End every login session of the user (they sign in again; tokens stay valid)."""
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        ended = await accounts.revoke_user_sessions(session, runtime.clock, user.id)
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            actions.REVOKE_SESSIONS,
+            str(user.id),
+            detail={"sessions_ended": ended},
+        )
+        return {"id": user.id, "sub": user.sub, "sessions_ended": ended}
+
+
+async def revoke_consent(
+    runtime: Runtime, actor: Actor, user_ref: str, app_ref: str
+) -> dict[str, Any]:
+    """Forget the user's consent to the application and revoke the refresh tokens it
+    holds for the user: its next authorization asks again."""
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        app = await find_client(session, app_ref)
+        removed, revoked = await consents.revoke_consent(session, runtime.clock, user.id, app)
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            actions.REVOKE_CONSENT,
+            f"{user.id}/{app.client_id}",
+            detail={"consent_removed": removed, "refresh_tokens_revoked": revoked},
+        )
+        return {
+            "id": user.id,
+            "sub": user.sub,
+            "client_id": app.client_id,
+            "consent_removed": removed,
+            "refresh_tokens_revoked": revoked,
+        }
