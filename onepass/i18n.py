@@ -1,23 +1,47 @@
-"""The language of a page: English or Korean, from the browser's ``Accept-Language``.
+"""The language of a page, and its sentences in that language: gettext catalogues
+through Babel, used by Jinja2's ``jinja2.ext.i18n`` extension (``onepass.pages``).
 
-A page's template marks its sentences with ``_("…")``; ``translator(language)`` looks
-each up in ``translations/<language>.json`` (the English sentence is the key, so a
-missing entry shows English, and ``tests/unit/core/test_translations.py`` fails when
-a marked sentence has no Korean). Times read by people go through ``when``: UTC to
-the minute, and how long ago, in the page's language.
+Templates mark sentences with ``_("…")`` (or ``{% trans %}``); Python code marks a
+sentence a template translates later with ``N_("…")``. ``pybabel extract`` collects
+them into ``translations/messages.pot`` and ``pybabel update`` carries them into
+``translations/ko/LC_MESSAGES/messages.po`` (CONTRIBUTING.md has the commands).
+The ``.po`` is compiled in memory when first used, so no ``.mo`` is built or committed;
+``tests/unit/core/test_translations.py`` fails when a marked sentence has no Korean.
+Times read by people go through ``when``: UTC to the minute, and how long ago.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
+from io import BytesIO
 from pathlib import Path
 
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
 CATALOGUES = Path(__file__).parent / "translations"
+DOMAIN = "messages"
 DEFAULT = "en"
 LANGUAGES = ("en", "ko")
+
+
+def N_(message: str) -> str:
+    """Marks ``message`` for extraction and returns it untranslated: for sentences
+    chosen in Python and translated where a page shows them (``_(summary)``)."""
+    return message
+
+
+def page_language(*, accept_language: str | None) -> str:
+    """The language a page is written in. The one place that chooses it; in order:
+
+    1. ``ui_locales`` of the authorization request (OIDC Core §3.1.2.1) — not yet
+       (issue 13);
+    2. the signed-in user's saved choice — not yet (issue 13);
+    3. the browser's ``Accept-Language`` (``language_of``).
+    """
+    return language_of(accept_language)
 
 
 def language_of(accept_language: str | None) -> str:
@@ -45,22 +69,19 @@ def language_of(accept_language: str | None) -> str:
 
 
 @cache
-def catalogue(language: str) -> dict[str, str]:
-    """English sentence → its translation (empty for English)."""
+def translations(language: str) -> NullTranslations:
+    """The gettext translations of ``language``, compiled from its ``.po`` (fuzzy
+    entries left out, so they show English); English is the source and needs none."""
+    if language not in LANGUAGES:
+        raise ValueError(f"no catalogue for language {language!r}; there are {LANGUAGES}")
     if language == DEFAULT:
-        return {}
-    data: dict[str, str] = json.loads((CATALOGUES / f"{language}.json").read_text("utf-8"))
-    return data
-
-
-def translator(language: str) -> Callable[[str], str]:
-    """``_``: a sentence in ``language`` (its English when the catalogue lacks it)."""
-    table = catalogue(language)
-
-    def translate(text: str) -> str:
-        return table.get(text, text)
-
-    return translate
+        return NullTranslations()
+    with (CATALOGUES / language / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as po:
+        catalog = read_po(po, locale=language, domain=DOMAIN)
+    mo = BytesIO()
+    write_mo(mo, catalog, use_fuzzy=False)
+    mo.seek(0)
+    return Translations(mo, domain=DOMAIN)
 
 
 def parse_instant(value: str | datetime) -> datetime:
@@ -72,19 +93,22 @@ def parse_instant(value: str | datetime) -> datetime:
 
 
 def ago(seconds: float, language: str) -> str:
-    """How long ago, in words: "just now", "12 min ago", "3 h ago", "2 days ago"."""
-    korean = language == "ko"
+    """How long ago, in words: "just now", "12 min ago", "3 h ago", "2 days ago".
+
+    Not ``babel.dates.format_timedelta``: it rounds, says "10 seconds ago" where a
+    status page means "just now", and writes "12 min. ago" / "12 minutes ago"; these
+    short forms read better on the page (its Korean is the same as Babel's)."""
+    _ = translations(language).gettext
     seconds = max(0.0, seconds)
     if seconds < 60:
-        return "방금" if korean else "just now"
+        return _("just now")
     minutes = int(seconds // 60)
     if minutes < 60:
-        return f"{minutes}분 전" if korean else f"{minutes} min ago"
+        return _("%(minutes)d min ago") % {"minutes": minutes}
     hours = minutes // 60
     if hours < 48:
-        return f"{hours}시간 전" if korean else f"{hours} h ago"
-    days = hours // 24
-    return f"{days}일 전" if korean else f"{days} days ago"
+        return _("%(hours)d h ago") % {"hours": hours}
+    return _("%(days)d days ago") % {"days": hours // 24}
 
 
 def when(value: str | datetime, now: datetime, language: str) -> str:

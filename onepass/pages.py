@@ -1,12 +1,15 @@
 """Server-rendered pages (Jinja2): login, consent, errors, logout, status, home.
 
-Every page is sent with headers that keep it out of frames and caches. A page
-rendered with a ``language`` (``onepass.i18n``) gets ``_`` to translate its sentences
-and ``lang`` for ``<html lang>``, and says which language it is in.
+Every page is sent with headers that keep it out of frames and caches. Templates are
+rendered by Jinja2 with its i18n extension (``_``, ``gettext``, ``{% trans %}``), one
+environment per language holding that language's catalogue (``onepass.i18n``). A
+page rendered with a ``language`` gets ``lang`` for ``<html lang>`` and says which
+language it is in; without one it is in English.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +32,20 @@ PAGE_HEADERS = {
     ),
 }
 
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@cache
+def environment(language: str) -> Environment:
+    """The templates, with gettext installed for ``language`` (newstyle: ``_`` escapes
+    its placeholders and formats them itself, ``_("%(n)d min", n=12)``)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
 def render(
@@ -46,8 +57,8 @@ def render(
 ) -> HTMLResponse:
     headers = dict(PAGE_HEADERS)
     if language is not None:
-        context = {**context, "_": i18n.translator(language), "lang": language}
+        context = {**context, "lang": language}
         headers["content-language"] = language
         headers["vary"] = "Accept-Language"
-    html = _env.get_template(template).render(**context)
+    html = environment(language or i18n.DEFAULT).get_template(template).render(**context)
     return HTMLResponse(html, status_code=status_code, headers=headers)

@@ -49,7 +49,7 @@ def wants_html(accept: str | None) -> bool:
 def home_page(request: Request, *, missing: bool) -> HTMLResponse:
     """The home page (``missing``: the same, saying there is no page at this address,
     with 404)."""
-    language = i18n.language_of(request.headers.get("accept-language"))
+    language = i18n.page_language(accept_language=request.headers.get("accept-language"))
     return render(
         "home.html",
         {"missing": missing},

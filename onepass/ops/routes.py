@@ -57,7 +57,7 @@ async def favicon() -> FileResponse:
 async def status_page(request: Request) -> HTMLResponse:
     """The public status page: health in one word, and the open sev1 incidents, in the
     browser's language, with times in UTC to the minute and how long ago."""
-    language = i18n.language_of(request.headers.get("accept-language"))
+    language = i18n.page_language(accept_language=request.headers.get("accept-language"))
     now = runtime_of(request).clock.now()
 
     def when(value: str) -> str:
