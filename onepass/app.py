@@ -29,6 +29,7 @@ from onepass.accounts.signin import SIGN_IN, SignIn
 from onepass.accounts.throttle import Limits, LoginThrottle
 from onepass.admin import api as admin_api
 from onepass.admin import console as admin_console
+from onepass.admin.api import reference as admin_reference
 from onepass.admin.errors import AdminError
 from onepass.clients.auth import CLIENT_AUTHENTICATOR, ClientAuthenticator
 from onepass.clients.registry import CLIENTS, ClientCache
@@ -36,7 +37,7 @@ from onepass.clock import Clock
 from onepass.crypto import DecryptionError
 from onepass.db.errors import CANDIDATES as DATABASE_ERRORS
 from onepass.db.errors import is_unavailable
-from onepass.edge import Edge, protocol_of, refusal, unavailable
+from onepass.edge import Edge, Protocol, protocol_of, refusal, unavailable
 from onepass.identity.canonical import RESOLVER, CanonicalResolver
 from onepass.instruments import route_template
 from onepass.keys.keyring import KEYRING, KeyRing
@@ -53,6 +54,7 @@ from onepass.oauth.routes import DISCOVERY
 from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
 from onepass.oauth_errors import OAuthError
 from onepass.ops import routes as ops_routes
+from onepass.ops.home import home_page, wants_html
 from onepass.ops.status import STATUS_PAGE, StatusPage
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
@@ -146,7 +148,10 @@ def _error_handlers(app: FastAPI) -> None:
         return refusal(protocol_of(request.url.path), 400, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and _browsing(request):
+            # A person at `/` or a mistyped address: what this is, and where to go.
+            return home_page(request, missing=request.url.path != "/")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             {"error": code, "message": str(exc.detail)},
@@ -180,6 +185,17 @@ def _error_handlers(app: FastAPI) -> None:
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("request.unexpected_error", error=type(exc).__name__, exc_info=exc)
         return JSONResponse({"error": "server_error", "message": "internal error"}, status_code=500)
+
+
+def _browsing(request: Request) -> bool:
+    """A browser's page request, not an API client's (``ops.home``)."""
+    path = request.url.path
+    return (
+        request.method in ("GET", "HEAD")
+        and wants_html(request.headers.get("accept"))
+        and protocol_of(path) is not Protocol.OAUTH
+        and not path.startswith("/api/")
+    )
 
 
 class OnePass:
@@ -302,6 +318,7 @@ def create_app(
     api.include_router(logout.router)
     api.include_router(webhook_routes.router)
     api.include_router(admin_api.router)
+    api.include_router(admin_reference.router)
     api.include_router(admin_console.router)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -1,15 +1,22 @@
-"""Server-rendered pages (Jinja2): login, consent, errors, logout.
+"""Server-rendered pages (Jinja2): login, consent, errors, logout, status, home.
 
-Every page is sent with headers that keep it out of frames and caches.
+Every page is sent with headers that keep it out of frames and caches. Templates are
+rendered by Jinja2 with its i18n extension (``_``, ``gettext``, ``{% trans %}``), one
+environment per language holding that language's catalogue (``onepass.i18n``). A
+page rendered with a ``language`` gets ``lang`` for ``<html lang>`` and says which
+language it is in; without one it is in English.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from onepass import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -25,14 +32,33 @@ PAGE_HEADERS = {
     ),
 }
 
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@cache
+def environment(language: str) -> Environment:
+    """The templates, with gettext installed for ``language`` (newstyle: ``_`` escapes
+    its placeholders and formats them itself, ``_("%(n)d min", n=12)``)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
-def render(template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    html = _env.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status_code, headers=dict(PAGE_HEADERS))
+def render(
+    template: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+    *,
+    language: str | None = None,
+) -> HTMLResponse:
+    headers = dict(PAGE_HEADERS)
+    if language is not None:
+        context = {**context, "lang": language}
+        headers["content-language"] = language
+        headers["vary"] = "Accept-Language"
+    html = environment(language or i18n.DEFAULT).get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status_code, headers=headers)

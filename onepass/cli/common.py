@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -46,16 +47,81 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, default=_json_default, indent=2))
 
 
+# Columns printed whole on one line, never folded or cut: identifiers an operator
+# copies into the next command (a kid, a client_id).
+WHOLE_COLUMNS = frozenset(
+    {"kid", "client_id", "revoked_kid", "activated_kid", "retired_kid", "next_kid"}
+)
+# The narrowest a wrapped column gets before columns are left out: a date and its time
+# on two lines ("2026-01-31", "12:00:00Z").
+NARROWEST = 10
+
+
 def print_table(
-    rows: Sequence[dict[str, Any]], columns: Iterable[str], title: str | None = None
+    rows: Sequence[dict[str, Any]],
+    columns: Iterable[str],
+    title: str | None = None,
+    *,
+    whole: Iterable[str] = WHOLE_COLUMNS,
 ) -> None:
-    table = Table(title=title)
+    """Rows as a table that fits the terminal (``COLUMNS``; 80 when not a terminal).
+    The ``whole`` columns keep their values on one line; the others wrap (a long word
+    folded, never cut); when even that does not fit, columns are left out (empty ones
+    first, then the last ones) and a note says so (``--json`` has them all). No rows:
+    the title and "none"."""
     columns = list(columns)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else _cell(row.get(c)) for c in columns))
-    Console().print(table)
+    if not rows:
+        typer.echo(f"{title}: none" if title else "none")
+        return
+    keep = set(whole)
+    cells = {c: ["" if row.get(c) is None else _cell(row.get(c)) for row in rows] for c in columns}
+    natural = {
+        c: max(cell_len(c), *(cell_len(line) for v in cells[c] for line in v.splitlines() or [""]))
+        for c in columns
+    }
+    console = Console()
+    shown = list(columns)
+    while True:
+        widths = _fit(shown, natural, keep, console.width)
+        droppable = [c for c in shown if c not in keep]
+        if widths is not None or len(shown) == 1 or not droppable:
+            break
+        # Columns with nothing in them go first, then the last ones.
+        empty = [c for c in droppable if not any(cells[c])]
+        shown.remove((empty or droppable)[-1])
+    table = Table(title=title)
+    for column in shown:
+        width = widths[column] if widths is not None else None
+        if column in keep:
+            table.add_column(column, no_wrap=True, width=width, overflow="ignore")
+        else:
+            table.add_column(column, width=width, overflow="fold")
+    for index in range(len(rows)):
+        table.add_row(*(cells[c][index] for c in shown))
+    console.print(table)
+    left_out = [c for c in columns if c not in shown]
+    if left_out:
+        console.print(f"(not shown at this width: {', '.join(left_out)}; --json has every field)")
+
+
+def _fit(
+    columns: list[str], natural: dict[str, int], keep: set[str], total: int
+) -> dict[str, int] | None:
+    """Each column's width so that the table (a border and two spaces of padding per
+    column, one border more) is at most ``total`` wide: ``keep`` columns at their
+    natural width, the others narrowed, widest first, down to ``NARROWEST``. None when
+    that is not enough."""
+    widths = {c: natural[c] for c in columns}
+    room = total - 3 * len(columns) - 1
+    excess = sum(widths.values()) - room
+    while excess > 0:
+        shrinkable = [c for c in columns if c not in keep and widths[c] > NARROWEST]
+        if not shrinkable:
+            return None
+        widest = max(shrinkable, key=lambda c: widths[c])
+        widths[widest] -= 1
+        excess -= 1
+    return widths
 
 
 def _cell(value: Any) -> str:
@@ -72,7 +138,7 @@ def run(action: Callable[[Runtime], Awaitable[T]], *, check_schema: bool = True)
     With ``check_schema``, a database that is not migrated is reported as such
     instead of as the first missing table.
     """
-    configure_logging("warning", json=False)
+    configure_logging("warning")
     try:
         settings = load_settings()
         settings.check()

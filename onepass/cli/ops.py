@@ -16,7 +16,7 @@ from onepass.db import Database
 from onepass.db.engine import UnsupportedDatabase
 from onepass.logs import configure_logging
 from onepass.ops import incidents as service
-from onepass.ops.triage import Report, Thresholds, triage
+from onepass.ops.triage import CheckResult, Report, Thresholds, triage
 from onepass.playbook import incidents as playbook
 from onepass.runtime import Runtime
 from onepass.settings import ConfigError, load_settings
@@ -44,7 +44,7 @@ def triage_command(
     Checks the server (/up, discovery, JWKS, token endpoint, latency) and the database
     (webhook deliveries, dispatchers, backlog, dead letters). Exit status: 0 ok, else
     the sev number (1, 2, 3)."""
-    configure_logging("error", json=False)
+    configure_logging("error")
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -72,11 +72,19 @@ def triage_command(
             async with httpx.AsyncClient(base_url=url, follow_redirects=False) as http:
                 if database is None:
                     return await triage(
-                        http, None, SystemClock(), thresholds, database_problem=problem, redis=redis
+                        http,
+                        None,
+                        SystemClock(),
+                        thresholds,
+                        database_problem=problem,
+                        redis=redis,
+                        settings=settings,
                     )
                 try:
                     async with database.sessionmaker() as session:
-                        return await triage(http, session, SystemClock(), thresholds, redis=redis)
+                        return await triage(
+                            http, session, SystemClock(), thresholds, redis=redis, settings=settings
+                        )
                 finally:
                     await database.close()
         finally:
@@ -90,15 +98,20 @@ def triage_command(
     if as_json:
         print_json(report.as_json())
     else:
-        rows = [
-            {**c.as_json(), "ok": "ok" if c.ok else "FAIL", "value": _value(c.value)}
-            for c in report.checks
-        ]
+        rows = [{**c.as_json(), "ok": _verdict(c), "value": _value(c.value)} for c in report.checks]
         print_table(rows, ("name", "ok", "value", "detail"), title=f"triage of {url}")
         typer.echo(f"severity: {report.severity.value}")
         for reason in report.reasons:
             typer.echo(f"- {reason}")
     raise typer.Exit(report.exit_code)
+
+
+def _verdict(check: CheckResult) -> str:
+    """FAIL for a check that adds to the severity; warn for one that does not (a
+    missing setting)."""
+    if check.ok:
+        return "ok"
+    return "FAIL" if check.findings else "warn"
 
 
 def _value(value: Any) -> str:
@@ -245,7 +258,8 @@ def escalate_command(as_json: bool = JsonOption) -> None:
     a sev1 pages the first line at once, the second line after 15 minutes without an
     acknowledgement, and asks to tell RPs directly after 30 minutes open. Each step is
     recorded on the incident, logged (incidents.escalated) and POSTed to
-    ONEPASS_ESCALATION_WEBHOOK_URL when set. Exit 1 when a notice could not be sent."""
+    ONEPASS_ESCALATION_WEBHOOK_URL when set. Exit 1 when a notice could not be sent, or
+    when a step was due and nobody was notified (ONEPASS_ESCALATION_WEBHOOK_URL unset)."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         configure_logging(runtime.settings.log_level)  # JSON lines, for cron's mail or a collector
@@ -262,7 +276,8 @@ def escalate_command(as_json: bool = JsonOption) -> None:
         print_json(data)
     else:
         for e in data["escalations"]:
-            typer.echo(f"incident {e['incident_id']}: {e['message']}")
+            unsent = " (NOT SENT: no escalation target)" if data["nobody_notified"] else ""
+            typer.echo(f"incident {e['incident_id']}: {e['message']}{unsent}")
         if not data["escalations"]:
             typer.echo("nothing to escalate")
         if data["notified"] or data["notify_failed"]:
@@ -271,6 +286,14 @@ def escalate_command(as_json: bool = JsonOption) -> None:
         typer.echo(
             "onepass: escalation notices failed (retried by the next run): "
             + "; ".join(sorted(set(data["notify_errors"]))),
+            err=True,
+        )
+        raise typer.Exit(1)
+    if data["nobody_notified"]:
+        # Cron mails a failing run's stderr: the one way a person hears of it.
+        typer.echo(
+            "onepass: nobody was notified: ONEPASS_ESCALATION_WEBHOOK_URL is not set. "
+            "Page the people above yourself, and set it (docs/operations.md, Paging).",
             err=True,
         )
         raise typer.Exit(1)

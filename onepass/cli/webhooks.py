@@ -8,10 +8,12 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.cli.common import CommandError, JsonOption, fail, print_json, print_table, run
 from onepass.clients.models import OAuthApplication
@@ -39,16 +41,18 @@ keys_app = typer.Typer(help="Per-application webhook signing keys.", no_args_is_
 app.add_typer(keys_app, name="keys")
 
 KEY_COLUMNS = [c.name for c in WebhookSigningKey.__table__.columns if c.name != "secret_encrypted"]
+# Most telling first: at 80 columns the last ones are left out (print_table says which).
 LIST_TABLE = (
     "id",
-    "oauth_application_id",
+    "client_id",
     "event_type",
-    "attempts",
+    "status",
     "last_status_code",
-    "next_retry_at",
-    "delivered_at",
-    "dlq_at",
+    "attempts",
     "last_error",
+    "next_retry_at",
+    "dlq_at",
+    "delivered_at",
 )
 
 
@@ -61,6 +65,21 @@ def describe_key(key: WebhookSigningKey, now: datetime) -> dict[str, Any]:
     data = {column: getattr(key, column) for column in KEY_COLUMNS}
     data["signing"] = key.signs_at(now)
     return data
+
+
+async def _named(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entry rows with the application's ``client_id`` and ``client_name`` beside
+    ``oauth_application_id`` (what an operator knows the RP by), and the ``status``."""
+    names = await outbox_queries.application_names(
+        session, (row["oauth_application_id"] for row in rows)
+    )
+    named = []
+    for row in rows:
+        client_id, name = names.get(row["oauth_application_id"], (None, None))
+        status = outbox_queries.status_of(SimpleNamespace(**row)).value
+        first = {"id": row["id"], "client_id": client_id, "client_name": name, "status": status}
+        named.append({**first, **row})
+    return named
 
 
 async def _app(runtime: Runtime, app_id: str) -> OAuthApplication:
@@ -136,10 +155,13 @@ def dispatch(
 @app.command("ping")
 def ping(
     app_id: str = typer.Argument(..., metavar="APP_ID"),
-    count: int = typer.Option(1, "--count", min=1, max=1_000_000, help="How many test.ping."),
+    count: int = typer.Option(
+        1, "--count", min=1, max=1_000_000, help="How many test.ping to enqueue (--count N)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Enqueue COUNT test.ping events for an application, in one transaction."""
+    """Enqueue test.ping events for an application (`--count N` of them, default 1), in
+    one transaction."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         return await webhooks_playbook.ping(runtime, app_id, count)
@@ -169,7 +191,7 @@ def list_(
                 app_id=internal_id,
                 limit=limit or None,
             )
-            return [outbox.describe_entry(e) for e in entries]
+            return await _named(session, [outbox.describe_entry(e) for e in entries])
 
     rows = run(action)
     if as_json:
@@ -188,7 +210,7 @@ def show(
         async with runtime.database.session() as session:
             entry = await outbox.get_entry(session, entry_id)
             attempts = await outbox.list_attempts(session, entry_id)
-            data = outbox.describe_entry(entry)
+            (data,) = await _named(session, [outbox.describe_entry(entry)])
             data["delivery_attempts"] = [outbox.describe_attempt(a) for a in attempts]
             return data
 
@@ -244,7 +266,9 @@ def replay_dlq(
     event_type: str | None = typer.Option(
         None, "--event-type", metavar="T", help="Only this event type."
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Count, change nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List the entries that would be sent, change nothing."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Send every dead entry of an application again (the bulk form of `retry`)."""
@@ -263,7 +287,11 @@ def replay_dlq(
     if as_json:
         print_json(data)
     elif dry_run:
-        typer.echo(f"{data['matched']} dead entries would be sent again (dry run)")
+        typer.echo(
+            f"{data['matched']} dead entries of {data['client_id']} would be sent again (dry run)"
+        )
+        if data["entry_ids"]:
+            typer.echo("entry ids: " + " ".join(str(i) for i in data["entry_ids"]))
     else:
         typer.echo(f"{data['replayed']} dead entries queued again")
 
@@ -274,14 +302,22 @@ def dead_counts(as_json: bool = JsonOption) -> None:
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         async with runtime.database.session() as session:
-            counts = await outbox_queries.dead_counts(session)
-        return [{"oauth_application_id": a, "dead_count": n} for a, n in counts]
+            counts = await outbox_queries.dead_by_application(session)
+        return [
+            {
+                "oauth_application_id": c.oauth_application_id,
+                "client_id": c.client_id,
+                "client_name": c.client_name,
+                "dead_count": c.dead_count,
+            }
+            for c in counts
+        ]
 
     rows = run(action)
     if as_json:
         print_json(rows)
     else:
-        print_table(rows, ("oauth_application_id", "dead_count"), title="dead letters")
+        print_table(rows, ("client_id", "client_name", "dead_count"), title="dead letters")
 
 
 @keys_app.command("list")
@@ -398,8 +434,8 @@ def backfill_links(
             transient=False,
         ) as progress:
 
-            def track(application_id: int, links: int) -> Callable[[int], None]:
-                task = progress.add_task(f"application {application_id}", total=links)
+            def track(client_id: str, links: int) -> Callable[[int], None]:
+                task = progress.add_task(client_id, total=links)
                 return functools.partial(progress.advance, task)
 
             return await merges_playbook.backfill_links(

@@ -439,6 +439,14 @@ class EscalationRun:
     notified: int = 0
     notify_failed: int = 0
     errors: Sequence[str] = ()
+    # False when ONEPASS_ESCALATION_WEBHOOK_URL is not set: the steps are recorded and
+    # logged, but nobody is paged.
+    target_configured: bool = True
+
+    @property
+    def nobody_notified(self) -> bool:
+        """Steps were due and no escalation target is configured: nobody was paged."""
+        return bool(self.escalations) and not self.target_configured
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -446,6 +454,8 @@ class EscalationRun:
             "notified": self.notified,
             "notify_failed": self.notify_failed,
             "notify_errors": list(self.errors),
+            "target_configured": self.target_configured,
+            "nobody_notified": self.nobody_notified,
         }
 
 

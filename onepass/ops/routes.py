@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from onepass import i18n
 from onepass.keys.keyring import KEYRING
 from onepass.ops import metrics
 from onepass.ops.health import run_checks
+from onepass.ops.home import FAVICON
 from onepass.ops.status import STATUS_PAGE
 from onepass.pages import render
 from onepass.services import runtime_of
@@ -43,10 +45,29 @@ async def up(request: Request) -> JSONResponse:
     )
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """1pass's icon, for browsers' tabs (the pages also link /static/favicon.svg)."""
+    return FileResponse(
+        FAVICON, media_type="image/x-icon", headers={"cache-control": "public, max-age=86400"}
+    )
+
+
 @router.get("/status", response_class=HTMLResponse)
 async def status_page(request: Request) -> HTMLResponse:
-    """The public status page: health in one word, and the open sev1 incidents."""
-    return render("status.html", {"status": await STATUS_PAGE.of(request).read()})
+    """The public status page: health in one word, and the open sev1 incidents, in the
+    browser's language, with times in UTC to the minute and how long ago."""
+    language = i18n.page_language(accept_language=request.headers.get("accept-language"))
+    now = runtime_of(request).clock.now()
+
+    def when(value: str) -> str:
+        return i18n.when(value, now, language)
+
+    return render(
+        "status.html",
+        {"status": await STATUS_PAGE.of(request).read(), "when": when},
+        language=language,
+    )
 
 
 @router.get("/status.json")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from onepass.i18n import N_
 from onepass.keys.keyring import KeyRing
 from onepass.ops.health import run_checks
 from onepass.ops.incidents import public_incidents
@@ -66,13 +67,16 @@ async def read_status(runtime: Runtime, keyring: KeyRing) -> dict[str, Any]:
     except Exception:  # the database is away: say so, and nothing more
         available = False
     if healthy and not incidents:
-        status, summary = OPERATIONAL, "All systems operational."
+        status, summary = OPERATIONAL, N_("All systems operational.")
     elif incidents:
-        status, summary = DISRUPTED, "Signing in through 1pass is disrupted. We are working on it."
+        status, summary = (
+            DISRUPTED,
+            N_("Signing in through 1pass is disrupted. We are working on it."),
+        )
     else:
         status, summary = (
             DISRUPTED,
-            "Signing in through 1pass may be failing. We are looking into it.",
+            N_("Signing in through 1pass may be failing. We are looking into it."),
         )
     return {
         "status": status,

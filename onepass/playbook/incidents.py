@@ -87,8 +87,14 @@ async def run_escalation(
             escalated_at=e.at.isoformat().replace("+00:00", "Z"),
             message=e.message,
         )
-    run = EscalationRun(escalations)
+    run = EscalationRun(escalations, target_configured=bool(webhook_url))
     if not webhook_url:
+        if run.nobody_notified:
+            log.error(
+                "incidents.nobody_notified",
+                steps=len(escalations),
+                reason="ONEPASS_ESCALATION_WEBHOOK_URL is not set",
+            )
         return run
     async with database.session(readonly=True) as session:
         notices = await pending_notices(session)

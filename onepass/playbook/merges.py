@@ -76,29 +76,31 @@ async def backfill_links(
     app_ref: str | None,
     *,
     batch_size: int = backfill.BATCH,
-    progress: Callable[[int, int], Callable[[int], None]] | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> dict[str, Any]:
     """Enqueue ``identity.link.created`` for every link the RP ``app_ref`` (every
     subscribed RP when None) was never sent; idempotent and resumable, in batches of
     ``batch_size`` links, each batch its own transaction (``identity.backfill``).
 
-    ``progress(application_id, links)`` is called before each RP and returns what to
+    ``progress(client_id, links)`` is called before each RP and returns what to
     call with the number of links each batch covered. The audit row comes last, in a
     transaction of its own, with what was enqueued and skipped."""
     async with runtime.database.session(readonly=True) as session:
         if app_ref is None:
-            app_ids = [a.id for a in await enforcement.subscribed_applications(session)]
+            apps = [(a.id, a.client_id) for a in await enforcement.subscribed_applications(session)]
         else:
-            app_ids = [(await find_client(session, app_ref)).id]
+            found = await find_client(session, app_ref)
+            apps = [(found.id, found.client_id)]
+    app_ids = [app_id for app_id, _ in apps]
     total = await backfill.count_links(runtime.database)
     enqueued = skipped = 0
-    for application_id in app_ids:
+    for application_id, client_id in apps:
         one = await backfill.backfill_links(
             runtime.database,
             runtime.clock,
             application_id,
             batch_size=batch_size,
-            progress=progress(application_id, total) if progress is not None else None,
+            progress=progress(client_id, total) if progress is not None else None,
         )
         enqueued += one.enqueued
         skipped += one.skipped

@@ -27,7 +27,7 @@ the dispatcher's statements, and "queries" alone would not say whose.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -218,21 +218,29 @@ async def dead_counts(session: AsyncSession) -> list[tuple[int, int]]:
     return [(app_id, count) for app_id, count in rows.all()]
 
 
+async def application_names(
+    session: AsyncSession, app_ids: Iterable[int]
+) -> dict[int, tuple[str, str]]:
+    """Each application's (client_id, name), for output an operator reads; an
+    application that is gone is absent."""
+    wanted = sorted(set(app_ids))
+    if not wanted:
+        return {}
+    apps = OAuthApplication
+    rows = await session.execute(
+        select(apps.id, apps.client_id, apps.client_name).where(apps.id.in_(wanted))
+    )
+    return {app_id: (client_id, name) for app_id, client_id, name in rows.all()}
+
+
 async def dead_by_application(session: AsyncSession) -> list[DeadCount]:
     """``dead_counts`` with each application's client_id and name (None if it is gone)."""
     counts = await dead_counts(session)
     if not counts:
         return []
-    apps = OAuthApplication
-    names: dict[int, tuple[str | None, str | None]] = {
-        app_id: (client_id, name)
-        for app_id, client_id, name in (
-            await session.execute(
-                select(apps.id, apps.client_id, apps.client_name).where(
-                    apps.id.in_([app_id for app_id, _ in counts])
-                )
-            )
-        ).all()
-    }
-    found = [(app_id, names.get(app_id, (None, None)), n) for app_id, n in counts]
-    return [DeadCount(app_id, client_id, name, n) for app_id, (client_id, name), n in found]
+    names = await application_names(session, (app_id for app_id, _ in counts))
+    found: list[DeadCount] = []
+    for app_id, n in counts:
+        client_id, name = names[app_id] if app_id in names else (None, None)
+        found.append(DeadCount(app_id, client_id, name, n))
+    return found

@@ -91,12 +91,26 @@ def test_admin_retries_a_dead_webhook_in_chromium(
             page.get_by_role("button", name="Retry").click()
             page.wait_for_url(re.compile(r"\?retried=1$"))
             expect(page.get_by_role("status")).to_contain_text("queued for delivery again")
+            expect(page.get_by_role("status")).to_contain_text("reloads every 5 seconds")
             expect(page.get_by_role("heading", level=1)).to_contain_text("pending")
             shot = tmp_path / "admin-console-retry.png"
             page.screenshot(path=str(shot), full_page=True)
 
+            # The RP is fixed and a dispatcher runs: the page, reloading itself, says so.
+            receiver.default = status(200)
+            cli_json(env, "webhooks", "dispatch", "--once")
+            expect(page.get_by_role("status")).to_contain_text(
+                "was delivered after the retry", timeout=15_000
+            )
+            expect(page.get_by_role("heading", level=1)).to_contain_text("delivered")
+
             page.get_by_role("link", name="Audit log").click()
             expect(page.get_by_text("webhook_outbox.retry").first).to_be_visible()
+            # A narrow window: the action column keeps each identifier on one line.
+            page.set_viewport_size({"width": 600, "height": 800})
+            action = page.locator("td.action code").first
+            expect(action).to_have_text("webhook_outbox.retry")
+            assert action.evaluate("e => e.getClientRects().length") == 1
         finally:
             browser.close()
 
@@ -106,5 +120,5 @@ def test_admin_retries_a_dead_webhook_in_chromium(
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(artifacts) / shot.name)
-    [pending] = cli_json(env, "webhooks", "list", "--status", "pending")
-    assert pending["id"] == entry_id and pending["attempts"] == 0 and pending["dlq_at"] is None
+    [delivered] = cli_json(env, "webhooks", "list", "--status", "delivered")
+    assert delivered["id"] == entry_id and delivered["dlq_at"] is None

@@ -143,6 +143,43 @@ def test_incident_commands_refuse_bad_input_clearly(
     assert "ONEPASS_ESCALATION_WEBHOOK_URL" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_escalate_without_a_target_says_nobody_was_notified_and_exits_1(tmp_path: Path) -> None:
+    env = base_env(f"sqlite:///{tmp_path}/ops.db", **ENV)
+    env.pop("ONEPASS_ESCALATION_WEBHOOK_URL", None)
+    cli(env, "db", "upgrade")
+    quiet = cli(env, "incidents", "escalate", check=False)
+    assert (quiet.returncode, quiet.stdout.strip()) == (0, "nothing to escalate")
+    cli_json(env, "incidents", "open", "--sev", "1", "--title", "Down")
+    result = cli(env, "incidents", "escalate", check=False)
+    assert result.returncode == 1
+    assert "NOT SENT: no escalation target" in result.stdout
+    assert (
+        "onepass: nobody was notified: ONEPASS_ESCALATION_WEBHOOK_URL is not set" in result.stderr
+    )
+    # The step was recorded: the next run has nothing new to say.
+    again = cli(env, "incidents", "escalate", "--json", check=False)
+    assert again.returncode == 0
+    data = json.loads(again.stdout)
+    assert (data["target_configured"], data["nobody_notified"]) == (False, False)
+
+
+def test_triage_shows_a_missing_escalation_target_as_a_warning(tmp_path: Path) -> None:
+    env = base_env(f"sqlite:///{tmp_path}/ops.db", **ENV)
+    env.pop("ONEPASS_ESCALATION_WEBHOOK_URL", None)
+    cli(env, "db", "upgrade")
+    _, report, _ = triage(env, "--base-url", f"http://127.0.0.1:{free_port()}")
+    escalation = next(c for c in report["checks"] if c["name"] == "escalation")
+    assert escalation["ok"] is False
+    assert "ONEPASS_ESCALATION_WEBHOOK_URL is not set" in escalation["detail"]
+    human = cli(env, "triage", "--base-url", f"http://127.0.0.1:{free_port()}", check=False)
+    assert any("escalation" in line and "warn" in line for line in human.stdout.splitlines()), (
+        human.stdout
+    )
+    configured = {**env, "ONEPASS_ESCALATION_WEBHOOK_URL": "https://pager.example.com/hook"}
+    _, report, _ = triage(configured, "--base-url", f"http://127.0.0.1:{free_port()}")
+    assert next(c for c in report["checks"] if c["name"] == "escalation")["ok"] is True
+
+
 def test_metrics_add_up_every_worker_in_multiprocess_mode(tmp_path: Path) -> None:
     multiproc = tmp_path / "prometheus"
     multiproc.mkdir()

@@ -96,12 +96,20 @@ def test_the_playbook_webhook_procedures_from_the_command_line(
     assert {e["event_type"] for e in dead} == {"test.ping", "webhook_key.compromised"}
     assert all(e["last_status_code"] == 404 and "not retried" in e["last_error"] for e in dead)
     counts = cli_json(env, "webhooks", "dead-counts")
-    assert counts == [{"oauth_application_id": created["id"], "dead_count": 2}]
+    assert counts == [
+        {
+            "oauth_application_id": created["id"],
+            "client_id": app,
+            "client_name": "rp",
+            "dead_count": 2,
+        }
+    ]
 
     # Fixed: replay in bulk, by event type, after a dry run; then one by one.
     receiver.default = status(200)
     dry = cli_json(env, "webhooks", "replay-dlq", app, "--dry-run")
     assert (dry["matched"], dry["replayed"], dry["dry_run"]) == (2, 0, True)
+    assert sorted(dry["entry_ids"]) == sorted(e["id"] for e in dead)
     replayed = cli_json(env, "webhooks", "replay-dlq", app, "--event-type", "test.ping")
     assert replayed["replayed"] == 1
     compromised = next(e for e in dead if e["event_type"] == "webhook_key.compromised")
@@ -114,6 +122,44 @@ def test_the_playbook_webhook_procedures_from_the_command_line(
         assert delivery.kids == [emergency["kid"], rotated["kid"]]
         delivery.verify(emergency["secret"])
     assert cli_json(env, "webhooks", "list", "--status", "dead") == []
+
+
+def test_webhook_tables_at_80_columns_name_the_rp_and_keep_kids_whole(
+    receiver: ThreadedReceiver, tmp_path: Path
+) -> None:
+    env = base_env(f"sqlite:///{tmp_path}/tables.db", **{**ENV, "COLUMNS": "80"})
+    cli(env, "db", "upgrade")
+    assert cli(env, "webhooks", "list").stdout.strip() == "webhook outbox: none"
+    assert cli(env, "webhooks", "dead-counts").stdout.strip() == "dead letters: none"
+    created = cli_json(
+        env, "clients", "create", "--name", "Billing portal", "--grant-type",
+        "client_credentials", "--webhook-url", receiver.url(),
+    )  # fmt: skip
+    app = created["client_id"]
+    ping_help = cli(env, "webhooks", "ping", "--help").stdout
+    assert "--count" in ping_help
+    pinged = cli_json(env, "webhooks", "ping", app, "--count", "2")
+    listed = cli_json(env, "webhooks", "list")
+    assert {(e["client_id"], e["client_name"]) for e in listed} == {(app, "Billing portal")}
+    table = cli(env, "webhooks", "list").stdout
+    assert all(len(line) <= 80 for line in table.splitlines()), table
+    assert app in table  # on one line, whole
+    shown = cli_json(env, "webhooks", "show", str(pinged["entry_ids"][0]))
+    assert shown["client_id"] == app
+    assert app in cli(env, "webhooks", "show", str(pinged["entry_ids"][0])).stdout
+
+    receiver.default = status(404)
+    cli_json(env, "webhooks", "dispatch", "--once")
+    dead = cli(env, "webhooks", "dead-counts").stdout
+    assert app in dead and "Billing portal" in dead and str(created["id"]) not in dead.split()
+    dry = cli(env, "webhooks", "replay-dlq", app, "--dry-run").stdout
+    assert f"2 dead entries of {app} would be sent again (dry run)" in dry
+    assert "entry ids: " + " ".join(str(i) for i in pinged["entry_ids"]) in dry
+
+    rotated = cli_json(env, "webhooks", "keys", "rotate", app)
+    keys = cli(env, "webhooks", "keys", "list", app).stdout
+    assert all(len(line) <= 80 for line in keys.splitlines()), keys
+    assert rotated["kid"] in keys and created["webhook_signing_key"]["kid"] in keys
 
 
 def test_bad_webhook_input_gets_a_clear_error_and_never_a_traceback(

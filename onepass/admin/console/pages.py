@@ -171,6 +171,7 @@ async def _entry_page(
     notice: str | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    retried: bool = False,
 ) -> Response:
     runtime = runtime_of(request)
     now = runtime.clock.now()
@@ -194,6 +195,9 @@ async def _entry_page(
             )
         )
     state = console_service.status_of(entry)
+    refresh = None
+    if retried:
+        notice, refresh = _after_retry(entry_id, state)
     lease = None
     if entry.lease_expires_at is not None and entry.lease_expires_at > now:
         lease = f"{entry.leased_by} until {when_text(entry.lease_expires_at, now)}"
@@ -222,12 +226,35 @@ async def _entry_page(
             "dead_of_app": dead_of_app,
             "error": error,
             "notice": notice,
+            "refresh": refresh,
         },
         status,
         console=console,
     )
     response.headers.update(headers or {})
     return response
+
+
+RETRY_REFRESH = 5  # seconds between reloads of an entry's page while its retry is pending
+
+
+def _after_retry(entry_id: int, state: str) -> tuple[str, int | None]:
+    """What the entry's page says after a retry, and whether it reloads itself: while
+    the entry is pending, every few seconds, until it is delivered or dead again."""
+    if state == "delivered":
+        return f"Entry {entry_id} was delivered after the retry.", None
+    if state == "dead":
+        return (
+            f"Entry {entry_id} failed again after the retry: the last delivery attempt "
+            "below says why.",
+            None,
+        )
+    return (
+        f"Entry {entry_id} is queued for delivery again (attempts reset to 0). A webhook "
+        "dispatcher sends it on its next pass, usually within seconds; this page reloads "
+        f"every {RETRY_REFRESH} seconds until it is delivered or fails again.",
+        RETRY_REFRESH,
+    )
 
 
 @router.get("/webhooks/{entry_id}")
@@ -238,10 +265,8 @@ async def webhook_entry(request: Request, console: SignedIn, entry_id: str) -> R
         return problem_page(
             request, "No such webhook", "A webhook outbox entry id is a number.", 404, console
         )
-    notice = None
-    if request.query_params.get("retried") == "1":
-        notice = f"Entry {found} is queued for delivery again (attempts reset to 0)."
-    return await _entry_page(request, console, found, notice=notice)
+    retried = request.query_params.get("retried") == "1"
+    return await _entry_page(request, console, found, retried=retried)
 
 
 @router.post("/webhooks/{entry_id}/retry")
@@ -333,6 +358,7 @@ async def _replay_page(
     notice: str | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    retried: bool = False,
 ) -> Response:
     runtime = runtime_of(request)
     async with runtime.database.session(readonly=True) as session:

@@ -8,7 +8,9 @@ Three kinds of checks, classified by the severity table (``ops/severity.py``):
   check;
 - ``database``: against the database (``session``): webhook deliveries failing across
   RPs, the dispatchers' liveness, the backlog, and the dead-letter queue per RP;
-- ``cache``: the server's Redis, when it has one.
+- ``cache``: the server's Redis, when it has one;
+- ``config``: settings of this environment that no request needs but the playbook
+  does (the escalation target), when triage is given the settings.
 
 ``report`` holds the thresholds, each check's result and the report they add up to.
 The service takes the HTTP client, the session and a clock so that tests run it
@@ -26,9 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.cache import RedisCache
 from onepass.clock import Clock
 from onepass.ops.triage.cache import check_redis
+from onepass.ops.triage.config import check_escalation
 from onepass.ops.triage.database import database_checks, database_failed
 from onepass.ops.triage.probes import http_checks
 from onepass.ops.triage.report import CheckResult, Report, Thresholds, report_of
+from onepass.settings import Settings
 
 __all__ = ["CheckResult", "Report", "Thresholds", "triage"]
 
@@ -42,14 +46,18 @@ async def triage(
     database_problem: str | None = None,
     timer: Callable[[], float] = time.perf_counter,
     redis: RedisCache | None = None,
+    settings: Settings | None = None,
 ) -> Report:
     """Run every check; ``session`` None (with ``database_problem`` saying why) skips
     the database checks and reports the database check as failed. ``redis``: the
-    server's Redis (``ONEPASS_REDIS_URL``), when it has one."""
+    server's Redis (``ONEPASS_REDIS_URL``), when it has one. ``settings``: this
+    environment's, for the configuration checks (none run without them)."""
     checks = await http_checks(http, thresholds, timer=timer)
     if session is None:
         checks.append(database_failed(database_problem or "no database session"))
     else:
         checks.extend(await database_checks(session, clock.now(), thresholds))
     checks.append(await check_redis(redis, thresholds.timeout))
+    if settings is not None:
+        checks.append(check_escalation(settings))
     return report_of(checks)

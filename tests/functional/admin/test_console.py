@@ -507,6 +507,7 @@ async def test_retry_with_a_fresh_code_requeues_the_dead_entry(
     assert requeued.enqueued_at == clock.now()
     shown = await web.get(response.headers["location"])
     assert "queued for delivery again" in shown.text and "status-pending" in shown.text
+    assert '<meta http-equiv="refresh" content="5">' in shown.text  # until delivered or dead
 
     [step_up] = await audit_rows(rt, "step_up:webhook_outbox.retry")
     [done] = await audit_rows(rt, "webhook_outbox.retry")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
+from sqlalchemy import update
 
 from onepass.app import OnePass
 from onepass.ops import incidents
+from onepass.ops.models import Incident
 from onepass.ops.status import STATUS_PAGE
 from onepass.runtime import Runtime
 from tests.conftest import database_stopped
@@ -109,3 +113,30 @@ async def test_status_reading_is_reused_for_the_cache_ttl(
     assert (await http.get("/status.json")).json()["status"] == "operational"  # cached
     app.services.get(STATUS_PAGE).forget()
     assert (await http.get("/status.json")).json()["status"] == "disrupted"
+
+
+async def test_status_page_times_read_as_utc_minutes_and_ago_in_english_and_korean(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    sev1 = await open_incident(runtime, 1, "Sign-in failing")
+    opened = datetime.now(UTC) - timedelta(minutes=12, seconds=20)
+    async with runtime.database.session() as session:
+        await session.execute(update(Incident).where(Incident.id == sev1).values(opened_at=opened))
+    english = await http.get("/status", headers={"accept-language": "en-US,en;q=0.9"})
+    assert english.headers["content-language"] == "en"
+    assert f'Investigating since <time datetime="{opened:%Y-%m-%dT%H:%M}' in english.text
+    assert f">{opened:%Y-%m-%d %H:%M} UTC (12 min ago)</time>" in english.text
+    assert "UTC (just now)</time>" in english.text  # updated_at
+    assert '<html lang="en">' in english.text
+
+    korean = await http.get("/status", headers={"accept-language": "ko-KR,ko;q=0.9,en;q=0.8"})
+    assert korean.headers["content-language"] == "ko"
+    assert '<html lang="ko">' in korean.text
+    assert "1pass 상태" in korean.text and "조사 시작:" in korean.text
+    assert f">{opened:%Y-%m-%d %H:%M} UTC (12분 전)</time>" in korean.text
+    assert "1pass를 통한 로그인에 장애가 있습니다." in korean.text
+    assert "Sign-in failing" in korean.text  # the operator's words stay as written
+    # The JSON document is for machines: the same in every language.
+    assert (await http.get("/status.json", headers={"accept-language": "ko"})).json()[
+        "summary"
+    ] == "Signing in through 1pass is disrupted. We are working on it."
