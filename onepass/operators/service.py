@@ -58,6 +58,9 @@ SCOPES = {
     "keys:write": "rotate the JWKS signing keys and RPs' webhook keys, revoke a leaked webhook key",
     "users:write": "merge users, invalidate canonical-user resolutions",
     "audit:read": "read the audit log",
+    # Clients (RPs)
+    "clients:read": "list and inspect OAuth applications (never their secrets)",
+    "clients:write": "update, disable, enable, delete OAuth applications, rotate their secrets",
 }
 
 

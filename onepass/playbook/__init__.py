@@ -5,6 +5,7 @@
 - ``merges``: merge two users;
 - ``cache``: drop cached canonical-user resolutions;
 - ``incidents``: open, update, acknowledge, resolve, escalate;
+- ``clients``: register, update, disable, enable, delete an RP, rotate its secret;
 - ``admins``: administrators, their TOTP enrolment, admin API tokens;
 - ``console``: the audit rows of console sign-in and sign-out;
 - ``actions``: the actions that need a step-up, the step-up, refusals' audit rows.

@@ -17,6 +17,10 @@ class EventType(StrEnum):
     # always delivered, signed only with the keys still valid.
     WEBHOOK_KEY_COMPROMISED = "webhook_key.compromised"
 
+    # The application's registration was changed by an operator (``clients update``):
+    # ``{"client_id", "changed": [field names], "updated_at"}``, never a secret.
+    CLIENT_UPDATED = "client.updated"
+
 
 # Delivered whether or not the application subscribed to them.
 ALWAYS_DELIVERED = frozenset({EventType.TEST_PING, EventType.WEBHOOK_KEY_COMPROMISED})
