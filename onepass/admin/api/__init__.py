@@ -4,7 +4,14 @@
 each other module adds the routes of one resource to that router.
 """
 
-from onepass.admin.api import audit, identity, keys, stepup, webhooks  # noqa: F401  (they add their routes)
+from onepass.admin.api import (  # noqa: F401  (they add their routes)
+    audit,
+    clients,
+    identity,
+    keys,
+    stepup,
+    webhooks,
+)
 from onepass.admin.api.base import router
 
 __all__ = ["router"]
