@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, Text
+from sqlalchemy import Boolean, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -40,6 +40,17 @@ class OAuthApplication(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Set by ``onepass clients disable``: the client is served nowhere until enabled.
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # The webhook claim skips disabled applications' entries: this (usually empty)
+        # index answers that without reading the table.
+        Index(
+            "ix_oauth_applications_disabled",
+            "id",
+            postgresql_where=text("disabled_at IS NOT NULL"),
+            sqlite_where=text("disabled_at IS NOT NULL"),
+        ),
+    )
 
     @property
     def is_public(self) -> bool:

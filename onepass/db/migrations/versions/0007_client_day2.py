@@ -1,5 +1,6 @@
 """Client day-2 management: a previous secret kept during a rotation's grace, and a
-disabled state. Nullable columns only, so the previous release runs on this schema.
+disabled state (with a partial index for the webhook claim). Nullable columns and an
+index only, so the previous release runs on this schema.
 
 Revision ID: 0007_client_day2
 Revises: 0006
@@ -32,10 +33,18 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("disabled_at", onepass.db.types.UTCDateTime(timezone=True), nullable=True)
         )
+        batch_op.create_index(
+            "ix_oauth_applications_disabled",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("disabled_at IS NOT NULL"),
+            sqlite_where=sa.text("disabled_at IS NOT NULL"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("oauth_applications", schema=None) as batch_op:
+        batch_op.drop_index("ix_oauth_applications_disabled")
         batch_op.drop_column("disabled_at")
         batch_op.drop_column("previous_secret_expires_at")
         batch_op.drop_column("previous_secret_hash")
