@@ -89,7 +89,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, TokenEndpoi
         resolver=resolver,
     )
     # Client authentication for /token, /revoke, /introspect and /webhooks/signing-keys.
-    authenticator = ClientAuthenticator(clients, runtime.hasher)
+    authenticator = ClientAuthenticator(clients, runtime.hasher, runtime.clock)
     token_endpoint = TokenEndpoint(
         ctx,
         authenticator,

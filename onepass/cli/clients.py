@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import typer
 
-from onepass.cli.common import JsonOption, print_json, print_table, run
+from onepass.cli.common import JsonOption, fail, print_json, print_table, run
 from onepass.clients import registry as service
-from onepass.clients.models import OAuthApplication
+from onepass.clients.registry import ClientChanges
+from onepass.durations import parse_duration
+from onepass.operators.audit import Actor
+from onepass.playbook import clients as playbook
 from onepass.runtime import Runtime
-from onepass.webhooks import keys as webhook_keys
 
 app = typer.Typer(help="OAuth applications (relying parties).", no_args_is_help=True)
 
@@ -18,30 +21,9 @@ LIST_COLUMNS = (
     "client_name",
     "token_endpoint_auth_method",
     "grant_types",
+    "disabled",
     "created_at",
 )
-
-
-def describe(client: OAuthApplication) -> dict[str, Any]:
-    """RFC 7591 field names, plus our own ``id`` and webhook settings; never the secret hash."""
-    return {
-        "id": client.id,
-        "client_id": client.client_id,
-        "client_name": client.client_name,
-        "client_id_issued_at": int(client.created_at.timestamp()),
-        "redirect_uris": client.redirect_uris,
-        "post_logout_redirect_uris": client.post_logout_redirect_uris,
-        "grant_types": client.grant_types,
-        "response_types": client.response_types,
-        "scope": client.scope,
-        "token_endpoint_auth_method": client.token_endpoint_auth_method,
-        "id_token_signed_response_alg": client.id_token_signed_response_alg,
-        "first_party": client.first_party,
-        "webhook_url": client.webhook_url,
-        "webhook_events": client.webhook_events,
-        "created_at": client.created_at,
-        "updated_at": client.updated_at,
-    }
 
 
 @app.command("create")
@@ -56,7 +38,8 @@ def create(
     grant_type: list[str] = typer.Option(
         [],
         "--grant-type",
-        help="authorization_code, refresh_token or client_credentials (repeatable).",
+        help="authorization_code, refresh_token or client_credentials (repeatable; default "
+        "with --redirect-uri: authorization_code and refresh_token).",
     ),
     scope: list[str] = typer.Option(
         [], "--scope", help="Scope the client may request (repeatable)."
@@ -87,41 +70,22 @@ def create(
     """Register an application; its secret (and webhook signing key) is printed this once."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            new = await service.create_client(
-                session,
-                runtime.hasher,
-                runtime.clock,
-                name=name,
-                redirect_uris=redirect_uri,
-                post_logout_redirect_uris=post_logout_redirect_uri,
-                grant_types=grant_type or None,
-                scope=" ".join(scope) if scope else None,
-                public=public,
-                token_endpoint_auth_method=auth_method,
-                id_token_signed_response_alg=id_token_alg,
-                first_party=first_party,
-                webhook_url=webhook_url,
-                webhook_events=event,
-                production=runtime.settings.is_production,
-            )
-            # In the same transaction: a refused webhook setting creates nothing.
-            signing_key = await webhook_keys.setup_application(
-                session,
-                runtime.box,
-                runtime.clock,
-                new.application,
-                scheme=webhook_scheme,
-                production=runtime.settings.is_production,
-                allow_private=runtime.settings.webhook_allow_private_targets,
-            )
-            data = describe(new.application)
-        if new.client_secret is not None:
-            data["client_secret"] = new.client_secret
-            data["client_secret_expires_at"] = 0
-        if signing_key is not None:
-            data["webhook_signing_key"] = signing_key.as_json()
-        return data
+        return await playbook.create(
+            runtime,
+            Actor.cli(),
+            webhook_scheme=webhook_scheme,
+            name=name,
+            redirect_uris=redirect_uri,
+            post_logout_redirect_uris=post_logout_redirect_uri,
+            grant_types=grant_type or None,
+            scope=" ".join(scope) if scope else None,
+            public=public,
+            token_endpoint_auth_method=auth_method,
+            id_token_signed_response_alg=id_token_alg,
+            first_party=first_party,
+            webhook_url=webhook_url,
+            webhook_events=event,
+        )
 
     data = run(action)
     if as_json:
@@ -144,7 +108,7 @@ def list_(as_json: bool = JsonOption) -> None:
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         async with runtime.database.session() as session:
-            return [describe(c) for c in await service.list_clients(session)]
+            return [service.describe_client(c) for c in await service.list_clients(session)]
 
     rows = run(action)
     if as_json:
@@ -159,7 +123,7 @@ def show(app_id: str = typer.Argument(..., metavar="APP_ID"), as_json: bool = Js
 
     async def action(runtime: Runtime) -> dict[str, Any]:
         async with runtime.database.session() as session:
-            return describe(await service.find_client(session, app_id))
+            return service.describe_client(await service.find_client(session, app_id))
 
     data = run(action)
     if as_json:
@@ -168,34 +132,140 @@ def show(app_id: str = typer.Argument(..., metavar="APP_ID"), as_json: bool = Js
         print_table([{"field": k, "value": v} for k, v in data.items()], ("field", "value"))
 
 
-@app.command("rotate-secret")
-def rotate_secret(
-    app_id: str = typer.Argument(..., metavar="APP_ID"), as_json: bool = JsonOption
+@app.command("update")
+def update(
+    app_id: str = typer.Argument(..., metavar="APP_ID"),
+    name: str | None = typer.Option(None, "--name", help="New display name."),
+    add_redirect_uri: list[str] = typer.Option(
+        [], "--add-redirect-uri", help="Allow this redirect URI too (repeatable)."
+    ),
+    remove_redirect_uri: list[str] = typer.Option(
+        [], "--remove-redirect-uri", help="Stop allowing this redirect URI (repeatable)."
+    ),
+    add_post_logout_redirect_uri: list[str] = typer.Option(
+        [], "--add-post-logout-redirect-uri", help="Allow this post-logout redirect URI too."
+    ),
+    remove_post_logout_redirect_uri: list[str] = typer.Option(
+        [], "--remove-post-logout-redirect-uri", help="Stop allowing this post-logout URI."
+    ),
+    grant_type: list[str] = typer.Option(
+        [], "--grant-type", help="Grant types (repeatable; replaces the current ones)."
+    ),
+    scope: list[str] = typer.Option(
+        [], "--scope", help="Scopes the client may request (repeatable; replaces)."
+    ),
+    auth_method: str | None = typer.Option(
+        None,
+        "--token-endpoint-auth-method",
+        help="client_secret_basic or client_secret_post (a confidential client stays one).",
+    ),
+    first_party: bool | None = typer.Option(
+        None, "--first-party/--no-first-party", help="Skip the consent screen, or not."
+    ),
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url", help='Where webhooks are delivered ("" removes it).'
+    ),
+    event: list[str] = typer.Option(
+        [], "--event", help="Webhook event types subscribed to (repeatable; replaces)."
+    ),
+    as_json: bool = JsonOption,
 ) -> None:
-    """Replace the client secret; the old one stops working on every server within seconds."""
+    """Change an application's registration; it keeps its client_id and secret."""
+    changes = ClientChanges(
+        name=name,
+        add_redirect_uris=tuple(add_redirect_uri),
+        remove_redirect_uris=tuple(remove_redirect_uri),
+        add_post_logout_redirect_uris=tuple(add_post_logout_redirect_uri),
+        remove_post_logout_redirect_uris=tuple(remove_post_logout_redirect_uri),
+        grant_types=tuple(grant_type) if grant_type else None,
+        scopes=tuple(scope) if scope else None,
+        token_endpoint_auth_method=auth_method,
+        first_party=first_party,
+        webhook_url=webhook_url,
+        webhook_events=tuple(event) if event else None,
+    )
+    if changes == ClientChanges():
+        fail("nothing to change: give at least one option (see --help)", 2)
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            client, secret = await service.rotate_secret(
-                session, runtime.hasher, runtime.clock, app_id
-            )
-            return {"client_id": client.client_id, "client_secret": secret}
+        return await playbook.update(runtime, Actor.cli(), app_id, changes)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+        return
+    print_table([{"field": k, "value": v} for k, v in data.items()], ("field", "value"))
+
+
+@app.command("rotate-secret")
+def rotate_secret(
+    app_id: str = typer.Argument(..., metavar="APP_ID"),
+    grace: str = typer.Option(
+        "0",
+        "--grace",
+        help="How long the old secret keeps working too (e.g. 24h; at most 30d). "
+        "Default 0: it stops at once, as after a leak.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Replace the client secret; the old one works for the grace, then on no server."""
+    try:
+        seconds = parse_duration(grace)
+    except ValueError as exc:
+        fail(f"--grace: {exc}", 2)
+    if seconds > service.MAX_SECRET_GRACE.total_seconds():
+        fail("--grace: at most 30d", 2)
+    grace_period = timedelta(seconds=seconds)
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await playbook.rotate_secret(runtime, Actor.cli(), app_id, grace=grace_period)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"client_secret: {data['client_secret']}")
+    if data["previous_secret_expires_at"] is not None:
+        typer.echo(
+            "The old secret keeps working until "
+            f"{data['previous_secret_expires_at']:%Y-%m-%d %H:%M:%SZ}."
+        )
+    else:
+        typer.echo("The old secret no longer works (every server within the client cache TTL).")
+
+
+def _toggle(app_id: str, *, disabled: bool, as_json: bool) -> None:
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await playbook.set_disabled(runtime, Actor.cli(), app_id, disabled=disabled)
 
     data = run(action)
     if as_json:
         print_json(data)
     else:
-        typer.echo(f"client_secret: {data['client_secret']}")
+        typer.echo(f"{data['client_id']}: {'disabled' if data['disabled'] else 'enabled'}")
+
+
+@app.command("disable")
+def disable(
+    app_id: str = typer.Argument(..., metavar="APP_ID"), as_json: bool = JsonOption
+) -> None:
+    """Disable an application: it gets invalid_client everywhere, its tokens are refused,
+    its webhooks wait until it is enabled."""
+    _toggle(app_id, disabled=True, as_json=as_json)
+
+
+@app.command("enable")
+def enable(app_id: str = typer.Argument(..., metavar="APP_ID"), as_json: bool = JsonOption) -> None:
+    """Enable a disabled application; its waiting webhooks are delivered."""
+    _toggle(app_id, disabled=False, as_json=as_json)
 
 
 @app.command("delete")
 def delete(app_id: str = typer.Argument(..., metavar="APP_ID"), as_json: bool = JsonOption) -> None:
-    """Delete an application; its tokens can no longer be obtained within seconds."""
+    """Delete an application; its tokens are refused on every server within seconds."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.database.session() as session:
-            client = await service.delete_client(session, app_id)
-            return {"id": client.id, "client_id": client.client_id, "deleted": True}
+        return await playbook.delete(runtime, Actor.cli(), app_id)
 
     data = run(action)
     if as_json:

@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 
 import structlog
 
+from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.oauth_errors import (
     InvalidClientError,
@@ -98,16 +99,21 @@ def extract_credentials(authorization: str | None, form: dict[str, str]) -> Clie
 class ClientAuthenticator:
     """Find and authenticate the client of a request (RFC 6749 §2.3.1).
 
-    Every failure gives the same answer after the same work (one HMAC), so an
-    endpoint does not reveal which client ids exist or how they authenticate; the
-    reason is logged with the client_id only.
+    A client that holds a secret may send it either way, ``client_secret_basic`` or
+    ``client_secret_post`` (as Keycloak accepts), whichever it registered: RP libraries
+    differ in their default. During a rotation's grace the previous secret verifies
+    too. Every failure gives the same answer after the same work (two HMACs), so an
+    endpoint does not reveal which client ids exist, how they authenticate or whether
+    a rotation is under way; the reason is logged with the client_id only. A success
+    costs one HMAC (two with the previous secret).
     """
 
-    def __init__(self, clients: ClientCache, hasher: KeyedHasher) -> None:
+    def __init__(self, clients: ClientCache, hasher: KeyedHasher, clock: Clock) -> None:
         self.clients = clients
         self.hasher = hasher
-        # Compared against when the client is unknown, so that an unknown client
-        # and a wrong secret cost the same time.
+        self.clock = clock
+        # Compared against when there is nothing to compare with, so that every
+        # failure costs the same time.
         self._dummy_hash = hasher.hash("unknown-client")
 
     async def authenticate(self, authorization: str | None, form: dict[str, str]) -> ClientRecord:
@@ -137,21 +143,29 @@ class ClientAuthenticator:
     def _failed_check(
         self, client: ClientRecord | None, credentials: ClientCredentials
     ) -> str | None:
-        """Why authentication fails, or None; always one HMAC, whatever the outcome."""
+        """Why authentication fails, or None. A failure always costs two HMACs."""
         secret = credentials.client_secret or ""
-        stored = client.client_secret_hash if client is not None else None
         if client is None:
-            reason: str | None = "unknown client"
-        elif client.token_endpoint_auth_method != credentials.method:
+            reason = "unknown client"
+        elif client.is_public or credentials.method == NONE:
+            if client.is_public and credentials.method == NONE:
+                self.hasher.verify(secret, self._dummy_hash)
+                return None  # a public client: there is no secret to check
             reason = (
                 f"registered for {client.token_endpoint_auth_method}, used {credentials.method}"
             )
-        elif credentials.method == NONE:
-            reason = None  # a public client: there is no secret to check
-        elif stored is None:
+        elif client.client_secret_hash is None:
             reason = "confidential client without a stored secret"
         else:
-            return None if self.hasher.verify(secret, stored) else "wrong secret"
+            if self.hasher.verify(secret, client.client_secret_hash):
+                return None
+            previous = client.previous_secret_hash
+            if previous is not None and client.previous_secret_expires <= self.clock.timestamp():
+                previous = None  # its grace is over
+            if self.hasher.verify(secret, previous or self._dummy_hash) and previous is not None:
+                return None
+            return "wrong secret"
+        self.hasher.verify(secret, self._dummy_hash)
         self.hasher.verify(secret, self._dummy_hash)
         return reason
 

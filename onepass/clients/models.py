@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, Text
+from sqlalchemy import Boolean, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -20,6 +20,9 @@ class OAuthApplication(Base):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     # KeyedHasher output; NULL for public clients.
     client_secret_hash: Mapped[str | None] = mapped_column(String(128))
+    # The secret replaced by a rotation with a grace: it verifies too until then.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     client_name: Mapped[str] = mapped_column(String(200))
     redirect_uris: Mapped[list[str]] = mapped_column(JSONType, default=list)
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSONType, default=list)
@@ -35,6 +38,19 @@ class OAuthApplication(Base):
     webhook_events: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set by ``onepass clients disable``: the client is served nowhere until enabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # The webhook claim skips disabled applications' entries: this (usually empty)
+        # index answers that without reading the table.
+        Index(
+            "ix_oauth_applications_disabled",
+            "id",
+            postgresql_where=text("disabled_at IS NOT NULL"),
+            sqlite_where=text("disabled_at IS NOT NULL"),
+        ),
+    )
 
     @property
     def is_public(self) -> bool:

@@ -11,7 +11,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from datetime import timedelta
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +25,7 @@ from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
 from onepass.ids import random_identifier
-from onepass.refusals import NotFound, Refusal
+from onepass.refusals import Invalid, NotFound, Refusal
 from onepass.services import Service
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -36,6 +38,10 @@ class ClientError(Refusal):
 
 class ClientNotFound(ClientError, NotFound):
     pass
+
+
+class InvalidClientSettings(ClientError, Invalid):
+    """Settings a client cannot have (at creation or by ``update``); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ class ClientRecord:
     client_name: str = ""
     first_party: bool = False
     id_token_signed_response_alg: str = "RS256"
+    # A secret replaced by a rotation with a grace, and when it stops verifying (a
+    # POSIX timestamp; 0: there is none).
+    previous_secret_hash: str | None = None
+    previous_secret_expires: float = 0.0
 
     @property
     def is_public(self) -> bool:
@@ -72,6 +82,12 @@ class ClientRecord:
             client_name=app.client_name,
             first_party=app.first_party,
             id_token_signed_response_alg=app.id_token_signed_response_alg,
+            previous_secret_hash=app.previous_secret_hash,
+            previous_secret_expires=(
+                app.previous_secret_expires_at.timestamp()
+                if app.previous_secret_hash and app.previous_secret_expires_at
+                else 0.0
+            ),
         )
 
 
@@ -85,18 +101,162 @@ def generate_client_secret() -> str:
     return secrets.token_urlsafe(32)  # 256 bits
 
 
+def _split(uri: str, what: str) -> SplitResult:
+    try:
+        parts = urlsplit(uri)
+        parts.hostname  # noqa: B018  (raises for a malformed host, e.g. "[::1")
+        parts.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError:
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} is not a valid URL") from None
+    return parts
+
+
 def _check_uri(uri: str, what: str, *, production: bool) -> str:
-    parts = urlsplit(uri)
+    parts = _split(uri, what)
     if parts.scheme not in ("https", "http") and not (parts.scheme and "." in parts.scheme):
-        raise ClientError(f"{what} {uri!r} must be an absolute URL")
+        raise InvalidClientSettings(f"{what} {uri!r} must be an absolute URL")
     if not parts.netloc and parts.scheme in ("http", "https"):
-        raise ClientError(f"{what} {uri!r} has no host")
+        raise InvalidClientSettings(f"{what} {uri!r} has no host")
     if parts.fragment or "#" in uri:
-        raise ClientError(f"{what} {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+        raise InvalidClientSettings(f"{what} {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
     if production and parts.scheme == "http" and not loopback:
-        raise ClientError(f"{what} {uri!r} must use https in production")
+        raise InvalidClientSettings(f"{what} {uri!r} must use https in production")
     return uri
+
+
+@dataclass
+class ClientSettings:
+    """What an operator sets on a client, at creation and by ``update``: the one set of
+    rules (``checked``) both go through."""
+
+    name: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    grant_types: list[str]
+    scope: str
+    token_endpoint_auth_method: str
+    id_token_signed_response_alg: str
+    first_party: bool
+    webhook_url: str | None
+    webhook_events: list[str]
+
+    @classmethod
+    def of(cls, app: OAuthApplication) -> ClientSettings:
+        return cls(
+            name=app.client_name,
+            redirect_uris=list(app.redirect_uris),
+            post_logout_redirect_uris=list(app.post_logout_redirect_uris),
+            grant_types=list(app.grant_types),
+            scope=app.scope,
+            token_endpoint_auth_method=app.token_endpoint_auth_method,
+            id_token_signed_response_alg=app.id_token_signed_response_alg,
+            first_party=app.first_party,
+            webhook_url=app.webhook_url,
+            webhook_events=list(app.webhook_events),
+        )
+
+    def checked(self, *, production: bool) -> ClientSettings:
+        """These settings normalised, or ``ClientError`` saying what is wrong."""
+        name = self.name.strip()
+        if not name or len(name) > 200:
+            raise InvalidClientSettings("name must be 1 to 200 characters")
+        redirect_uris = list(
+            dict.fromkeys(
+                _check_uri(u, "redirect URI", production=production) for u in self.redirect_uris
+            )
+        )
+        post_logout = list(
+            dict.fromkeys(
+                _check_uri(u, "post-logout redirect URI", production=production)
+                for u in self.post_logout_redirect_uris
+            )
+        )
+        grant_types = list(dict.fromkeys(self.grant_types))
+        if not grant_types:
+            raise InvalidClientSettings("a client needs at least one grant type")
+        unknown = [g for g in grant_types if g not in GRANT_TYPES]
+        if unknown:
+            raise InvalidClientSettings(
+                f"unsupported grant type {unknown[0]!r}; supported: {', '.join(GRANT_TYPES)}"
+            )
+        if "authorization_code" in grant_types and not redirect_uris:
+            raise InvalidClientSettings(
+                "the authorization_code grant needs at least one redirect URI"
+            )
+        if "refresh_token" in grant_types and "authorization_code" not in grant_types:
+            raise InvalidClientSettings("the refresh_token grant comes with authorization_code")
+        method = self.token_endpoint_auth_method
+        if method not in client_auth.AUTH_METHODS:
+            raise InvalidClientSettings(
+                f"unsupported token_endpoint_auth_method {method[:60]!r}; supported: "
+                + ", ".join(client_auth.AUTH_METHODS)
+            )
+        if method == client_auth.NONE and "client_credentials" in grant_types:
+            raise InvalidClientSettings("a public client cannot use the client_credentials grant")
+        if self.id_token_signed_response_alg not in ID_TOKEN_ALGS:
+            raise InvalidClientSettings(
+                f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}"
+            )
+        try:
+            scopes = parse_scope(self.scope)
+        except Exception:
+            raise InvalidClientSettings(
+                "scope contains a character RFC 6749 §3.3 does not allow"
+            ) from None
+        webhook_url = self.webhook_url
+        if webhook_url is not None:
+            parts = _split(webhook_url, "webhook URL")
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise InvalidClientSettings(
+                    f"webhook URL {webhook_url!r} must be an absolute http(s) URL"
+                )
+            if production and parts.scheme != "https":
+                raise InvalidClientSettings("webhook URLs must use https in production")
+        return ClientSettings(
+            name=name,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout,
+            grant_types=grant_types,
+            scope=" ".join(scopes),
+            token_endpoint_auth_method=method,
+            id_token_signed_response_alg=self.id_token_signed_response_alg,
+            first_party=self.first_party,
+            webhook_url=webhook_url,
+            webhook_events=list(dict.fromkeys(self.webhook_events)),
+        )
+
+    def apply(self, app: OAuthApplication) -> list[str]:
+        """Write these settings on ``app``; the names of the fields that changed (RFC
+        7591 names)."""
+        changed = []
+        for field, value in (
+            ("client_name", self.name),
+            ("redirect_uris", self.redirect_uris),
+            ("post_logout_redirect_uris", self.post_logout_redirect_uris),
+            ("grant_types", self.grant_types),
+            ("response_types", self.response_types),
+            ("scope", self.scope),
+            ("token_endpoint_auth_method", self.token_endpoint_auth_method),
+            ("id_token_signed_response_alg", self.id_token_signed_response_alg),
+            ("first_party", self.first_party),
+            ("webhook_url", self.webhook_url),
+            ("webhook_events", self.webhook_events),
+        ):
+            if getattr(app, field, None) != value:
+                setattr(app, field, value)
+                changed.append(field)
+        return changed
+
+    @property
+    def response_types(self) -> list[str]:
+        return ["code"] if "authorization_code" in self.grant_types else []
+
+
+def default_grant_types(redirect_uris: list[str] | None) -> list[str]:
+    """A client with a redirect URI signs users in and may stay signed in
+    (``offline_access``); one without is a service (client_credentials is asked for)."""
+    return ["authorization_code", "refresh_token"] if redirect_uris else ["authorization_code"]
 
 
 async def create_client(
@@ -117,74 +277,151 @@ async def create_client(
     webhook_events: list[str] | None = None,
     production: bool = False,
 ) -> NewClient:
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise ClientError("name must be 1 to 200 characters")
-    redirect_uris = [
-        _check_uri(u, "redirect URI", production=production) for u in redirect_uris or []
-    ]
-    post_logout = [
-        _check_uri(u, "post-logout redirect URI", production=production)
-        for u in post_logout_redirect_uris or []
-    ]
-    grant_types = list(dict.fromkeys(grant_types or ["authorization_code"]))
-    unknown = [g for g in grant_types if g not in GRANT_TYPES]
-    if unknown:
-        raise ClientError(
-            f"unsupported grant type {unknown[0]!r}; supported: {', '.join(GRANT_TYPES)}"
-        )
-    if "authorization_code" in grant_types and not redirect_uris:
-        raise ClientError("the authorization_code grant needs at least one --redirect-uri")
-    if "refresh_token" in grant_types and "authorization_code" not in grant_types:
-        raise ClientError("the refresh_token grant comes with authorization_code")
+    grant_types = list(grant_types or default_grant_types(redirect_uris))
     method = token_endpoint_auth_method or (
         client_auth.NONE if public else client_auth.CLIENT_SECRET_BASIC
     )
-    if method not in client_auth.AUTH_METHODS:
-        raise ClientError(f"unsupported token_endpoint_auth_method {method!r}")
-    if public != (method == client_auth.NONE):
-        raise ClientError(
+    if method in client_auth.AUTH_METHODS and public != (method == client_auth.NONE):
+        raise InvalidClientSettings(
             "public clients authenticate with 'none'; confidential ones with a secret"
         )
-    if public and "client_credentials" in grant_types:
-        raise ClientError("a public client cannot use the client_credentials grant")
-    if id_token_signed_response_alg not in ID_TOKEN_ALGS:
-        raise ClientError(f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}")
     if scope is None:
         scope = "openid profile email offline_access" if "authorization_code" in grant_types else ""
-    try:
-        scopes = parse_scope(scope)
-    except Exception:
-        raise ClientError("scope contains a character RFC 6749 §3.3 does not allow") from None
-    if webhook_url is not None:
-        parts = urlsplit(webhook_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ClientError(f"webhook URL {webhook_url!r} must be an absolute http(s) URL")
-        if production and parts.scheme != "https":
-            raise ClientError("webhook URLs must use https in production")
+    settings = ClientSettings(
+        name=name,
+        redirect_uris=list(redirect_uris or []),
+        post_logout_redirect_uris=list(post_logout_redirect_uris or []),
+        grant_types=grant_types,
+        scope=scope,
+        token_endpoint_auth_method=method,
+        id_token_signed_response_alg=id_token_signed_response_alg,
+        first_party=first_party,
+        webhook_url=webhook_url,
+        webhook_events=list(webhook_events or []),
+    ).checked(production=production)
 
     secret = None if public else generate_client_secret()
     now = clock.now()
     app = OAuthApplication(
         client_id=random_identifier(24),
         client_secret_hash=hasher.hash(secret) if secret else None,
-        client_name=name,
-        redirect_uris=redirect_uris,
-        post_logout_redirect_uris=post_logout,
-        grant_types=grant_types,
-        response_types=["code"] if "authorization_code" in grant_types else [],
-        scope=" ".join(scopes),
-        token_endpoint_auth_method=method,
-        id_token_signed_response_alg=id_token_signed_response_alg,
-        first_party=first_party,
-        webhook_url=webhook_url,
-        webhook_events=list(dict.fromkeys(webhook_events or [])),
         created_at=now,
         updated_at=now,
     )
+    settings.apply(app)
     session.add(app)
     await session.flush()
     return NewClient(app, secret)
+
+
+@dataclass(frozen=True)
+class ClientChanges:
+    """An ``update``: None leaves a field as it is; lists given replace, the add/remove
+    pairs edit the URIs."""
+
+    name: str | None = None
+    add_redirect_uris: tuple[str, ...] = ()
+    remove_redirect_uris: tuple[str, ...] = ()
+    add_post_logout_redirect_uris: tuple[str, ...] = ()
+    remove_post_logout_redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] | None = None
+    scopes: tuple[str, ...] | None = None
+    token_endpoint_auth_method: str | None = None
+    first_party: bool | None = None
+    webhook_url: str | None = None  # "" removes it
+    webhook_events: tuple[str, ...] | None = None
+
+
+def _edited(
+    current: list[str], add: tuple[str, ...], remove: tuple[str, ...], what: str
+) -> list[str]:
+    missing = [u for u in remove if u not in current]
+    if missing:
+        raise InvalidClientSettings(f"the client has no {what} {missing[0][:200]!r} to remove")
+    return [u for u in current if u not in remove] + [u for u in add if u not in current]
+
+
+async def update_client(
+    session: AsyncSession,
+    clock: Clock,
+    app: OAuthApplication,
+    changes: ClientChanges,
+    *,
+    production: bool = False,
+) -> list[str]:
+    """Apply ``changes`` to ``app`` under the rules of ``create_client``; the names of
+    the fields that changed (none: nothing is written)."""
+    settings = ClientSettings.of(app)
+    if changes.name is not None:
+        settings.name = changes.name
+    settings.redirect_uris = _edited(
+        settings.redirect_uris,
+        changes.add_redirect_uris,
+        changes.remove_redirect_uris,
+        "redirect URI",
+    )
+    settings.post_logout_redirect_uris = _edited(
+        settings.post_logout_redirect_uris,
+        changes.add_post_logout_redirect_uris,
+        changes.remove_post_logout_redirect_uris,
+        "post-logout redirect URI",
+    )
+    if changes.grant_types is not None:
+        settings.grant_types = list(changes.grant_types)
+    if changes.scopes is not None:
+        settings.scope = " ".join(changes.scopes)
+    if changes.token_endpoint_auth_method is not None:
+        method = changes.token_endpoint_auth_method
+        if (method == client_auth.NONE) != app.is_public:
+            raise InvalidClientSettings(
+                "a client cannot change between public ('none') and confidential (a secret);"
+                " register a new client"
+            )
+        settings.token_endpoint_auth_method = method
+    if changes.first_party is not None:
+        settings.first_party = changes.first_party
+    if changes.webhook_url is not None:
+        settings.webhook_url = changes.webhook_url or None
+    if changes.webhook_events is not None:
+        settings.webhook_events = list(changes.webhook_events)
+    if (
+        settings.webhook_url is None
+        and changes.webhook_url == ""
+        and changes.webhook_events is None
+    ):
+        settings.webhook_events = []  # removing the URL drops the subscriptions with it
+    changed = settings.checked(production=production).apply(app)
+    if changed:
+        app.updated_at = clock.now()
+    return changed
+
+
+def describe_client(app: OAuthApplication) -> dict[str, Any]:
+    """The client as ``clients show --json`` and the admin API print it: RFC 7591 field
+    names, plus our own ``id``, webhook settings and state; never a secret or its hash."""
+    return {
+        "id": app.id,
+        "client_id": app.client_id,
+        "client_name": app.client_name,
+        "client_id_issued_at": int(app.created_at.timestamp()),
+        "redirect_uris": app.redirect_uris,
+        "post_logout_redirect_uris": app.post_logout_redirect_uris,
+        "grant_types": app.grant_types,
+        "response_types": app.response_types,
+        "scope": app.scope,
+        "token_endpoint_auth_method": app.token_endpoint_auth_method,
+        "id_token_signed_response_alg": app.id_token_signed_response_alg,
+        "first_party": app.first_party,
+        "webhook_url": app.webhook_url,
+        "webhook_events": app.webhook_events,
+        "disabled": app.disabled_at is not None,
+        "disabled_at": app.disabled_at,
+        "previous_secret_expires_at": app.previous_secret_expires_at
+        if app.previous_secret_hash
+        else None,
+        "created_at": app.created_at,
+        "updated_at": app.updated_at,
+    }
 
 
 async def find_client(session: AsyncSession, app_id: str) -> OAuthApplication:
@@ -204,22 +441,49 @@ async def list_clients(session: AsyncSession) -> list[OAuthApplication]:
     return list(await session.scalars(select(OAuthApplication).order_by(OAuthApplication.id)))
 
 
+MAX_SECRET_GRACE = timedelta(days=30)
+
+
 async def rotate_secret(
-    session: AsyncSession, hasher: KeyedHasher, clock: Clock, app_id: str
-) -> tuple[OAuthApplication, str]:
-    app = await find_client(session, app_id)
+    session: AsyncSession,
+    hasher: KeyedHasher,
+    clock: Clock,
+    app: OAuthApplication,
+    *,
+    grace: timedelta = timedelta(0),
+) -> str:
+    """A new secret for ``app``; the current one keeps verifying for ``grace`` (none:
+    it stops at once). A secret still in an earlier grace is dropped: only the two
+    latest ever verify."""
     if app.is_public:
         raise ClientError("a public client has no secret")
+    if grace < timedelta(0) or grace > MAX_SECRET_GRACE:
+        raise InvalidClientSettings("the grace must be between 0 and 30 days")
     secret = generate_client_secret()
+    now = clock.now()
+    if grace > timedelta(0) and app.client_secret_hash is not None:
+        app.previous_secret_hash = app.client_secret_hash
+        app.previous_secret_expires_at = now + grace
+    else:
+        app.previous_secret_hash = None
+        app.previous_secret_expires_at = None
     app.client_secret_hash = hasher.hash(secret)
-    app.updated_at = clock.now()
-    return app, secret
+    app.updated_at = now
+    return secret
 
 
-async def delete_client(session: AsyncSession, app_id: str) -> OAuthApplication:
-    app = await find_client(session, app_id)
+def set_disabled(clock: Clock, app: OAuthApplication, disabled: bool) -> bool:
+    """Disable or enable ``app``; whether that changed anything."""
+    if (app.disabled_at is not None) == disabled:
+        return False
+    now = clock.now()
+    app.disabled_at = now if disabled else None
+    app.updated_at = now
+    return True
+
+
+async def delete_client(session: AsyncSession, app: OAuthApplication) -> None:
     await session.execute(delete(OAuthApplication).where(OAuthApplication.id == app.id))
-    return app
 
 
 async def load_record(session: AsyncSession, client_id: str) -> ClientRecord | None:
@@ -228,13 +492,13 @@ async def load_record(session: AsyncSession, client_id: str) -> ClientRecord | N
     The one place that decides it: every endpoint that takes a client or a token of
     one (``/authorize`` and its forms, ``/token``, ``/userinfo``, ``/introspect``,
     ``/revoke``, ``/logout``'s hint, the webhook key endpoint) asks through
-    ``ClientCache``. Today only a deleted client is not served; a ``disabled`` state
-    (``onepass clients disable``, DESIGN.md's day-2 commands) belongs here too.
+    ``ClientCache``. A deleted client and a disabled one (``onepass clients disable``)
+    are not served: their tokens are refused and they authenticate nowhere.
     """
     app = await session.scalar(
         select(OAuthApplication).where(OAuthApplication.client_id == client_id)
     )
-    return ClientRecord.of(app) if app else None
+    return ClientRecord.of(app) if app is not None and app.disabled_at is None else None
 
 
 class ClientCache:

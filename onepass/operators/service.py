@@ -61,6 +61,9 @@ SCOPES = {
         "delete users, set their password, end their sessions, revoke their consents"
     ),
     "audit:read": "read the audit log",
+    # Clients (RPs)
+    "clients:read": "list and inspect OAuth applications (never their secrets)",
+    "clients:write": "update, disable, enable, delete OAuth applications, rotate their secrets",
     # Day-2 management of users and administrators.
     "users:read": "search users, see a user's links, sessions and consents",
     "admins:read": "list administrators",

@@ -5,6 +5,7 @@
 - ``merges``: merge two users;
 - ``cache``: drop cached canonical-user resolutions;
 - ``incidents``: open, update, acknowledge, resolve, escalate;
+- ``clients``: register, update, disable, enable, delete an RP, rotate its secret;
 - ``users``: create, update, disable, enable and delete users, set their password, end
   their sessions, revoke their consents (and the ``user.*`` webhooks);
 - ``admins``: administrators, their TOTP enrolment, admin API tokens; disable, enable,

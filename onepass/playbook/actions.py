@@ -66,6 +66,15 @@ USER_ACTIONS = (
 )
 ADMIN_ACTIONS = (DISABLE_ADMIN, ENABLE_ADMIN, RESET_TOTP)
 
+# Clients (RPs): ``playbook.clients``.
+UPDATE_CLIENT = "clients.update"
+ROTATE_CLIENT_SECRET = "clients.rotate_secret"
+DISABLE_CLIENT = "clients.disable"
+ENABLE_CLIENT = "clients.enable"
+DELETE_CLIENT = "clients.delete"
+CLIENT_ACTIONS = (UPDATE_CLIENT, ROTATE_CLIENT_SECRET, DISABLE_CLIENT, ENABLE_CLIENT, DELETE_CLIENT)
+CREATE_CLIENT = "clients.create"  # audited; the CLI's only (it prints the new secret)
+
 ACTIONS = {
     RETRY: Action("webhooks:write", "an outbox entry id"),
     REPLAY_DLQ: Action("webhooks:write", "an application (client_id or id)"),
@@ -74,6 +83,10 @@ ACTIONS = {
     ROTATE_SIGNING_KEYS: Action("keys:write", '"jwks"'),
     MERGE_USERS: Action("users:write", "SOURCE->TARGET (users by id, sub or email)"),
     INVALIDATE_CANONICAL: Action("users:write", 'a user (id, sub or email), or "*" for all'),
+    # Clients (RPs)
+    **{
+        name: Action("clients:write", "an application (client_id or id)") for name in CLIENT_ACTIONS
+    },
     **{name: Action("users:write", "a user (id, sub or email)") for name in USER_ACTIONS},
     REVOKE_CONSENT: Action(
         "users:write", "USER/CLIENT_ID (a user by id, sub or email, an application)"
@@ -113,6 +126,8 @@ async def _canonical_target(session: AsyncSession, action: str, spec: Action, ta
             raise InvalidTarget(f"the target of {action} is {spec.target}")
         return str(int(target))
     if action in (REPLAY_DLQ, ROTATE_WEBHOOK_KEY):
+        return (await find_client(session, target)).client_id
+    if action in CLIENT_ACTIONS:
         return (await find_client(session, target)).client_id
     if action == COMPROMISE_WEBHOOK_KEY:
         app_ref, _, kid = target.rpartition("/")

@@ -24,6 +24,10 @@ class EventType(StrEnum):
     # A user was deleted: their personal data erased; RPs erase theirs.
     USER_DELETED = "user.deleted"
 
+    # The application's registration was changed by an operator (``clients update``):
+    # ``{"client_id", "changed": [field names], "updated_at"}``, never a secret.
+    CLIENT_UPDATED = "client.updated"
+
 
 # Delivered whether or not the application subscribed to them.
 ALWAYS_DELIVERED = frozenset({EventType.TEST_PING, EventType.WEBHOOK_KEY_COMPROMISED})

@@ -85,6 +85,8 @@ class MemoryStore:
         self.latency = latency
         self.entries: dict[int, MemoryEntry] = {}
         self.apps: dict[int, MemoryApp] = {}
+        # Applications disabled (``clients disable``): a claim skips their entries.
+        self.disabled_apps: set[int] = set()
         self.attempts: list[dict[str, Any]] = []  # the attempt log, by ATTEMPT_COLUMNS
         self.claims = 0  # claim statements run
         self.closed = False
@@ -132,10 +134,11 @@ class MemoryStore:
         self, slots: ClaimSlots, *, now: datetime, until: datetime, name: str, token: str
     ) -> list[Claimed]:
         # As CLAIM_SQL: the oldest ``limit`` claimable entries outside the full
-        # applications, then no more of each application than its free slots.
+        # applications and the disabled ones, then no more of each application than its
+        # free slots.
         self.claims += 1
         await asyncio.sleep(self.latency)
-        full = set(slots.full_apps)
+        full = set(slots.full_apps) | self.disabled_apps
         due = sorted(
             (e for e in self.entries.values() if e.app_id not in full and is_claimable(e, now)),
             key=lambda e: (e.due_at, e.id),

@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 
 import asyncpg
 import orjson
-from sqlalchemy import Table, bindparam, case, func, literal, select, update
+from sqlalchemy import Table, bindparam, case, exists, func, literal, select, update
 from sqlalchemy.engine import make_url
 
 from onepass.clients.models import OAuthApplication
@@ -43,6 +43,7 @@ from onepass.webhooks.models import (
 from onepass.webhooks.outbox_queries import claimable
 
 _entries = cast(Table, WebhookOutboxEntry.__table__)
+_apps = cast(Table, OAuthApplication.__table__)
 _attempts = cast(Table, WebhookDeliveryAttempt.__table__)
 
 RESTAMPED_ERROR = (
@@ -182,6 +183,10 @@ WHERE id = ANY(ARRAY(
             WHERE delivered_at IS NULL AND dlq_at IS NULL AND due_at <= $4
               AND (lease_expires_at IS NULL OR lease_expires_at <= $4)
               AND oauth_application_id <> ALL($6::bigint[])
+              AND NOT EXISTS (
+                  SELECT 1 FROM oauth_applications AS a
+                  WHERE a.id = webhook_outbox_entries.oauth_application_id
+                    AND a.disabled_at IS NOT NULL)
             ORDER BY due_at
             LIMIT $5
             FOR UPDATE SKIP LOCKED
@@ -197,7 +202,8 @@ RETURNING id, oauth_application_id, event_type, payload, idempotency_key, create
           attempts, key_epoch
 """
 """The claim, on PostgreSQL. Its innermost WHERE mirrors ``outbox_queries.claimable($4)``
-(the pending state of ``outbox_queries.STATES``, due, not leased), spelled in raw SQL
+(the pending state of ``outbox_queries.STATES``, due, not leased) and skips the entries
+of disabled applications (``clients disable``: they stay pending), spelled in raw SQL
 for speed; tests/functional/webhooks/test_outbox_queries.py runs both over the same
 rows. The ids are gathered into an array first, so the UPDATE finds its rows by primary
 key whatever the table's size (``WHERE id IN (SELECT …)`` can be planned as a hash join
@@ -410,6 +416,11 @@ class SqlStore:
         due = (
             select(_entries.c.id, _entries.c.oauth_application_id, _entries.c.due_at)
             .where(claimable(now, _entries.c))
+            .where(
+                ~exists().where(
+                    _apps.c.id == _entries.c.oauth_application_id, _apps.c.disabled_at.is_not(None)
+                )
+            )
             .order_by(_entries.c.due_at)
             .limit(slots.limit)
             .with_for_update(skip_locked=True)

@@ -4,7 +4,16 @@
 each other module adds the routes of one resource to that router.
 """
 
-from onepass.admin.api import administrators, audit, identity, keys, stepup, users, webhooks  # noqa: F401  (they add their routes)  # noqa: F401  (users and administrators)
+from onepass.admin.api import (  # noqa: F401  (they add their routes)
+    administrators,
+    audit,
+    clients,
+    identity,
+    keys,
+    stepup,
+    users,
+    webhooks,
+)
 from onepass.admin.api.base import router
 
 __all__ = ["router"]

@@ -202,6 +202,8 @@ def _problem(error: ErrorDetails) -> str:
     name = str(error["loc"][0]) if error["loc"] else "body"
     if error["type"] == "missing":
         return f'"{name}" is required'
+    if error["type"] == "list_type" or (error["type"] == "too_long" and len(error["loc"]) == 1):
+        return f'"{name}" must be a list of strings (at most 100)'
     if error["type"] == "bool_type":
         return f'"{name}" must be true or false'
     if error["type"] == "literal_error":

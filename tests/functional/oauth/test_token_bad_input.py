@@ -138,11 +138,12 @@ CASES = [
         body="grant_type=client_credentials&client_id=other",
     ),
     Case(
-        "post_for_basic_client",
+        # A Basic client may post its secret (as Keycloak allows), but not a wrong one.
+        "wrong_secret_posted_by_basic_client",
         401,
         "invalid_client",
         auth=None,
-        body="grant_type=client_credentials&client_id={id}&client_secret={secret}",
+        body="grant_type=client_credentials&client_id={id}&client_secret=wrong",
     ),
     Case(
         "scope_not_allowed", 400, "invalid_scope", body=b"grant_type=client_credentials&scope=admin"

@@ -7,10 +7,14 @@ import time
 
 import httpx
 import pytest
+from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from onepass.app import OnePass
 from onepass.clients import registry as clients
+from onepass.clients.registry import describe_client
+from onepass.operators.audit import Actor
+from onepass.playbook import clients as playbook
 from onepass.runtime import Runtime
 from tests.conftest import ISSUER, database_stopped
 from tests.factories import make_client
@@ -102,6 +106,57 @@ async def test_authlib_client_fetches_token_with_basic_and_post(
         assert claims["scope"] == "api:write"
 
 
+async def test_authlib_client_with_either_secret_method_gets_token_whichever_was_registered(
+    app: OnePass, http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """As Keycloak does: a client holding a secret may send it in Basic or in the form
+    (openid-client 6 posts it by default); ``clients show`` keeps what was registered."""
+    keys = await jwks(http)
+    for registered in ("client_secret_basic", "client_secret_post"):
+        client = await make_client(runtime, token_endpoint_auth_method=registered)
+        for used in ("client_secret_basic", "client_secret_post"):
+            async with AsyncOAuth2Client(
+                client.client_id,
+                client.client_secret,
+                token_endpoint_auth_method=used,
+                transport=httpx.ASGITransport(app=app),
+                base_url=ISSUER,
+            ) as oauth:
+                token = await oauth.fetch_token(f"{ISSUER}/token", grant_type="client_credentials")
+            verify_access_token(token["access_token"], keys, issuer=ISSUER, audience=ISSUER)
+            # A wrong secret is refused either way, with the same answer.
+            async with AsyncOAuth2Client(
+                client.client_id,
+                "wrong",
+                token_endpoint_auth_method=used,
+                transport=httpx.ASGITransport(app=app),
+                base_url=ISSUER,
+            ) as oauth:
+                with pytest.raises(AuthlibOAuthError) as refused:
+                    await oauth.fetch_token(f"{ISSUER}/token", grant_type="client_credentials")
+            assert refused.value.error == "invalid_client"
+        async with runtime.database.session() as session:
+            shown = describe_client(await clients.find_client(session, client.client_id))
+        assert shown["token_endpoint_auth_method"] == registered
+
+
+async def test_public_client_sending_a_secret_is_invalid_client(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    client = await make_client(
+        runtime,
+        public=True,
+        grant_types=["authorization_code"],
+        redirect_uris=["https://rp.example/cb"],
+    )
+    answer = await http.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client.client_id, "made-up"),
+    )
+    assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
+
+
 async def test_secret_with_reserved_characters_is_form_decoded_in_basic(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
@@ -150,8 +205,7 @@ async def test_deleted_client_is_refused_on_every_process_within_cache_ttl(
     data = {"grant_type": "client_credentials"}
     auth = (client.client_id, client.client_secret)
     assert (await http.post("/token", data=data, auth=auth)).status_code == 200
-    async with runtime.database.session() as session:
-        await clients.delete_client(session, client.client_id)
+    await playbook.delete(runtime, Actor.cli(), client.client_id)
     await _eventually_status(http, data, auth, 401)
 
 
@@ -163,10 +217,8 @@ async def test_rotated_secret_replaces_old_one_within_cache_ttl(
     assert (
         await http.post("/token", data=data, auth=(client.client_id, client.client_secret))
     ).status_code == 200
-    async with runtime.database.session() as session:
-        _, new_secret = await clients.rotate_secret(
-            session, runtime.hasher, runtime.clock, client.client_id
-        )
+    rotated = await playbook.rotate_secret(runtime, Actor.cli(), client.client_id)
+    new_secret = rotated["client_secret"]
     await _eventually_status(http, data, (client.client_id, client.client_secret), 401)
     assert (
         await http.post("/token", data=data, auth=(client.client_id, new_secret))

@@ -245,7 +245,22 @@ async def test_claims_and_dead_counts_use_their_indexes_on_postgresql(
             ),
             {"app": app.id},
         )
+        # Many RPs, none disabled: the claim skips disabled ones by a partial index.
+        await session.execute(
+            text(
+                """
+                INSERT INTO oauth_applications (client_id, client_name, redirect_uris,
+                    post_logout_redirect_uris, grant_types, response_types, scope,
+                    token_endpoint_auth_method, id_token_signed_response_alg, first_party,
+                    webhook_events, created_at, updated_at)
+                SELECT 'bulk-' || n, 'bulk', '[]', '[]', '[]', '[]', '', 'none', 'RS256',
+                    false, '[]', now(), now()
+                FROM generate_series(1, 5000) AS n
+                """
+            )
+        )
         await session.execute(text("ANALYZE webhook_outbox_entries"))
+        await session.execute(text("ANALYZE oauth_applications"))
     async with Dispatcher.from_runtime(runtime, listen=False) as dispatcher:
         # The dispatcher's own claim statement (EXPLAIN does not execute it).
         in_flight = {app.id: 3, app.id + 1: dispatcher.app_concurrency}  # one busy, one full
@@ -272,6 +287,7 @@ async def test_claims_and_dead_counts_use_their_indexes_on_postgresql(
         )
     assert "ix_webhook_outbox_entries_due" in due_plan, due_plan
     assert "pk_webhook_outbox_entries" in due_plan, due_plan  # the UPDATE: by primary key
+    assert "ix_oauth_applications_disabled" in due_plan, due_plan
     assert "Seq Scan" not in due_plan, due_plan
     assert "ix_webhook_outbox_entries_dead" in dead_plan, dead_plan
     assert "Seq Scan" not in dead_plan, dead_plan

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text, update
 
+from onepass.clients.models import OAuthApplication
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox_queries
 from onepass.webhooks.memory_store import MemoryEntry, MemoryStore
@@ -233,3 +234,52 @@ async def test_the_backlog_and_dead_counts_agree_with_the_rows(
         (app_ids[1], "second", dead[app_ids[1]]),
         (app_ids[0], "first", dead[app_ids[0]]),
     ]
+
+
+async def test_every_claim_skips_a_disabled_application_whose_entries_stay_pending(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    app_ids = await two_apps(runtime, receiver)
+    rows = await fill(runtime, app_ids)
+    first, second = app_ids
+    async with runtime.database.session() as session:
+        await session.execute(
+            update(OAuthApplication).where(OAuthApplication.id == second).values(disabled_at=NOW)
+        )
+    claimable_rows = {r.id: r for r in rows if is_claimable(r, NOW)}
+    want = {i for i, r in claimable_rows.items() if r.oauth_application_id == first}
+    assert len(want) == 6 and len(claimable_rows) == 12
+
+    stores: dict[str, Store] = {"engine's": create_store(runtime.database)}
+    if runtime.database.dialect == "postgresql":  # the engine's is PostgresStore: CLAIM_SQL
+        stores["sqlalchemy"] = SqlStore(runtime.database)
+    slots = ClaimSlots.of(1000, {}, 1000)
+    for name, store in stores.items():
+        try:
+            claimed = await store.claim(slots, now=NOW, until=NOW + HOUR, name="t", token="t")
+            assert {c.id for c in claimed} == want, name
+            # The disabled application's entries are untouched: pending, not leased.
+            for r in await stored(runtime):
+                if r.oauth_application_id == second:
+                    assert r.lease_token != "t" and status_of(r) is status_of(
+                        next(x for x in rows if x.id == r.id)
+                    )
+            await restore_leases(runtime, rows)
+        finally:
+            await store.close()
+    memory = in_memory(rows)
+    memory.disabled_apps.add(second)
+    claimed = await memory.claim(slots, now=NOW, until=NOW + HOUR, name="t", token="t")
+    assert {c.id for c in claimed} == want, "memory"
+
+    # Enabled again: the next claim takes them.
+    async with runtime.database.session() as session:
+        await session.execute(
+            update(OAuthApplication).where(OAuthApplication.id == second).values(disabled_at=None)
+        )
+    store = create_store(runtime.database)
+    try:
+        claimed = await store.claim(slots, now=NOW, until=NOW + HOUR, name="t", token="t")
+        assert {c.id for c in claimed} == set(claimable_rows)
+    finally:
+        await store.close()

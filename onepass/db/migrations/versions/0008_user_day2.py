@@ -4,7 +4,7 @@ and the audit log).
 Expand-only: a nullable column, which the previous release ignores.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import onepass.db.types
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,275 @@
+"""``/api/v1/admin/clients``: the RPs' registrations. Reads need ``clients:read``;
+update, rotate the secret, disable, enable and delete are step-up actions
+(``clients:write``), each naming the application in its nonce. The changes are
+``onepass.playbook.clients``'s, as `onepass clients …` makes them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request, Response
+from pydantic import BaseModel, Field
+
+from onepass.admin.api.base import (
+    MAX_TEXT,
+    Body,
+    Caller,
+    ChangeBody,
+    Text,
+    _json,
+    acting,
+    answered,
+    body_of,
+    change,
+    router,
+    scoped,
+)
+from onepass.admin.errors import AdminError
+from onepass.clients import registry
+from onepass.clients.registry import ClientChanges
+from onepass.durations import parse_duration
+from onepass.playbook import actions
+from onepass.playbook import clients as playbook
+
+ClientsReader = Annotated[Caller, Depends(scoped("clients:read"))]
+AppRef = Annotated[str, Path(description="the application: client_id or internal id")]
+Strings = Annotated[list[Annotated[str, Field(max_length=MAX_TEXT)]], Field(max_length=100)]
+MAX_SECRET_GRACE = int(registry.MAX_SECRET_GRACE.total_seconds())
+
+
+# -- answers (documented in /openapi.json) ----------------------------------------------
+
+
+class ClientOut(BaseModel):
+    """An application as `onepass clients show --json` prints it; never a secret."""
+
+    id: int
+    client_id: str
+    client_name: str
+    client_id_issued_at: int
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    grant_types: list[str]
+    response_types: list[str]
+    scope: str
+    token_endpoint_auth_method: str
+    id_token_signed_response_alg: str
+    first_party: bool
+    webhook_url: str | None
+    webhook_events: list[str]
+    disabled: bool
+    disabled_at: datetime | None
+    previous_secret_expires_at: datetime | None = Field(
+        description="when the secret replaced by a rotation with a grace stops verifying"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClientList(BaseModel):
+    clients: list[ClientOut]
+
+
+class UpdatedClient(ClientOut):
+    webhook_signing_key: dict[str, Any] | None = Field(
+        None,
+        description="the first webhook signing key, when this update gave the application "
+        "its first webhook URL (its secret shown this once)",
+    )
+
+
+class RotatedSecret(BaseModel):
+    client_id: str
+    client_secret: str = Field(description="the new secret, shown this once")
+    previous_secret_expires_at: datetime | None = Field(
+        description="until when the old secret verifies too (null: it stopped at once)"
+    )
+
+
+class DeletedClient(BaseModel):
+    id: int
+    client_id: str
+    deleted: bool
+
+
+def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": "done"}}
+
+
+# -- request bodies ---------------------------------------------------------------------
+
+
+class UpdateClientBody(Body):
+    """Fields left out stay as they are; lists given replace, except the add/remove
+    pairs of URIs. ``webhook_url: ""`` removes the webhook URL."""
+
+    client_name: Text = None
+    add_redirect_uris: Strings = []
+    remove_redirect_uris: Strings = []
+    add_post_logout_redirect_uris: Strings = []
+    remove_post_logout_redirect_uris: Strings = []
+    grant_types: Strings | None = None
+    scopes: Strings | None = None
+    token_endpoint_auth_method: Text = None
+    first_party: bool | None = None
+    webhook_url: Text = None
+    webhook_events: Strings | None = None
+    action_request_nonce: Text = None
+
+    def changes(self) -> ClientChanges:
+        return ClientChanges(
+            name=self.client_name,
+            add_redirect_uris=tuple(self.add_redirect_uris),
+            remove_redirect_uris=tuple(self.remove_redirect_uris),
+            add_post_logout_redirect_uris=tuple(self.add_post_logout_redirect_uris),
+            remove_post_logout_redirect_uris=tuple(self.remove_post_logout_redirect_uris),
+            grant_types=None if self.grant_types is None else tuple(self.grant_types),
+            scopes=None if self.scopes is None else tuple(self.scopes),
+            token_endpoint_auth_method=self.token_endpoint_auth_method,
+            first_party=self.first_party,
+            webhook_url=self.webhook_url,
+            webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
+        )
+
+
+class RotateSecretBody(Body):
+    grace: Text = Field(
+        None, description="how long the old secret verifies too: 24h, 30m, 0 (default), ≤ 30d"
+    )
+    action_request_nonce: Text = None
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+@router.get("/clients", name="clients", responses=_ok(ClientList))
+async def list_clients(who: ClientsReader) -> Response:
+    """Every application, oldest first."""
+    async with who.runtime.database.session(readonly=True) as session:
+        rows = [registry.describe_client(c) for c in await registry.list_clients(session)]
+    return _json({"clients": rows})
+
+
+@router.get("/clients/{app}", name="client", responses=_ok(ClientOut))
+async def show_client(who: ClientsReader, app: AppRef) -> Response:
+    """One application, by client_id or id."""
+    with answered():
+        async with who.runtime.database.session(readonly=True) as session:
+            return _json(registry.describe_client(await registry.find_client(session, app)))
+
+
+# -- changes (step-up) -----------------------------------------------------------------
+
+
+@router.patch(
+    "/clients/{app}",
+    name="update_client",
+    openapi_extra=UpdateClientBody.openapi(),
+    responses=_ok(UpdatedClient),
+)
+async def patch_client(
+    request: Request, who: Annotated[Caller, acting(actions.UPDATE_CLIENT)], app: AppRef
+) -> Response:
+    """Change a registration under the rules of its creation (step-up); the RP gets
+    ``client.updated`` if it subscribed."""
+    body = await body_of(request, UpdateClientBody)
+    changes = body.changes()
+    if changes == ClientChanges():
+        raise AdminError("invalid_request", "nothing to change: give at least one field")
+    return await change(
+        who,
+        actions.UPDATE_CLIENT,
+        app,
+        body.action_request_nonce,
+        lambda who: playbook.update(who.runtime, who.actor, app, changes),
+    )
+
+
+@router.post(
+    "/clients/{app}/rotate_secret",
+    name="rotate_client_secret",
+    openapi_extra=RotateSecretBody.openapi(),
+    responses=_ok(RotatedSecret),
+)
+async def post_rotate_secret(
+    request: Request, who: Annotated[Caller, acting(actions.ROTATE_CLIENT_SECRET)], app: AppRef
+) -> Response:
+    """A new client secret, in the answer this once (step-up); the old one verifies
+    for ``grace`` too."""
+    body = await body_of(request, RotateSecretBody)
+    try:
+        seconds = parse_duration(body.grace or "0")
+    except ValueError as exc:
+        raise AdminError("invalid_request", f'"grace": {exc}') from None
+    if seconds > MAX_SECRET_GRACE:
+        raise AdminError("invalid_request", '"grace" is at most 30d')
+    grace = timedelta(seconds=seconds)
+    return await change(
+        who,
+        actions.ROTATE_CLIENT_SECRET,
+        app,
+        body.action_request_nonce,
+        lambda who: playbook.rotate_secret(who.runtime, who.actor, app, grace=grace),
+    )
+
+
+@router.post(
+    "/clients/{app}/disable",
+    name="disable_client",
+    openapi_extra=ChangeBody.openapi(),
+    responses=_ok(ClientOut),
+)
+async def post_disable(
+    request: Request, who: Annotated[Caller, acting(actions.DISABLE_CLIENT)], app: AppRef
+) -> Response:
+    """Disable an application (step-up): invalid_client everywhere, its tokens refused,
+    its webhooks held (pending) until it is enabled."""
+    body = await body_of(request, ChangeBody)
+    return await change(
+        who,
+        actions.DISABLE_CLIENT,
+        app,
+        body.action_request_nonce,
+        lambda who: playbook.set_disabled(who.runtime, who.actor, app, disabled=True),
+    )
+
+
+@router.post(
+    "/clients/{app}/enable",
+    name="enable_client",
+    openapi_extra=ChangeBody.openapi(),
+    responses=_ok(ClientOut),
+)
+async def post_enable(
+    request: Request, who: Annotated[Caller, acting(actions.ENABLE_CLIENT)], app: AppRef
+) -> Response:
+    """Enable a disabled application (step-up); its held webhooks are delivered."""
+    body = await body_of(request, ChangeBody)
+    return await change(
+        who,
+        actions.ENABLE_CLIENT,
+        app,
+        body.action_request_nonce,
+        lambda who: playbook.set_disabled(who.runtime, who.actor, app, disabled=False),
+    )
+
+
+@router.post(
+    "/clients/{app}/delete",
+    name="delete_client",
+    openapi_extra=ChangeBody.openapi(),
+    responses=_ok(DeletedClient),
+)
+async def post_delete(
+    request: Request, who: Annotated[Caller, acting(actions.DELETE_CLIENT)], app: AppRef
+) -> Response:
+    """Delete an application (step-up): its tokens are refused everywhere."""
+    body = await body_of(request, ChangeBody)
+    return await change(
+        who,
+        actions.DELETE_CLIENT,
+        app,
+        body.action_request_nonce,
+        lambda who: playbook.delete(who.runtime, who.actor, app),
+    )

@@ -1,0 +1,185 @@
+"""The playbook's clients chapter: register, update, disable, enable and delete an RP,
+rotate its secret (with a grace). Each change and its audit row commit in one
+transaction; ``update`` enqueues ``client.updated`` for the RP in it too. The rules are
+``onepass.clients.registry``'s; every process sees a change within the client cache's
+TTL (``ONEPASS_CLIENT_CACHE_TTL``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from onepass.clients import registry
+from onepass.clients.registry import ClientChanges, describe_client, find_client
+from onepass.operators import audit
+from onepass.operators.audit import Actor
+from onepass.playbook.actions import (
+    CREATE_CLIENT,
+    DELETE_CLIENT,
+    DISABLE_CLIENT,
+    ENABLE_CLIENT,
+    ROTATE_CLIENT_SECRET,
+    UPDATE_CLIENT,
+)
+from onepass.runtime import Runtime
+from onepass.webhooks import keys as webhook_keys
+from onepass.webhooks import outbox
+from onepass.webhooks.events import EventType
+from onepass.webhooks.models import WebhookSigningKey
+from onepass.webhooks.outbox import timestamp_text
+
+
+async def create(
+    runtime: Runtime,
+    actor: Actor,
+    *,
+    webhook_scheme: str = "v1",
+    **options: Any,
+) -> dict[str, Any]:
+    """Register an application (``registry.create_client``'s options) with its first
+    webhook signing key; the answer holds the secret and the key's secret, this once."""
+    settings = runtime.settings
+    async with runtime.database.session() as session:
+        new = await registry.create_client(
+            session,
+            runtime.hasher,
+            runtime.clock,
+            production=settings.is_production,
+            **options,
+        )
+        # In the same transaction: a refused webhook setting creates nothing.
+        signing_key = await webhook_keys.setup_application(
+            session,
+            runtime.box,
+            runtime.clock,
+            new.application,
+            scheme=webhook_scheme,
+            production=settings.is_production,
+            allow_private=settings.webhook_allow_private_targets,
+        )
+        data = describe_client(new.application)
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            CREATE_CLIENT,
+            new.application.client_id,
+            detail={"client_name": new.application.client_name},
+        )
+    if new.client_secret is not None:
+        data["client_secret"] = new.client_secret
+        data["client_secret_expires_at"] = 0
+    if signing_key is not None:
+        data["webhook_signing_key"] = signing_key.as_json()
+    return data
+
+
+async def update(
+    runtime: Runtime, actor: Actor, app_ref: str, changes: ClientChanges
+) -> dict[str, Any]:
+    """Change an application's registration under the rules of its creation, audited
+    with the names of the fields that changed; ``client.updated`` goes to the RP if it
+    subscribed. An application given a webhook URL for the first time gets its first
+    signing key (its secret in the answer, this once)."""
+    settings = runtime.settings
+    async with runtime.database.session() as session:
+        app = await find_client(session, app_ref)
+        had_webhook = app.webhook_url is not None
+        changed = await registry.update_client(
+            session, runtime.clock, app, changes, production=settings.is_production
+        )
+        signing_key = None
+        if "webhook_url" in changed or "webhook_events" in changed:
+            webhook_keys.check_webhook_settings(
+                app.webhook_url,
+                app.webhook_events,
+                production=settings.is_production,
+                allow_private=settings.webhook_allow_private_targets,
+            )
+            if app.webhook_url is not None and not had_webhook:
+                keys = await webhook_keys.list_keys(session, app.id)
+                if not any(_signs(k, runtime) for k in keys):
+                    signing_key = await webhook_keys.create_key(
+                        session, runtime.box, runtime.clock, app.id, "v1"
+                    )
+        if changed:
+            await outbox.enqueue(
+                session,
+                app,
+                EventType.CLIENT_UPDATED,
+                {
+                    "client_id": app.client_id,
+                    "changed": changed,
+                    "updated_at": timestamp_text(app.updated_at),
+                },
+                f"client.updated:{app.client_id}:{uuid.uuid4().hex}",
+                clock=runtime.clock,
+                max_payload_bytes=settings.webhook_max_payload_bytes,
+            )
+        audit.add(
+            session, runtime.clock, actor, UPDATE_CLIENT, app.client_id, detail={"changed": changed}
+        )
+        data = describe_client(app)
+    if signing_key is not None:
+        data["webhook_signing_key"] = signing_key.as_json()
+    return data
+
+
+def _signs(key: WebhookSigningKey, runtime: Runtime) -> bool:
+    return key.signs_at(runtime.clock.now())
+
+
+async def rotate_secret(
+    runtime: Runtime, actor: Actor, app_ref: str, *, grace: timedelta = timedelta(0)
+) -> dict[str, Any]:
+    """A new client secret (in the answer, this once); the old one keeps verifying for
+    ``grace``, then only the new one does."""
+    async with runtime.database.session() as session:
+        app = await find_client(session, app_ref)
+        secret = await registry.rotate_secret(
+            session, runtime.hasher, runtime.clock, app, grace=grace
+        )
+        expires = app.previous_secret_expires_at if app.previous_secret_hash else None
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            ROTATE_CLIENT_SECRET,
+            app.client_id,
+            detail={"grace_seconds": grace.total_seconds()},
+        )
+        return {
+            "client_id": app.client_id,
+            "client_secret": secret,
+            "previous_secret_expires_at": expires,
+        }
+
+
+async def set_disabled(
+    runtime: Runtime, actor: Actor, app_ref: str, *, disabled: bool
+) -> dict[str, Any]:
+    """Disable (or enable) an application: while disabled it is served nowhere, its
+    tokens are refused and its webhooks wait (pending) until it is enabled."""
+    async with runtime.database.session() as session:
+        app = await find_client(session, app_ref)
+        changed = registry.set_disabled(runtime.clock, app, disabled)
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            DISABLE_CLIENT if disabled else ENABLE_CLIENT,
+            app.client_id,
+            detail={"changed": changed},
+        )
+        return describe_client(app)
+
+
+async def delete(runtime: Runtime, actor: Actor, app_ref: str) -> dict[str, Any]:
+    """Delete an application: its tokens are refused everywhere within the cache TTL."""
+    async with runtime.database.session() as session:
+        app = await find_client(session, app_ref)
+        result = {"id": app.id, "client_id": app.client_id, "deleted": True}
+        await registry.delete_client(session, app)
+        audit.add(session, runtime.clock, actor, DELETE_CLIENT, app.client_id)
+        return result

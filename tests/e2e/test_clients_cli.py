@@ -1,0 +1,201 @@
+"""``onepass clients`` day-2 commands, run as an operator runs them: update, rotate the
+secret with a grace, disable and enable, delete; bad input on stderr; and a change
+reaching two server processes on one PostgreSQL within the client cache TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import create_pg_database, drop_pg_database, require_postgres
+from tests.e2e.server import Server, base_env, cli, cli_json
+
+pytestmark = pytest.mark.e2e
+
+CALLBACK = "https://rp.example/callback"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = base_env(f"sqlite:///{tmp_path}/c.db", ONEPASS_WEBHOOK_ALLOW_PRIVATE_TARGETS="1")
+    cli(env, "db", "upgrade")
+    return env
+
+
+def test_update_prints_what_show_prints_and_keeps_client_id(env: dict[str, str]) -> None:
+    created = cli_json(env, "clients", "create", "--name", "web", "--redirect-uri", CALLBACK)
+    # Friction 1: a login client can stay signed in without asking.
+    assert created["grant_types"] == ["authorization_code", "refresh_token"]
+    client_id = created["client_id"]
+    updated = cli_json(
+        env,
+        "clients",
+        "update",
+        client_id,
+        "--name",
+        "web app",
+        "--add-redirect-uri",
+        "https://rp.example/two",
+        "--add-post-logout-redirect-uri",
+        "https://rp.example/bye",
+        "--scope",
+        "openid",
+        "--scope",
+        "email",
+        "--token-endpoint-auth-method",
+        "client_secret_post",
+        "--first-party",
+        "--webhook-url",
+        "http://127.0.0.1:9/hook",
+        "--event",
+        "client.updated",
+    )
+    key = updated.pop("webhook_signing_key")
+    assert key["kid"] and key["secret"]
+    assert updated == cli_json(env, "clients", "show", client_id)
+    assert updated["client_id"] == client_id and updated["client_name"] == "web app"
+    assert updated["redirect_uris"] == [CALLBACK, "https://rp.example/two"]
+    assert updated["post_logout_redirect_uris"] == ["https://rp.example/bye"]
+    assert updated["scope"] == "openid email" and updated["first_party"] is True
+    assert updated["token_endpoint_auth_method"] == "client_secret_post"
+    assert updated["webhook_events"] == ["client.updated"] and updated["disabled"] is False
+
+    removed = cli_json(
+        env,
+        "clients",
+        "update",
+        client_id,
+        "--remove-redirect-uri",
+        "https://rp.example/two",
+        "--webhook-url",
+        "",
+        "--no-first-party",
+    )
+    assert removed["redirect_uris"] == [CALLBACK] and removed["webhook_url"] is None
+    assert removed["webhook_events"] == [] and removed["first_party"] is False
+
+    audit = cli_json(env, "admin", "audit")
+    actions = [row["action"] for row in audit]
+    assert actions.count("clients.update") == 2 and "clients.create" in actions
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--add-redirect-uri", "https://rp.example/cb#x"], "fragment"),
+        (["--add-redirect-uri", "http://[::1"], "not a valid URL"),
+        (["--remove-redirect-uri", "https://nowhere.example/"], "no redirect URI"),
+        (["--grant-type", "password"], "unsupported grant type"),
+        (["--token-endpoint-auth-method", "none"], "public"),
+        (["--webhook-url", "ftp://rp.example/hook"], "webhook URL"),
+        (["--event", "no.such.event"], "unknown webhook event type"),
+        ([], "nothing to change"),
+    ],
+)
+def test_update_with_bad_input_says_why_on_stderr(
+    env: dict[str, str], args: list[str], says: str
+) -> None:
+    created = cli_json(env, "clients", "create", "--name", "web", "--redirect-uri", CALLBACK)
+    result = cli(env, "clients", "update", created["client_id"], *args, check=False)
+    assert result.returncode != 0 and result.stdout == ""
+    assert says in result.stderr and "Traceback" not in result.stderr
+    assert cli_json(env, "clients", "show", created["client_id"]) == {
+        k: v for k, v in created.items() if k not in ("client_secret", "client_secret_expires_at")
+    }
+
+
+def test_rotate_disable_enable_delete_and_unknown_client(env: dict[str, str]) -> None:
+    created = cli_json(
+        env, "clients", "create", "--name", "svc", "--grant-type", "client_credentials"
+    )
+    client_id = created["client_id"]
+    rotated = cli_json(env, "clients", "rotate-secret", client_id, "--grace", "24h")
+    assert set(rotated) == {"client_id", "client_secret", "previous_secret_expires_at"}
+    assert rotated["previous_secret_expires_at"] is not None
+    assert rotated["client_secret"] != created["client_secret"]
+    immediate = cli_json(env, "clients", "rotate-secret", client_id)
+    assert immediate["previous_secret_expires_at"] is None
+    bad = cli(env, "clients", "rotate-secret", client_id, "--grace", "soon", check=False)
+    assert bad.returncode == 2 and "--grace" in bad.stderr
+    huge = cli(env, "clients", "rotate-secret", client_id, "--grace", "9999999d", check=False)
+    assert huge.returncode == 2 and "30d" in huge.stderr and "Traceback" not in huge.stderr
+
+    assert cli_json(env, "clients", "disable", client_id)["disabled"] is True
+    assert [c["disabled"] for c in cli_json(env, "clients", "list")] == [True]
+    assert "disabled" in cli(env, "clients", "disable", client_id).stdout
+    assert cli_json(env, "clients", "enable", client_id)["disabled"] is False
+    assert cli_json(env, "clients", "delete", client_id)["deleted"] is True
+
+    for command in ("update", "rotate-secret", "disable", "enable", "delete"):
+        extra = ["--name", "x"] if command == "update" else []
+        missing = cli(env, "clients", command, "nope", *extra, check=False)
+        assert missing.returncode == 1 and "no application" in missing.stderr, command
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url = asyncio.run(create_pg_database(require_postgres()))
+    yield url
+    asyncio.run(drop_pg_database(url))
+
+
+def _token_status(server: Server, client_id: str, secret: str) -> int:
+    return httpx.post(
+        f"{server.url}/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        timeout=5,
+    ).status_code
+
+
+def _within(seconds: float, check: callable) -> float:  # type: ignore[valid-type]
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > seconds:
+            raise AssertionError(f"not within {seconds}s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_disable_reaches_two_server_processes_within_the_client_cache_ttl(
+    pg_url: str, tmp_path: Path
+) -> None:
+    ttl = 1.0
+    env = base_env(pg_url, ONEPASS_CLIENT_CACHE_TTL=str(ttl))
+    with (
+        Server(env, log_path=tmp_path / "a.log") as a,
+        Server(env, log_path=tmp_path / "b.log") as b,
+    ):
+        created = json.loads(
+            cli(
+                a.env,
+                "clients",
+                "create",
+                "--name",
+                "svc",
+                "--grant-type",
+                "client_credentials",
+                "--json",
+            ).stdout
+        )
+        client_id, secret = created["client_id"], created["client_secret"]
+        assert [_token_status(s, client_id, secret) for s in (a, b)] == [200, 200]  # cached now
+
+        cli(a.env, "clients", "disable", client_id)
+        for server in (a, b):
+            took = _within(ttl + 2, lambda s=server: _token_status(s, client_id, secret) == 401)
+            assert took <= ttl + 2
+        answer = httpx.post(
+            f"{b.url}/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
+        assert answer.json()["error"] == "invalid_client"
+
+        cli(b.env, "clients", "enable", client_id)
+        for server in (a, b):
+            _within(ttl + 2, lambda s=server: _token_status(s, client_id, secret) == 200)
