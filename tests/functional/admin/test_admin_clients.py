@@ -106,6 +106,7 @@ async def test_update_needs_a_step_up_naming_the_client_and_is_audited(
         ({"webhook_url": "ftp://rp.example/hook"}, "webhook URL"),
         ({"add_redirect_uris": ["http://[::1"]}, "not a valid URL"),
         ({"first_party": "yes"}, '"first_party" must be true or false'),
+        ({"webhook_events": ["client.updated"]}, "needs --webhook-url"),
         ({"client_name": "x" * 501}, '"client_name" must be a string'),
     ],
 )
