@@ -33,5 +33,9 @@ class UnknownEventType(WebhookError, Invalid):
     """A webhook event type 1pass does not send."""
 
 
+class EventsWithoutUrl(WebhookError, Invalid):
+    """Event types subscribed to without a webhook URL to send them to."""
+
+
 class UnsafeWebhookTarget(WebhookError, Invalid):
     """A webhook URL or address that 1pass refuses to deliver to (SSRF protection)."""

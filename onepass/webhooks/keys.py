@@ -31,7 +31,7 @@ from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.crypto import SecretBox
 from onepass.webhooks import outbox, outbox_queries, safety, signing
-from onepass.webhooks.errors import SigningKeyNotFound, WebhookError
+from onepass.webhooks.errors import EventsWithoutUrl, SigningKeyNotFound, WebhookError
 from onepass.webhooks.events import EventType, parse_event_type
 from onepass.webhooks.models import KeyState, WebhookOutboxEntry, WebhookSigningKey
 from onepass.webhooks.outbox_queries import Status
@@ -112,7 +112,7 @@ def check_webhook_settings(
     if webhook_url is not None:
         safety.check_url(webhook_url, production=production, allow_private=allow_private)
     elif events:
-        raise WebhookError("--event needs --webhook-url: there is nowhere to send the events")
+        raise EventsWithoutUrl("--event needs --webhook-url: there is nowhere to send the events")
 
 
 async def setup_application(

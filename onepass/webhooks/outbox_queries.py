@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.clients.models import OAuthApplication
@@ -116,6 +116,16 @@ def claimable(now: datetime, columns: Any = None, *, due_by: datetime | None = N
     )
 
 
+def not_held(columns: Any = None) -> Any:
+    """Not an entry of a disabled application (``clients disable``): those stay pending,
+    unclaimed, until it is enabled. Every claim adds this to ``claimable`` (``CLAIM_SQL``
+    spells it in raw SQL), and triage's backlog and stall checks leave them out: they
+    wait by the operator's decision, not for a dispatcher."""
+    c = _entries() if columns is None else columns
+    apps = OAuthApplication.__table__.c
+    return ~exists().where(apps.id == c.oauth_application_id, apps.disabled_at.is_not(None))
+
+
 def is_claimable(entry: Any, now: datetime) -> bool:
     """``claimable`` for a loaded entry (the in-memory store's claim)."""
     return (
@@ -157,13 +167,14 @@ class Backlog:
 
 
 async def due_now(session: AsyncSession, now: datetime) -> Due:
-    """Pending entries due by ``now`` (in flight included) and the oldest one's due
-    time, through the partial index on ``due_at``."""
+    """Pending entries due by ``now`` (in flight included; held for a disabled
+    application not) and the oldest one's due time, through the partial index on
+    ``due_at``."""
     t = _entries()
     count, oldest = (
         await session.execute(
             select(func.count(), func.min(t.due_at)).where(
-                condition(Status.PENDING, t), t.due_at <= now
+                condition(Status.PENDING, t), t.due_at <= now, not_held(t)
             )
         )
     ).one()
@@ -177,7 +188,7 @@ async def waiting_unclaimed(session: AsyncSession, now: datetime, longer_than: t
     count, oldest = (
         await session.execute(
             select(func.count(), func.min(t.due_at)).where(
-                claimable(now, t, due_by=now - longer_than)
+                claimable(now, t, due_by=now - longer_than), not_held(t)
             )
         )
     ).one()

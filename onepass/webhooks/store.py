@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 
 import asyncpg
 import orjson
-from sqlalchemy import Table, bindparam, case, exists, func, literal, select, update
+from sqlalchemy import Table, bindparam, case, func, literal, select, update
 from sqlalchemy.engine import make_url
 
 from onepass.clients.models import OAuthApplication
@@ -40,10 +40,9 @@ from onepass.webhooks.models import (
     WebhookOutboxEntry,
     WebhookSigningKey,
 )
-from onepass.webhooks.outbox_queries import claimable
+from onepass.webhooks.outbox_queries import claimable, not_held
 
 _entries = cast(Table, WebhookOutboxEntry.__table__)
-_apps = cast(Table, OAuthApplication.__table__)
 _attempts = cast(Table, WebhookDeliveryAttempt.__table__)
 
 RESTAMPED_ERROR = (
@@ -415,12 +414,7 @@ class SqlStore:
     ) -> Any:
         due = (
             select(_entries.c.id, _entries.c.oauth_application_id, _entries.c.due_at)
-            .where(claimable(now, _entries.c))
-            .where(
-                ~exists().where(
-                    _apps.c.id == _entries.c.oauth_application_id, _apps.c.disabled_at.is_not(None)
-                )
-            )
+            .where(claimable(now, _entries.c), not_held(_entries.c))
             .order_by(_entries.c.due_at)
             .limit(slots.limit)
             .with_for_update(skip_locked=True)

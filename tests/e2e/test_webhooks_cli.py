@@ -186,7 +186,7 @@ def test_bad_webhook_input_gets_a_clear_error_and_never_a_traceback(
         (env, ["webhooks", "keys", "rotate", app, "--grace", "forever"], 1, "--grace"),
         (env, ["webhooks", "keys", "rotate", app, "--scheme", "v2"], 2, "'v2' is not one of"),
         (env, ["webhooks", "compromise", app, "whk_nope"], 1, "has no webhook signing key"),
-        (env, [*create, receiver.url(), "--event", "user.deleted"], 1, "'user.deleted'"),
+        (env, [*create, receiver.url(), "--event", "user.teleported"], 1, "'user.teleported'"),
         (strict, [*create, "http://10.0.0.7/hook"], 1, "10.0.0.7 is a private address"),
         (
             {**env, "ONEPASS_WEBHOOK_RETRY_SCHEDULE": "5s,soon"},

@@ -162,13 +162,13 @@ async def show_client(who: ClientsReader, app: AppRef) -> Response:
 # -- changes (step-up) -----------------------------------------------------------------
 
 
-@router.patch(
-    "/clients/{app}",
+@router.post(
+    "/clients/{app}/update",
     name="update_client",
     openapi_extra=UpdateClientBody.openapi(),
     responses=_ok(UpdatedClient),
 )
-async def patch_client(
+async def post_update(
     request: Request, who: Annotated[Caller, acting(actions.UPDATE_CLIENT)], app: AppRef
 ) -> Response:
     """Change a registration under the rules of its creation (step-up); the RP gets

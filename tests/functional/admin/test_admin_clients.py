@@ -69,20 +69,20 @@ async def test_update_needs_a_step_up_naming_the_client_and_is_audited(
 ) -> None:
     rp = await make_rp(rt)
     other = await make_rp(rt, name="other")
-    path = f"/api/v1/admin/clients/{rp.client_id}"
+    path = f"/api/v1/admin/clients/{rp.client_id}/update"
     change = {"add_redirect_uris": ["https://rp.example/two"], "client_name": "renamed"}
-    without = await api.patch(path, json=change, headers=bearer(operator.token))
+    without = await api.post(path, json=change, headers=bearer(operator.token))
     assert without.status_code == 403 and without.json()["error"] == "step_up_required"
 
     # A nonce for another application does not serve this one.
     foreign = await nonce_for(api, operator, clock, "clients.update", other.client_id)
-    refused = await api.patch(
+    refused = await api.post(
         path, json={**change, "action_request_nonce": foreign}, headers=bearer(operator.token)
     )
     assert refused.status_code == 403
 
     # A nonce asked for by internal id serves the client_id (canonical target).
-    done = await act(api, operator, clock, "clients.update", str(rp.id), path, change, "PATCH")
+    done = await act(api, operator, clock, "clients.update", str(rp.id), path, change)
     assert done.status_code == 200, done.text
     body = done.json()
     assert body["client_name"] == "renamed"
@@ -106,6 +106,7 @@ async def test_update_needs_a_step_up_naming_the_client_and_is_audited(
         ({"webhook_url": "ftp://rp.example/hook"}, "webhook URL"),
         ({"add_redirect_uris": ["http://[::1"]}, "not a valid URL"),
         ({"first_party": "yes"}, '"first_party" must be true or false'),
+        ({"webhook_events": ["client.updated"]}, "needs --webhook-url"),
         ({"client_name": "x" * 501}, '"client_name" must be a string'),
     ],
 )
@@ -118,8 +119,8 @@ async def test_update_with_bad_input_is_400_with_the_reason(
     says: str,
 ) -> None:
     rp = await make_rp(rt)
-    path = f"/api/v1/admin/clients/{rp.client_id}"
-    answer = await act(api, operator, clock, "clients.update", rp.client_id, path, body, "PATCH")
+    path = f"/api/v1/admin/clients/{rp.client_id}/update"
+    answer = await act(api, operator, clock, "clients.update", rp.client_id, path, body)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "invalid_request"
     assert says in answer.json()["message"]
@@ -129,8 +130,8 @@ async def test_empty_update_is_400(
     api: httpx.AsyncClient, rt: Runtime, operator: AdminInfo
 ) -> None:
     rp = await make_rp(rt)
-    answer = await api.patch(
-        f"/api/v1/admin/clients/{rp.client_id}", json={}, headers=bearer(operator.token)
+    answer = await api.post(
+        f"/api/v1/admin/clients/{rp.client_id}/update", json={}, headers=bearer(operator.token)
     )
     assert answer.status_code == 400 and "nothing to change" in answer.json()["message"]
 
@@ -190,7 +191,7 @@ async def test_openapi_documents_the_client_routes_bodies_and_answers(
 ) -> None:
     document = (await api.get("/openapi.json")).json()
     paths = document["paths"]
-    update = paths["/api/v1/admin/clients/{app}"]["patch"]
+    update = paths["/api/v1/admin/clients/{app}/update"]["post"]
     schema = update["requestBody"]["content"]["application/json"]["schema"]
     assert {"add_redirect_uris", "grant_types", "webhook_url", "action_request_nonce"} <= set(
         schema["properties"]

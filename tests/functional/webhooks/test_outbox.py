@@ -115,8 +115,8 @@ async def test_only_subscribed_applications_with_a_url_get_events(
         # Pings and key compromises always go; they were not subscribed to, and need not be.
         assert await outbox.enqueue(session, application, "test.ping", {}, "b")
         assert await outbox.enqueue(session, application, "webhook_key.compromised", {}, "c")
-        with pytest.raises(WebhookError, match=r"unknown webhook event type 'user\.deleted'"):
-            await outbox.enqueue(session, application, "user.deleted", {}, "d")
+        with pytest.raises(WebhookError, match=r"unknown webhook event type 'user\.teleported'"):
+            await outbox.enqueue(session, application, "user.teleported", {}, "d")
         with pytest.raises(WebhookError, match="idempotency key"):
             await outbox.enqueue(session, application, "test.ping", {}, "has space")
         application.webhook_url = None

@@ -267,6 +267,15 @@ async def test_every_claim_skips_a_disabled_application_whose_entries_stay_pendi
             await restore_leases(runtime, rows)
         finally:
             await store.close()
+    # Triage does not count them as a backlog or a stalled dispatcher.
+    mine = [r for r in rows if r.oauth_application_id == first]
+    async with runtime.database.session(readonly=True) as session:
+        due = await outbox_queries.due_now(session, NOW)
+        waiting = await outbox_queries.waiting_unclaimed(session, NOW, timedelta(minutes=30))
+    assert due.count == sum(1 for r in mine if status_of(r) is Status.PENDING and r.due_at <= NOW)
+    assert waiting.count == sum(
+        1 for r in mine if is_claimable(r, NOW) and r.due_at <= NOW - timedelta(minutes=30)
+    )
     memory = in_memory(rows)
     memory.disabled_apps.add(second)
     claimed = await memory.claim(slots, now=NOW, until=NOW + HOUR, name="t", token="t")
