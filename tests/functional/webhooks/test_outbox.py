@@ -289,6 +289,9 @@ async def test_claims_and_dead_counts_use_their_indexes_on_postgresql(
     assert "pk_webhook_outbox_entries" in due_plan, due_plan  # the UPDATE: by primary key
     assert "ix_oauth_applications_disabled" in due_plan, due_plan
     assert "Seq Scan" not in due_plan, due_plan
+    # The due entries are read in due_at order from their index up to the LIMIT, never
+    # all sorted first (only the claimed few are, for the per-RP ranks).
+    assert "Sort Key: webhook_outbox_entries" not in due_plan, due_plan
     assert "ix_webhook_outbox_entries_dead" in dead_plan, dead_plan
     assert "Seq Scan" not in dead_plan, dead_plan
 
