@@ -203,7 +203,7 @@ def test_admin_edits_and_disables_an_application_and_ends_a_users_sessions_in_ch
             page.get_by_role("link", name=rp["client_id"]).click()
             expect(page.get_by_role("heading", level=1)).to_contain_text("Example Notes")
             page.get_by_role("link", name="Edit the registration…").click()
-            page.get_by_label("Redirect URIs (one a line)").fill(new_uri)
+            page.get_by_label("Redirect URIs (one a line)", exact=True).fill(new_uri)
             page.get_by_label("Authenticator code").fill(codes.fresh())
             page.get_by_role("button", name="Save").click()
             page.wait_for_url(re.compile(r"\?done=updated$"))
