@@ -456,3 +456,47 @@ async def test_management_pages_signed_out_go_to_the_sign_in(web: httpx.AsyncCli
         assert page.status_code == 303 and page.headers["location"].startswith("/admin/login")
     posted = await web.post("/admin/users/1/disable", data={"totp_code": "123456"})
     assert posted.status_code == 303 and "/admin/login" in posted.headers["location"]
+
+
+HUGE = "9" * 30
+
+
+async def test_management_pages_hostile_references_are_pages_never_500(
+    web: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock
+) -> None:
+    await signed_in(web, admin, clock)
+    page = await web.get("/admin/applications")
+    refs = (HUGE, "a%00b", "%C2%B2", "x" * 400, "%20")
+    for ref in refs:
+        for url in (
+            f"/admin/applications/{ref}",
+            f"/admin/applications/{ref}/edit",
+            f"/admin/users/{ref}",
+            f"/admin/administrators/{ref}",
+        ):
+            shown = await web.get(url)
+            assert shown.status_code in (400, 404), (url, shown.status_code)
+        for url in (
+            f"/admin/applications/{ref}/edit",
+            f"/admin/applications/{ref}/rotate_secret",
+            f"/admin/applications/{ref}/disable",
+            f"/admin/users/{ref}/disable",
+            f"/admin/users/{ref}/set_password",
+            f"/admin/users/{ref}/revoke_consent",
+            f"/admin/administrators/{ref}/reset_totp",
+        ):
+            posted = await web.post(
+                url, data={"csrf_token": csrf_token(page), "totp_code": "123456", "grace": HUGE}
+            )
+            assert posted.status_code in (400, 404), (url, posted.status_code)
+    ada = await make_user(rt)
+    repeated = await web.post(
+        f"/admin/users/{ada.id}/disable",
+        content=f"csrf_token={csrf_token(page)}&totp_code=1&totp_code=2",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert repeated.status_code == 403 and "Nothing was changed." in repeated.text
+    for query in ({"q": "a\x00b"}, {"q": HUGE}, {"q": "²"}):
+        for url in ("/admin/users", "/admin/applications"):
+            assert (await web.get(url, params=query)).status_code in (200, 400), (url, query)
+    assert await audit_rows(rt, "users.disable") == []
