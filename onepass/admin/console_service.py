@@ -226,6 +226,20 @@ backlog = outbox_queries.backlog
 dead_by_application = outbox_queries.dead_by_application
 
 
+async def webhook_counts(session: AsyncSession, app_id: int) -> tuple[int, int]:
+    """(pending, dead) outbox entries of one application."""
+    t = WebhookOutboxEntry
+    row = (
+        await session.execute(
+            select(
+                outbox_queries.tally(outbox_queries.condition(outbox_queries.Status.PENDING, t)),
+                outbox_queries.tally(outbox_queries.condition(outbox_queries.Status.DEAD, t)),
+            ).where(t.oauth_application_id == app_id)
+        )
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
 async def applications(session: AsyncSession, ids: set[int]) -> dict[int, OAuthApplication]:
     if not ids:
         return {}

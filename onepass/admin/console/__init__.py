@@ -2,7 +2,8 @@
 
 The playbook's "single retry: the admin UI is recommended — step-up authentication
 required". An administrator signs in with email, password and a TOTP code
-(``console_service``); the pages read the webhook outbox and the audit log; every
+(``console_service``); the pages read the webhook outbox and the audit log, and manage applications,
+users and administrators (``applications``, ``users``, ``administrators``); every
 change asks for a fresh TOTP code, which becomes at once a step-up nonce
 (``playbook.actions.grant_step_up``) that the action spends (``spend_nonce``) before
 it runs (``onepass.playbook``), exactly as through the admin API. Refusals are audited.
@@ -11,7 +12,13 @@ Every page has the login pages' headers (no frames, no caching); every POST carr
 the CSRF form token; the console cookie is HttpOnly, SameSite=Strict, Path=/admin.
 """
 
-from onepass.admin.console import pages, signin  # noqa: F401  (they add their routes)
+from onepass.admin.console import (  # noqa: F401  (they add their routes)
+    administrators,
+    applications,
+    pages,
+    signin,
+    users,
+)
 from onepass.admin.console.web import router
 
 __all__ = ["router"]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 
-from onepass import web
+from onepass import i18n, web
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts.csrf import CSRF_TOKENS
 from onepass.admin import console_service
@@ -26,6 +26,7 @@ from onepass.operators.audit import Actor
 from onepass.pages import PAGE_HEADERS, render
 from onepass.playbook import actions
 from onepass.refusals import Refusal
+from onepass.runtime import Runtime
 from onepass.services import runtime_of
 from onepass.settings import Settings
 from onepass.web import client_ip
@@ -74,11 +75,14 @@ def admin_cookie(settings: Settings) -> str:
 
 
 PAGE_SIZE = 50
-EXPIRED_FORM = (
+EXPIRED_FORM = i18n.N_(
     "This form has expired or your browser's security token did not match. "
     "Reload the page and try again."
 )
-NOTHING_CHANGED = "Nothing was changed."
+NOTHING_CHANGED = i18n.N_("Nothing was changed.")
+ENTER_CODE = i18n.N_(
+    "Enter the current 6-digit code from your authenticator app to approve this change."
+)
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -100,15 +104,17 @@ def render_page(
     status: int = 200,
     *,
     console: ConsoleSession | None = None,
+    language: str | None = None,
 ) -> Response:
-    """A console page with the CSRF form token (and its cookie if the browser has none)."""
+    """A console page with the CSRF form token (and its cookie if the browser has none),
+    in ``language`` (``language_of``) for the pages translated, English otherwise."""
     cookie, is_new = csrf_cookie(request)
     context = {
         "csrf_token": CSRF_TOKENS.of(request).token_for(cookie),
         "admin_email": console.user.email if console is not None else None,
         **context,
     }
-    response = render(template, context, status)
+    response = render(template, context, status, language=language)
     if is_new:
         # The same cookie, with the same attributes, as the login pages' forms.
         response.set_cookie(
@@ -128,10 +134,31 @@ def problem_page(
     message: str,
     status: int,
     console: ConsoleSession | None = None,
+    language: str | None = None,
 ) -> Response:
     return render_page(
-        request, "admin/problem.html", {"title": title, "error": message}, status, console=console
+        request,
+        "admin/problem.html",
+        {"title": title, "error": message},
+        status,
+        console=console,
+        language=language,
     )
+
+
+def language_of(request: Request) -> str:
+    """The language of a translated console page, chosen as every page's is."""
+    return i18n.page_language(accept_language=request.headers.get("accept-language"))
+
+
+def gettext_of(language: str) -> Callable[[str], str]:
+    """``_`` for sentences a console module writes in ``language``."""
+    translations = i18n.translations(language)
+
+    def gettext(message: str) -> str:
+        return str(translations.gettext(message))
+
+    return gettext
 
 
 def redirect_to(url: str) -> Response:
@@ -295,6 +322,50 @@ async def approve(
 
 def totp_code_of(form: dict[str, str]) -> str:
     return form.get("totp_code", "").strip().replace(" ", "")[:16]
+
+
+async def act(
+    request: Request,
+    console: ConsoleSession,
+    form: dict[str, str] | None,
+    action: str,
+    target: str,
+    *,
+    language: str,
+    show: Callable[..., Awaitable[Response]],
+    do: Callable[[Runtime, Actor, str], Awaitable[Any]],
+) -> Any:
+    """A change from a form of a translated page: CSRF, a fresh TOTP code (``approve``:
+    the step-up, its nonce spent at once), then ``do(runtime, actor, canonical target)``
+    — a playbook function, as the CLI and the admin API call it. Its result, or the
+    page ``show(error=, status=, headers=)`` renders with the reason (nothing changed;
+    the refusal audited)."""
+    _ = gettext_of(language)
+    if form is None or not csrf_ok(request, form):
+        return await show(error=_(EXPIRED_FORM) + " " + _(NOTHING_CHANGED), status=403)
+    code = totp_code_of(form)
+    if not code:
+        return await show(error=_(ENTER_CODE), status=400)
+    canonical, refused = await approve(request, console, action, target, code)
+    if refused is not None:
+        return await show(
+            error=sentence(refused.message) + " " + _(NOTHING_CHANGED),
+            status=refused.status,
+            headers=refused.headers,
+        )
+    assert canonical is not None  # approve() gives the target or the refusal
+    runtime = runtime_of(request)
+    actor = actor_of(request, console)
+    try:
+        return await do(runtime, actor, canonical)
+    except Refusal as exc:
+        error = refusal(exc)
+        await actions.record_refusal(
+            runtime, actor, action, canonical, denied=error.denied, message=error.summary
+        )
+        return await show(
+            error=sentence(error.message) + " " + _(NOTHING_CHANGED), status=error.status
+        )
 
 
 # -- formatting -----------------------------------------------------------------------
