@@ -676,7 +676,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "mix_outcomes_as_users_get_them": all(m["outcomes_as_expected"] for m in mixed.values()),
         "pickup_p50_under_5ms": report["latency"]["pickup"]["p50_ms"] < 5,
         "pickup_p99_under_20ms": report["latency"]["pickup"]["p99_ms"] < 20,
-        "claim_uses_indexes": "Seq Scan" not in plans["claim"],
+        # The outbox is read by its due index, in order, up to the LIMIT: never scanned
+        # whole nor sorted whole. (The disabled applications are read once per claim;
+        # on a small, never-analysed oauth_applications that read is a sequential scan.)
+        "claim_uses_indexes": "Seq Scan on webhook_outbox_entries" not in plans["claim"]
+        and "Sort Key: webhook_outbox_entries" not in plans["claim"],
         "dead_count_uses_index": "Seq Scan" not in plans["dead_count"],
     }
     return report
