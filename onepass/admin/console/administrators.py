@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from onepass.admin.console.web import (
     SignedIn,
     act,
+    done_notice,
     gettext_of,
     guarded,
     language_of,
@@ -114,7 +115,7 @@ async def _admin_page(
         except NotFound:
             return _not_found(request, console, email, language)
     data = playbook.describe_admin(found)
-    response = render_page(
+    return render_page(
         request,
         "admin/administrator.html",
         {
@@ -130,17 +131,15 @@ async def _admin_page(
         status,
         console=console,
         language=language,
+        headers=headers,
     )
-    response.headers.update(headers or {})
-    return response
 
 
 @router.get("/administrators/{email}")
 @guarded
 async def administrator(request: Request, console: SignedIn, email: str) -> Response:
     language = language_of(request)
-    done = NOTICES.get(request.query_params.get("done", ""))
-    notice = gettext_of(language)(done) if done else None
+    notice = done_notice(request, language, NOTICES)
     return await _admin_page(request, console, email, language=language, notice=notice)
 
 

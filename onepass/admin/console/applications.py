@@ -18,6 +18,7 @@ from onepass.admin.console.web import (
     SignedIn,
     act,
     csrf_ok,
+    done_notice,
     gettext_of,
     guarded,
     language_of,
@@ -140,7 +141,7 @@ async def _app_page(
             return _not_found(request, console, app_ref, language)
         pending, dead = await console_service.webhook_counts(session, app.id)
     data = describe_client(app)
-    response = render_page(
+    return render_page(
         request,
         "admin/application.html",
         {
@@ -161,17 +162,15 @@ async def _app_page(
         status,
         console=console,
         language=language,
+        headers=headers,
     )
-    response.headers.update(headers or {})
-    return response
 
 
 @router.get("/applications/{app}")
 @guarded
 async def application(request: Request, console: SignedIn, app: str) -> Response:
     language = language_of(request)
-    done = NOTICES.get(request.query_params.get("done", ""))
-    notice = gettext_of(language)(done) if done else None
+    notice = done_notice(request, language, NOTICES)
     return await _app_page(request, console, app, language=language, notice=notice)
 
 
@@ -246,7 +245,7 @@ async def _edit_page(
     shown = {k: (values or {}).get(k, v) for k, v in current.items()}
     if values is not None:
         shown["first_party"] = values.get("first_party", "")
-    response = render_page(
+    return render_page(
         request,
         "admin/application_edit.html",
         {
@@ -261,9 +260,8 @@ async def _edit_page(
         status,
         console=console,
         language=language,
+        headers=headers,
     )
-    response.headers.update(headers or {})
-    return response
 
 
 @router.get("/applications/{app}/edit")

@@ -201,7 +201,7 @@ async def _entry_page(
     lease = None
     if entry.lease_expires_at is not None and entry.lease_expires_at > now:
         lease = f"{entry.leased_by} until {when_text(entry.lease_expires_at, now)}"
-    response = render_page(
+    return render_page(
         request,
         "admin/entry.html",
         {
@@ -230,9 +230,8 @@ async def _entry_page(
         },
         status,
         console=console,
+        headers=headers,
     )
-    response.headers.update(headers or {})
-    return response
 
 
 RETRY_REFRESH = 5  # seconds between reloads of an entry's page while its retry is pending
@@ -375,7 +374,7 @@ async def _replay_page(
                 console,
             )
         ids = await outbox.replay_dead(session, runtime.clock, app.id, dry_run=True)
-    response = render_page(
+    return render_page(
         request,
         "admin/replay.html",
         {
@@ -389,9 +388,8 @@ async def _replay_page(
         },
         status,
         console=console,
+        headers=headers,
     )
-    response.headers.update(headers or {})
-    return response
 
 
 @router.get("/applications/{app}/replay")

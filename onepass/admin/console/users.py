@@ -18,6 +18,7 @@ from onepass.admin.console.web import (
     SignedIn,
     act,
     csrf_ok,
+    done_notice,
     gettext_of,
     guarded,
     language_of,
@@ -127,7 +128,7 @@ async def _user_page(
             user = await playbook.show(session, runtime.clock, user_ref)
         except NotFound:
             return _not_found(request, console, user_ref, language)
-    response = render_page(
+    return render_page(
         request,
         "admin/user.html",
         {
@@ -163,17 +164,15 @@ async def _user_page(
         status,
         console=console,
         language=language,
+        headers=headers,
     )
-    response.headers.update(headers or {})
-    return response
 
 
 @router.get("/users/{user}")
 @guarded
 async def user_detail(request: Request, console: SignedIn, user: str) -> Response:
     language = language_of(request)
-    done = NOTICES.get(request.query_params.get("done", ""))
-    notice = gettext_of(language)(done) if done else None
+    notice = done_notice(request, language, NOTICES)
     return await _user_page(request, console, user, language=language, notice=notice)
 
 

@@ -4,7 +4,7 @@ CSRF, rendering, the step-up of a change (``approve``), formatting."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -105,9 +105,11 @@ def render_page(
     *,
     console: ConsoleSession | None = None,
     language: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """A console page with the CSRF form token (and its cookie if the browser has none),
-    in ``language`` (``language_of``) for the pages translated, English otherwise."""
+    in ``language`` (``language_of``) for the pages translated, English otherwise, with
+    ``headers`` added."""
     cookie, is_new = csrf_cookie(request)
     context = {
         "csrf_token": CSRF_TOKENS.of(request).token_for(cookie),
@@ -115,6 +117,7 @@ def render_page(
         **context,
     }
     response = render(template, context, status, language=language)
+    response.headers.update(headers or {})
     if is_new:
         # The same cookie, with the same attributes, as the login pages' forms.
         response.set_cookie(
@@ -427,3 +430,10 @@ def attempt_row(attempt: WebhookDeliveryAttempt, now: datetime) -> dict[str, Any
 
 def entry_id_of(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+
+
+def done_notice(request: Request, language: str, notices: Mapping[str, str]) -> str | None:
+    """The notice a page shows after a change redirected to it with ``?done=KEY``
+    (``notices`` maps keys to sentences), in ``language``; None without one."""
+    done = notices.get(request.query_params.get("done", ""))
+    return gettext_of(language)(done) if done else None
