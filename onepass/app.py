@@ -86,6 +86,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, TokenEndpoi
         clock=runtime.clock,
         database=runtime.database,
         hasher=runtime.hasher,
+        direct=runtime.direct,
         resolver=resolver,
     )
     # Client authentication for /token, /revoke, /introspect and /webhooks/signing-keys.

@@ -10,6 +10,8 @@ raises ``OperationalError`` for a file it cannot open or a lock it waited out.
 
 from __future__ import annotations
 
+import sqlite3
+
 import asyncpg
 from sqlalchemy import exc as sa
 
@@ -24,6 +26,7 @@ _AWAY = (
     sa.TimeoutError,  # no connection from the pool in time
     sa.OperationalError,
     sa.InterfaceError,
+    sqlite3.OperationalError,  # the driver's own, from onepass.db.direct
 )
 
 

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import NoReturn
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import LoginSession, User
 from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
-from onepass.oauth import pkce
+from onepass.db import Database
 from onepass.oauth.authorize import AuthorizationRequest
 from onepass.oauth.models import AuthorizationCode, Consent
 from onepass.oauth.revocation import revoke_access_token, revoke_family
-from onepass.oauth_errors import InvalidGrantError, InvalidRequestError
+from onepass.oauth_errors import InvalidGrantError
 
 
 async def needs_consent(
@@ -92,64 +91,28 @@ async def issue_code(
     return code
 
 
-@dataclass(frozen=True)
-class Redemption:
-    code: AuthorizationCode | None
-    replayed: bool
-
-
-async def redeem_code(
-    session: AsyncSession,
-    hasher: KeyedHasher,
-    clock: Clock,
-    *,
-    code: str,
-    client: ClientRecord,
-    redirect_uri: str | None,
-    code_verifier: str | None,
-) -> Redemption:
-    """Check and consume a code exactly once.
+async def refuse_code(
+    database: Database, clock: Clock, code_hash: str, client: ClientRecord
+) -> NoReturn:
+    """Why a code could not be redeemed (``oauth.grants.authorization_code``).
 
     A code presented a second time is a replay (RFC 6749 §4.1.2): every token issued
-    from it is revoked in this transaction and ``replayed`` is returned, so that the
-    caller commits the revocation and answers ``invalid_grant``.
+    from it is revoked, committed before the ``invalid_grant`` answer.
     """
-    code_hash = hasher.hash(code[:512])
-    row = await session.scalar(
-        select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
-    )
-    if row is None or row.oauth_application_id != client.id:
-        raise InvalidGrantError("the authorization code is invalid or was issued to another client")
-    if row.redeemed_at is not None:
-        await revoke_code_tokens(session, clock, row)
-        return Redemption(row, replayed=True)
-    if row.expires_at <= clock.now():
-        raise InvalidGrantError("the authorization code has expired")
-    if redirect_uri is None:
-        raise InvalidRequestError("redirect_uri is required: it was in the authorization request")
-    if redirect_uri != row.redirect_uri:
-        raise InvalidGrantError("redirect_uri differs from the one in the authorization request")
-    if row.code_challenge is not None:
-        if code_verifier is None:
-            raise InvalidRequestError("code_verifier is required (PKCE)")
-        if not pkce.verify(code_verifier, row.code_challenge):
-            raise InvalidGrantError("code_verifier does not match the code_challenge")
-    elif code_verifier is not None:
-        # RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
-        raise InvalidGrantError(
-            "code_verifier sent but the authorization request had no code_challenge"
+    async with database.session() as session:
+        row = await session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
         )
-    # Consume atomically: of two concurrent redemptions only one updates the row.
-    consumed = await session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.id == row.id, AuthorizationCode.redeemed_at.is_(None))
-        .values(redeemed_at=clock.now())
-    )
-    if cast("CursorResult[Any]", consumed).rowcount != 1:
-        await session.refresh(row)  # the winner's committed tokens
+        if row is None or row.oauth_application_id != client.id:
+            raise InvalidGrantError(
+                "the authorization code is invalid or was issued to another client"
+            )
+        if row.redeemed_at is None:  # not redeemed, yet not matched: it expired
+            raise InvalidGrantError("the authorization code has expired")
         await revoke_code_tokens(session, clock, row)
-        return Redemption(row, replayed=True)
-    return Redemption(row, replayed=False)
+    raise InvalidGrantError(
+        "the authorization code was already used; tokens issued from it are revoked"
+    )
 
 
 async def revoke_code_tokens(session: AsyncSession, clock: Clock, row: AuthorizationCode) -> None:

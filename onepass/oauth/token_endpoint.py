@@ -16,6 +16,7 @@ import orjson
 import structlog
 
 from onepass.clients.auth import ClientAuthenticator
+from onepass.db.errors import is_unavailable
 from onepass.keys.keyring import NoActiveKey
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.grants.base import Grant, TokenContext
@@ -108,12 +109,20 @@ class TokenEndpoint:
             extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
             await _respond(send, exc.status, exc.json_bytes(), extra)
             return exc.status
-        except Exception:
-            log.exception("token.unexpected_error")
-            error = ServerError("the server could not issue a token; try again")
+        except Exception as exc:
+            if is_unavailable(exc):
+                # The database is away: the client may try again; not a bug, no traceback.
+                log.error("token.database_unavailable", error=type(exc).__name__)
+                error: OAuthError = TemporarilyUnavailableError(
+                    "the database is unavailable; try again shortly"
+                )
+            else:
+                log.exception("token.unexpected_error")
+                error = ServerError("the server could not issue a token; try again")
             if self.metrics is not None:
                 self.metrics.error(error.error)
-            await _respond(send, error.status, error.json_bytes())
+            extra = [(k.encode(), v.encode()) for k, v in error.headers.items()]
+            await _respond(send, error.status, error.json_bytes(), extra)
             return error.status
         await _respond(send, 200, orjson.dumps(body))
         return 200

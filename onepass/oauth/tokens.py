@@ -30,8 +30,36 @@ def issue_access_token(
     ttl: int,
     extra: dict[str, Any] | None = None,
 ) -> IssuedToken:
-    """Sign an access token with the claims RFC 9068 §2.2 requires."""
+    """Sign an access token with the claims RFC 9068 §2.2 requires, and a new ``jti``."""
     jti = secrets.token_urlsafe(16)
+    token = sign_access_token(
+        signer,
+        issuer=issuer,
+        audience=audience,
+        subject=subject,
+        client_id=client_id,
+        scope=scope,
+        now=now,
+        ttl=ttl,
+        jti=jti,
+        extra=extra,
+    )
+    return IssuedToken(token, ttl, jti)
+
+
+def sign_access_token(
+    signer: JWTSigner,
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    client_id: str,
+    scope: list[str],
+    now: int,
+    ttl: int,
+    jti: str,
+    extra: dict[str, Any] | None = None,
+) -> str:
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,
@@ -45,4 +73,4 @@ def issue_access_token(
         claims["scope"] = " ".join(scope)
     if extra:
         claims.update(extra)
-    return IssuedToken(signer.sign(claims, typ=ACCESS_TOKEN_TYP), ttl, jti)
+    return signer.sign(claims, typ=ACCESS_TOKEN_TYP)

@@ -1,21 +1,26 @@
-"""Tokens issued to a client on behalf of a user: access, ID and refresh tokens."""
+"""Tokens issued to a client on behalf of a user: access, ID and refresh tokens.
+
+A grant plans its tokens before its transaction (``plan_tokens``: the access token's
+``jti`` and expiry, the next refresh token, and the signing keys, so that a missing key
+refuses the request before anything is consumed), stores the refresh token inside it,
+and signs after it commits (``sign_tokens``): the RSA signature of an ID token, the
+costliest step of a grant, never holds a transaction open.
+"""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from onepass.accounts.models import User
 from onepass.clients.registry import ClientRecord
-from onepass.identity.canonical import effective_user
+from onepass.db.direct import Row, Transaction
+from onepass.keys.jwt import JWTSigner
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.id_token import id_token_claims
-from onepass.oauth.models import RefreshToken
-from onepass.oauth.tokens import issue_access_token
+from onepass.oauth.statements import INSERT_REFRESH_TOKEN, USER_BY_ID
+from onepass.oauth.tokens import sign_access_token
 from onepass.oauth_errors import InvalidGrantError
 
 
@@ -28,104 +33,192 @@ class AuthInfo:
     amr: list[str]
     sid: str | None
 
-
-async def grant_user(ctx: TokenContext, session: AsyncSession, user_id: int) -> User:
-    """The user a code or refresh token is redeemed for: it must still exist and be
-    enabled; with ENFORCE_CANONICAL_RESOLUTION on, its canonical user."""
-    user = await session.get(User, user_id)
-    if user is None or user.disabled_at is not None:
-        raise InvalidGrantError("the user of this grant no longer exists")
-    effective = await effective_user(
-        session, ctx.resolver, ctx.settings.enforce_canonical_resolution, user
-    )
-    if effective.disabled_at is not None:
-        raise InvalidGrantError("the user of this grant no longer exists")
-    return effective
+    @classmethod
+    def of(cls, row: Row) -> AuthInfo:
+        return cls(row["auth_time"], row["acr"], list(row["amr"] or []), row["sid"])
 
 
 @dataclass(frozen=True)
-class IssuedUserTokens:
-    body: dict[str, Any]
+class Grantee:
+    """The user tokens are issued for."""
+
+    id: int
+    sub: str
+
+
+NO_USER = "the user of this grant no longer exists"
+
+
+async def grantee(ctx: TokenContext, tx: Transaction, row: Row) -> Grantee:
+    """The user of a redeemed code or rotated refresh token (``row``: the statement's
+    ``user_id``, ``user_sub``, ``user_disabled_at``, ``canonical_user_id``). It must still
+    exist and be enabled; with ENFORCE_CANONICAL_RESOLUTION on, tokens are issued for its
+    canonical user, read from ``identity_links`` (the source of truth, no cache)."""
+    if row["user_sub"] is None or row["user_disabled_at"] is not None:
+        raise InvalidGrantError(NO_USER)
+    canonical = row["canonical_user_id"]
+    if not ctx.settings.enforce_canonical_resolution or canonical is None:
+        return Grantee(row["user_id"], row["user_sub"])
+    target = await tx.one(USER_BY_ID, {"id": canonical})
+    if target is None:  # the link outlived its target: act as the user itself
+        return Grantee(row["user_id"], row["user_sub"])
+    if target["disabled_at"] is not None:
+        raise InvalidGrantError(NO_USER)
+    return Grantee(target["id"], target["sub"])
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    token: str
+    family_id: str
+    created_at: datetime
+    expires_at: datetime
+    family_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenPlan:
+    """What a grant will issue, decided before its transaction."""
+
+    now: int
+    scope: list[str]
+    access_signer: JWTSigner
+    id_signer: JWTSigner | None
     access_token_jti: str
     access_token_expires_at: datetime
-    refresh_family: str | None
+    refresh: RefreshPlan | None
+
+    @property
+    def refresh_family(self) -> str | None:
+        return self.refresh.family_id if self.refresh else None
+
+    def for_scope(self, ctx: TokenContext, client: ClientRecord, scope: list[str]) -> TokenPlan:
+        """This plan for ``scope``, known only once a code is redeemed: the ID token with
+        ``openid``, the refresh token with ``offline_access``."""
+        id_signer = (
+            ctx.keyring.signer(client.id_token_signed_response_alg) if "openid" in scope else None
+        )
+        refresh = self.refresh if "offline_access" in scope else None
+        return replace(self, scope=scope, id_signer=id_signer, refresh=refresh)
 
 
-async def issue_user_tokens(
+def plan_tokens(
     ctx: TokenContext,
-    session: AsyncSession,
-    *,
     client: ClientRecord,
-    user: User,
     scope: list[str],
-    auth: AuthInfo,
-    nonce: str | None,
+    *,
     refresh_family: str | None = None,
     family_expires_at: datetime | None = None,
-) -> IssuedUserTokens:
-    """Sign the access token, the ID token (with ``openid``), and store a new refresh
-    token (with ``offline_access``) in ``refresh_family`` or a new family."""
+) -> TokenPlan:
+    """The access token always, an ID token with ``openid``, and a refresh token (in
+    ``refresh_family`` or a new family) with ``offline_access`` for a client allowed the
+    refresh grant. Raises ``NoActiveKey`` before anything is consumed."""
     settings = ctx.settings
     now = int(ctx.clock.timestamp())
-    access = issue_access_token(
-        ctx.keyring.signer(settings.access_token_alg),
-        issuer=settings.issuer,
-        audience=settings.audience,
-        subject=user.sub,
-        client_id=client.client_id,
-        scope=scope,
-        now=now,
-        ttl=settings.access_token_ttl,
+    access_signer = ctx.keyring.signer(settings.access_token_alg)
+    id_signer = (
+        ctx.keyring.signer(client.id_token_signed_response_alg) if "openid" in scope else None
     )
-    access_expires = datetime.fromtimestamp(now + access.expires_in, UTC)
-    body: dict[str, Any] = {
-        "access_token": access.token,
-        "token_type": "Bearer",
-        "expires_in": access.expires_in,
-        "scope": " ".join(scope),
-    }
-    if "openid" in scope:
-        claims = id_token_claims(
-            issuer=settings.issuer,
-            subject=user.sub,
-            client_id=client.client_id,
-            now=now,
-            ttl=settings.id_token_ttl,
-            auth_time=int(auth.auth_time.timestamp()),
-            nonce=nonce,
-            access_token=access.token,
-            acr=auth.acr,
-            amr=auth.amr,
-            sid=auth.sid,
-        )
-        signer = ctx.keyring.signer(client.id_token_signed_response_alg)
-        body["id_token"] = signer.sign(claims, typ="JWT")
-    family = None
+    refresh = None
     if "offline_access" in scope and "refresh_token" in client.grant_types:
-        family = refresh_family or secrets.token_urlsafe(16)
-        token = secrets.token_urlsafe(32)
         issued_at = ctx.clock.now()
         absolute = family_expires_at or issued_at + timedelta(
             seconds=settings.refresh_token_absolute_ttl
         )
-        session.add(
-            RefreshToken(
-                token_hash=ctx.hasher.hash(token),
-                family_id=family,
-                oauth_application_id=client.id,
-                user_id=user.id,
-                scope=" ".join(scope),
-                sid=auth.sid,
-                auth_time=auth.auth_time,
-                acr=auth.acr,
-                amr=auth.amr,
-                created_at=issued_at,
-                expires_at=min(absolute, issued_at + timedelta(seconds=settings.refresh_token_ttl)),
-                family_expires_at=absolute,
-                access_token_jti=access.jti,
-                access_token_expires_at=access_expires,
-            )
+        refresh = RefreshPlan(
+            token=secrets.token_urlsafe(32),
+            family_id=refresh_family or secrets.token_urlsafe(16),
+            created_at=issued_at,
+            expires_at=min(absolute, issued_at + timedelta(seconds=settings.refresh_token_ttl)),
+            family_expires_at=absolute,
         )
-        body["refresh_token"] = token
-    await session.flush()
-    return IssuedUserTokens(body, access.jti, access_expires, family)
+    return TokenPlan(
+        now=now,
+        scope=scope,
+        access_signer=access_signer,
+        id_signer=id_signer,
+        access_token_jti=secrets.token_urlsafe(16),
+        access_token_expires_at=datetime.fromtimestamp(now + settings.access_token_ttl, UTC),
+        refresh=refresh,
+    )
+
+
+async def store_refresh_token(
+    ctx: TokenContext,
+    tx: Transaction,
+    plan: TokenPlan,
+    *,
+    client: ClientRecord,
+    user: Grantee,
+    auth: AuthInfo,
+) -> None:
+    refresh = plan.refresh
+    if refresh is None:
+        return
+    await tx.execute(
+        INSERT_REFRESH_TOKEN,
+        {
+            "token_hash": ctx.hasher.hash(refresh.token),
+            "family_id": refresh.family_id,
+            "oauth_application_id": client.id,
+            "user_id": user.id,
+            "scope": " ".join(plan.scope),
+            "sid": auth.sid,
+            "auth_time": auth.auth_time,
+            "acr": auth.acr,
+            "amr": auth.amr,
+            "created_at": refresh.created_at,
+            "expires_at": refresh.expires_at,
+            "family_expires_at": refresh.family_expires_at,
+            "access_token_jti": plan.access_token_jti,
+            "access_token_expires_at": plan.access_token_expires_at,
+        },
+    )
+
+
+def sign_tokens(
+    ctx: TokenContext,
+    plan: TokenPlan,
+    *,
+    client: ClientRecord,
+    user: Grantee,
+    auth: AuthInfo,
+    nonce: str | None,
+) -> dict[str, Any]:
+    """The token response (RFC 6749 §5.1, OIDC Core §3.1.3.3), signed after the commit."""
+    settings = ctx.settings
+    access_token = sign_access_token(
+        plan.access_signer,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        subject=user.sub,
+        client_id=client.client_id,
+        scope=plan.scope,
+        now=plan.now,
+        ttl=settings.access_token_ttl,
+        jti=plan.access_token_jti,
+    )
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_ttl,
+        "scope": " ".join(plan.scope),
+    }
+    if plan.id_signer is not None:
+        claims = id_token_claims(
+            issuer=settings.issuer,
+            subject=user.sub,
+            client_id=client.client_id,
+            now=plan.now,
+            ttl=settings.id_token_ttl,
+            auth_time=int(auth.auth_time.timestamp()),
+            nonce=nonce,
+            access_token=access_token,
+            acr=auth.acr,
+            amr=auth.amr,
+            sid=auth.sid,
+        )
+        body["id_token"] = plan.id_signer.sign(claims, typ="JWT")
+    if plan.refresh is not None:
+        body["refresh_token"] = plan.refresh.token
+    return body

@@ -7,6 +7,7 @@ from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
+from onepass.db.direct import DirectStore
 from onepass.identity.canonical import CanonicalResolver
 from onepass.keys.keyring import KeyRing
 from onepass.settings import Settings
@@ -21,6 +22,8 @@ class TokenContext:
     clock: Clock
     database: Database
     hasher: KeyedHasher
+    # The grants' statements, straight to the driver (onepass.db.direct).
+    direct: DirectStore
     resolver: CanonicalResolver | None = None
 
 
