@@ -12,7 +12,7 @@ from onepass.cache import Cache, create_cache
 from onepass.clock import Clock, SystemClock
 from onepass.crypto import KeyedHasher, SecretBox
 from onepass.db import Database
-from onepass.db.direct import DirectStore, open_store
+from onepass.db.direct import DirectStore
 from onepass.settings import Settings
 
 
@@ -24,8 +24,6 @@ class Runtime:
     box: SecretBox
     hasher: KeyedHasher
     clock: Clock
-    # The hot paths' statements, straight to the driver; connects on first use.
-    direct: DirectStore
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -39,10 +37,13 @@ class Runtime:
             box=SecretBox(settings.secret_key),
             hasher=KeyedHasher(settings.secret_key),
             clock=clock,
-            direct=open_store(settings.database_url),
         )
+
+    @property
+    def direct(self) -> DirectStore:
+        """The hot paths' statements, straight to the driver (``onepass.db.direct``)."""
+        return self.database.direct
 
     async def close(self) -> None:
         await self.cache.close()
-        await self.direct.close()
         await self.database.close()

@@ -12,12 +12,12 @@ statements are cached per connection by asyncpg. A write is one transaction.
 SQLite: two connections of the process, one that reads and one that writes, called
 synchronously from the event loop. A statement here is a point lookup or a one-row
 write by a unique index that takes microseconds, less than the two thread switches
-that running it on a thread would cost. Writers of this process queue FIFO on an
-``asyncio.Lock`` (so a waiting request is served in arrival order, not whenever a
-busy-timeout retry happens to win the lock), then ``BEGIN IMMEDIATE`` with no busy
-timeout: if another process (the CLI, a dispatcher) holds SQLite's write lock, the
-writer waits for it with ``asyncio.sleep``, never blocking the loop, for at most
-``lock_timeout`` seconds. The whole transaction runs without yielding to the loop unless
+that running it on a thread would cost. Writers of this process, these and the ORM's,
+queue FIFO on one ``WriteQueue`` (so a waiting request is served in arrival order, not
+whenever a busy-timeout retry happens to win the lock), then ``BEGIN IMMEDIATE`` with no
+busy timeout: if another process (the CLI, a dispatcher) holds SQLite's write lock, the
+writer waits for it with ``asyncio.sleep``, never blocking the loop, for at most the
+queue's timeout. The whole transaction runs without yielding to the loop unless
 its body awaits something else, so SQLite's write lock is held for microseconds.
 """
 
@@ -41,7 +41,33 @@ _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 class DatabaseBusy(sqlite3.OperationalError):
-    """SQLite's write lock stayed with another process for longer than ``lock_timeout``."""
+    """SQLite's write lock stayed with another writer for longer than ``lock_timeout``."""
+
+
+class WriteQueue:
+    """The writers of one process to one SQLite database, served in arrival order
+    (``asyncio.Lock`` is FIFO). A wait longer than ``timeout`` raises ``DatabaseBusy``."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:  # a lock serves one event loop
+            self._lock, self._loop = asyncio.Lock(), loop
+        lock = self._lock
+        try:
+            async with asyncio.timeout(self.timeout):
+                await lock.acquire()
+        except TimeoutError:
+            raise DatabaseBusy("database is locked: too many writers waiting") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 @dataclass(frozen=True)
@@ -162,12 +188,11 @@ def _sqlite_connect(path: str) -> sqlite3.Connection:
 class SQLiteStore:
     dialect = "sqlite"
 
-    def __init__(self, path: str, *, lock_timeout: float = 10.0) -> None:
+    def __init__(self, path: str, queue: WriteQueue) -> None:
         self._path = path
-        self._lock_timeout = lock_timeout
+        self._queue = queue  # shared with the ORM's writers of this process (db.engine)
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
-        self._queue = asyncio.Lock()  # FIFO: writers of this process in arrival order
 
     def _connections(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         if self._reader is None or self._writer is None:
@@ -180,7 +205,7 @@ class SQLiteStore:
         return await _SQLiteTransaction(reader).one(stmt, params)
 
     async def _begin(self, writer: sqlite3.Connection) -> None:
-        deadline = time.monotonic() + self._lock_timeout
+        deadline = time.monotonic() + self._queue.timeout
         pause = 0.001
         while True:
             try:
@@ -196,7 +221,7 @@ class SQLiteStore:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Transaction]:
-        async with self._queue:
+        async with self._queue.turn():
             writer = self._connections()[1]
             await self._begin(writer)
             try:
@@ -303,12 +328,14 @@ class PostgresStore:
             self._pool = None
 
 
-def open_store(url: str, *, pool_size: int = 10) -> SQLiteStore | PostgresStore:
+def open_store(
+    url: str, *, pool_size: int, write_queue: WriteQueue | None
+) -> SQLiteStore | PostgresStore:
     """The direct store of ``ONEPASS_DATABASE_URL`` (``sqlite:///PATH`` or ``postgresql://``)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return SQLiteStore(parsed.database or ":memory:")
+        return SQLiteStore(parsed.database or ":memory:", write_queue or WriteQueue())
     if backend in ("postgresql", "postgres"):
         dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         return PostgresStore(dsn, pool_size=pool_size)
