@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -166,6 +166,7 @@ class Setup:
     mint_retries: int = 0  # exchanges retried after a 5xx while minting refresh tokens
     mint_retry_sample: str = ""
     verifier: str = field(default_factory=lambda: secrets.token_urlsafe(48))  # 64 chars
+    scope: str = SCOPE
 
     @property
     def challenge(self) -> str:
@@ -178,7 +179,7 @@ class Setup:
                 "response_type": "code",
                 "client_id": self.rp_client_id,
                 "redirect_uri": REDIRECT_URI,
-                "scope": SCOPE,
+                "scope": self.scope,
                 "state": "s",
                 "code_challenge": self.challenge,
                 "code_challenge_method": "S256",
@@ -205,7 +206,15 @@ def create_client(cli: str, env: dict[str, str], extra: list[str]) -> dict[str, 
     return client
 
 
-def onepass_setup(args: argparse.Namespace, workdir: Path, database_url: str) -> Setup:
+def onepass_setup(
+    args: argparse.Namespace,
+    workdir: Path,
+    database_url: str,
+    user_args: Sequence[str] = (),
+    scope: str = SCOPE,
+) -> Setup:
+    """A database, a user (``user_args``: more ``onepass users create`` options), the
+    relying party and a client_credentials client, and the server, not yet started."""
     port = te.free_port()
     env = te.onepass_env(port, database_url)
     env["ONEPASS_AUTHORIZATION_CODE_TTL"] = str(CODE_TTL)
@@ -213,7 +222,7 @@ def onepass_setup(args: argparse.Namespace, workdir: Path, database_url: str) ->
     run_checked([cli, "db", "upgrade"], env=env, what="onepass db upgrade")
     password = secrets.token_urlsafe(18)
     proc = subprocess.run(
-        [cli, "users", "create", "--email", USER_EMAIL, "--password-stdin", "--json"],
+        [cli, "users", "create", "--email", USER_EMAIL, *user_args, "--password-stdin", "--json"],
         env=env,
         input=password + "\n",
         capture_output=True,
@@ -250,6 +259,7 @@ def onepass_setup(args: argparse.Namespace, workdir: Path, database_url: str) ->
         # Concurrent code exchanges fail on SQLite ("database is locked", see
         # bench/README.md); one at a time they do not, and minting is not measured.
         exchange_concurrency=1 if database_url.startswith("sqlite") else 0,
+        scope=scope,
     )
 
 
@@ -444,50 +454,41 @@ class GrantState:
     retries: int = 0
 
 
-def run_grant(
-    args: argparse.Namespace,
-    setup: Setup,
-    session_cookie: str,
-    workdir: Path,
-    state: GrantState,
-    seconds: float,
-    warmup: bool,
-) -> dict[str, Any]:
-    base = setup.server.base_url
-    if state.grant == BASELINE:
-        return run_wrk(
-            args, base, BASELINE_LUA, {"BENCH_AUTHORIZATION": setup.cc_authorization}, seconds
-        )
-    if state.grant == "authorization_code":
+def single_use_env(grant: str, verifier: str, authorization: str) -> dict[str, str]:
+    """code_flow.lua's environment for a code exchange or a refresh (the token file aside)."""
+    if grant == "authorization_code":
         env = {
             "BENCH_BODY_PREFIX": "grant_type=authorization_code&code=",
             "BENCH_BODY_SUFFIX": "&"
-            + urlencode({"redirect_uri": REDIRECT_URI, "code_verifier": setup.verifier}),
+            + urlencode({"redirect_uri": REDIRECT_URI, "code_verifier": verifier}),
         }
     else:
         env = {
             "BENCH_BODY_PREFIX": "grant_type=refresh_token&refresh_token=",
             "BENCH_BODY_SUFFIX": "",
         }
-    env["BENCH_AUTHORIZATION"] = setup.rp_authorization
-    tokens_file = workdir / f"{SHORT[state.grant]}-tokens.txt"
-    env["BENCH_TOKENS_FILE"] = str(tokens_file)
-    retried = setup.mint_retries
+    env["BENCH_AUTHORIZATION"] = authorization
+    return env
+
+
+def run_single_use(
+    args: argparse.Namespace,
+    state: GrantState,
+    seconds: float,
+    warmup: bool,
+    tokens_file: Path,
+    mint_batch: Callable[[int], list[str]],
+    run: Callable[[float], dict[str, Any]],
+) -> dict[str, Any]:
+    """One run of a grant whose tokens are single use: ``mint_batch(n)`` mints ``n`` fresh
+    tokens into ``tokens_file``, ``run(seconds)`` runs wrk with code_flow.lua over them.
+    A run whose tokens ran out is discarded and repeated with more (a warm-up is kept)."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         # enough for the run at the rate seen so far, with a margin, plus what the
         # connections have in flight
         n = math.ceil(state.rate * seconds * args.margin) + 2 * args.connections
-        tokens, took = mint(args, setup, session_cookie, state.grant, n)
-        tokens_file.write_text("\n".join(tokens) + "\n")
-        log(f"    minted {n:,} {SHORT[state.grant]} tokens in {took:.1f}s ({n / took:,.0f}/s)")
-        if setup.mint_retries > retried:
-            log(
-                f"    WARNING: {setup.mint_retries - retried} code exchange(s) answered 5xx while "
-                f"minting and were retried (first: {setup.mint_retry_sample})"
-            )
-            retried = setup.mint_retries
-        setup.server.check_alive()
-        result = run_wrk(args, base, LUA_SCRIPT, env, seconds)
+        tokens_file.write_text("\n".join(mint_batch(n)) + "\n")
+        result = run(seconds)
         result["minted"] = n
         if result["sent"] > n:
             raise BenchError(f"wrk sent {result['sent']} requests for {n} tokens: a token twice")
@@ -512,6 +513,49 @@ def run_grant(
         )
     raise BenchError(
         f"{state.grant}: the tokens ran out in {MAX_ATTEMPTS} attempts; raise --margin"
+    )
+
+
+def run_grant(
+    args: argparse.Namespace,
+    setup: Setup,
+    session_cookie: str,
+    workdir: Path,
+    state: GrantState,
+    seconds: float,
+    warmup: bool,
+) -> dict[str, Any]:
+    base = setup.server.base_url
+    if state.grant == BASELINE:
+        return run_wrk(
+            args, base, BASELINE_LUA, {"BENCH_AUTHORIZATION": setup.cc_authorization}, seconds
+        )
+    env = single_use_env(state.grant, setup.verifier, setup.rp_authorization)
+    tokens_file = workdir / f"{SHORT[state.grant]}-tokens.txt"
+    env["BENCH_TOKENS_FILE"] = str(tokens_file)
+    retried = setup.mint_retries
+
+    def mint_batch(n: int) -> list[str]:
+        nonlocal retried
+        tokens, took = mint(args, setup, session_cookie, state.grant, n)
+        log(f"    minted {n:,} {SHORT[state.grant]} tokens in {took:.1f}s ({n / took:,.0f}/s)")
+        if setup.mint_retries > retried:
+            log(
+                f"    WARNING: {setup.mint_retries - retried} code exchange(s) answered 5xx while "
+                f"minting and were retried (first: {setup.mint_retry_sample})"
+            )
+            retried = setup.mint_retries
+        setup.server.check_alive()
+        return tokens
+
+    return run_single_use(
+        args,
+        state,
+        seconds,
+        warmup,
+        tokens_file,
+        mint_batch,
+        lambda s: run_wrk(args, base, LUA_SCRIPT, env, s),
     )
 
 
@@ -622,18 +666,18 @@ class Target:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def pg_create(port: int) -> None:
+def pg_create(port: int, database: str = PG_DATABASE) -> None:
     """A fresh, empty database: drop what a killed run may have left, then create it."""
     options = te.pg_options(port)
-    run_checked(["dropdb", *options, "--if-exists", "--force", PG_DATABASE], what="dropdb")
-    run_checked(["createdb", *options, PG_DATABASE], what="createdb")
+    run_checked(["dropdb", *options, "--if-exists", "--force", database], what="dropdb")
+    run_checked(["createdb", *options, database], what="createdb")
 
 
-def pg_drop(port: int) -> None:
-    cmd = ["dropdb", *te.pg_options(port), "--if-exists", "--force", PG_DATABASE]
+def pg_drop(port: int, database: str = PG_DATABASE) -> None:
+    cmd = ["dropdb", *te.pg_options(port), "--if-exists", "--force", database]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        log(f"warning: could not drop database {PG_DATABASE}: {proc.stderr.strip()}")
+        log(f"warning: could not drop database {database}: {proc.stderr.strip()}")
 
 
 def build_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
