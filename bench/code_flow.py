@@ -680,14 +680,21 @@ def pg_drop(port: int, database: str = PG_DATABASE) -> None:
         log(f"warning: could not drop database {database}: {proc.stderr.strip()}")
 
 
-def build_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
-    targets: list[Target] = []
+OnepassTarget = tuple[str, str, Callable[[Path], str], Callable[[], None]]
+
+
+def onepass_targets(
+    args: argparse.Namespace, pg_database: str = PG_DATABASE
+) -> tuple[list[OnepassTarget], list[str]]:
+    """(name, database, database URL for a workdir, cleanup) of each 1pass target the
+    flags ask for, and the skipped ones with why."""
+    targets: list[OnepassTarget] = []
     skipped: list[str] = []
     if args.skip_sqlite:
         skipped.append("1pass sqlite (--skip-sqlite)")
     else:
         targets.append(
-            Target("1pass sqlite", "sqlite", lambda workdir: f"sqlite:///{workdir / 'bench.db'}")
+            ("1pass sqlite", "sqlite", lambda w: f"sqlite:///{w / 'bench.db'}", lambda: None)
         )
     if args.skip_postgres:
         skipped.append("1pass postgresql (--skip-postgres)")
@@ -699,13 +706,18 @@ def build_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
         port = args.postgres_port
 
         def pg_url(_workdir: Path) -> str:
-            pg_create(port)
-            return f"postgresql://{te.PG_USER}@{te.PG_HOST}:{port}/{PG_DATABASE}"
+            pg_create(port, pg_database)
+            return f"postgresql://{te.PG_USER}@{te.PG_HOST}:{port}/{pg_database}"
 
         targets.append(
-            Target("1pass postgresql", "postgresql", pg_url, cleanup=lambda: pg_drop(port))
+            ("1pass postgresql", "postgresql", pg_url, lambda: pg_drop(port, pg_database))
         )
     return targets, skipped
+
+
+def build_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
+    found, skipped = onepass_targets(args)
+    return [Target(*t[:3], cleanup=t[3]) for t in found], skipped
 
 
 def log_run(label: str, r: dict[str, Any]) -> None:
@@ -880,10 +892,8 @@ def print_table(report: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The options this script shares with bench/rp_paths.py."""
     p.add_argument("--workers", type=int, default=1, help="onepass serve --workers N (default 1)")
     p.add_argument(
         "--duration", type=float, default=10.0, help="seconds per measured run (default 10)"
@@ -892,13 +902,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--runs",
         type=int,
         default=3,
-        help="measured runs per grant; the median is reported (default 3)",
+        help="measured runs per grant or workload; the median is reported (default 3)",
     )
     p.add_argument(
         "--warmup",
         type=float,
         default=3.0,
-        help="seconds of warm-up per grant, 0 for none (default 3)",
+        help="seconds of warm-up per grant or workload, 0 for none (default 3)",
     )
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -913,12 +923,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=16,
         help="concurrent requests while minting codes and refresh tokens (default 16)",
-    )
-    p.add_argument(
-        "--id-token-alg",
-        choices=("RS256", "ES256"),
-        default=None,
-        help="the relying party's ID token alg (default: the client default, RS256)",
     )
     p.add_argument("--skip-postgres", action="store_true", help="do not measure on PostgreSQL")
     p.add_argument("--skip-sqlite", action="store_true", help="do not measure on SQLite")
@@ -937,28 +941,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="print the results as JSON on stdout instead of the table",
     )
-    args = p.parse_args(argv)
+
+
+def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.runs < 1 or args.duration <= 0 or args.workers < 1 or args.warmup < 0:
         p.error("--runs, --duration and --workers must be positive, --warmup not negative")
     if args.margin < 1 or args.mint_concurrency < 1 or args.threads < 1:
         p.error("--margin must be at least 1, --mint-concurrency and --threads at least 1")
     if args.connections < args.threads:
         p.error("--connections must be at least --threads")
+
+
+def pin_to_load_cpus(args: argparse.Namespace) -> None:
+    """The minting client (this process) stays off the server's core, as wrk does."""
+    try:
+        os.sched_setaffinity(0, cpu_set(args.load_cpus))
+    except (AttributeError, OSError, ValueError) as exc:
+        log(f"warning: could not pin this process to CPUs {args.load_cpus}: {exc}")
+
+
+def run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The report's record of the options from add_options that shape the figures."""
+    names = ("workers", "duration", "runs", "warmup", "connections", "threads", "margin")
+    return {
+        **{n: getattr(args, n) for n in names},
+        "server_cpus": args.server_cpus,
+        "load_cpus": args.load_cpus,
+    }
+
+
+def ready_to_measure(args: argparse.Namespace, targets: Sequence[Any]) -> bool:
+    """False when there is nothing to measure; exits 2 when a tool is missing; pins this
+    process to the load CPUs."""
+    if not targets:
+        log("nothing to measure")
+        return False
+    te.preflight(args, list(targets))  # only .kind is read
+    pin_to_load_cpus(args)
+    return True
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_options(p)
+    p.add_argument(
+        "--id-token-alg",
+        choices=("RS256", "ES256"),
+        default=None,
+        help="the relying party's ID token alg (default: the client default, RS256)",
+    )
+    args = p.parse_args(argv)
+    check_options(p, args)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     targets, skipped = build_targets(args)
-    if not targets:
-        log("nothing to measure")
+    if not ready_to_measure(args, targets):
         return 2
-    te.preflight(args, targets)  # type: ignore[arg-type] - only .kind is read
-    try:
-        # the minting client (this process) stays off the server's core, as wrk does
-        os.sched_setaffinity(0, cpu_set(args.load_cpus))
-    except (AttributeError, OSError, ValueError) as exc:
-        log(f"warning: could not pin this process to CPUs {args.load_cpus}: {exc}")
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="onepass-bench-code-") as tmp:
@@ -989,15 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
             "client_credentials (client_secret_basic)",
             "scope": SCOPE,
             "pkce": "S256",
-            "workers": args.workers,
-            "duration": args.duration,
-            "runs": args.runs,
-            "warmup": args.warmup,
-            "connections": args.connections,
-            "threads": args.threads,
-            "margin": args.margin,
-            "server_cpus": args.server_cpus,
-            "load_cpus": args.load_cpus,
+            **run_config(args),
             "authorization_code_ttl": CODE_TTL,
         },
         "versions": versions(),
