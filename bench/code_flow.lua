@@ -10,6 +10,13 @@
 --   BENCH_AUTHORIZATION the Authorization header ("Basic ...")
 --   BENCH_PATH          the path, /token
 --
+-- and, for bench/rp_paths.py:
+--   BENCH_BEARER=1      GET BENCH_PATH with "Authorization: Bearer <token>" and no body
+--                       (userinfo); BENCH_AUTHORIZATION and the body variables unused
+--   BENCH_CYCLE=1       reusable tokens (access tokens): a thread that has sent its whole
+--                       slice starts it over instead of stopping
+--   BENCH_IDLE_PATH     the harmless GET returned once a slice is used up (default /up)
+--
 -- setup(thread) gives each wrk thread its own slice of the file (lines first..last),
 -- init() builds that slice's requests once, before wrk starts its clock, and request()
 -- hands them out in order, so no token is sent twice, by one thread or by two. When a
@@ -29,6 +36,9 @@ local prefix = os.getenv("BENCH_BODY_PREFIX") or ""
 local suffix = os.getenv("BENCH_BODY_SUFFIX") or ""
 local file = os.getenv("BENCH_TOKENS_FILE")
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
+local bearer = os.getenv("BENCH_BEARER") == "1"
+local cycle = os.getenv("BENCH_CYCLE") == "1"
+local idle_path = os.getenv("BENCH_IDLE_PATH") or "/up"
 
 wrk.method = "POST"
 wrk.path = path
@@ -86,13 +96,16 @@ function init(args)
    for line in io.lines(file) do
       if line ~= "" then
          n = n + 1
-         if n >= first and n <= last then
+         if n >= first and n <= last and bearer then
+            local headers = { Accept = "application/json", Authorization = "Bearer " .. line }
+            requests[#requests + 1] = wrk.format("GET", path, headers, nil)
+         elseif n >= first and n <= last then
             requests[#requests + 1] = wrk.format(nil, nil, nil, prefix .. line .. suffix)
          end
       end
    end
    -- a harmless request to return once the slice is used up (request() must return one)
-   idle = wrk.format("GET", "/up", {}, nil)
+   idle = wrk.format("GET", idle_path, {}, nil)
 end
 
 function request()
@@ -102,6 +115,10 @@ function request()
       return requests[nextreq] or idle
    end
    local r = requests[nextreq]
+   if r == nil and cycle and nextreq > 1 then
+      nextreq = 1
+      r = requests[1]
+   end
    if r == nil then
       if exhausted == 0 then
          exhausted = 1

@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -166,6 +166,7 @@ class Setup:
     mint_retries: int = 0  # exchanges retried after a 5xx while minting refresh tokens
     mint_retry_sample: str = ""
     verifier: str = field(default_factory=lambda: secrets.token_urlsafe(48))  # 64 chars
+    scope: str = SCOPE
 
     @property
     def challenge(self) -> str:
@@ -178,7 +179,7 @@ class Setup:
                 "response_type": "code",
                 "client_id": self.rp_client_id,
                 "redirect_uri": REDIRECT_URI,
-                "scope": SCOPE,
+                "scope": self.scope,
                 "state": "s",
                 "code_challenge": self.challenge,
                 "code_challenge_method": "S256",
@@ -205,7 +206,15 @@ def create_client(cli: str, env: dict[str, str], extra: list[str]) -> dict[str, 
     return client
 
 
-def onepass_setup(args: argparse.Namespace, workdir: Path, database_url: str) -> Setup:
+def onepass_setup(
+    args: argparse.Namespace,
+    workdir: Path,
+    database_url: str,
+    user_args: Sequence[str] = (),
+    scope: str = SCOPE,
+) -> Setup:
+    """A database, a user (``user_args``: more ``onepass users create`` options), the
+    relying party and a client_credentials client, and the server, not yet started."""
     port = te.free_port()
     env = te.onepass_env(port, database_url)
     env["ONEPASS_AUTHORIZATION_CODE_TTL"] = str(CODE_TTL)
@@ -213,7 +222,7 @@ def onepass_setup(args: argparse.Namespace, workdir: Path, database_url: str) ->
     run_checked([cli, "db", "upgrade"], env=env, what="onepass db upgrade")
     password = secrets.token_urlsafe(18)
     proc = subprocess.run(
-        [cli, "users", "create", "--email", USER_EMAIL, "--password-stdin", "--json"],
+        [cli, "users", "create", "--email", USER_EMAIL, *user_args, "--password-stdin", "--json"],
         env=env,
         input=password + "\n",
         capture_output=True,
@@ -250,6 +259,7 @@ def onepass_setup(args: argparse.Namespace, workdir: Path, database_url: str) ->
         # Concurrent code exchanges fail on SQLite ("database is locked", see
         # bench/README.md); one at a time they do not, and minting is not measured.
         exchange_concurrency=1 if database_url.startswith("sqlite") else 0,
+        scope=scope,
     )
 
 
@@ -444,50 +454,41 @@ class GrantState:
     retries: int = 0
 
 
-def run_grant(
-    args: argparse.Namespace,
-    setup: Setup,
-    session_cookie: str,
-    workdir: Path,
-    state: GrantState,
-    seconds: float,
-    warmup: bool,
-) -> dict[str, Any]:
-    base = setup.server.base_url
-    if state.grant == BASELINE:
-        return run_wrk(
-            args, base, BASELINE_LUA, {"BENCH_AUTHORIZATION": setup.cc_authorization}, seconds
-        )
-    if state.grant == "authorization_code":
+def single_use_env(grant: str, verifier: str, authorization: str) -> dict[str, str]:
+    """code_flow.lua's environment for a code exchange or a refresh (the token file aside)."""
+    if grant == "authorization_code":
         env = {
             "BENCH_BODY_PREFIX": "grant_type=authorization_code&code=",
             "BENCH_BODY_SUFFIX": "&"
-            + urlencode({"redirect_uri": REDIRECT_URI, "code_verifier": setup.verifier}),
+            + urlencode({"redirect_uri": REDIRECT_URI, "code_verifier": verifier}),
         }
     else:
         env = {
             "BENCH_BODY_PREFIX": "grant_type=refresh_token&refresh_token=",
             "BENCH_BODY_SUFFIX": "",
         }
-    env["BENCH_AUTHORIZATION"] = setup.rp_authorization
-    tokens_file = workdir / f"{SHORT[state.grant]}-tokens.txt"
-    env["BENCH_TOKENS_FILE"] = str(tokens_file)
-    retried = setup.mint_retries
+    env["BENCH_AUTHORIZATION"] = authorization
+    return env
+
+
+def run_single_use(
+    args: argparse.Namespace,
+    state: GrantState,
+    seconds: float,
+    warmup: bool,
+    tokens_file: Path,
+    mint_batch: Callable[[int], list[str]],
+    run: Callable[[float], dict[str, Any]],
+) -> dict[str, Any]:
+    """One run of a grant whose tokens are single use: ``mint_batch(n)`` mints ``n`` fresh
+    tokens into ``tokens_file``, ``run(seconds)`` runs wrk with code_flow.lua over them.
+    A run whose tokens ran out is discarded and repeated with more (a warm-up is kept)."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         # enough for the run at the rate seen so far, with a margin, plus what the
         # connections have in flight
         n = math.ceil(state.rate * seconds * args.margin) + 2 * args.connections
-        tokens, took = mint(args, setup, session_cookie, state.grant, n)
-        tokens_file.write_text("\n".join(tokens) + "\n")
-        log(f"    minted {n:,} {SHORT[state.grant]} tokens in {took:.1f}s ({n / took:,.0f}/s)")
-        if setup.mint_retries > retried:
-            log(
-                f"    WARNING: {setup.mint_retries - retried} code exchange(s) answered 5xx while "
-                f"minting and were retried (first: {setup.mint_retry_sample})"
-            )
-            retried = setup.mint_retries
-        setup.server.check_alive()
-        result = run_wrk(args, base, LUA_SCRIPT, env, seconds)
+        tokens_file.write_text("\n".join(mint_batch(n)) + "\n")
+        result = run(seconds)
         result["minted"] = n
         if result["sent"] > n:
             raise BenchError(f"wrk sent {result['sent']} requests for {n} tokens: a token twice")
@@ -512,6 +513,49 @@ def run_grant(
         )
     raise BenchError(
         f"{state.grant}: the tokens ran out in {MAX_ATTEMPTS} attempts; raise --margin"
+    )
+
+
+def run_grant(
+    args: argparse.Namespace,
+    setup: Setup,
+    session_cookie: str,
+    workdir: Path,
+    state: GrantState,
+    seconds: float,
+    warmup: bool,
+) -> dict[str, Any]:
+    base = setup.server.base_url
+    if state.grant == BASELINE:
+        return run_wrk(
+            args, base, BASELINE_LUA, {"BENCH_AUTHORIZATION": setup.cc_authorization}, seconds
+        )
+    env = single_use_env(state.grant, setup.verifier, setup.rp_authorization)
+    tokens_file = workdir / f"{SHORT[state.grant]}-tokens.txt"
+    env["BENCH_TOKENS_FILE"] = str(tokens_file)
+    retried = setup.mint_retries
+
+    def mint_batch(n: int) -> list[str]:
+        nonlocal retried
+        tokens, took = mint(args, setup, session_cookie, state.grant, n)
+        log(f"    minted {n:,} {SHORT[state.grant]} tokens in {took:.1f}s ({n / took:,.0f}/s)")
+        if setup.mint_retries > retried:
+            log(
+                f"    WARNING: {setup.mint_retries - retried} code exchange(s) answered 5xx while "
+                f"minting and were retried (first: {setup.mint_retry_sample})"
+            )
+            retried = setup.mint_retries
+        setup.server.check_alive()
+        return tokens
+
+    return run_single_use(
+        args,
+        state,
+        seconds,
+        warmup,
+        tokens_file,
+        mint_batch,
+        lambda s: run_wrk(args, base, LUA_SCRIPT, env, s),
     )
 
 
@@ -622,28 +666,35 @@ class Target:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def pg_create(port: int) -> None:
+def pg_create(port: int, database: str = PG_DATABASE) -> None:
     """A fresh, empty database: drop what a killed run may have left, then create it."""
     options = te.pg_options(port)
-    run_checked(["dropdb", *options, "--if-exists", "--force", PG_DATABASE], what="dropdb")
-    run_checked(["createdb", *options, PG_DATABASE], what="createdb")
+    run_checked(["dropdb", *options, "--if-exists", "--force", database], what="dropdb")
+    run_checked(["createdb", *options, database], what="createdb")
 
 
-def pg_drop(port: int) -> None:
-    cmd = ["dropdb", *te.pg_options(port), "--if-exists", "--force", PG_DATABASE]
+def pg_drop(port: int, database: str = PG_DATABASE) -> None:
+    cmd = ["dropdb", *te.pg_options(port), "--if-exists", "--force", database]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        log(f"warning: could not drop database {PG_DATABASE}: {proc.stderr.strip()}")
+        log(f"warning: could not drop database {database}: {proc.stderr.strip()}")
 
 
-def build_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
-    targets: list[Target] = []
+OnepassTarget = tuple[str, str, Callable[[Path], str], Callable[[], None]]
+
+
+def onepass_targets(
+    args: argparse.Namespace, pg_database: str = PG_DATABASE
+) -> tuple[list[OnepassTarget], list[str]]:
+    """(name, database, database URL for a workdir, cleanup) of each 1pass target the
+    flags ask for, and the skipped ones with why."""
+    targets: list[OnepassTarget] = []
     skipped: list[str] = []
     if args.skip_sqlite:
         skipped.append("1pass sqlite (--skip-sqlite)")
     else:
         targets.append(
-            Target("1pass sqlite", "sqlite", lambda workdir: f"sqlite:///{workdir / 'bench.db'}")
+            ("1pass sqlite", "sqlite", lambda w: f"sqlite:///{w / 'bench.db'}", lambda: None)
         )
     if args.skip_postgres:
         skipped.append("1pass postgresql (--skip-postgres)")
@@ -655,13 +706,18 @@ def build_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
         port = args.postgres_port
 
         def pg_url(_workdir: Path) -> str:
-            pg_create(port)
-            return f"postgresql://{te.PG_USER}@{te.PG_HOST}:{port}/{PG_DATABASE}"
+            pg_create(port, pg_database)
+            return f"postgresql://{te.PG_USER}@{te.PG_HOST}:{port}/{pg_database}"
 
         targets.append(
-            Target("1pass postgresql", "postgresql", pg_url, cleanup=lambda: pg_drop(port))
+            ("1pass postgresql", "postgresql", pg_url, lambda: pg_drop(port, pg_database))
         )
     return targets, skipped
+
+
+def build_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
+    found, skipped = onepass_targets(args)
+    return [Target(*t[:3], cleanup=t[3]) for t in found], skipped
 
 
 def log_run(label: str, r: dict[str, Any]) -> None:
@@ -836,10 +892,8 @@ def print_table(report: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The options this script shares with bench/rp_paths.py."""
     p.add_argument("--workers", type=int, default=1, help="onepass serve --workers N (default 1)")
     p.add_argument(
         "--duration", type=float, default=10.0, help="seconds per measured run (default 10)"
@@ -848,13 +902,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--runs",
         type=int,
         default=3,
-        help="measured runs per grant; the median is reported (default 3)",
+        help="measured runs per grant or workload; the median is reported (default 3)",
     )
     p.add_argument(
         "--warmup",
         type=float,
         default=3.0,
-        help="seconds of warm-up per grant, 0 for none (default 3)",
+        help="seconds of warm-up per grant or workload, 0 for none (default 3)",
     )
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -869,12 +923,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=16,
         help="concurrent requests while minting codes and refresh tokens (default 16)",
-    )
-    p.add_argument(
-        "--id-token-alg",
-        choices=("RS256", "ES256"),
-        default=None,
-        help="the relying party's ID token alg (default: the client default, RS256)",
     )
     p.add_argument("--skip-postgres", action="store_true", help="do not measure on PostgreSQL")
     p.add_argument("--skip-sqlite", action="store_true", help="do not measure on SQLite")
@@ -893,28 +941,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="print the results as JSON on stdout instead of the table",
     )
-    args = p.parse_args(argv)
+
+
+def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.runs < 1 or args.duration <= 0 or args.workers < 1 or args.warmup < 0:
         p.error("--runs, --duration and --workers must be positive, --warmup not negative")
     if args.margin < 1 or args.mint_concurrency < 1 or args.threads < 1:
         p.error("--margin must be at least 1, --mint-concurrency and --threads at least 1")
     if args.connections < args.threads:
         p.error("--connections must be at least --threads")
+
+
+def pin_to_load_cpus(args: argparse.Namespace) -> None:
+    """The minting client (this process) stays off the server's core, as wrk does."""
+    try:
+        os.sched_setaffinity(0, cpu_set(args.load_cpus))
+    except (AttributeError, OSError, ValueError) as exc:
+        log(f"warning: could not pin this process to CPUs {args.load_cpus}: {exc}")
+
+
+def run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The report's record of the options from add_options that shape the figures."""
+    names = ("workers", "duration", "runs", "warmup", "connections", "threads", "margin")
+    return {
+        **{n: getattr(args, n) for n in names},
+        "server_cpus": args.server_cpus,
+        "load_cpus": args.load_cpus,
+    }
+
+
+def ready_to_measure(args: argparse.Namespace, targets: Sequence[Any]) -> bool:
+    """False when there is nothing to measure; exits 2 when a tool is missing; pins this
+    process to the load CPUs."""
+    if not targets:
+        log("nothing to measure")
+        return False
+    te.preflight(args, list(targets))  # only .kind is read
+    pin_to_load_cpus(args)
+    return True
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_options(p)
+    p.add_argument(
+        "--id-token-alg",
+        choices=("RS256", "ES256"),
+        default=None,
+        help="the relying party's ID token alg (default: the client default, RS256)",
+    )
+    args = p.parse_args(argv)
+    check_options(p, args)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     targets, skipped = build_targets(args)
-    if not targets:
-        log("nothing to measure")
+    if not ready_to_measure(args, targets):
         return 2
-    te.preflight(args, targets)  # type: ignore[arg-type] - only .kind is read
-    try:
-        # the minting client (this process) stays off the server's core, as wrk does
-        os.sched_setaffinity(0, cpu_set(args.load_cpus))
-    except (AttributeError, OSError, ValueError) as exc:
-        log(f"warning: could not pin this process to CPUs {args.load_cpus}: {exc}")
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="onepass-bench-code-") as tmp:
@@ -945,15 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
             "client_credentials (client_secret_basic)",
             "scope": SCOPE,
             "pkce": "S256",
-            "workers": args.workers,
-            "duration": args.duration,
-            "runs": args.runs,
-            "warmup": args.warmup,
-            "connections": args.connections,
-            "threads": args.threads,
-            "margin": args.margin,
-            "server_cpus": args.server_cpus,
-            "load_cpus": args.load_cpus,
+            **run_config(args),
             "authorization_code_ttl": CODE_TTL,
         },
         "versions": versions(),

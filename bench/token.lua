@@ -8,10 +8,16 @@
 -- and socket errors; and, when any response was not 2xx, a BENCH_SAMPLE line with the
 -- first such response (status and the start of its body) for diagnosis.
 
-wrk.method = "POST"
+--
+-- BENCH_METHOD=GET (bench/rp_paths.py) sends a GET of BENCH_PATH instead, without a body
+-- (JWKS, discovery); BENCH_AUTHORIZATION is then optional.
+
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.path = os.getenv("BENCH_PATH") or "/token"
-wrk.body = "grant_type=client_credentials"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+if wrk.method == "POST" then
+   wrk.body = "grant_type=client_credentials"
+   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+end
 wrk.headers["Accept"] = "application/json"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
 

@@ -1,36 +1,64 @@
-// Baseline for bench/token_endpoint.py: node-oidc-provider 9 issuing JWT access
-// tokens for the client_credentials grant, one client authenticating with
-// client_secret_basic.
+// Baseline for bench/token_endpoint.py and bench/rp_paths.py: node-oidc-provider 9
+// issuing JWT access tokens (ES256 by default) for a resource server, one confidential
+// client authenticating with client_secret_basic.
 //
 //   node server.js --port 3100 [--host 127.0.0.1] [--alg ES256|RS256]
+//                  [--id-token-alg RS256|ES256]
 //
-// The client's id and secret come from the environment (BENCH_CLIENT_ID,
-// BENCH_CLIENT_SECRET) so that the benchmark script controls them. Signing keys
-// (one ES256, one RS256) are generated at start-up and kept in memory only.
-// Tokens are the default in-memory adapter's; JWT access tokens are not stored.
+// Configured as 1pass is: access tokens are JWTs for a default resource (--alg),
+// ID tokens RS256 unless --id-token-alg, refresh tokens rotated on every use, PKCE
+// required, one client with the authorization_code, refresh_token and
+// client_credentials grants, and one account whose claims include email,
+// email_verified and name. The client's id and secret come from the environment
+// (BENCH_CLIENT_ID, BENCH_CLIENT_SECRET) so that the benchmark script controls them.
+// Signing keys (one ES256, one RS256) are generated at start-up and kept in memory only.
+//
+// Storage is the provider's own in-memory adapter, but with a large LRU: the
+// default one holds 1,000 entries, and a benchmark run mints tens of thousands of
+// codes and refresh tokens before it sends them, which would evict them unused.
+//
+// With BENCH_MINT=1 (never otherwise), POST /bench/mint creates tokens in-process
+// with the provider's own models and returns them one a line, text/plain:
+//   /bench/mint?kind=code&n=N&code_challenge=C    authorization codes (PKCE S256)
+//   /bench/mint?kind=refresh&n=N                  refresh tokens
+//   /bench/mint?kind=access&n=N                   opaque access tokens for /userinfo
+// Each token gets its own grant (as one login would), for the bench account and
+// client, with the scope BENCH_SCOPE.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 
 import Provider from 'oidc-provider';
+// deep imports (the package has no "exports" map): the provider's own memory adapter
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+import LRU from 'oidc-provider/lib/helpers/lru.js';
 
 const { values: args } = parseArgs({
   options: {
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '3100' },
     alg: { type: 'string', default: 'ES256' },
+    'id-token-alg': { type: 'string', default: 'RS256' },
   },
 });
 
 const alg = args.alg.toUpperCase();
-if (alg !== 'ES256' && alg !== 'RS256') {
-  console.error(`unsupported --alg ${args.alg} (ES256 or RS256)`);
-  process.exit(2);
+const idTokenAlg = args['id-token-alg'].toUpperCase();
+for (const [flag, value] of [['--alg', alg], ['--id-token-alg', idTokenAlg]]) {
+  if (value !== 'ES256' && value !== 'RS256') {
+    console.error(`unsupported ${flag} ${value} (ES256 or RS256)`);
+    process.exit(2);
+  }
 }
 
 const clientId = process.env.BENCH_CLIENT_ID || 'bench';
 const clientSecret = process.env.BENCH_CLIENT_SECRET || 'bench-secret-bench-secret-bench-secret';
 const issuer = `http://${args.host}:${args.port}`;
 const resource = 'urn:onepass:bench:api';
+const redirectUri = process.env.BENCH_REDIRECT_URI || 'http://127.0.0.1:9/cb';
+const scope = process.env.BENCH_SCOPE || 'openid offline_access email profile';
+const accountId = 'bench-account';
+const mintEnabled = process.env.BENCH_MINT === '1';
+const store = new LRU({ maxSize: 10_000_000 });
 
 function jwk(type, options, keyAlg) {
   const { privateKey } = generateKeyPairSync(type, options);
@@ -42,12 +70,42 @@ const configuration = {
     {
       client_id: clientId,
       client_secret: clientSecret,
-      grant_types: ['client_credentials'],
-      response_types: [],
-      redirect_uris: [],
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      response_types: ['code'],
+      redirect_uris: [redirectUri],
       token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: idTokenAlg,
     },
   ],
+  adapter: (model) => new MemoryAdapter(model, store),
+  findAccount: (ctx, sub) => (sub !== accountId ? undefined : {
+    accountId: sub,
+    claims: () => ({
+      sub, email: 'bench@example.com', email_verified: true, name: 'Bench User',
+    }),
+  }),
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name'],
+  },
+  enabledJWA: { idTokenSigningAlgValues: [idTokenAlg] },
+  issueRefreshToken: (ctx, client, source) => client.grantTypeAllowed('refresh_token')
+    && source.scopes.has('offline_access'),
+  pkce: { required: () => true },
+  rotateRefreshToken: true,
+  ttl: {
+    // as the 1pass bench server (ONEPASS_AUTHORIZATION_CODE_TTL=600): codes are minted
+    // before a run and must outlive it
+    AuthorizationCode: 600,
+    AccessToken: 3600,
+    ClientCredentials: 3600,
+    Grant: 14 * 24 * 3600,
+    IdToken: 3600,
+    Interaction: 3600,
+    RefreshToken: 14 * 24 * 3600,
+    Session: 14 * 24 * 3600,
+  },
   // The RS256 key is also what the provider defaults to for ID tokens.
   jwks: {
     keys: [
@@ -76,8 +134,64 @@ const configuration = {
 
 const provider = new Provider(issuer, configuration);
 
+// ------------------------------------------------------------------ bench-only minting
+
+async function mintOne(kind, client, codeChallenge) {
+  const grant = new provider.Grant({ accountId, clientId: client.clientId });
+  grant.addOIDCScope(scope);
+  grant.addResourceScope(resource, 'api');
+  const grantId = await grant.save();
+  const common = {
+    accountId, client, grantId, scope, authTime: Math.floor(Date.now() / 1000),
+  };
+  if (kind === 'code') {
+    return new provider.AuthorizationCode({
+      ...common,
+      resource,
+      redirectUri,
+      codeChallenge,
+      codeChallengeMethod: 'S256',
+    }).save();
+  }
+  if (kind === 'refresh') {
+    return new provider.RefreshToken({
+      ...common, resource, gty: 'authorization_code', rotations: 0,
+    }).save();
+  }
+  // no resource: an opaque access token, the only kind /userinfo accepts
+  return new provider.AccessToken({ ...common, gty: 'authorization_code' }).save();
+}
+
+if (mintEnabled) {
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/bench/mint') {
+      await next();
+      return;
+    }
+    const { kind, n = '1', code_challenge: codeChallenge } = ctx.query;
+    const count = Number(n);
+    if (ctx.method !== 'POST' || !['code', 'refresh', 'access'].includes(kind)
+        || !(count > 0 && count <= 1_000_000) || (kind === 'code' && !codeChallenge)) {
+      ctx.status = 400;
+      ctx.body = 'POST /bench/mint?kind=code|refresh|access&n=N[&code_challenge=C]\n';
+      return;
+    }
+    const client = await provider.Client.find(clientId);
+    const tokens = [];
+    for (let i = 0; i < count; i += 1) {
+      // eslint-disable-next-line no-await-in-loop
+      tokens.push(await mintOne(kind, client, codeChallenge));
+    }
+    ctx.type = 'text/plain';
+    ctx.body = `${tokens.join('\n')}\n`;
+  });
+}
+
 const server = provider.listen(Number(args.port), args.host, () => {
-  console.log(`node-oidc-provider listening on ${issuer} (access tokens: JWT ${alg})`);
+  console.log(
+    `node-oidc-provider listening on ${issuer} (access tokens: JWT ${alg}, ID tokens ${idTokenAlg}`
+    + `${mintEnabled ? ', POST /bench/mint enabled' : ''})`,
+  );
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
