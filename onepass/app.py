@@ -1,7 +1,9 @@
 """The application factory.
 
-``create_app(settings)`` returns an ASGI application: FastAPI for every route but
-the token endpoint, which is a bare ASGI handler (see ``oauth.token_endpoint``).
+``create_app(settings)`` returns an ASGI application: FastAPI for every route but the
+few every RP calls on every login, which are bare ASGI handlers: the token endpoint
+(``oauth.token_endpoint``), userinfo (``oauth.userinfo_endpoint``), discovery and the
+JWKS (``oauth.well_known``).
 The process's services are built in its lifespan (``onepass.services``).
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -44,6 +46,7 @@ from onepass.keys.keyring import KEYRING, KeyRing
 from onepass.logs import configure_logging
 from onepass.oauth import authorize_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
+from onepass.oauth.asgi import Receive, Scope, Send
 from onepass.oauth.bearer import VERIFIER, AccessTokenVerifier
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
@@ -51,7 +54,11 @@ from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.interaction import SEALER, Sealer
 from onepass.oauth.routes import DISCOVERY
-from onepass.oauth.token_endpoint import Receive, Scope, Send, TokenEndpoint
+from onepass.oauth.token_endpoint import TokenEndpoint
+from onepass.oauth.userinfo import UserInfo
+from onepass.oauth.userinfo_endpoint import UserInfoEndpoint
+from onepass.oauth.well_known import PATHS as well_known_paths
+from onepass.oauth.well_known import WellKnown
 from onepass.oauth_errors import OAuthError
 from onepass.ops import routes as ops_routes
 from onepass.ops.home import home_page, wants_html
@@ -73,9 +80,14 @@ class StartupError(Exception):
     pass
 
 
-def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, TokenEndpoint]:
+# A bare ASGI handler in front of FastAPI: answers one request, returns the status sent.
+Handler = Callable[[Scope, Receive, Send], Awaitable[int]]
+
+
+def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, Handler]]:
     """Every service of the process, under its typed name (``onepass.services``), and
-    the token endpoint, which ``OnePass`` calls directly."""
+    the bare ASGI handlers ``OnePass`` calls directly, by path (``/token``, ``/userinfo``,
+    discovery and the JWKS)."""
     settings = runtime.settings
     services = Services(runtime)
     clients = ClientCache(runtime.database, settings.client_cache_ttl)
@@ -113,15 +125,26 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, TokenEndpoi
     services.provide(CLIENTS, clients)
     services.provide(RESOLVER, resolver)
     services.provide(CLIENT_AUTHENTICATOR, authenticator)
-    services.provide(DISCOVERY, orjson.dumps(oauth_routes.discovery_document(settings)))
+    discovery = orjson.dumps(oauth_routes.discovery_document(settings))
+    services.provide(DISCOVERY, discovery)
     services.provide(SEALER, Sealer(secret_key, settings.interaction_ttl))
     services.provide(CSRF_TOKENS, CSRF(secret_key))
     services.provide(
         SIGN_IN, SignIn(runtime.database, runtime.clock, runtime.hasher, passwords, throttle)
     )
-    services.provide(VERIFIER, AccessTokenVerifier(keyring, settings, runtime.clock, clients))
+    verifier = AccessTokenVerifier(keyring, settings, runtime.clock, clients)
+    services.provide(VERIFIER, verifier)
     services.provide(STATUS_PAGE, StatusPage(runtime, keyring))
-    return services, token_endpoint
+    userinfo = UserInfoEndpoint(
+        UserInfo(verifier, runtime.direct, settings.enforce_canonical_resolution),
+        max_body=settings.max_form_bytes,
+    )
+    well_known = WellKnown(
+        keyring, discovery, max_age=settings.jwks_max_age, limit=settings.max_form_bytes
+    )
+    handlers: dict[str, Handler] = {"/token": token_endpoint, "/userinfo": userinfo}
+    handlers.update(dict.fromkeys(well_known_paths, well_known))
+    return services, handlers
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -200,12 +223,13 @@ def _browsing(request: Request) -> bool:
 
 
 class OnePass:
-    """The ASGI entry point: the token endpoint first, FastAPI for the rest. Its
+    """The ASGI entry point: the bare handlers first, FastAPI for the rest. Its
     lifespan builds the process's services (``services``, see ``onepass.services``)."""
 
-    # Set by the lifespan: the token endpoint is read on every request to /token.
+    # Set by the lifespan: the bare handlers by path (/token, /userinfo, discovery and
+    # the JWKS), read on every request.
     services: Services
-    token_endpoint: TokenEndpoint
+    handlers: dict[str, Handler]
 
     def __init__(self, settings: Settings, clock: Clock | None, settle: bool) -> None:
         self.settings = settings
@@ -247,7 +271,7 @@ class OnePass:
         except Exception as exc:
             # The database may be down at start: serve 503 from /up and keep trying.
             log.error("keys.initial_load_failed", error=type(exc).__name__, detail=str(exc)[:200])
-        services, self.token_endpoint = _services(runtime, keyring)
+        services, self.handlers = _services(runtime, keyring)
         self.services = services
         api.state.services = services
         refresher = asyncio.create_task(keyring.run(), name="keyring-refresh")
@@ -284,12 +308,14 @@ class OnePass:
         # counted in plain Python (HttpMetrics), the token endpoint's included.
         started = perf_counter()
         status = 500  # an application that sends nothing failed
-        if scope["path"] == "/token":
-            # The token endpoint returns the status it sent: no wrapper on its hot path.
+        path = scope["path"]
+        handler = self.handlers.get(path)
+        if handler is not None:
+            # The handler returns the status it sent: no wrapper on its hot path.
             try:
-                status = await self.token_endpoint(scope, receive, send)
+                status = await handler(scope, receive, send)
             finally:
-                self.http_metrics.observe("/token", status, perf_counter() - started)
+                self.http_metrics.observe(path, status, perf_counter() - started)
             return
 
         async def send_noting_status(message: MutableMapping[str, Any]) -> None:

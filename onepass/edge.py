@@ -12,7 +12,8 @@
 Each refusal is in the route's protocol (``protocol_of``): RFC 6749 §5.2 JSON for the
 OAuth endpoints, ``{"error", "message"}`` for the admin API and the other JSON routes,
 an HTML page for pages. The token endpoint is a bare ASGI handler in front of this
-(``oauth.token_endpoint``) and bounds its body itself, with the same limit.
+(``oauth.token_endpoint``) and bounds its body itself, with the same limit; userinfo,
+discovery and the JWKS are bare handlers too, and ask ``refused_at_edge`` first.
 """
 
 from __future__ import annotations
@@ -94,6 +95,19 @@ def _has_control(query: bytes) -> bool:
     return _ENCODED_CONTROL_BYTES.search(query) is not None
 
 
+def refused_at_edge(scope: Scope, protocol: Protocol, limit: int) -> Response | None:
+    """The edge's refusal of a request before its body is read, or None: a control
+    character in the path or query (400), a declared body larger than ``limit`` (413).
+    ``Edge`` asks it for every FastAPI route; the bare handlers in front of FastAPI
+    (``oauth.userinfo_endpoint``, ``oauth.well_known``) ask it themselves."""
+    if CONTROL.search(scope["path"]) or _has_control(scope.get("query_string", b"")):
+        return refusal(protocol, 400, "the request must not contain control characters")
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return refusal(protocol, 413, BodyTooLarge(limit).detail)
+    return None
+
+
 class Edge:
     """ASGI middleware in front of the FastAPI application (``app.OnePass``)."""
 
@@ -106,18 +120,12 @@ class Edge:
         return self.json_limit if protocol is Protocol.API else self.form_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        protocol = protocol_of(path)
-        if CONTROL.search(path) or _has_control(scope.get("query_string", b"")):
-            await refusal(protocol, 400, "the request must not contain control characters")(
-                scope, receive, send
-            )
-            return
+        protocol = protocol_of(scope["path"])
         limit = self.limit_for(protocol)
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await refusal(protocol, 413, BodyTooLarge(limit).detail)(scope, receive, send)
-                return
+        refused = refused_at_edge(scope, protocol, limit)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         received = 0
 
         async def bounded() -> Message:

@@ -27,7 +27,21 @@ _AWAY = (
     sa.OperationalError,
     sa.InterfaceError,
     sqlite3.OperationalError,  # the driver's own, from onepass.db.direct
+    asyncpg.TooManyConnectionsError,  # 53300: the server refuses one more connection
 )
+
+
+def _refused_at_connect(exc: BaseException) -> bool:
+    """Failures a driver reports as an error of its own rather than a connection error:
+    PostgreSQL's 55000 "database … is not currently accepting connections" (exactly that
+    class: its subclasses, such as 55P03 lock_not_available, are statements' errors), and
+    SQLite's "file is not a database" (a file replaced or not yet restored)."""
+    if type(exc) is asyncpg.ObjectNotInPrerequisiteStateError:
+        return True
+    return (
+        isinstance(exc, sqlite3.DatabaseError)
+        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB
+    )
 
 
 # What a handler must be registered for to see every such failure (``is_unavailable``
@@ -36,6 +50,7 @@ CANDIDATES: tuple[type[Exception], ...] = (
     *_AWAY,
     sa.SQLAlchemyError,
     asyncpg.PostgresError,
+    sqlite3.DatabaseError,
 )
 
 
@@ -44,7 +59,7 @@ def is_unavailable(exc: BaseException) -> bool:
     seen = 0
     current: BaseException | None = exc
     while current is not None and seen < 8:
-        if isinstance(current, _AWAY):
+        if isinstance(current, _AWAY) or _refused_at_connect(current):
             return True
         if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
             return True

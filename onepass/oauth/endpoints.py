@@ -1,4 +1,5 @@
-"""UserInfo (OIDC Core §5.3), revocation (RFC 7009) and introspection (RFC 7662)."""
+"""Revocation (RFC 7009) and introspection (RFC 7662); UserInfo (OIDC Core §5.3) is
+``userinfo_endpoint``, in front of FastAPI (this module only documents it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onepass import api_docs
 from onepass.accounts.models import User
@@ -53,58 +55,15 @@ async def _token_request(request: Request) -> tuple[dict[str, str], ClientRecord
     return form, client, token
 
 
-def _bearer(request: Request, form: dict[str, str] | None) -> str:
-    """RFC 6750 §2.1 (header) or §2.2 (form body); exactly one of them."""
-    headers = request.headers.getlist("authorization")
-    from_form = (form or {}).get("access_token")
-    if len(headers) > 1 or (headers and from_form):
-        raise InvalidRequestError("send the access token once")
-    if headers:
-        scheme, _, token = headers[0].partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidTokenError("use the Bearer scheme")
-        return token.strip()
-    if from_form:
-        return from_form
-    raise InvalidTokenError("an access token is required")
-
-
-def _userinfo_claims(user: User, scope: set[str]) -> dict[str, Any]:
-    claims: dict[str, Any] = {"sub": user.sub}
-    if "email" in scope:
-        claims["email"] = user.email
-        claims["email_verified"] = user.email_verified
-    if "profile" in scope:
-        if user.name:
-            claims["name"] = user.name
-        claims["updated_at"] = int(user.updated_at.timestamp())
-    return claims
-
-
+# GET and POST /userinfo are answered by userinfo_endpoint.UserInfoEndpoint before
+# FastAPI sees them (app.OnePass): this route only puts the endpoint in the OpenAPI
+# document (and in the edge's tests, which enumerate the POST routes).
 @router.get("/userinfo")
 @router.post("/userinfo", openapi_extra=api_docs.form("access_token"))
-async def userinfo(request: Request) -> Response:
-    runtime = runtime_of(request)
-    form = (
-        await _form(request)
-        if request.method == "POST" and request.headers.get("content-type")
-        else None
-    )
-    token = _bearer(request, form)
-    async with runtime.database.session(readonly=True) as session:
-        claims = await VERIFIER.of(request).verify(session, token)
-        scope = set(str(claims.get("scope", "")).split())
-        if "openid" not in scope:
-            raise InvalidTokenError("the access token was not issued for openid")
-        user = await session.scalar(select(User).where(User.sub == claims["sub"]))
-        if user is None or user.disabled_at is not None:
-            raise InvalidTokenError("the user of this token no longer exists")
-        if await merged_away(
-            session, RESOLVER.of(request), runtime.settings.enforce_canonical_resolution, user
-        ):
-            raise InvalidTokenError("the user of this token was merged into another account")
-        body = _userinfo_claims(user, scope)
-    return JSONResponse(body, headers=NO_STORE)
+async def userinfo() -> Response:
+    """OIDC Core §5.3: the claims of the access token's scope. The token in the
+    `Authorization: Bearer` header (RFC 6750 §2.1) or the form's `access_token` (§2.2)."""
+    raise StarletteHTTPException(404)
 
 
 @router.post(

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onepass import api_docs
 from onepass.clients import auth as client_auth
 from onepass.keys.jwt import SUPPORTED_ALGS
-from onepass.keys.keyring import KEYRING
-from onepass.services import Service, runtime_of
+from onepass.services import Service
 from onepass.settings import Settings
 
 router = APIRouter()
 
 # The discovery document, serialised once (app.py's lifespan).
 DISCOVERY: Service[bytes] = Service("oauth.discovery")
+
+NOT_MODIFIED = {"description": "`If-None-Match` matched the `ETag`: no body (RFC 9110 §15.4.5)"}
 
 
 def discovery_document(settings: Settings) -> dict[str, Any]:
@@ -71,15 +72,20 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
     }
 
 
-@router.get("/.well-known/openid-configuration", include_in_schema=True, tags=["discovery"])
+# Discovery and the JWKS are answered by well_known.WellKnown before FastAPI sees them
+# (app.OnePass), from prebuilt bytes with an ETag: these routes only put them in the
+# OpenAPI document.
+@router.get(
+    "/.well-known/openid-configuration",
+    include_in_schema=True,
+    tags=["discovery"],
+    responses={304: NOT_MODIFIED},
+)
 @router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
-async def openid_configuration(request: Request) -> Response:
-    max_age = runtime_of(request).settings.jwks_max_age
-    return Response(
-        DISCOVERY.of(request),
-        media_type="application/json",
-        headers={"cache-control": f"public, max-age={max_age}"},
-    )
+async def openid_configuration() -> Response:
+    """OpenID Connect Discovery 1.0 §4 (and RFC 8414): GET or HEAD, with a strong ETag;
+    `If-None-Match` gives 304."""
+    raise StarletteHTTPException(404)
 
 
 # Requests to /token are answered by token_endpoint.TokenEndpoint before FastAPI sees
@@ -109,13 +115,12 @@ async def token_document() -> Response:
 @router.get(
     "/.well-known/jwks.json",
     tags=["discovery"],
-    responses={200: {"content": {"application/jwk-set+json": {"schema": {"type": "object"}}}}},
+    responses={
+        200: {"content": {"application/jwk-set+json": {"schema": {"type": "object"}}}},
+        304: NOT_MODIFIED,
+    },
 )
-async def jwks(request: Request) -> Response:
-    """The published signing keys: next, active and retired (not yet expired)."""
-    max_age = runtime_of(request).settings.jwks_max_age
-    return Response(
-        KEYRING.of(request).jwks_body,
-        media_type="application/jwk-set+json",
-        headers={"cache-control": f"public, max-age={max_age}"},
-    )
+async def jwks() -> Response:
+    """The published signing keys: next, active and retired (not yet expired). GET or
+    HEAD, with a strong ETag that changes when the keys do; `If-None-Match` gives 304."""
+    raise StarletteHTTPException(404)

@@ -9,7 +9,6 @@ memory. No database round trip happens per request once the client is cached.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -18,6 +17,15 @@ import structlog
 from onepass.clients.auth import ClientAuthenticator
 from onepass.db.errors import is_unavailable
 from onepass.keys.keyring import NoActiveKey
+from onepass.oauth.asgi import (
+    PayloadTooLarge,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    respond,
+    respond_error,
+)
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.grants.base import Grant, TokenContext
 from onepass.oauth_errors import (
@@ -33,51 +41,6 @@ if TYPE_CHECKING:
     from onepass.instruments import TokenMetrics
 
 log = structlog.get_logger("onepass.oauth.token")
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-_JSON_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"cache-control", b"no-store"),
-    (b"pragma", b"no-cache"),
-]
-
-
-class PayloadTooLarge(InvalidRequestError):
-    """413, closing the connection so that the rest of the body is not read either."""
-
-    status_code = 413
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description, headers={"connection": "close"})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise InvalidRequestError("the client went away before the body was read")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class TokenEndpoint:
@@ -106,9 +69,7 @@ class TokenEndpoint:
         except OAuthError as exc:
             if self.metrics is not None:
                 self.metrics.error(exc.error)
-            extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
-            await _respond(send, exc.status, exc.json_bytes(), extra)
-            return exc.status
+            return await respond_error(send, exc)
         except Exception as exc:
             if is_unavailable(exc):
                 # The database is away: the client may try again; not a bug, no traceback.
@@ -121,10 +82,8 @@ class TokenEndpoint:
                 error = ServerError("the server could not issue a token; try again")
             if self.metrics is not None:
                 self.metrics.error(error.error)
-            extra = [(k.encode(), v.encode()) for k, v in error.headers.items()]
-            await _respond(send, error.status, error.json_bytes(), extra)
-            return error.status
-        await _respond(send, 200, orjson.dumps(body))
+            return await respond_error(send, error)
+        await respond(send, 200, orjson.dumps(body))
         return 200
 
     async def handle(self, scope: Scope, receive: Receive) -> dict[str, Any]:
@@ -145,7 +104,7 @@ class TokenEndpoint:
                 declared_length = int(value) if value.isdigit() else 0
         if declared_length > self.max_body:
             raise PayloadTooLarge(f"the request body is larger than {self.max_body} bytes")
-        body = await _read_body(receive, self.max_body)
+        body = await read_body(receive, self.max_body)
         if not is_form_content_type(content_type):
             raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
         form = parse_form(body)

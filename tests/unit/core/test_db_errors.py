@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import asyncpg
 from sqlalchemy import exc as sa
 
@@ -30,3 +32,14 @@ def test_a_bug_in_a_statement_is_not_unavailable() -> None:
     assert not is_unavailable(sa.IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not is_unavailable(_wrapped(asyncpg.exceptions.UndefinedColumnError()))
     assert not is_unavailable(ValueError("a bug"))
+
+
+def test_refusals_at_connect_that_drivers_raise_as_their_own_errors_are_unavailable() -> None:
+    assert is_unavailable(asyncpg.exceptions.ObjectNotInPrerequisiteStateError("not accepting"))
+    assert is_unavailable(asyncpg.exceptions.TooManyConnectionsError())
+    assert not is_unavailable(asyncpg.exceptions.LockNotAvailableError())  # a statement's
+    not_a_database = sqlite3.DatabaseError("file is not a database")
+    not_a_database.sqlite_errorcode = sqlite3.SQLITE_NOTADB  # type: ignore[attr-defined]
+    assert is_unavailable(not_a_database)
+    assert is_unavailable(_wrapped(not_a_database, sa.DatabaseError))
+    assert not is_unavailable(sqlite3.DatabaseError("some other failure"))

@@ -1,0 +1,94 @@
+"""keys.jws against joserfc, an independent implementation: each accepts what the other
+signs, and ours refuses what joserfc is asked to sign with another algorithm."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives import serialization
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+from onepass.keys.jws import InvalidJWS, JWSVerifier
+from onepass.keys.jwt import JWTSigner, b64url, generate_private_key, public_jwk
+
+
+class Ring:
+    """What JWSVerifier reads of a KeyRing."""
+
+    def __init__(self, keys: list[dict[str, Any]]) -> None:
+        self.publish(keys)
+
+    def publish(self, keys: list[dict[str, Any]]) -> None:
+        self.jwks = {"keys": keys}
+        self.jwks_body = orjson.dumps(self.jwks)
+
+
+def make(alg: str) -> tuple[JWTSigner, dict[str, Any], Any]:
+    key = generate_private_key(alg)
+    jwk = public_jwk(key, alg)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    joserfc_key = (ECKey if alg == "ES256" else RSAKey).import_key(pem)
+    return JWTSigner(jwk["kid"], alg, key), jwk, joserfc_key
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_each_accepts_what_the_other_signs(alg: str) -> None:
+    signer, jwk, joserfc_key = make(alg)
+    verifier = JWSVerifier(Ring([jwk]))  # type: ignore[arg-type]
+    header = {"alg": alg, "kid": jwk["kid"], "typ": "at+jwt"}
+    by_joserfc = jwt.encode(header, {"sub": "a", "n": 1}, joserfc_key, algorithms=[alg])
+    assert verifier.verify(by_joserfc) == (header, {"sub": "a", "n": 1})
+    ours = signer.sign({"sub": "b"}, typ="at+jwt")
+    assert verifier.verify(ours)[1] == {"sub": "b"}
+    assert jwt.decode(ours, KeySet.import_key_set({"keys": [jwk]})).claims == {"sub": "b"}
+
+
+def hmac_signed(alg: str, jwk: dict[str, Any]) -> str:
+    secret = RSAKey.import_key(jwk).as_pem(private=False)
+    head = b64url(orjson.dumps({"alg": alg, "kid": jwk["kid"]})) + b"." + b64url(b'{"sub":"a"}')
+    return (head + b"." + b64url(hmac.new(secret, head, hashlib.sha256).digest())).decode()
+
+
+def test_a_key_checks_only_its_own_algorithm() -> None:
+    _, es_jwk, es_joserfc = make("ES256")
+    _, rs_jwk, rs_joserfc = make("RS256")
+    verifier = JWSVerifier(Ring([es_jwk, rs_jwk]))  # type: ignore[arg-type]
+    claims = {"sub": "a"}
+    # RS256 signed by the RSA key, but naming the EC key's kid (and the other way round).
+    crossed = [
+        jwt.encode(
+            {"alg": "RS256", "kid": es_jwk["kid"]}, claims, rs_joserfc, algorithms=["RS256"]
+        ),
+        jwt.encode(
+            {"alg": "ES256", "kid": rs_jwk["kid"]}, claims, es_joserfc, algorithms=["ES256"]
+        ),
+        # HS256 with the RSA public key's PEM as the shared secret (the classic confusion;
+        # joserfc refuses to sign it, so by hand).
+        hmac_signed("HS256", rs_jwk),
+        hmac_signed("RS256", rs_jwk),
+        jwt.encode({"alg": "none", "kid": es_jwk["kid"]}, claims, None, algorithms=["none"]),
+    ]
+    for token in crossed:
+        with pytest.raises(InvalidJWS):
+            verifier.verify(token)
+
+
+def test_keys_follow_the_ring_version() -> None:
+    old, old_jwk, _ = make("ES256")
+    new, new_jwk, _ = make("ES256")
+    ring = Ring([old_jwk])
+    verifier = JWSVerifier(ring)  # type: ignore[arg-type]
+    assert verifier.verify(old.sign({"v": 1}))[1] == {"v": 1}
+    with pytest.raises(InvalidJWS):
+        verifier.verify(new.sign({"v": 2}))
+    ring.publish([new_jwk])
+    assert verifier.verify(new.sign({"v": 2}))[1] == {"v": 2}
+    with pytest.raises(InvalidJWS):
+        verifier.verify(old.sign({"v": 1}))
