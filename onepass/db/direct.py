@@ -35,7 +35,10 @@ from typing import Any, Protocol
 
 import asyncpg
 import orjson
+import structlog
 from sqlalchemy.engine import make_url
+
+log = structlog.get_logger("onepass.db")
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -176,29 +179,53 @@ class _SQLiteTransaction:
         self._connection.execute(stmt.sql, _sqlite_params(stmt, params)).close()
 
 
-def _sqlite_connect(path: str) -> sqlite3.Connection:
+def _sqlite_connect(path: str, *, busy_timeout: int = 0) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA busy_timeout=0")
+    connection.execute(f"PRAGMA busy_timeout={int(busy_timeout)}")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA synchronous=NORMAL")
     return connection
 
 
 class SQLiteStore:
+    """See the module's docstring. The writer never checkpoints the WAL at a commit
+    (SQLite's default every 1,000 pages, which would stop the event loop for the
+    checkpoint's fsync): every ``CHECKPOINT_EVERY`` commits a passive checkpoint runs
+    on a thread of its own connection, beside the writers."""
+
     dialect = "sqlite"
+    CHECKPOINT_EVERY = 500
 
     def __init__(self, path: str, queue: WriteQueue) -> None:
         self._path = path
         self._queue = queue  # shared with the ORM's writers of this process (db.engine)
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
+        self._commits = 0
+        self._checkpoint: asyncio.Future[None] | None = None
 
     def _connections(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         if self._reader is None or self._writer is None:
             self._reader = _sqlite_connect(self._path)
             self._writer = _sqlite_connect(self._path)
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
         return self._reader, self._writer
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits < self.CHECKPOINT_EVERY or self._checkpoint is not None:
+            return
+        self._commits = 0
+        future = asyncio.get_running_loop().run_in_executor(None, _passive_checkpoint, self._path)
+        future.add_done_callback(self._checkpointed)
+        self._checkpoint = future
+
+    def _checkpointed(self, future: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not future.cancelled() and future.exception() is not None:
+            # Not fatal: the next one, or any other connection's commit, checkpoints.
+            log.warning("db.checkpoint_failed", error=type(future.exception()).__name__)
 
     async def read(self, stmt: Statement, params: Mapping[str, Any]) -> Row | None:
         reader = self._connections()[0]
@@ -230,12 +257,23 @@ class SQLiteStore:
                 writer.execute("ROLLBACK")
                 raise
             writer.execute("COMMIT")
+        self._committed()
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await asyncio.wait([self._checkpoint])
         for connection in (self._reader, self._writer):
             if connection is not None:
                 connection.close()
         self._reader = self._writer = None
+
+
+def _passive_checkpoint(path: str) -> None:
+    connection = _sqlite_connect(path, busy_timeout=1000)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+    finally:
+        connection.close()
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
