@@ -453,6 +453,16 @@ class SqlStore:
     async def claim(
         self, slots: ClaimSlots, *, now: datetime, until: datetime, name: str, token: str
     ) -> list[Claimed]:
+        # Most polls find nothing due: a read, which takes no lock, says so before a
+        # write transaction would queue every writer of the process behind this one.
+        async with self._database.session(readonly=True) as session:
+            due = await session.scalar(
+                select(_entries.c.id)
+                .where(claimable(now, _entries.c), not_held(_entries.c))
+                .limit(1)
+            )
+        if due is None:
+            return []
         statement = self.claim_statement(slots, now=now, until=until, name=name, token=token)
         async with self._database.session() as session:
             rows = (await session.execute(statement)).all()
