@@ -127,6 +127,10 @@ class DirectStore(Protocol):
         """``async with store.write() as tx``: commits on success, rolls back on error."""
         ...
 
+    async def write_one(self, stmt: Statement, params: Mapping[str, Any]) -> Row | None:
+        """One statement that writes, committed on its own; its first row, or None."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -259,6 +263,10 @@ class SQLiteStore:
             writer.execute("COMMIT")
         self._committed()
 
+    async def write_one(self, stmt: Statement, params: Mapping[str, Any]) -> Row | None:
+        async with self.write() as tx:
+            return await tx.one(stmt, params)
+
     async def close(self) -> None:
         if self._checkpoint is not None:
             await asyncio.wait([self._checkpoint])
@@ -359,6 +367,10 @@ class PostgresStore:
         pool = await self._get_pool()
         async with pool.acquire() as connection, connection.transaction():
             yield _PostgresTransaction(connection)
+
+    async def write_one(self, stmt: Statement, params: Mapping[str, Any]) -> Row | None:
+        # A statement outside a transaction block is its own transaction in PostgreSQL.
+        return await self.read(stmt, params)
 
     async def close(self) -> None:
         if self._pool is not None:

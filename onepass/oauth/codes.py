@@ -14,10 +14,11 @@ from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
+from onepass.oauth import pkce
 from onepass.oauth.authorize import AuthorizationRequest
 from onepass.oauth.models import AuthorizationCode, Consent
 from onepass.oauth.revocation import revoke_access_token, revoke_family
-from onepass.oauth_errors import InvalidGrantError
+from onepass.oauth_errors import InvalidGrantError, InvalidRequestError
 
 
 async def needs_consent(
@@ -92,7 +93,12 @@ async def issue_code(
 
 
 async def refuse_code(
-    database: Database, clock: Clock, code_hash: str, client: ClientRecord
+    database: Database,
+    clock: Clock,
+    code_hash: str,
+    client: ClientRecord,
+    redirect_uri: str,
+    verifier: str | None,
 ) -> NoReturn:
     """Why a code could not be redeemed (``oauth.grants.authorization_code``).
 
@@ -107,12 +113,31 @@ async def refuse_code(
             raise InvalidGrantError(
                 "the authorization code is invalid or was issued to another client"
             )
-        if row.redeemed_at is None:  # not redeemed, yet not matched: it expired
-            raise InvalidGrantError("the authorization code has expired")
+        if row.redeemed_at is None:
+            if row.expires_at <= clock.now():
+                raise InvalidGrantError("the authorization code has expired")
+            check_redemption(row, redirect_uri, verifier)
+            raise InvalidGrantError("the authorization code could not be used; try again")
         await revoke_code_tokens(session, clock, row)
     raise InvalidGrantError(
         "the authorization code was already used; tokens issued from it are revoked"
     )
+
+
+def check_redemption(row: AuthorizationCode, redirect_uri: str, verifier: str | None) -> None:
+    """RFC 6749 §4.1.3 (the redirect URI of the request) and RFC 7636 §4.6 (PKCE)."""
+    if redirect_uri != row.redirect_uri:
+        raise InvalidGrantError("redirect_uri differs from the one in the authorization request")
+    if row.code_challenge is not None:
+        if verifier is None:
+            raise InvalidRequestError("code_verifier is required (PKCE)")
+        if not pkce.verify(verifier, row.code_challenge):
+            raise InvalidGrantError("code_verifier does not match the code_challenge")
+    elif verifier is not None:
+        # RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+        raise InvalidGrantError(
+            "code_verifier sent but the authorization request had no code_challenge"
+        )
 
 
 async def revoke_code_tokens(session: AsyncSession, clock: Clock, row: AuthorizationCode) -> None:

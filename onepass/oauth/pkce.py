@@ -28,6 +28,14 @@ def is_valid_challenge(challenge: str) -> bool:
     return CHALLENGE.fullmatch(challenge) is not None
 
 
+def challenge_of(verifier: str | None) -> str | None:
+    """What a code's stored challenge must equal for ``verifier``: None without one (the
+    code must have no challenge), and for a malformed verifier a value no challenge has."""
+    if verifier is None:
+        return None
+    return s256(verifier) if VERIFIER.fullmatch(verifier) else ""
+
+
 def verify(verifier: str, challenge: str) -> bool:
     """True if ``verifier`` is well-formed and hashes to ``challenge``."""
     if not VERIFIER.fullmatch(verifier):

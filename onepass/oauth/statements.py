@@ -1,16 +1,29 @@
 """The statements of the grants' and userinfo's hot paths (``onepass.db.direct``).
 
-Each consumes or reads what it needs in one statement: the refresh token is rotated,
-and the code redeemed, by the ``UPDATE … RETURNING`` that also checks it (client,
-expiry, not used, not revoked), with the user it was issued to read by subqueries of
-the same statement. When one of them returns no row, the grant goes the slow way
-(``oauth.codes.refuse_code``, ``oauth.grants.refresh_token.refuse``: the ORM) to tell the
-client why and to revoke what a replay must revoke.
+A code is redeemed, and a refresh token rotated, by the ``UPDATE … RETURNING`` that also
+checks it (client, expiry, not used, not revoked; for a code the redirect URI and the
+PKCE challenge too), so that it is consumed only when the request is good; the same
+statement reads the user the grant was issued to and, with ENFORCE_CANONICAL_RESOLUTION
+on (``:enforce``), that user's canonical user. When it returns no row, the grant goes the
+slow way (``oauth.codes.refuse_code``, ``oauth.grants.refresh_token.refuse``: the ORM) to
+tell the client why and to revoke what a replay must revoke.
+
+On SQLite the new refresh token is a second statement of the same transaction (SQLite
+runs both in microseconds, in this process). On PostgreSQL each grant is one statement:
+the ``UPDATE`` and the refresh token's ``INSERT`` in one ``WITH``, committed on its own,
+one round trip instead of four (BEGIN, UPDATE, INSERT, COMMIT).
 """
 
 from __future__ import annotations
 
 from onepass.db.direct import statement
+
+# The columns every grant statement returns about its user: ``user_sub`` and
+# ``user_disabled_at`` of the user the grant was issued to, and ``target_id``,
+# ``target_sub``, ``target_disabled_at`` of its canonical user (only with ``:enforce``).
+_USER_COLUMNS = ("user_disabled_at", "target_disabled_at")
+
+# ---------------------------------------------------------------------------- SQLite
 
 ROTATE_REFRESH_TOKEN = statement(
     """
@@ -19,12 +32,16 @@ ROTATE_REFRESH_TOKEN = statement(
       AND rotated_at IS NULL AND revoked_at IS NULL
       AND expires_at > :now AND family_expires_at > :now
     RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at,
-        (SELECT sub FROM users WHERE users.id = refresh_tokens.user_id) AS user_sub,
-        (SELECT disabled_at FROM users WHERE users.id = refresh_tokens.user_id) AS user_disabled_at,
-        (SELECT target_user_id FROM identity_links
-            WHERE identity_links.source_user_id = refresh_tokens.user_id) AS canonical_user_id
+        (SELECT sub FROM users u WHERE u.id = refresh_tokens.user_id) AS user_sub,
+        (SELECT disabled_at FROM users u WHERE u.id = refresh_tokens.user_id) AS user_disabled_at,
+        (SELECT t.id FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_id,
+        (SELECT t.sub FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_sub,
+        (SELECT t.disabled_at FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_disabled_at
     """,
-    datetimes=("now", "auth_time", "family_expires_at", "user_disabled_at"),
+    datetimes=("now", "auth_time", "family_expires_at", *_USER_COLUMNS),
     json=("amr",),
 )
 
@@ -48,7 +65,7 @@ INSERT_REFRESH_TOKEN = statement(
 )
 
 # Redeemed with what the redemption issues, so that a replay can revoke it; the refresh
-# family is recorded only when the code's scope will give one (``offline_access``).
+# family is recorded only when the code's scope gives one (``offline_access``).
 REDEEM_CODE = statement(
     """
     UPDATE authorization_codes SET redeemed_at = :now,
@@ -57,20 +74,115 @@ REDEEM_CODE = statement(
         refresh_token_family = CASE WHEN ' ' || scope || ' ' LIKE '% offline_access %'
             THEN :refresh_family END
     WHERE code_hash = :code_hash AND oauth_application_id = :client
-      AND redeemed_at IS NULL AND expires_at > :now
-    RETURNING user_id, redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, sid,
-        (SELECT sub FROM users WHERE users.id = authorization_codes.user_id) AS user_sub,
-        (SELECT disabled_at FROM users WHERE users.id = authorization_codes.user_id) AS user_disabled_at,
-        (SELECT target_user_id FROM identity_links
-            WHERE identity_links.source_user_id = authorization_codes.user_id) AS canonical_user_id
+      AND redeemed_at IS NULL AND expires_at > :now AND redirect_uri = :redirect_uri
+      AND (code_challenge = :challenge OR (code_challenge IS NULL AND :challenge IS NULL))
+    RETURNING user_id, scope, nonce, auth_time, acr, amr, sid, refresh_token_family,
+        (SELECT sub FROM users u WHERE u.id = authorization_codes.user_id) AS user_sub,
+        (SELECT disabled_at FROM users u
+            WHERE u.id = authorization_codes.user_id) AS user_disabled_at,
+        (SELECT t.id FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = authorization_codes.user_id AND :enforce) AS target_id,
+        (SELECT t.sub FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = authorization_codes.user_id AND :enforce) AS target_sub,
+        (SELECT t.disabled_at FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = authorization_codes.user_id AND :enforce)
+            AS target_disabled_at
     """,
-    datetimes=("now", "access_token_expires_at", "auth_time", "user_disabled_at"),
+    datetimes=("now", "access_token_expires_at", "auth_time", *_USER_COLUMNS),
     json=("amr",),
 )
 
-USER_BY_ID = statement(
-    "SELECT id, sub, disabled_at FROM users WHERE id = :id", datetimes=("disabled_at",)
+# ---------------------------------------------------------------------------- PostgreSQL
+
+# The refresh token a grant issues, inserted by the grant's statement from its ``who``
+# row (the consumed code or token joined with its user), only when that user may have
+# tokens; ``:refresh_scope`` NULL: the row's scope with offline_access.
+_INSERT_FROM_WHO = """
+    INSERT INTO refresh_tokens (token_hash, family_id, oauth_application_id, user_id, scope,
+        sid, auth_time, acr, amr, created_at, expires_at, family_expires_at,
+        access_token_jti, access_token_expires_at)
+    SELECT :refresh_hash, who.family_id, :client, COALESCE(who.target_id, who.user_id),
+        COALESCE(:refresh_scope, CASE WHEN ' ' || who.scope || ' ' LIKE '% offline_access %'
+            THEN who.scope ELSE concat_ws(' ', NULLIF(who.scope, ''), 'offline_access') END),
+        who.sid, who.auth_time, who.acr, who.amr, :created_at,
+        LEAST(who.family_expires_at, :sliding_expires_at), who.family_expires_at,
+        :access_token_jti, :access_token_expires_at
+    FROM who
+    WHERE who.family_id IS NOT NULL AND who.user_sub IS NOT NULL
+      AND who.user_disabled_at IS NULL AND who.target_disabled_at IS NULL
+"""
+
+_WHO = """
+    SELECT consumed.*, u.sub AS user_sub, u.disabled_at AS user_disabled_at,
+        t.id AS target_id, t.sub AS target_sub, t.disabled_at AS target_disabled_at
+    FROM consumed
+    LEFT JOIN users u ON u.id = consumed.user_id
+    LEFT JOIN identity_links l ON l.source_user_id = consumed.user_id AND :enforce
+    LEFT JOIN users t ON t.id = l.target_user_id
+"""
+
+
+def _consume_and_issue(consumed: str) -> str:
+    """One statement: ``consumed`` (an ``UPDATE … RETURNING``), its user, the refresh
+    token it issues, and the ``who`` row returned. Only this module's constants go in."""
+    return (
+        f"WITH consumed AS ({consumed}), who AS ({_WHO}), "  # noqa: S608
+        f"issued AS ({_INSERT_FROM_WHO}) SELECT * FROM who"
+    )
+
+
+ROTATE_REFRESH_TOKEN_PG = statement(
+    _consume_and_issue(
+        """
+        UPDATE refresh_tokens SET rotated_at = :now
+        WHERE token_hash = :token_hash AND oauth_application_id = :client
+          AND rotated_at IS NULL AND revoked_at IS NULL
+          AND expires_at > :now AND family_expires_at > :now
+          AND string_to_array(scope, ' ') @> CAST(:requested AS text[])
+        RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at
+        """
+    ),
+    datetimes=(
+        "now",
+        "auth_time",
+        "family_expires_at",
+        "created_at",
+        "sliding_expires_at",
+        "access_token_expires_at",
+        *_USER_COLUMNS,
+    ),
+    json=("amr",),
 )
+
+REDEEM_CODE_PG = statement(
+    _consume_and_issue(
+        """
+        UPDATE authorization_codes SET redeemed_at = :now,
+            access_token_jti = :access_token_jti,
+            access_token_expires_at = :access_token_expires_at,
+            refresh_token_family = CASE WHEN ' ' || scope || ' ' LIKE '% offline_access %'
+                THEN CAST(:refresh_family AS varchar) END
+        WHERE code_hash = :code_hash AND oauth_application_id = :client
+          AND redeemed_at IS NULL AND expires_at > :now AND redirect_uri = :redirect_uri
+          AND (code_challenge = :challenge OR (code_challenge IS NULL AND :challenge IS NULL))
+        RETURNING user_id, scope, nonce, auth_time, acr, amr, sid,
+            refresh_token_family AS family_id,
+            CAST(:family_expires_at AS timestamptz) AS family_expires_at
+        """
+    ),
+    datetimes=(
+        "now",
+        "access_token_expires_at",
+        "auth_time",
+        "created_at",
+        "sliding_expires_at",
+        "family_expires_at",
+        *_USER_COLUMNS,
+    ),
+    json=("amr",),
+)
+
+# ---------------------------------------------------------------------------- both
 
 # UserInfo (OIDC Core §5.3): the token's user, whether the token was revoked, and the
 # user's canonical user, in one read.

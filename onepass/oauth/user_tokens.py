@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from onepass.clients.registry import ClientRecord
+from onepass.crypto import KeyedHasher
 from onepass.db.direct import Row, Transaction
 from onepass.keys.jwt import JWTSigner
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.id_token import id_token_claims
-from onepass.oauth.statements import INSERT_REFRESH_TOKEN, USER_BY_ID
+from onepass.oauth.statements import INSERT_REFRESH_TOKEN
 from onepass.oauth.tokens import sign_access_token
 from onepass.oauth_errors import InvalidGrantError
 
@@ -49,36 +50,35 @@ class Grantee:
 NO_USER = "the user of this grant no longer exists"
 
 
-async def grantee(ctx: TokenContext, tx: Transaction, row: Row) -> Grantee:
-    """The user of a redeemed code or rotated refresh token (``row``: the statement's
-    ``user_id``, ``user_sub``, ``user_disabled_at``, ``canonical_user_id``). It must still
-    exist and be enabled; with ENFORCE_CANONICAL_RESOLUTION on, tokens are issued for its
-    canonical user, read from ``identity_links`` (the source of truth, no cache)."""
+def grantee(row: Row) -> Grantee:
+    """The user of a redeemed code or rotated refresh token, from the grant statement's
+    user columns (``oauth.statements``). It must still exist and be enabled; with
+    ENFORCE_CANONICAL_RESOLUTION on, tokens are issued for its canonical user, read from
+    ``identity_links`` by the same statement (the source of truth, no cache)."""
     if row["user_sub"] is None or row["user_disabled_at"] is not None:
         raise InvalidGrantError(NO_USER)
-    canonical = row["canonical_user_id"]
-    if not ctx.settings.enforce_canonical_resolution or canonical is None:
+    if row["target_id"] is None:  # no link, enforcement off, or the link's target is gone
         return Grantee(row["user_id"], row["user_sub"])
-    target = await tx.one(USER_BY_ID, {"id": canonical})
-    if target is None:  # the link outlived its target: act as the user itself
-        return Grantee(row["user_id"], row["user_sub"])
-    if target["disabled_at"] is not None:
+    if row["target_disabled_at"] is not None:
         raise InvalidGrantError(NO_USER)
-    return Grantee(target["id"], target["sub"])
+    return Grantee(row["target_id"], row["target_sub"])
 
 
 @dataclass(frozen=True)
 class RefreshPlan:
+    """The next refresh token: in the grant's family, or in ``family_id`` (new) for a code."""
+
     token: str
-    family_id: str
     created_at: datetime
-    expires_at: datetime
-    family_expires_at: datetime
+    sliding_expires_at: datetime
+    family_id: str
+    family_expires_at: datetime  # of a new family; a rotation keeps its family's
 
 
 @dataclass(frozen=True)
 class TokenPlan:
-    """What a grant will issue, decided before its transaction."""
+    """What a grant will issue, decided before its statement (the scope, for a code or a
+    refresh, once the statement returns: ``for_scope``)."""
 
     now: int
     scope: list[str]
@@ -93,26 +93,32 @@ class TokenPlan:
         return self.refresh.family_id if self.refresh else None
 
     def for_scope(self, ctx: TokenContext, client: ClientRecord, scope: list[str]) -> TokenPlan:
-        """This plan for ``scope``, known only once a code is redeemed: the ID token with
-        ``openid``, the refresh token with ``offline_access``."""
+        """This plan for ``scope``: the ID token with ``openid``, the refresh token with
+        ``offline_access``."""
         id_signer = (
             ctx.keyring.signer(client.id_token_signed_response_alg) if "openid" in scope else None
         )
         refresh = self.refresh if "offline_access" in scope else None
         return replace(self, scope=scope, id_signer=id_signer, refresh=refresh)
 
+    def statement_params(self, hasher: KeyedHasher) -> dict[str, Any]:
+        """What the PostgreSQL grant statements insert (``oauth.statements``)."""
+        refresh = self.refresh
+        assert refresh is not None
+        return {
+            "refresh_hash": hasher.hash(refresh.token),
+            "created_at": refresh.created_at,
+            "sliding_expires_at": refresh.sliding_expires_at,
+            "family_expires_at": refresh.family_expires_at,
+            "access_token_jti": self.access_token_jti,
+            "access_token_expires_at": self.access_token_expires_at,
+        }
 
-def plan_tokens(
-    ctx: TokenContext,
-    client: ClientRecord,
-    scope: list[str],
-    *,
-    refresh_family: str | None = None,
-    family_expires_at: datetime | None = None,
-) -> TokenPlan:
-    """The access token always, an ID token with ``openid``, and a refresh token (in
-    ``refresh_family`` or a new family) with ``offline_access`` for a client allowed the
-    refresh grant. Raises ``NoActiveKey`` before anything is consumed."""
+
+def plan_tokens(ctx: TokenContext, client: ClientRecord, scope: list[str]) -> TokenPlan:
+    """The access token always, an ID token with ``openid``, and a refresh token with
+    ``offline_access`` for a client allowed the refresh grant. Raises ``NoActiveKey``
+    before anything is consumed."""
     settings = ctx.settings
     now = int(ctx.clock.timestamp())
     access_signer = ctx.keyring.signer(settings.access_token_alg)
@@ -122,15 +128,12 @@ def plan_tokens(
     refresh = None
     if "offline_access" in scope and "refresh_token" in client.grant_types:
         issued_at = ctx.clock.now()
-        absolute = family_expires_at or issued_at + timedelta(
-            seconds=settings.refresh_token_absolute_ttl
-        )
         refresh = RefreshPlan(
             token=secrets.token_urlsafe(32),
-            family_id=refresh_family or secrets.token_urlsafe(16),
             created_at=issued_at,
-            expires_at=min(absolute, issued_at + timedelta(seconds=settings.refresh_token_ttl)),
-            family_expires_at=absolute,
+            sliding_expires_at=issued_at + timedelta(seconds=settings.refresh_token_ttl),
+            family_id=secrets.token_urlsafe(16),
+            family_expires_at=issued_at + timedelta(seconds=settings.refresh_token_absolute_ttl),
         )
     return TokenPlan(
         now=now,
@@ -150,16 +153,20 @@ async def store_refresh_token(
     *,
     client: ClientRecord,
     user: Grantee,
-    auth: AuthInfo,
+    row: Row,
 ) -> None:
+    """SQLite: insert the planned refresh token, in the family of ``row`` (the rotated
+    token) when it has one."""
     refresh = plan.refresh
     if refresh is None:
         return
+    family_expires_at = row.get("family_expires_at") or refresh.family_expires_at
+    auth = AuthInfo.of(row)
     await tx.execute(
         INSERT_REFRESH_TOKEN,
         {
             "token_hash": ctx.hasher.hash(refresh.token),
-            "family_id": refresh.family_id,
+            "family_id": row.get("family_id") or refresh.family_id,
             "oauth_application_id": client.id,
             "user_id": user.id,
             "scope": " ".join(plan.scope),
@@ -168,8 +175,8 @@ async def store_refresh_token(
             "acr": auth.acr,
             "amr": auth.amr,
             "created_at": refresh.created_at,
-            "expires_at": refresh.expires_at,
-            "family_expires_at": refresh.family_expires_at,
+            "expires_at": min(family_expires_at, refresh.sliding_expires_at),
+            "family_expires_at": family_expires_at,
             "access_token_jti": plan.access_token_jti,
             "access_token_expires_at": plan.access_token_expires_at,
         },

@@ -1,9 +1,10 @@
 """Refresh Token Grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
-One write transaction: the presented token is rotated by the ``UPDATE … RETURNING``
-that checks it (``oauth.statements``), and its successor inserted. When that statement
-finds nothing, ``refuse`` reads the token to tell the client why, and revokes the whole
-family when an already-rotated token comes back.
+The presented token is rotated by the ``UPDATE … RETURNING`` that checks it, and its
+successor inserted, in one write (``oauth.statements``: one transaction of two statements
+on SQLite, one statement on PostgreSQL). When nothing was rotated, ``refuse`` reads the
+token to tell the client why, and revokes the whole family when an already-rotated token
+comes back.
 """
 
 from __future__ import annotations
@@ -14,18 +15,29 @@ from sqlalchemy import select
 
 from onepass.clients.registry import ClientRecord
 from onepass.clients.scopes import parse_scope
+from onepass.db.direct import Row
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_family
-from onepass.oauth.statements import ROTATE_REFRESH_TOKEN
+from onepass.oauth.statements import ROTATE_REFRESH_TOKEN, ROTATE_REFRESH_TOKEN_PG
 from onepass.oauth.user_tokens import (
     AuthInfo,
+    TokenPlan,
     grantee,
     plan_tokens,
     sign_tokens,
     store_refresh_token,
 )
 from onepass.oauth_errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+
+WIDENED = "a refresh cannot widen the scope of the original grant"
+
+
+def reissued_scope(requested: list[str], granted: list[str]) -> list[str]:
+    """The scope of the new tokens: what was asked (within the grant) or the grant's,
+    always with offline_access, which keeps the family alive."""
+    scope = requested or granted
+    return scope if "offline_access" in scope else [*scope, "offline_access"]
 
 
 class RefreshTokenGrant:
@@ -39,36 +51,52 @@ class RefreshTokenGrant:
             raise InvalidRequestError("refresh_token is required")
         requested = parse_scope(form.get("scope"))
         token_hash = ctx.hasher.hash(presented[:512])
-        async with ctx.direct.write() as tx:
-            row = await tx.one(
-                ROTATE_REFRESH_TOKEN,
-                {"token_hash": token_hash, "client": client.id, "now": ctx.clock.now()},
+        # The scope is the grant's, known once the token is rotated (``for_scope``).
+        draft = plan_tokens(ctx, client, ["offline_access"])
+        params = {
+            "token_hash": token_hash,
+            "client": client.id,
+            "now": ctx.clock.now(),
+            "enforce": ctx.settings.enforce_canonical_resolution,
+        }
+        if ctx.direct.dialect == "postgresql":
+            row = await ctx.direct.write_one(
+                ROTATE_REFRESH_TOKEN_PG,
+                {
+                    **params,
+                    **draft.statement_params(ctx.hasher),
+                    "requested": requested,
+                    "refresh_scope": " ".join(reissued_scope(requested, [])) if requested else None,
+                },
             )
             if row is not None:
-                granted = row["scope"].split()
-                if requested and not set(requested) <= set(granted):
-                    raise InvalidScopeError(
-                        "a refresh cannot widen the scope of the original grant"
-                    )
-                scope = requested or granted
-                if "offline_access" not in scope:
-                    scope = [*scope, "offline_access"]  # keep the family alive
-                plan = plan_tokens(
-                    ctx,
-                    client,
-                    scope,
-                    refresh_family=row["family_id"],
-                    family_expires_at=row["family_expires_at"],
-                )
-                user = await grantee(ctx, tx, row)
-                auth = AuthInfo.of(row)
-                await store_refresh_token(ctx, tx, plan, client=client, user=user, auth=auth)
+                plan = _plan(ctx, client, draft, requested, row)
+                user = grantee(row)  # refused after the commit: the token is spent, none issued
+        else:
+            async with ctx.direct.write() as tx:
+                row = await tx.one(ROTATE_REFRESH_TOKEN, params)
+                if row is not None:
+                    plan = _plan(ctx, client, draft, requested, row)
+                    user = grantee(row)  # a refusal rolls the rotation back
+                    await store_refresh_token(ctx, tx, plan, client=client, user=user, row=row)
         if row is None:
-            await refuse(ctx, client, token_hash)
+            await refuse(ctx, client, token_hash, requested)
+        auth = AuthInfo.of(row)
         return sign_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=None)
 
 
-async def refuse(ctx: TokenContext, client: ClientRecord, token_hash: str) -> NoReturn:
+def _plan(
+    ctx: TokenContext, client: ClientRecord, draft: TokenPlan, requested: list[str], row: Row
+) -> TokenPlan:
+    granted = row["scope"].split()
+    if requested and not set(requested) <= set(granted):
+        raise InvalidScopeError(WIDENED)
+    return draft.for_scope(ctx, client, reissued_scope(requested, granted))
+
+
+async def refuse(
+    ctx: TokenContext, client: ClientRecord, token_hash: str, requested: list[str]
+) -> NoReturn:
     """Why a refresh token could not be rotated; a rotated one presented again (stolen
     or replayed) revokes its family, committed before the refusal."""
     async with ctx.database.session() as session:
@@ -82,6 +110,8 @@ async def refuse(ctx: TokenContext, client: ClientRecord, token_hash: str) -> No
         now = ctx.clock.now()
         if row.expires_at <= now or row.family_expires_at <= now:
             raise InvalidGrantError("the refresh token has expired")
+        if requested and not set(requested) <= set(row.scope.split()):
+            raise InvalidScopeError(WIDENED)
         if row.rotated_at is None:  # not rotated, yet not matched: it expired in between
             raise InvalidGrantError("the refresh token could not be used; try again")
         await revoke_family(session, ctx.clock, row.family_id, "refresh_reuse")
