@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from onepass.runtime import Runtime
-from onepass.webhooks.store import ClaimSlots, SqlStore, create_store
+from onepass.webhooks.store import ClaimSlots, SqlStore, Store, create_store
 from tests.webhook_helpers import Receiver, enqueue, make_webhook_app
 
 pytestmark = pytest.mark.parametrize("engine_name", ["sqlite"])
@@ -29,7 +29,7 @@ def other_writer(runtime: Runtime) -> sqlite3.Connection:
     return connection
 
 
-async def claim(store: SqlStore, runtime: Runtime) -> list[int]:
+async def claim(store: Store, runtime: Runtime) -> list[int]:
     now = runtime.clock.now()
     claimed = await store.claim(
         ClaimSlots.of(10, {}, 4),
