@@ -150,7 +150,8 @@ def _sqlite_params(stmt: Statement, params: Mapping[str, Any]) -> dict[str, Any]
         if out[name] is not None:
             out[name] = _sqlite_time(out[name])
     for name in stmt.json.intersection(out):
-        out[name] = orjson.dumps(out[name]).decode()
+        if out[name] is not None:
+            out[name] = orjson.dumps(out[name]).decode()
     return out
 
 
@@ -195,8 +196,8 @@ def _sqlite_connect(path: str, *, busy_timeout: int = 0) -> sqlite3.Connection:
 class SQLiteStore:
     """See the module's docstring. The writer never checkpoints the WAL at a commit
     (SQLite's default every 1,000 pages, which would stop the event loop for the
-    checkpoint's fsync): every ``CHECKPOINT_EVERY`` commits a passive checkpoint runs
-    on a thread of its own connection, beside the writers."""
+    checkpoint's fsync): every ``CHECKPOINT_EVERY`` commits a checkpoint runs on a thread
+    of its own connection, in a turn of the write queue."""
 
     dialect = "sqlite"
     CHECKPOINT_EVERY = 500
@@ -221,15 +222,23 @@ class SQLiteStore:
         if self._commits < self.CHECKPOINT_EVERY or self._checkpoint is not None:
             return
         self._commits = 0
-        future = asyncio.get_running_loop().run_in_executor(None, _passive_checkpoint, self._path)
-        future.add_done_callback(self._checkpointed)
-        self._checkpoint = future
+        self._checkpoint = asyncio.ensure_future(self._run_checkpoint())
 
-    def _checkpointed(self, future: asyncio.Future[None]) -> None:
-        self._checkpoint = None
-        if not future.cancelled() and future.exception() is not None:
+    async def _run_checkpoint(self) -> None:
+        # In a turn of the write queue: with this process's writers held back, the
+        # checkpoint copies the whole WAL into the database and the next writer starts
+        # the WAL again from its beginning (a checkpoint racing the writers would never
+        # catch up, and the WAL would grow without end). The writers wait, asynchronously,
+        # for one checkpoint's fsync every CHECKPOINT_EVERY commits; the loop never does.
+        try:
+            async with self._queue.turn():
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, _passive_checkpoint, self._path)
+        except Exception as exc:
             # Not fatal: the next one, or any other connection's commit, checkpoints.
-            log.warning("db.checkpoint_failed", error=type(future.exception()).__name__)
+            log.warning("db.checkpoint_failed", error=type(exc).__name__)
+        finally:
+            self._checkpoint = None
 
     async def read(self, stmt: Statement, params: Mapping[str, Any]) -> Row | None:
         reader = self._connections()[0]
@@ -288,6 +297,10 @@ def _passive_checkpoint(path: str) -> None:
 
 
 def _pg_params(stmt: Statement, params: Mapping[str, Any]) -> list[Any]:
+    for name in stmt.datetimes.intersection(params):
+        value = params[name]
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
     return [params[name] for name in stmt.order]
 
 

@@ -111,11 +111,23 @@ def public_keys(jwks: Mapping[str, Any]) -> dict[str, PublicKey]:
 
 
 class JWSVerifier:
-    """Verifies compact JWS against the key ring's published keys (next, active, retired)."""
+    """Verifies compact JWS against the key ring's published keys (next, active, retired).
+
+    A token verified once is remembered, by its exact text, until the key ring changes
+    (``MEMORY`` tokens, the oldest forgotten first): the same bytes under the same keys
+    verify the same way, so an RP presenting one access token to userinfo again and again
+    pays the signature check (an ECDSA verification, most of userinfo's CPU) once. Only
+    the signature is remembered: expiry, revocation, the user and the client are checked
+    on every request by the caller. The remembered header and claims are shared: callers
+    read them and never change them.
+    """
+
+    MEMORY = 4096
 
     def __init__(self, keyring: KeyRing) -> None:
         self._keyring = keyring
         self._prepared: tuple[bytes, dict[str, PublicKey]] | None = None
+        self._verified: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def keys(self) -> dict[str, PublicKey]:
         """The public keys, built again only when the key ring's version changed."""
@@ -124,10 +136,23 @@ class JWSVerifier:
         if prepared is None or prepared[0] is not body:
             prepared = (body, public_keys(self._keyring.jwks))
             self._prepared = prepared
+            self._verified = {}  # verified under keys that may be gone
         return prepared[1]
 
     def verify(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The protected header and the claims of ``token``; ``InvalidJWS`` otherwise."""
+        keys = self.keys()
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            return remembered
+        verified = self._verify(keys, token)
+        if len(self._verified) >= self.MEMORY:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = verified
+        return verified
+
+    @staticmethod
+    def _verify(keys: dict[str, PublicKey], token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         parts = token.split(".")
         if len(parts) != 3:
             raise InvalidJWS("a compact JWS has three parts")
@@ -138,7 +163,7 @@ class JWSVerifier:
             raise InvalidJWS("alg and kid are required")
         if "crit" in header:
             raise InvalidJWS("no critical header parameter is understood")  # RFC 7515 §4.1.11
-        key = self.keys().get(kid)
+        key = keys.get(kid)
         if key is None:
             raise InvalidJWS("unknown kid")
         if key.alg != alg:

@@ -45,7 +45,7 @@ def test_whitespace_is_collapsed_to_one_line() -> None:
 
 def test_the_grants_statements_bind_every_name_once_in_order() -> None:
     rotate = ROTATE_REFRESH_TOKEN
-    assert rotate.order == ("now", "token_hash", "client")
+    assert rotate.order == ("now", "token_hash", "client", "enforce")
     assert rotate.postgres.count("$1") == 3  # rotated_at, expires_at, family_expires_at
     assert ":" not in rotate.postgres.replace("::", "")
     insert = INSERT_REFRESH_TOKEN

@@ -92,3 +92,45 @@ def test_keys_follow_the_ring_version() -> None:
     assert verifier.verify(new.sign({"v": 2}))[1] == {"v": 2}
     with pytest.raises(InvalidJWS):
         verifier.verify(old.sign({"v": 1}))
+
+
+def test_a_remembered_token_is_forgotten_when_its_key_leaves_the_ring() -> None:
+    """The verification memo: the same token verifies again without its signature being
+    checked, but once the key ring changes and its key is gone, it is refused."""
+    signer, jwk, _ = make("ES256")
+    other_signer, other_jwk, _ = make("ES256")
+    ring = Ring([jwk, other_jwk])
+    verifier = JWSVerifier(ring)  # type: ignore[arg-type]
+    token = signer.sign({"sub": "a"}, typ="at+jwt")
+    assert verifier.verify(token)[1] == {"sub": "a"}
+    assert verifier.verify(token)[1] == {"sub": "a"}  # remembered
+    ring.publish([other_jwk])  # the key that signed it is removed
+    with pytest.raises(InvalidJWS):
+        verifier.verify(token)
+    assert verifier.verify(other_signer.sign({"sub": "b"}))[1] == {"sub": "b"}
+
+
+def test_a_forged_token_is_never_remembered_as_verified() -> None:
+    signer, jwk, _ = make("ES256")
+    verifier = JWSVerifier(Ring([jwk]))  # type: ignore[arg-type]
+    token = signer.sign({"sub": "a"}, typ="at+jwt")
+    head, _payload, signature = token.split(".")
+    admin = b64url(orjson.dumps({"sub": "admin"})).decode()
+    forged = f"{head}.{admin}.{signature}"
+    for _ in range(2):
+        with pytest.raises(InvalidJWS):
+            verifier.verify(forged)
+    assert verifier.verify(token)[1] == {"sub": "a"}
+
+
+def test_the_memory_is_bounded() -> None:
+    signer, jwk, _ = make("ES256")
+    verifier = JWSVerifier(Ring([jwk]))  # type: ignore[arg-type]
+    verifier.MEMORY = 8
+    first = signer.sign({"n": 0})
+    tokens = [first] + [signer.sign({"n": n}) for n in range(1, 20)]
+    for token in tokens:
+        verifier.verify(token)
+    assert len(verifier._verified) == 8
+    assert first not in verifier._verified
+    assert verifier.verify(first)[1] == {"n": 0}  # verified again, from the signature
