@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,8 @@ from onepass.db import Database
 from onepass.ids import random_identifier
 from onepass.refusals import Invalid, NotFound, Refusal
 from onepass.services import Service
+
+log = structlog.get_logger("onepass.clients")
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")
@@ -508,7 +511,15 @@ class ClientCache:
     by any process is seen everywhere within ``ttl``. Unknown client ids are cached
     too (a repeated made-up id costs one query per ``ttl``), concurrent misses for
     one id share a single query, and the oldest entry makes room for a new one.
+
+    An entry asked for in the last quarter of its life is read again in the background
+    while it is still served: a client in use never expires, so its requests never all
+    wait at once for the reload (under load, seconds' worth of one client's requests
+    did, every ``ttl``). The reload reads the database before the entry's ``ttl`` ends,
+    so nothing is served older than ``ttl``.
     """
+
+    REFRESH_AHEAD = 0.25  # of ttl
 
     def __init__(
         self,
@@ -524,11 +535,16 @@ class ClientCache:
         self._monotonic = monotonic
         self._entries: dict[str, tuple[ClientRecord | None, float]] = {}
         self._loading: dict[str, asyncio.Future[ClientRecord | None]] = {}
+        self._reloads: set[asyncio.Task[ClientRecord | None]] = set()
 
     async def get(self, client_id: str) -> ClientRecord | None:
         entry = self._entries.get(client_id)
-        if entry is not None and entry[1] > self._monotonic():
-            return entry[0]
+        if entry is not None:
+            left = entry[1] - self._monotonic()
+            if left > 0:
+                if left < self._ttl * self.REFRESH_AHEAD and client_id not in self._loading:
+                    self._reload(client_id)
+                return entry[0]
         pending = self._loading.get(client_id)
         if pending is not None:
             try:
@@ -539,6 +555,17 @@ class ClientCache:
                     raise  # this waiter itself was cancelled
                 return await self.get(client_id)  # the loader was: load again
         return await self._load(client_id)
+
+    def _reload(self, client_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._load(client_id))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloaded)
+
+    def _reloaded(self, task: asyncio.Task[ClientRecord | None]) -> None:
+        self._reloads.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The entry is served until its ttl ends; then a request reads it again.
+            log.warning("clients.cache_reload_failed", error=type(task.exception()).__name__)
 
     async def _load(self, client_id: str) -> ClientRecord | None:
         future: asyncio.Future[ClientRecord | None] = asyncio.get_running_loop().create_future()

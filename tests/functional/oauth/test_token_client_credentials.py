@@ -276,3 +276,27 @@ async def test_client_cache_shares_one_load_and_survives_a_cancelled_loader(
     results = await asyncio.gather(*waiters)
     assert all(r is not None and r.client_id == client.client_id for r in results)
     assert loader.cancelled()
+
+
+async def test_a_client_in_use_is_read_again_before_its_entry_ends_and_never_older_than_ttl(
+    runtime: Runtime,
+) -> None:
+    """Refresh-ahead: asked for in the last quarter of its life, an entry is served and
+    read again in the background, so it never expires under use; what the background
+    read saw (here, the deletion) is served from then on, within the ttl."""
+    import asyncio
+
+    now = [0.0]
+    client = await make_client(runtime)
+    cache = clients.ClientCache(runtime.database, ttl=10, monotonic=lambda: now[0])
+    assert (await cache.get(client.client_id)) is not None  # loaded at 0, good until 10
+    await playbook.delete(runtime, Actor.cli(), client.client_id)
+    now[0] = 5.0
+    assert (await cache.get(client.client_id)) is not None  # fresh: no reload yet
+    assert not cache._reloads
+    now[0] = 8.0
+    assert (await cache.get(client.client_id)) is not None  # served, and read again
+    await asyncio.gather(*cache._reloads)
+    assert (await cache.get(client.client_id)) is None  # the deletion, before 10
+    now[0] = 17.0
+    assert (await cache.get(client.client_id)) is None  # the reload's entry, good until 18
