@@ -7,7 +7,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from onepass.oauth_errors import InvalidRequestError, OAuthError
+import structlog
+
+from onepass.db.errors import is_unavailable
+from onepass.oauth_errors import (
+    InvalidRequestError,
+    OAuthError,
+    ServerError,
+    TemporarilyUnavailableError,
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -79,3 +87,14 @@ async def method_not_allowed(send: Send, allow: bytes) -> int:
     ]
     await send_response(send, 405, headers, METHOD_NOT_ALLOWED)
     return 405
+
+
+def failure(exc: Exception, log: structlog.typing.FilteringBoundLogger, event: str) -> OAuthError:
+    """What a handler answers for an exception that is not an ``OAuthError``: a database
+    that is away is 503 ``temporarily_unavailable`` (the client may try again; not a bug,
+    no traceback); anything else is a bug, 500 with its traceback in the log."""
+    if is_unavailable(exc):
+        log.error(f"{event}.database_unavailable", error=type(exc).__name__)
+        return TemporarilyUnavailableError("the database is unavailable; try again shortly")
+    log.exception(f"{event}.unexpected_error")
+    return ServerError("the server could not answer; try again")

@@ -15,13 +15,13 @@ import orjson
 import structlog
 
 from onepass.clients.auth import ClientAuthenticator
-from onepass.db.errors import is_unavailable
 from onepass.keys.keyring import NoActiveKey
 from onepass.oauth.asgi import (
     PayloadTooLarge,
     Receive,
     Scope,
     Send,
+    failure,
     read_body,
     respond,
     respond_error,
@@ -31,7 +31,6 @@ from onepass.oauth.grants.base import Grant, TokenContext
 from onepass.oauth_errors import (
     InvalidRequestError,
     OAuthError,
-    ServerError,
     TemporarilyUnavailableError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
@@ -71,15 +70,7 @@ class TokenEndpoint:
                 self.metrics.error(exc.error)
             return await respond_error(send, exc)
         except Exception as exc:
-            if is_unavailable(exc):
-                # The database is away: the client may try again; not a bug, no traceback.
-                log.error("token.database_unavailable", error=type(exc).__name__)
-                error: OAuthError = TemporarilyUnavailableError(
-                    "the database is unavailable; try again shortly"
-                )
-            else:
-                log.exception("token.unexpected_error")
-                error = ServerError("the server could not issue a token; try again")
+            error = failure(exc, log, "token")
             if self.metrics is not None:
                 self.metrics.error(error.error)
             return await respond_error(send, error)

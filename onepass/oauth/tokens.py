@@ -2,49 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from onepass.keys.jwt import JWTSigner
 
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    token: str
-    expires_in: int
-    jti: str
-
-
-def issue_access_token(
-    signer: JWTSigner,
-    *,
-    issuer: str,
-    audience: str,
-    subject: str,
-    client_id: str,
-    scope: list[str],
-    now: int,
-    ttl: int,
-    extra: dict[str, Any] | None = None,
-) -> IssuedToken:
-    """Sign an access token with the claims RFC 9068 §2.2 requires, and a new ``jti``."""
-    jti = secrets.token_urlsafe(16)
-    token = sign_access_token(
-        signer,
-        issuer=issuer,
-        audience=audience,
-        subject=subject,
-        client_id=client_id,
-        scope=scope,
-        now=now,
-        ttl=ttl,
-        jti=jti,
-        extra=extra,
-    )
-    return IssuedToken(token, ttl, jti)
 
 
 def sign_access_token(
@@ -60,6 +22,7 @@ def sign_access_token(
     jti: str,
     extra: dict[str, Any] | None = None,
 ) -> str:
+    """Sign an access token with the claims RFC 9068 §2.2 requires."""
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import orjson
 import structlog
 
-from onepass.db.errors import is_unavailable
 from onepass.edge import Protocol, refused_at_edge
 from onepass.oauth.asgi import (
     Receive,
     Scope,
     Send,
+    failure,
     method_not_allowed,
     read_body,
     respond,
@@ -27,8 +27,6 @@ from onepass.oauth.userinfo import UserInfo, bearer_token
 from onepass.oauth_errors import (
     InvalidRequestError,
     OAuthError,
-    ServerError,
-    TemporarilyUnavailableError,
 )
 
 log = structlog.get_logger("onepass.oauth.userinfo")
@@ -55,16 +53,7 @@ class UserInfoEndpoint:
         except OAuthError as exc:
             return await respond_error(send, exc)
         except Exception as exc:
-            if is_unavailable(exc):
-                # The database is away: the client may try again; not a bug, no traceback.
-                log.error("userinfo.database_unavailable", error=type(exc).__name__)
-                error: OAuthError = TemporarilyUnavailableError(
-                    "the database is unavailable; try again shortly"
-                )
-            else:
-                log.exception("userinfo.unexpected_error")
-                error = ServerError("internal error")
-            return await respond_error(send, error)
+            return await respond_error(send, failure(exc, log, "userinfo"))
         await respond(send, 200, orjson.dumps(body))
         return 200
 

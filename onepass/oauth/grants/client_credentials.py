@@ -6,12 +6,13 @@ The client acts on its own behalf: the access token's ``sub`` is its ``client_id
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from onepass.clients.registry import ClientRecord
 from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth.grants.base import TokenContext
-from onepass.oauth.tokens import issue_access_token
+from onepass.oauth.tokens import sign_access_token
 from onepass.oauth_errors import InvalidRequestError
 
 
@@ -28,7 +29,7 @@ class ClientCredentialsGrant:
     ) -> dict[str, Any]:
         scope = self.validate_token_request(client, form)
         settings = ctx.settings
-        issued = issue_access_token(
+        token = sign_access_token(
             ctx.keyring.signer(settings.access_token_alg),
             issuer=settings.issuer,
             audience=settings.audience,
@@ -37,11 +38,12 @@ class ClientCredentialsGrant:
             scope=scope,
             now=int(ctx.clock.timestamp()),
             ttl=settings.access_token_ttl,
+            jti=secrets.token_urlsafe(16),
         )
         body: dict[str, Any] = {
-            "access_token": issued.token,
+            "access_token": token,
             "token_type": "Bearer",
-            "expires_in": issued.expires_in,
+            "expires_in": settings.access_token_ttl,
         }
         if scope:
             body["scope"] = " ".join(scope)
