@@ -225,14 +225,16 @@ class SQLiteStore:
         self._checkpoint = asyncio.ensure_future(self._run_checkpoint())
 
     async def _run_checkpoint(self) -> None:
-        # In a turn of the write queue: with this process's writers held back, the
-        # checkpoint copies the whole WAL into the database and the next writer starts
-        # the WAL again from its beginning (a checkpoint racing the writers would never
-        # catch up, and the WAL would grow without end). The writers wait, asynchronously,
-        # for one checkpoint's fsync every CHECKPOINT_EVERY commits; the loop never does.
+        # First beside the writers, which copies most of the WAL into the database; then
+        # in a turn of the write queue, which copies what was appended meanwhile, so that
+        # the WAL is copied whole and the next writer starts it again from its beginning
+        # (a checkpoint racing the writers never catches up, and the WAL would grow without
+        # end). Writers wait, asynchronously, for the second, short one only; the event
+        # loop never waits.
+        loop = asyncio.get_running_loop()
         try:
+            await loop.run_in_executor(None, _passive_checkpoint, self._path)
             async with self._queue.turn():
-                loop = asyncio.get_running_loop()
                 await loop.run_in_executor(None, _passive_checkpoint, self._path)
         except Exception as exc:
             # Not fatal: the next one, or any other connection's commit, checkpoints.
