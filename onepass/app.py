@@ -65,6 +65,8 @@ from onepass.ops.home import home_page, wants_html
 from onepass.ops.status import STATUS_PAGE, StatusPage
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
+from onepass.selfservice import routes as selfservice_routes
+from onepass.selfservice.recovery import RECOVERY, Recovery
 from onepass.services import Services
 from onepass.settings import ConfigError, Settings, load_settings
 from onepass.web import BadParameter, BodyTooLarge
@@ -135,6 +137,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     verifier = AccessTokenVerifier(keyring, settings, runtime.clock, clients)
     services.provide(VERIFIER, verifier)
     services.provide(STATUS_PAGE, StatusPage(runtime, keyring))
+    services.provide(RECOVERY, Recovery(runtime, passwords))
     userinfo = UserInfoEndpoint(
         UserInfo(verifier, runtime.direct, settings.enforce_canonical_resolution),
         max_body=settings.max_form_bytes,
@@ -343,6 +346,7 @@ def create_app(
     api.include_router(authorize_routes.router)
     api.include_router(endpoints.router)
     api.include_router(logout.router)
+    api.include_router(selfservice_routes.router)
     api.include_router(webhook_routes.router)
     api.include_router(admin_api.router)
     api.include_router(admin_reference.router)

@@ -72,3 +72,22 @@ class LoginThrottle:
         gets this attempt back (its other failures stand)."""
         await self._cache.delete(self.key("account", _account(email)))
         await self._cache.decr(self.key("ip", ip))
+
+
+class Quota:
+    """At most ``limit`` events per ``window`` seconds for each value (an address, an
+    IP), counted in the cache under an HMAC of the value, like the login throttle."""
+
+    def __init__(
+        self, cache: Cache, secret_key: str, purpose: str, limit: int, window: int
+    ) -> None:
+        self._cache = cache
+        self._key = derive_key(secret_key, f"onepass/quota/{purpose}/v1")
+        self._purpose = purpose
+        self.limit = limit
+        self.window = window
+
+    async def take(self, value: str) -> bool:
+        """Count one event for ``value``; False when it is over the limit."""
+        digest = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+        return await self._cache.incr(f"quota:{self._purpose}:{digest}", self.window) <= self.limit

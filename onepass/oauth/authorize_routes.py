@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass import api_docs
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
-from onepass.accounts.csrf import CSRF_TOKENS
 from onepass.accounts.models import User
 from onepass.accounts.signin import (
     SIGN_IN,
@@ -64,31 +63,6 @@ def error_page(title: str, message: str, status: int = 400) -> Response:
     return render("error.html", {"title": title, "message": message}, status)
 
 
-def _csrf_cookie(request: Request) -> tuple[str, bool]:
-    value = request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings))
-    if value and len(value) <= 128:
-        return value, False
-    return csrf_mod.CSRF.new_cookie_value(), True
-
-
-def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    """Render a form page with a CSRF token (and its cookie if the browser has none)."""
-    settings = runtime_of(request).settings
-    cookie, is_new = _csrf_cookie(request)
-    context = {**context, "csrf_token": CSRF_TOKENS.of(request).token_for(cookie)}
-    response = render(template, context, status)
-    if is_new:
-        response.set_cookie(
-            csrf_mod.cookie_for(settings),
-            cookie,
-            httponly=True,
-            secure=settings.secure_cookies,
-            samesite="lax",
-            path="/",
-        )
-    return response
-
-
 async def _read_form(request: Request) -> Params | None:
     """The posted form, or None when it is not one (``BadParameter`` and ``BodyTooLarge``
     become a 400 and a 413 page, in app.py)."""
@@ -105,7 +79,7 @@ def _login_page(
     status: int = 200,
 ) -> Response:
     sealed = SEALER.of(request).seal(auth, runtime_of(request).clock.timestamp())
-    return _page(
+    return csrf_mod.form_page(
         request,
         "login.html",
         {
@@ -129,7 +103,7 @@ def _consent_page(
         auth, runtime_of(request).clock.timestamp(), login_sid=login_sid
     )
     scopes = [SCOPE_DESCRIPTIONS.get(s, f"Use the scope {s}") for s in auth.scope]
-    return _page(
+    return csrf_mod.form_page(
         request,
         "consent.html",
         {"client_name": client_name, "interaction": sealed, "scopes": scopes, "email": email},
@@ -224,8 +198,7 @@ async def authorize(request: Request) -> Response:
 
 def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:
     runtime = runtime_of(request)
-    cookie = request.cookies.get(csrf_mod.cookie_for(runtime.settings))
-    if not CSRF_TOKENS.of(request).valid(cookie, form.get("csrf_token")):
+    if not csrf_mod.genuine(request, form):
         return error_page(
             "This form has expired",
             "Your browser's security token did not match (cookies blocked or the page is old).",

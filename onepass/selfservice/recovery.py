@@ -1,0 +1,240 @@
+"""A forgotten password: a single-use link by mail, then a new password.
+
+Asking (``request_reset``) answers the same whether or not the address has an
+account, and does the same work up to the lookup (no enumeration). It is counted per
+client IP (over the limit: ``ResetThrottled``, a 429 that says nothing of the
+address) and per address (over the limit: the same answer as always, and no mail:
+nobody can fill a person's mailbox). An account that cannot sign in with a password
+(disabled, deleted, an administrator's: those are reset by an operator) gets no mail.
+
+The link carries a random token; only its keyed hash is stored (``account_tokens``).
+It works once, for ``ONEPASS_PASSWORD_RESET_TTL`` (30 minutes), and never after the
+account's password has changed by any path (the token is bound to the password hash
+it was made under).
+
+Completing it (``complete_reset``) sets the new password (NIST SP 800-63B's rules,
+``accounts.passwords.new_password_problem``), ends every login session and revokes
+every refresh token of the account (and the access tokens issued with them), voids
+its other reset links, and sends a "your password was changed" mail, in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts.models import AccountToken, User
+from onepass.accounts.passwords import PasswordHasher, PasswordProblem, new_password_problem
+from onepass.accounts.service import MAX_EMAIL_LENGTH, normalize_email, revoke_user_sessions
+from onepass.accounts.throttle import Quota
+from onepass.mail import outbox
+from onepass.oauth.revocation import revoke_user_refresh_tokens
+from onepass.runtime import Runtime
+from onepass.services import Service
+
+log = structlog.get_logger("onepass.selfservice")
+
+KIND = "password_reset"
+# Tokens are 43 characters (256 bits, base64url); anything much longer is not one.
+MAX_TOKEN_LENGTH = 100
+
+
+class ResetThrottled(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many password resets from this address; retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class LinkProblem(StrEnum):
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+class LinkInvalid(Exception):
+    def __init__(self, problem: LinkProblem) -> None:
+        super().__init__(f"password reset link {problem.value}")
+        self.problem = problem
+
+
+class PasswordRefused(Exception):
+    def __init__(self, problem: PasswordProblem) -> None:
+        super().__init__(problem.message % problem.params)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ResetLink:
+    """A valid link: who it is for (the form shows the address)."""
+
+    token_id: int
+    user_id: int
+    email: str
+    name: str | None
+
+
+def _can_reset(user: User | None) -> bool:
+    return (
+        user is not None
+        and not user.is_admin
+        and user.disabled_at is None
+        and user.deleted_at is None
+    )
+
+
+class Recovery:
+    """The password-reset service of one process (``RECOVERY``)."""
+
+    def __init__(self, runtime: Runtime, passwords: PasswordHasher) -> None:
+        self.runtime = runtime
+        self.passwords = passwords
+        settings = runtime.settings
+        assert settings.secret_key is not None
+        window = settings.password_reset_window
+        self.per_ip = Quota(
+            runtime.cache,
+            settings.secret_key,
+            "password-reset-ip",
+            settings.password_reset_max_per_ip,
+            window,
+        )
+        self.per_address = Quota(
+            runtime.cache,
+            settings.secret_key,
+            "password-reset-address",
+            settings.password_reset_max_per_address,
+            window,
+        )
+
+    def _binding(self, user: User) -> str:
+        return self.runtime.hasher.hash("password-reset-binding\x00" + (user.password_hash or ""))
+
+    def link(self, token: str) -> str:
+        return f"{self.runtime.settings.issuer}/password/reset?token={token}"
+
+    async def request_reset(self, email: str, ip: str, language: str) -> None:
+        """Mail a reset link to ``email`` if it is an account's address that may have
+        one; raises ``ResetThrottled`` (per IP) and nothing else for any address."""
+        if not await self.per_ip.take(ip):
+            raise ResetThrottled(self.per_ip.window)
+        address = normalize_email(email[:MAX_EMAIL_LENGTH])
+        if not await self.per_address.take(address):
+            log.warning("selfservice.reset_address_quota", ip=ip)
+            return
+        runtime = self.runtime
+        now = runtime.clock.now()
+        async with runtime.database.session() as session:
+            user = await session.scalar(select(User).where(User.email_normalized == address))
+            if user is None or not _can_reset(user):
+                return
+            token = secrets.token_urlsafe(32)
+            ttl = runtime.settings.password_reset_ttl
+            session.add(
+                AccountToken(
+                    kind=KIND,
+                    token_hash=runtime.hasher.hash(token),
+                    user_id=user.id,
+                    password_binding=self._binding(user),
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl),
+                    ip_address=ip[:64],
+                )
+            )
+            mail = outbox.compose(
+                KIND,
+                user.email,
+                language,
+                {"link": self.link(token), "minutes": ttl // 60, "name": user.name},
+            )
+            await outbox.enqueue(session, runtime.box, runtime.clock, mail, user_id=user.id)
+        log.info("selfservice.reset_requested", user_id=user.id, ip=ip)
+
+    async def _find(self, session: AsyncSession, token: str) -> tuple[AccountToken, User]:
+        if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            raise LinkInvalid(LinkProblem.UNKNOWN)
+        row = await session.scalar(
+            select(AccountToken).where(
+                AccountToken.token_hash == self.runtime.hasher.hash(token),
+                AccountToken.kind == KIND,
+            )
+        )
+        user = await session.get(User, row.user_id) if row is not None and row.user_id else None
+        if row is None or user is None or not _can_reset(user):
+            raise LinkInvalid(LinkProblem.UNKNOWN)
+        if row.used_at is not None or row.password_binding != self._binding(user):
+            raise LinkInvalid(LinkProblem.USED)
+        if row.expires_at <= self.runtime.clock.now():
+            raise LinkInvalid(LinkProblem.EXPIRED)
+        return row, user
+
+    async def check_link(self, token: str) -> ResetLink:
+        """The account a link is for; raises ``LinkInvalid``."""
+        async with self.runtime.database.session(readonly=True) as session:
+            row, user = await self._find(session, token)
+            return ResetLink(row.id, user.id, user.email, user.name)
+
+    async def complete_reset(self, token: str, password: str, language: str) -> ResetLink:
+        """Set ``password`` for the link's account; raises ``LinkInvalid`` or
+        ``PasswordRefused`` (then nothing changed and the link still works)."""
+        runtime = self.runtime
+        link = await self.check_link(token)
+        problem = await asyncio.to_thread(
+            new_password_problem,
+            password,
+            min_length=runtime.settings.password_min_length,
+            personal=[link.email, link.name or ""],
+        )
+        if problem is not None:
+            raise PasswordRefused(problem)
+        # argon2 outside the transaction (on SQLite it would hold the write lock).
+        password_hash = await asyncio.to_thread(self.passwords.hash, password)
+        clock = runtime.clock
+        now = clock.now()
+        async with runtime.database.session() as session:
+            row, user = await self._find(session, token)
+            # Used once: of two tabs completing the same link, one wins.
+            claimed = await session.execute(
+                update(AccountToken)
+                .where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
+                .values(used_at=now)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise LinkInvalid(LinkProblem.USED)
+            user.password_hash = password_hash
+            user.updated_at = now
+            await session.execute(
+                update(AccountToken)
+                .where(
+                    AccountToken.user_id == user.id,
+                    AccountToken.kind == KIND,
+                    AccountToken.used_at.is_(None),
+                )
+                .values(used_at=now)
+            )
+            sessions = await revoke_user_sessions(session, clock, user.id)
+            tokens = await revoke_user_refresh_tokens(session, clock, user.id, "password_reset")
+            mail = outbox.compose(
+                "password_changed",
+                user.email,
+                language,
+                {"name": user.name, "when": f"{now:%Y-%m-%d %H:%M} UTC"},
+            )
+            await outbox.enqueue(session, runtime.box, clock, mail, user_id=user.id)
+        log.info(
+            "selfservice.password_reset",
+            user_id=user.id,
+            sessions_ended=sessions,
+            refresh_tokens_revoked=tokens,
+        )
+        return link
+
+
+RECOVERY: Service[Recovery] = Service("selfservice.recovery")
