@@ -61,8 +61,8 @@ class LoginSession(Base):
 
 
 class AccountToken(Base):
-    """A single-use link sent to a person by mail: a password reset (and, by ``kind``,
-    the later flows of the same shape). Only the token's keyed hash is stored.
+    """A single-use link sent to a person by mail (``accounts.links``): a password
+    reset, a sign-up to confirm, an invitation. Only the token's keyed hash is stored.
 
     ``password_binding`` (a reset) is a hash of the password hash the account had when
     the link was made: once the password changes by any path, the link is void
@@ -80,5 +80,8 @@ class AccountToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ip_address: Mapped[str | None] = mapped_column(String(64))
+    # What the link carries: a sign-up's name and password hash (until the address is
+    # proved), an invitation's inviter.
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
     __table_args__ = (Index(None, "user_id"),)

@@ -22,15 +22,14 @@ transaction.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-from enum import StrEnum
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.accounts import links
+from onepass.accounts.links import LinkInvalid, LinkKind, LinkProblem
 from onepass.accounts.models import AccountToken, User
 from onepass.accounts.passwords import PasswordHasher, PasswordProblem, new_password_problem
 from onepass.accounts.service import MAX_EMAIL_LENGTH, normalize_email, revoke_user_sessions
@@ -42,27 +41,13 @@ from onepass.services import Service
 
 log = structlog.get_logger("onepass.selfservice")
 
-KIND = "password_reset"
-# Tokens are 43 characters (256 bits, base64url); anything much longer is not one.
-MAX_TOKEN_LENGTH = 100
+KIND = LinkKind.PASSWORD_RESET
 
 
 class ResetThrottled(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many password resets from this address; retry after {retry_after}s")
         self.retry_after = retry_after
-
-
-class LinkProblem(StrEnum):
-    UNKNOWN = "unknown"
-    USED = "used"
-    EXPIRED = "expired"
-
-
-class LinkInvalid(Exception):
-    def __init__(self, problem: LinkProblem) -> None:
-        super().__init__(f"password reset link {problem.value}")
-        self.problem = problem
 
 
 class PasswordRefused(Exception):
@@ -130,49 +115,38 @@ class Recovery:
             log.warning("selfservice.reset_address_quota", ip=ip)
             return
         runtime = self.runtime
-        now = runtime.clock.now()
         async with runtime.database.session() as session:
             user = await session.scalar(select(User).where(User.email_normalized == address))
             if user is None or not _can_reset(user):
                 return
-            token = secrets.token_urlsafe(32)
             ttl = runtime.settings.password_reset_ttl
-            session.add(
-                AccountToken(
-                    kind=KIND,
-                    token_hash=runtime.hasher.hash(token),
-                    user_id=user.id,
-                    password_binding=self._binding(user),
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=ttl),
-                    ip_address=ip[:64],
-                )
+            issued = await links.issue(
+                session,
+                runtime.hasher,
+                runtime.clock,
+                KIND,
+                ttl,
+                user_id=user.id,
+                binding=self._binding(user),
+                ip=ip,
             )
             mail = outbox.compose(
-                KIND,
+                KIND.value,
                 user.email,
                 language,
-                {"link": self.link(token), "minutes": ttl // 60, "name": user.name},
+                {"link": self.link(issued.token), "minutes": ttl // 60, "name": user.name},
             )
             await outbox.enqueue(session, runtime.box, runtime.clock, mail, user_id=user.id)
         log.info("selfservice.reset_requested", user_id=user.id, ip=ip)
 
     async def _find(self, session: AsyncSession, token: str) -> tuple[AccountToken, User]:
-        if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        runtime = self.runtime
+        row = await links.find(session, runtime.hasher, runtime.clock, KIND, token)
+        user = await session.get(User, row.user_id) if row.user_id is not None else None
+        if user is None or not _can_reset(user):
             raise LinkInvalid(LinkProblem.UNKNOWN)
-        row = await session.scalar(
-            select(AccountToken).where(
-                AccountToken.token_hash == self.runtime.hasher.hash(token),
-                AccountToken.kind == KIND,
-            )
-        )
-        user = await session.get(User, row.user_id) if row is not None and row.user_id else None
-        if row is None or user is None or not _can_reset(user):
-            raise LinkInvalid(LinkProblem.UNKNOWN)
-        if row.used_at is not None or row.password_binding != self._binding(user):
-            raise LinkInvalid(LinkProblem.USED)
-        if row.expires_at <= self.runtime.clock.now():
-            raise LinkInvalid(LinkProblem.EXPIRED)
+        if row.password_binding != self._binding(user):
+            raise LinkInvalid(LinkProblem.USED)  # the password changed since
         return row, user
 
     async def check_link(self, token: str) -> ResetLink:
@@ -200,25 +174,10 @@ class Recovery:
         now = clock.now()
         async with runtime.database.session() as session:
             row, user = await self._find(session, token)
-            # Used once: of two tabs completing the same link, one wins.
-            claimed = await session.execute(
-                update(AccountToken)
-                .where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
-                .values(used_at=now)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                raise LinkInvalid(LinkProblem.USED)
+            await links.use(session, clock, row)
             user.password_hash = password_hash
             user.updated_at = now
-            await session.execute(
-                update(AccountToken)
-                .where(
-                    AccountToken.user_id == user.id,
-                    AccountToken.kind == KIND,
-                    AccountToken.used_at.is_(None),
-                )
-                .values(used_at=now)
-            )
+            await links.void_all(session, clock, KIND, user.id)
             sessions = await revoke_user_sessions(session, clock, user.id)
             tokens = await revoke_user_refresh_tokens(session, clock, user.id, "password_reset")
             mail = outbox.compose(

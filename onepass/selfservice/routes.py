@@ -11,15 +11,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from onepass import api_docs, i18n
 from onepass.accounts import csrf
+from onepass.accounts.links import LinkInvalid, LinkProblem
 from onepass.i18n import N_
 from onepass.pages import render
-from onepass.selfservice.recovery import (
-    RECOVERY,
-    LinkInvalid,
-    LinkProblem,
-    PasswordRefused,
-    ResetThrottled,
-)
+from onepass.selfservice.recovery import RECOVERY, PasswordRefused, ResetThrottled
 from onepass.web import client_ip, read_form
 
 router = APIRouter(

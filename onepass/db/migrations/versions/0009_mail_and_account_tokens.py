@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import onepass.db.types
 
@@ -20,6 +21,7 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 PENDING = "sent_at IS NULL AND dead_at IS NULL"
 
@@ -78,6 +80,7 @@ def upgrade() -> None:
         _when("expires_at", nullable=False),
         _when("used_at"),
         sa.Column("ip_address", sa.String(length=64), nullable=True),
+        sa.Column("details", JSON, nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
