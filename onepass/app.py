@@ -67,6 +67,7 @@ from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.selfservice import routes as selfservice_routes
 from onepass.selfservice.recovery import RECOVERY, Recovery
+from onepass.selfservice.signup import SIGNUP, Signup
 from onepass.services import Services
 from onepass.settings import ConfigError, Settings, load_settings
 from onepass.web import BadParameter, BodyTooLarge
@@ -138,6 +139,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     services.provide(VERIFIER, verifier)
     services.provide(STATUS_PAGE, StatusPage(runtime, keyring))
     services.provide(RECOVERY, Recovery(runtime, passwords))
+    services.provide(SIGNUP, Signup(runtime, passwords))
     userinfo = UserInfoEndpoint(
         UserInfo(verifier, runtime.direct, settings.enforce_canonical_resolution),
         max_body=settings.max_form_bytes,

@@ -43,7 +43,20 @@ class Protocol(Enum):
     PAGE = "page"  # an HTML page
 
 
-PAGES = frozenset({"/authorize", "/login", "/consent", "/logout", "/status", "/admin"})
+PAGES = frozenset(
+    {
+        "/authorize",
+        "/login",
+        "/consent",
+        "/logout",
+        "/status",
+        "/admin",
+        "/password/forgot",
+        "/password/reset",
+        "/signup",
+        "/signup/confirm",
+    }
+)
 OAUTH = frozenset({"/token", "/userinfo", "/revoke", "/introspect", "/webhooks/signing-keys"})
 _ENCODED_CONTROL_BYTES = re.compile(ENCODED_CONTROL.pattern.encode())
 

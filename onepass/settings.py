@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -141,13 +142,22 @@ class Settings(BaseSettings):
     mail_retry_schedule: str = "1m,5m,30m,2h,6h,12h"
     mail_poll_interval: float = Field(default=2.0, gt=0, le=60)
 
-    # Self-service: how long a password-reset link works, and how many resets may be
-    # asked for per address and per client IP within the window (over it, the answer
-    # is the same and no mail is sent).
+    # Self-service. Who may create an account: `closed` (operators only), `open`
+    # (anyone, once they prove their address), `invite` (`onepass users invite`);
+    # open sign-ups may be limited to some email domains (comma-separated).
+    signup: Literal["closed", "open", "invite"] = "closed"
+    signup_email_domains: str = ""
+    # How long a link works: a password reset, a sign-up to confirm, an invitation.
     password_reset_ttl: int = Field(default=1800, ge=300, le=86400)
+    signup_link_ttl: int = Field(default=86400, ge=300, le=30 * 86400)
+    invite_ttl: int = Field(default=7 * 86400, ge=300, le=90 * 86400)
+    # Requests per address (over it: the same answer, no mail) and per client IP (over
+    # it: 429) within the window, for password resets and for sign-ups.
     password_reset_max_per_address: int = Field(default=3, ge=1)
     password_reset_max_per_ip: int = Field(default=20, ge=1)
-    password_reset_window: int = Field(default=3600, ge=60)
+    signup_max_per_address: int = Field(default=3, ge=1)
+    signup_max_per_ip: int = Field(default=10, ge=1)
+    self_service_window: int = Field(default=3600, ge=60)
     # NIST SP 800-63B §3.1.1.2: at least this many characters; no composition rules.
     password_min_length: int = Field(default=8, ge=8, le=64)
 
@@ -255,6 +265,17 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(networks)
 
+    @field_validator("signup_email_domains")
+    @classmethod
+    def _domains(cls, value: str) -> str:
+        domains = [d.strip().lower().lstrip("@") for d in value.split(",") if d.strip()]
+        for domain in domains:
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+                raise ValueError(
+                    f"{domain[:60]!r} is not a domain; give e.g. example.com,example.org"
+                )
+        return ",".join(domains)
+
     @field_validator("webhook_retry_schedule", "mail_retry_schedule")
     @classmethod
     def _schedule_parses(cls, value: str) -> str:
@@ -262,6 +283,10 @@ class Settings(BaseSettings):
 
         parse_schedule(value)  # raises ValueError naming the bad step
         return value
+
+    @property
+    def signup_domains(self) -> list[str]:
+        return self.signup_email_domains.split(",") if self.signup_email_domains else []
 
     @property
     def smtp_server(self) -> SmtpServer | None:

@@ -57,7 +57,10 @@ async def create_user(
     password: str | None,
     name: str | None = None,
     email_verified: bool = False,
+    password_hash: str | None = None,
 ) -> User:
+    """A new user; ``password_hash``: one already made (off the event loop, outside
+    the transaction) instead of ``password``."""
     email = email.strip()
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
         raise InvalidAccount(f"{email[:80]!r} is not an email address")
@@ -70,7 +73,9 @@ async def create_user(
         email_normalized=normalize_email(email),
         email_verified=email_verified,
         name=name,
-        password_hash=passwords.hash(password) if password is not None else None,
+        password_hash=password_hash
+        if password_hash is not None
+        else (passwords.hash(password) if password is not None else None),
         created_at=now,
         updated_at=now,
     )

@@ -87,6 +87,7 @@ def _login_page(
             "interaction": sealed,
             "error": error,
             "email": email or auth.login_hint,
+            "signup_open": runtime_of(request).settings.signup == "open",
         },
         status,
     )

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.accounts import invitations
 from onepass.accounts import service as accounts
 from onepass.accounts.models import LoginSession, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
@@ -44,6 +45,7 @@ from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import timestamp_text
 
 CREATE = "users.create"
+INVITE = "users.invite"
 
 COLUMNS = ("id", "sub", "email", "email_verified", "name", "created_at", "disabled_at")
 
@@ -119,6 +121,23 @@ async def create_user(
         )
         audit.add(session, runtime.clock, actor, CREATE, str(user.id))
         return {"id": user.id, "sub": user.sub, "email": user.email}
+
+
+async def invite_user(
+    runtime: Runtime, actor: Actor, email: str, *, language: str = "en"
+) -> dict[str, Any]:
+    """Mail ``email`` a single-use invitation to create an account (``ONEPASS_SIGNUP=
+    invite``); the link is printed too, for the operator to pass on by other means."""
+    if runtime.settings.signup != "invite":
+        raise accounts.InvalidAccount(
+            f"ONEPASS_SIGNUP is {runtime.settings.signup!r}: invitations need ONEPASS_SIGNUP=invite"
+        )
+    async with runtime.database.session() as session:
+        link, row = await invitations.invite(
+            session, runtime, email, language=language, invited_by=actor.name
+        )
+        audit.add(session, runtime.clock, actor, INVITE, row.email)
+        return {"email": row.email, "link": link, "expires_at": timestamp_text(row.expires_at)}
 
 
 async def update_user(

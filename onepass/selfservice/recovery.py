@@ -2,7 +2,7 @@
 
 Asking (``request_reset``) answers the same whether or not the address has an
 account, and does the same work up to the lookup (no enumeration). It is counted per
-client IP (over the limit: ``ResetThrottled``, a 429 that says nothing of the
+client IP (over the limit: ``TooManyRequests``, a 429 that says nothing of the
 address) and per address (over the limit: the same answer as always, and no mail:
 nobody can fill a person's mailbox). An account that cannot sign in with a password
 (disabled, deleted, an administrator's: those are reset by an operator) gets no mail.
@@ -33,21 +33,15 @@ from onepass.accounts.links import LinkInvalid, LinkKind, LinkProblem
 from onepass.accounts.models import AccountToken, User
 from onepass.accounts.passwords import PasswordHasher, PasswordProblem, new_password_problem
 from onepass.accounts.service import MAX_EMAIL_LENGTH, normalize_email, revoke_user_sessions
-from onepass.accounts.throttle import Quota
 from onepass.mail import outbox
 from onepass.oauth.revocation import revoke_user_refresh_tokens
 from onepass.runtime import Runtime
+from onepass.selfservice.quotas import Quotas
 from onepass.services import Service
 
 log = structlog.get_logger("onepass.selfservice")
 
 KIND = LinkKind.PASSWORD_RESET
-
-
-class ResetThrottled(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many password resets from this address; retry after {retry_after}s")
-        self.retry_after = retry_after
 
 
 class PasswordRefused(Exception):
@@ -82,21 +76,11 @@ class Recovery:
         self.runtime = runtime
         self.passwords = passwords
         settings = runtime.settings
-        assert settings.secret_key is not None
-        window = settings.password_reset_window
-        self.per_ip = Quota(
-            runtime.cache,
-            settings.secret_key,
-            "password-reset-ip",
+        self.quotas = Quotas.of(
+            runtime,
+            "password-reset",
             settings.password_reset_max_per_ip,
-            window,
-        )
-        self.per_address = Quota(
-            runtime.cache,
-            settings.secret_key,
-            "password-reset-address",
             settings.password_reset_max_per_address,
-            window,
         )
 
     def _binding(self, user: User) -> str:
@@ -107,11 +91,9 @@ class Recovery:
 
     async def request_reset(self, email: str, ip: str, language: str) -> None:
         """Mail a reset link to ``email`` if it is an account's address that may have
-        one; raises ``ResetThrottled`` (per IP) and nothing else for any address."""
-        if not await self.per_ip.take(ip):
-            raise ResetThrottled(self.per_ip.window)
+        one; raises ``TooManyRequests`` (per IP) and nothing else for any address."""
         address = normalize_email(email[:MAX_EMAIL_LENGTH])
-        if not await self.per_address.take(address):
+        if not await self.quotas.take(ip, address):
             log.warning("selfservice.reset_address_quota", ip=ip)
             return
         runtime = self.runtime

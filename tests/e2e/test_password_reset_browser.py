@@ -18,7 +18,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from tests.e2e.server import Server, base_env, cli, cli_json
 from tests.e2e.test_browser_login import CHROMIUM, CHROMIUM_ARGS
 from tests.flow import hidden_fields
-from tests.smtp import SmtpServer, link_in, text_of
+from tests.smtp import SmtpServer, link_in
 
 pytestmark = pytest.mark.e2e
 
@@ -164,4 +164,3 @@ def test_mail_list_refuses_an_unknown_status_clearly(tmp_path: Path) -> None:
     result = cli(env, "mail", "list", "--status", "lost", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "pending" in result.stderr and "dead" in result.stderr
-
