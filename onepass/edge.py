@@ -47,6 +47,7 @@ PAGES = frozenset(
     {
         "/authorize",
         "/login",
+        "/login/second-factor",
         "/consent",
         "/logout",
         "/status",
@@ -55,6 +56,7 @@ PAGES = frozenset(
         "/password/reset",
         "/signup",
         "/signup/confirm",
+        "/account",
     }
 )
 OAUTH = frozenset({"/token", "/userinfo", "/revoke", "/introspect", "/webhooks/signing-keys"})
@@ -62,7 +64,7 @@ _ENCODED_CONTROL_BYTES = re.compile(ENCODED_CONTROL.pattern.encode())
 
 
 def protocol_of(path: str) -> Protocol:
-    if path in PAGES or path.startswith("/admin/"):
+    if path in PAGES or path.startswith(("/admin/", "/account/")):
         return Protocol.PAGE
     if path in OAUTH or path.startswith("/.well-known/"):
         return Protocol.OAUTH

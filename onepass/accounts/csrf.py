@@ -43,7 +43,8 @@ class CSRF:
     def valid(self, cookie_value: str | None, token: str | None) -> bool:
         if not cookie_value or not token or len(cookie_value) > 128:
             return False
-        return hmac.compare_digest(self.token_for(cookie_value), token)
+        # As bytes: compare_digest refuses str with non-ASCII characters (a forged form).
+        return hmac.compare_digest(self.token_for(cookie_value).encode(), token.encode())
 
 
 CSRF_TOKENS: Service[CSRF] = Service("accounts.csrf")

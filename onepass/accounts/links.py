@@ -15,9 +15,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import AccountToken
@@ -113,7 +113,7 @@ async def use(session: AsyncSession, clock: Clock, row: AccountToken) -> None:
         .where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
         .values(used_at=clock.now())
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if cast("CursorResult[Any]", result).rowcount != 1:
         raise LinkInvalid(LinkProblem.USED)
 
 

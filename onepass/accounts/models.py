@@ -85,3 +85,18 @@ class AccountToken(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
     __table_args__ = (Index(None, "user_id"),)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the second factor (the authenticator app
+    lost); only its keyed hash is kept, and it works once."""
+
+    __tablename__ = "user_recovery_codes"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "user_id"),)

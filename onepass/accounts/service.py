@@ -13,12 +13,13 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts.models import LoginSession, User
+from onepass.accounts.models import AccountToken, LoginSession, RecoveryCode, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db.engine import Database
 from onepass.ids import random_identifier
+from onepass.mail.models import MailOutboxEntry
 from onepass.refusals import Conflict, Invalid, NotFound, Refusal
 
 # A pragmatic email check: one @, something on each side, a dot in the domain.
@@ -368,7 +369,8 @@ async def set_password_hash(
 async def erase_user(session: AsyncSession, clock: Clock, user: User) -> None:
     """Erase ``user``'s personal data, keeping the row (its id and ``sub``) disabled and
     marked deleted: identity links and the audit log keep naming it. Its login sessions
-    (with their IP addresses and browsers) go; the caller revokes its tokens."""
+    (with their IP addresses and browsers), recovery codes, links and mail go; the
+    caller revokes its tokens."""
     check_manageable(user)
     now = clock.now()
     user.email = deleted_email(user.id)
@@ -382,6 +384,10 @@ async def erase_user(session: AsyncSession, clock: Clock, user: User) -> None:
     user.deleted_at = now
     user.updated_at = now
     await session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    # Recovery codes, links sent by mail, and the mail itself (its address, its text).
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    await session.execute(delete(AccountToken).where(AccountToken.user_id == user.id))
+    await session.execute(delete(MailOutboxEntry).where(MailOutboxEntry.user_id == user.id))
     await session.flush()
 
 

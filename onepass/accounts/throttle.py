@@ -42,14 +42,19 @@ def _account(email: str) -> str:
 
 
 class LoginThrottle:
-    def __init__(self, cache: Cache, limits: Limits, secret_key: str) -> None:
+    def __init__(
+        self, cache: Cache, limits: Limits, secret_key: str, namespace: str = "login"
+    ) -> None:
+        """``namespace``: whose counts these are (``login``: passwords; ``second-factor``:
+        codes after a right password, which a right password does not reset)."""
         self._cache = cache
         self._limits = limits
+        self._namespace = namespace
         self._key_hmac = derive_key(secret_key, "onepass/login-throttle/v1")
 
     def key(self, kind: str, value: str) -> str:
         digest = hmac.new(self._key_hmac, f"{kind}\x00{value}".encode(), hashlib.sha256)
-        return f"login:fail:{kind}:{digest.hexdigest()[:32]}"
+        return f"{self._namespace}:fail:{kind}:{digest.hexdigest()[:32]}"
 
     async def attempt(self, email: str, ip: str) -> None:
         """Count an attempt for this account and this IP, before its password is

@@ -77,6 +77,24 @@ def invite(
         typer.echo(f"invited {data['email']} (until {data['expires_at']}): {data['link']}")
 
 
+@app.command("reset-second-factor")
+def reset_second_factor(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """Turn a user's two-step verification off (they lost the authenticator app and the
+    recovery codes; check who they are first). Their sessions end; they can set it up
+    again from /account."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.reset_second_factor(runtime, Actor.cli(), user_ref)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    elif data["had_second_factor"]:
+        typer.echo(f"two-step verification is off for user {data['id']}")
+    else:
+        typer.echo(f"user {data['id']} had no two-step verification; nothing changed")
+
+
 @app.command("list")
 def list_(as_json: bool = JsonOption) -> None:
     """List users (the first 1000)."""

@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from onepass import api_docs, i18n
 from onepass.accounts import csrf
 from onepass.accounts.links import LinkInvalid, LinkKind, LinkProblem
-from onepass.i18n import N_
+from onepass.i18n import N_, translate
 from onepass.pages import render
 from onepass.selfservice.quotas import TooManyRequests
 from onepass.selfservice.recovery import RECOVERY, PasswordRefused
@@ -51,12 +49,7 @@ def _language(request: Request) -> str:
     return i18n.page_language(accept_language=request.headers.get("accept-language"))
 
 
-def translate(language: str, message: str, **params: Any) -> str:
-    text = i18n.translations(language).gettext(message)
-    return text % params if params else text
-
-
-def _problem(language: str, title: str, message: str, status: int) -> Response:
+def problem_page(language: str, title: str, message: str, status: int) -> Response:
     return render(
         "error.html",
         {"title": translate(language, title), "message": translate(language, message)},
@@ -77,9 +70,9 @@ async def forgot(request: Request) -> Response:
     language = _language(request)
     form = await read_form(request)
     if form is None:
-        return _problem(language, N_("Bad request"), NOT_A_FORM, 400)
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
     if not csrf.genuine(request, form):
-        return _problem(language, N_("This form has expired"), FORM_EXPIRED, 403)
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
     email = form.get("email", "").strip()
     if not email:
         return csrf.form_page(
@@ -129,7 +122,9 @@ async def reset_form(request: Request) -> Response:
     try:
         link = await RECOVERY.of(request).check_link(token)
     except LinkInvalid as exc:
-        return _problem(language, N_("This link does not work"), LINK_PROBLEMS[exc.problem], 400)
+        return problem_page(
+            language, N_("This link does not work"), LINK_PROBLEMS[exc.problem], 400
+        )
     return _reset_form(request, token, link.email, language)
 
 
@@ -143,10 +138,10 @@ async def reset(request: Request) -> Response:
     recovery = RECOVERY.of(request)
     form = await read_form(request)
     if form is None:
-        return _problem(language, N_("Bad request"), NOT_A_FORM, 400)
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
     token = form.get("token", "")
     if not csrf.genuine(request, form):
-        return _problem(language, N_("This form has expired"), FORM_EXPIRED, 403)
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
     password = form.get("password", "")
     try:
         if password != form.get("password_again", ""):
@@ -156,7 +151,9 @@ async def reset(request: Request) -> Response:
             )
         link = await recovery.complete_reset(token, password, language)
     except LinkInvalid as exc:
-        return _problem(language, N_("This link does not work"), LINK_PROBLEMS[exc.problem], 400)
+        return problem_page(
+            language, N_("This link does not work"), LINK_PROBLEMS[exc.problem], 400
+        )
     except PasswordRefused as exc:
         link = await recovery.check_link(token)
         message = translate(language, exc.problem.message, **exc.problem.params)
@@ -207,7 +204,7 @@ def _signup_form(
 
 
 def _closed(language: str) -> Response:
-    return _problem(language, N_("Sign-up is closed"), SIGNUP_CLOSED, 403)
+    return problem_page(language, N_("Sign-up is closed"), SIGNUP_CLOSED, 403)
 
 
 @router.get("/signup")
@@ -219,7 +216,7 @@ async def signup_form(request: Request) -> Response:
         try:
             email = await SIGNUP.of(request).check(LinkKind.INVITE, invite)
         except LinkInvalid as exc:
-            return _problem(
+            return problem_page(
                 language, N_("This invitation does not work"), INVITE_PROBLEMS[exc.problem], 400
             )
         return _signup_form(request, language, invite=invite, email=email)
@@ -240,9 +237,9 @@ async def signup(request: Request) -> Response:
     service = SIGNUP.of(request)
     form = await read_form(request)
     if form is None:
-        return _problem(language, N_("Bad request"), NOT_A_FORM, 400)
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
     if not csrf.genuine(request, form):
-        return _problem(language, N_("This form has expired"), FORM_EXPIRED, 403)
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
     invite = form.get("invite")
     email = form.get("email", "").strip()[:320]
     name = form.get("name", "")
@@ -259,7 +256,7 @@ async def signup(request: Request) -> Response:
             return render("signup_done.html", {"email": created.email}, language=language)
         await service.start(email, name, password, client_ip(request), language)
     except LinkInvalid as exc:
-        return _problem(
+        return problem_page(
             language, N_("This invitation does not work"), INVITE_PROBLEMS[exc.problem], 400
         )
     except (SignupRefused, PasswordRefused) as exc:
@@ -291,7 +288,9 @@ async def signup_confirm_form(request: Request) -> Response:
     try:
         email = await SIGNUP.of(request).check(LinkKind.SIGNUP, token)
     except LinkInvalid as exc:
-        return _problem(language, N_("This link does not work"), CONFIRM_PROBLEMS[exc.problem], 400)
+        return problem_page(
+            language, N_("This link does not work"), CONFIRM_PROBLEMS[exc.problem], 400
+        )
     return csrf.form_page(
         request, "signup_confirm.html", {"token": token, "email": email}, language=language
     )
@@ -303,13 +302,15 @@ async def signup_confirm(request: Request) -> Response:
     language = _language(request)
     form = await read_form(request)
     if form is None:
-        return _problem(language, N_("Bad request"), NOT_A_FORM, 400)
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
     if not csrf.genuine(request, form):
-        return _problem(language, N_("This form has expired"), FORM_EXPIRED, 403)
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
     try:
         created = await SIGNUP.of(request).confirm(form.get("token", ""))
     except LinkInvalid as exc:
-        return _problem(language, N_("This link does not work"), CONFIRM_PROBLEMS[exc.problem], 400)
+        return problem_page(
+            language, N_("This link does not work"), CONFIRM_PROBLEMS[exc.problem], 400
+        )
     except SignupRefused as exc:
-        return _problem(language, N_("This link does not work"), exc.message, 400)
+        return problem_page(language, N_("This link does not work"), exc.message, 400)
     return render("signup_done.html", {"email": created.email}, language=language)

@@ -1,5 +1,6 @@
-"""The mail outbox (``mail_outbox_entries``) and single-use links sent by mail
-(``account_tokens``): self-service, issue 13.
+"""The mail outbox (``mail_outbox_entries``), single-use links sent by mail
+(``account_tokens``) and end users' recovery codes (``user_recovery_codes``):
+self-service, issue 13.
 
 Expand-only: two new tables, which the previous release ignores.
 
@@ -92,8 +93,30 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_account_tokens_user_id"), "account_tokens", ["user_id"], unique=False)
 
+    op.create_table(
+        "user_recovery_codes",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("user_id", ID, nullable=False),
+        sa.Column("code_hash", sa.String(length=128), nullable=False),
+        _when("created_at", nullable=False),
+        _when("used_at"),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_user_recovery_codes_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_user_recovery_codes")),
+        sa.UniqueConstraint("code_hash", name=op.f("uq_user_recovery_codes_code_hash")),
+    )
+    op.create_index(
+        op.f("ix_user_recovery_codes_user_id"), "user_recovery_codes", ["user_id"], unique=False
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_user_recovery_codes_user_id"), table_name="user_recovery_codes")
+    op.drop_table("user_recovery_codes")
     op.drop_index(op.f("ix_account_tokens_user_id"), table_name="account_tokens")
     op.drop_table("account_tokens")
     op.drop_index(op.f("ix_mail_outbox_entries_user_id"), table_name="mail_outbox_entries")
