@@ -140,6 +140,7 @@ AUTHORIZATION_REQUEST = (
     "max_age",
     "login_hint",
     "acr_values",
+    "ui_locales",
     "response_mode",
 )
 AUTHORIZATION_REQUIRED = ("client_id", "redirect_uri", "response_type", "scope")

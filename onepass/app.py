@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from onepass import __version__, instruments
 from onepass.accounts.csrf import CSRF, CSRF_TOKENS
 from onepass.accounts.passwords import PasswordHasher
+from onepass.accounts.second_factor import SECOND_FACTOR, SecondFactor
 from onepass.accounts.signin import SIGN_IN, SignIn
 from onepass.accounts.throttle import Limits, LoginThrottle
 from onepass.admin import api as admin_api
@@ -65,6 +66,11 @@ from onepass.ops.home import home_page, wants_html
 from onepass.ops.status import STATUS_PAGE, StatusPage
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
+from onepass.selfservice import account_routes
+from onepass.selfservice import routes as selfservice_routes
+from onepass.selfservice.account import ACCOUNT, Account
+from onepass.selfservice.recovery import RECOVERY, Recovery
+from onepass.selfservice.signup import SIGNUP, Signup
 from onepass.services import Services
 from onepass.settings import ConfigError, Settings, load_settings
 from onepass.web import BadParameter, BodyTooLarge
@@ -135,6 +141,32 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     verifier = AccessTokenVerifier(keyring, settings, runtime.clock, clients)
     services.provide(VERIFIER, verifier)
     services.provide(STATUS_PAGE, StatusPage(runtime, keyring))
+    services.provide(RECOVERY, Recovery(runtime, passwords))
+    services.provide(SIGNUP, Signup(runtime, passwords))
+    services.provide(ACCOUNT, Account(runtime, services.get(SIGN_IN)))
+    # Second-factor codes: counted per account as passwords are, in their own counts
+    # (a right password does not give them back).
+    code_throttle = LoginThrottle(
+        runtime.cache,
+        Limits(
+            per_account=settings.login_max_failures_per_account,
+            per_ip=settings.login_max_failures_per_ip,
+            window=settings.login_failure_window,
+        ),
+        secret_key,
+        namespace="second-factor",
+    )
+    services.provide(
+        SECOND_FACTOR,
+        SecondFactor(
+            runtime.database,
+            runtime.clock,
+            runtime.box,
+            runtime.hasher,
+            code_throttle,
+            settings.login_session_ttl,
+        ),
+    )
     userinfo = UserInfoEndpoint(
         UserInfo(verifier, runtime.direct, settings.enforce_canonical_resolution),
         max_body=settings.max_form_bytes,
@@ -343,6 +375,8 @@ def create_app(
     api.include_router(authorize_routes.router)
     api.include_router(endpoints.router)
     api.include_router(logout.router)
+    api.include_router(selfservice_routes.router)
+    api.include_router(account_routes.router)
     api.include_router(webhook_routes.router)
     api.include_router(admin_api.router)
     api.include_router(admin_reference.router)

@@ -43,13 +43,28 @@ class Protocol(Enum):
     PAGE = "page"  # an HTML page
 
 
-PAGES = frozenset({"/authorize", "/login", "/consent", "/logout", "/status", "/admin"})
+PAGES = frozenset(
+    {
+        "/authorize",
+        "/login",
+        "/login/second-factor",
+        "/consent",
+        "/logout",
+        "/status",
+        "/admin",
+        "/password/forgot",
+        "/password/reset",
+        "/signup",
+        "/signup/confirm",
+        "/account",
+    }
+)
 OAUTH = frozenset({"/token", "/userinfo", "/revoke", "/introspect", "/webhooks/signing-keys"})
 _ENCODED_CONTROL_BYTES = re.compile(ENCODED_CONTROL.pattern.encode())
 
 
 def protocol_of(path: str) -> Protocol:
-    if path in PAGES or path.startswith("/admin/"):
+    if path in PAGES or path.startswith(("/admin/", "/account/")):
         return Protocol.PAGE
     if path in OAUTH or path.startswith("/.well-known/"):
         return Protocol.OAUTH

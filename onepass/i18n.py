@@ -12,6 +12,7 @@ Times read by people go through ``when``: UTC to the minute, and how long ago.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from io import BytesIO
@@ -33,15 +34,25 @@ def N_(message: str) -> str:
     return message
 
 
-def page_language(*, accept_language: str | None) -> str:
+def page_language(*, accept_language: str | None, ui_locales: Sequence[str] = ()) -> str:
     """The language a page is written in. The one place that chooses it; in order:
 
-    1. ``ui_locales`` of the authorization request (OIDC Core §3.1.2.1) — not yet
-       (issue 13);
-    2. the signed-in user's saved choice — not yet (issue 13);
-    3. the browser's ``Accept-Language`` (``language_of``).
+    1. ``ui_locales`` of the authorization request (OIDC Core §3.1.2.1): the first
+       of them 1pass has, by its primary subtag (``ko-KR`` is ``ko``);
+    2. the browser's ``Accept-Language`` (``language_of``).
     """
+    for tag in ui_locales:
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES:
+            return primary
     return language_of(accept_language)
+
+
+def translate(language: str, message: str, **params: object) -> str:
+    """``message`` (an English msgid, marked with ``N_``) in ``language``, with its
+    ``%(name)s`` placeholders filled; a message the catalogue lacks stays as it is."""
+    text = translations(language).gettext(message)
+    return text % params if params else text
 
 
 def language_of(accept_language: str | None) -> str:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 from pydantic import AliasChoices, Field, field_validator
@@ -30,6 +32,43 @@ class ConfigError(Exception):
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """``ONEPASS_SMTP_URL`` read: where mail goes and how the connection is secured."""
+
+    host: str
+    port: int
+    implicit_tls: bool  # smtps://
+    starttls: bool  # smtp://: required unless ?starttls=off
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpServer:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("must start with smtp:// (STARTTLS) or smtps:// (implicit TLS)")
+        if not parts.hostname:
+            raise ValueError("must name a host, e.g. smtp://mail.example.com:587")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("has a port that is not a number from 1 to 65535") from None
+        query = parse_qs(parts.query)
+        starttls = query.get("starttls", ["on"])[-1]
+        if starttls not in ("on", "off") or set(query) - {"starttls"}:
+            raise ValueError("takes only ?starttls=off (for a relay on a trusted network)")
+        implicit = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname,
+            port=port or (465 if implicit else 587),
+            implicit_tls=implicit,
+            starttls=not implicit and starttls == "on",
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
 
 
 class Settings(BaseSettings):
@@ -88,6 +127,39 @@ class Settings(BaseSettings):
     admin_step_up_ttl: int = Field(default=300, ge=10, le=3600)
     admin_totp_max_failures: int = Field(default=5, ge=1)
     admin_console_session_ttl: int = Field(default=1800, ge=60, le=86400)  # /admin sign-in
+
+    # Mail (onepass.mail): the SMTP server (smtp://[user:pass@]host[:587] with STARTTLS
+    # required, smtps://host[:465] for implicit TLS; `?starttls=off` only for a relay on
+    # a trusted network), its credentials when not in the URL, the sender, one attempt's
+    # timeout and the retry schedule (a 4xx or a lost connection is retried, a 5xx
+    # is dead at once). Unset: in development mails are written to the log and kept for
+    # `onepass mail list`; in production they are dead ("no SMTP server"), for triage.
+    smtp_url: str | None = Field(default=None, repr=False)
+    smtp_username: str | None = Field(default=None, repr=False)
+    smtp_password: str | None = Field(default=None, repr=False)
+    mail_from: str = "1pass <no-reply@localhost>"
+    smtp_timeout: float = Field(default=30.0, gt=0, le=300)
+    mail_retry_schedule: str = "1m,5m,30m,2h,6h,12h"
+    mail_poll_interval: float = Field(default=2.0, gt=0, le=60)
+
+    # Self-service. Who may create an account: `closed` (operators only), `open`
+    # (anyone, once they prove their address), `invite` (`onepass users invite`);
+    # open sign-ups may be limited to some email domains (comma-separated).
+    signup: Literal["closed", "open", "invite"] = "closed"
+    signup_email_domains: str = ""
+    # How long a link works: a password reset, a sign-up to confirm, an invitation.
+    password_reset_ttl: int = Field(default=1800, ge=300, le=86400)
+    signup_link_ttl: int = Field(default=86400, ge=300, le=30 * 86400)
+    invite_ttl: int = Field(default=7 * 86400, ge=300, le=90 * 86400)
+    # Requests per address (over it: the same answer, no mail) and per client IP (over
+    # it: 429) within the window, for password resets and for sign-ups.
+    password_reset_max_per_address: int = Field(default=3, ge=1)
+    password_reset_max_per_ip: int = Field(default=20, ge=1)
+    signup_max_per_address: int = Field(default=3, ge=1)
+    signup_max_per_ip: int = Field(default=10, ge=1)
+    self_service_window: int = Field(default=3600, ge=60)
+    # NIST SP 800-63B §3.1.1.2: at least this many characters; no composition rules.
+    password_min_length: int = Field(default=8, ge=8, le=64)
 
     access_log: bool = False
     log_level: str = "info"
@@ -159,6 +231,14 @@ class Settings(BaseSettings):
             raise ValueError("must not have a query or fragment (OpenID Connect Discovery §3)")
         return value.rstrip("/")
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_parses(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        SmtpServer.parse(value)  # raises ValueError saying what is wrong
+        return value
+
     @field_validator("escalation_webhook_url", "metrics_token")
     @classmethod
     def _empty_is_unset(cls, value: str | None, info: object) -> str | None:
@@ -185,13 +265,37 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(networks)
 
-    @field_validator("webhook_retry_schedule")
+    @field_validator("signup_email_domains")
+    @classmethod
+    def _domains(cls, value: str) -> str:
+        domains = [d.strip().lower().lstrip("@") for d in value.split(",") if d.strip()]
+        for domain in domains:
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+                raise ValueError(
+                    f"{domain[:60]!r} is not a domain; give e.g. example.com,example.org"
+                )
+        return ",".join(domains)
+
+    @field_validator("webhook_retry_schedule", "mail_retry_schedule")
     @classmethod
     def _schedule_parses(cls, value: str) -> str:
         from onepass.durations import parse_schedule
 
         parse_schedule(value)  # raises ValueError naming the bad step
         return value
+
+    @property
+    def signup_domains(self) -> list[str]:
+        return self.signup_email_domains.split(",") if self.signup_email_domains else []
+
+    @property
+    def smtp_server(self) -> SmtpServer | None:
+        if self.smtp_url is None:
+            return None
+        server = SmtpServer.parse(self.smtp_url)
+        if server.username is None and self.smtp_username:
+            server = replace(server, username=self.smtp_username, password=self.smtp_password)
+        return server
 
     @property
     def is_production(self) -> bool:

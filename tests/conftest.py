@@ -44,6 +44,9 @@ def _worker_redis(url: str | None) -> str | None:
     return urlunsplit(parts._replace(path=f"/{number}"))
 
 
+# The real SMTP server fixture (``smtp``) of the mail tests.
+pytest_plugins = ["tests.smtp"]
+
 PG_URL = os.environ.get("ONEPASS_TEST_DATABASE_URL")
 REDIS_URL = _worker_redis(os.environ.get("ONEPASS_TEST_REDIS_URL"))
 REQUIRE_SERVICES = os.environ.get("ONEPASS_REQUIRE_SERVICES") == "1"

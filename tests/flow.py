@@ -29,7 +29,9 @@ def authorize_url(client: Client, **extra: str) -> str:
     return "/authorize?" + urlencode(params)
 
 
-FIELD = re.compile(r'<input type="hidden" name="(csrf_token|interaction)" value="([^"]*)">')
+FIELD = re.compile(
+    r'<input type="hidden" name="(csrf_token|interaction|token|invite)" value="([^"]*)">'
+)
 
 
 def hidden_fields(page: str) -> dict[str, str]:

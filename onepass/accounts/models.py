@@ -58,3 +58,45 @@ class LoginSession(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
     __table_args__ = (Index(None, "user_id"),)
+
+
+class AccountToken(Base):
+    """A single-use link sent to a person by mail (``accounts.links``): a password
+    reset, a sign-up to confirm, an invitation. Only the token's keyed hash is stored.
+
+    ``password_binding`` (a reset) is a hash of the password hash the account had when
+    the link was made: once the password changes by any path, the link is void
+    without anything having to find and cancel it."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    email: Mapped[str | None] = mapped_column(String(320))
+    password_binding: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    # What the link carries: a sign-up's name and password hash (until the address is
+    # proved), an invitation's inviter.
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    __table_args__ = (Index(None, "user_id"),)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the second factor (the authenticator app
+    lost); only its keyed hash is kept, and it works once."""
+
+    __tablename__ = "user_recovery_codes"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "user_id"),)

@@ -13,12 +13,13 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts.models import LoginSession, User
+from onepass.accounts.models import AccountToken, LoginSession, RecoveryCode, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db.engine import Database
 from onepass.ids import random_identifier
+from onepass.mail.models import MailOutboxEntry
 from onepass.refusals import Conflict, Invalid, NotFound, Refusal
 
 # A pragmatic email check: one @, something on each side, a dot in the domain.
@@ -57,7 +58,10 @@ async def create_user(
     password: str | None,
     name: str | None = None,
     email_verified: bool = False,
+    password_hash: str | None = None,
 ) -> User:
+    """A new user; ``password_hash``: one already made (off the event loop, outside
+    the transaction) instead of ``password``."""
     email = email.strip()
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
         raise InvalidAccount(f"{email[:80]!r} is not an email address")
@@ -70,7 +74,9 @@ async def create_user(
         email_normalized=normalize_email(email),
         email_verified=email_verified,
         name=name,
-        password_hash=passwords.hash(password) if password is not None else None,
+        password_hash=password_hash
+        if password_hash is not None
+        else (passwords.hash(password) if password is not None else None),
         created_at=now,
         updated_at=now,
     )
@@ -363,7 +369,8 @@ async def set_password_hash(
 async def erase_user(session: AsyncSession, clock: Clock, user: User) -> None:
     """Erase ``user``'s personal data, keeping the row (its id and ``sub``) disabled and
     marked deleted: identity links and the audit log keep naming it. Its login sessions
-    (with their IP addresses and browsers) go; the caller revokes its tokens."""
+    (with their IP addresses and browsers), recovery codes, links and mail go; the
+    caller revokes its tokens."""
     check_manageable(user)
     now = clock.now()
     user.email = deleted_email(user.id)
@@ -377,6 +384,10 @@ async def erase_user(session: AsyncSession, clock: Clock, user: User) -> None:
     user.deleted_at = now
     user.updated_at = now
     await session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    # Recovery codes, links sent by mail, and the mail itself (its address, its text).
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    await session.execute(delete(AccountToken).where(AccountToken.user_id == user.id))
+    await session.execute(delete(MailOutboxEntry).where(MailOutboxEntry.user_id == user.id))
     await session.flush()
 
 

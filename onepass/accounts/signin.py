@@ -34,13 +34,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts import service as accounts
 from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
+from onepass.accounts.second_factor import has_second_factor
 from onepass.accounts.throttle import LoginThrottle
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db.engine import Database
+from onepass.i18n import DEFAULT as DEFAULT_LANGUAGE
+from onepass.i18n import N_, translate
 from onepass.services import Service
 
-WRONG_PASSWORD = "Incorrect email or password."
+WRONG_PASSWORD = N_("Incorrect email or password.")
+THROTTLED_MINUTE = N_("Too many failed attempts. Try again in a minute.")
+THROTTLED_MINUTES = N_("Too many failed attempts. Try again in %(minutes)d minutes.")
 
 
 def try_again_in(seconds: int) -> str:
@@ -49,9 +54,12 @@ def try_again_in(seconds: int) -> str:
     return f"Try again in {minutes} minute{'s' if minutes > 1 else ''}."
 
 
-def throttled_message(retry_after: int) -> str:
+def throttled_message(retry_after: int, language: str = DEFAULT_LANGUAGE) -> str:
     """What a page says to an attempt refused by the throttle (``LoginThrottled``)."""
-    return f"Too many failed attempts. {try_again_in(retry_after)}"
+    minutes = max(1, retry_after // 60)
+    if minutes == 1:
+        return translate(language, THROTTLED_MINUTE)
+    return translate(language, THROTTLED_MINUTES, minutes=minutes)
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,11 @@ class Door:
     async def signed_in(self, session: AsyncSession, signed_in: SignedIn, attempt: Attempt) -> None:
         """In the transaction that created the session, before it commits."""
 
+    def needs_second_factor(self, user: User) -> bool:
+        """Whether the password alone does not sign ``user`` in through this door: the
+        sign-in waits for a code (``SecondFactorRequired``), and no session is made."""
+        return False
+
     async def wrong_password(self, database: Database, attempt: Attempt) -> SignInRefused:
         """The refusal of a wrong password (no transaction is open)."""
         return SignInRefused(self.wrong_password_message, "wrong password")
@@ -136,6 +149,18 @@ class EndUserDoor(Door):
         # Disabling a canonical user disables the person: no account merged into it
         # signs in as it.
         return None if resolved.disabled_at is not None else resolved
+
+    def needs_second_factor(self, user: User) -> bool:
+        return has_second_factor(user)
+
+
+class SecondFactorRequired(Exception):
+    """The password was right and the account has a second factor: the sign-in waits
+    for its code (``accounts.second_factor``) for ``user``."""
+
+    def __init__(self, user: User) -> None:
+        super().__init__("a second factor is required")
+        self.user = user
 
 
 class SignIn:
@@ -165,6 +190,9 @@ class SignIn:
             if not exc.counts:  # the password was right
                 await self.throttle.succeeded(attempt.email, attempt.ip)
             raise
+        except SecondFactorRequired:
+            await self.throttle.succeeded(attempt.email, attempt.ip)
+            raise
         await self.throttle.succeeded(attempt.email, attempt.ip)
         return signed_in
 
@@ -177,12 +205,15 @@ class SignIn:
             else None
         )
         signed_in = None
+        waiting: User | None = None
         if check is not None:  # a write transaction only for a right password
             async with self.database.session() as session:
                 user = await accounts.authenticate(session, self.clock, check)
                 if user is not None:
                     user = await door.admit(session, user, attempt)
-                if user is not None:
+                if user is not None and door.needs_second_factor(user):
+                    waiting = user
+                elif user is not None:
                     kind = door.kind
                     login = await accounts.create_login_session(
                         session,
@@ -198,6 +229,8 @@ class SignIn:
                     )
                     signed_in = SignedIn(login, user)
                     await door.signed_in(session, signed_in, attempt)
+        if waiting is not None:
+            raise SecondFactorRequired(waiting)
         if signed_in is None:
             raise await door.wrong_password(self.database, attempt)
         return signed_in

@@ -42,14 +42,19 @@ def _account(email: str) -> str:
 
 
 class LoginThrottle:
-    def __init__(self, cache: Cache, limits: Limits, secret_key: str) -> None:
+    def __init__(
+        self, cache: Cache, limits: Limits, secret_key: str, namespace: str = "login"
+    ) -> None:
+        """``namespace``: whose counts these are (``login``: passwords; ``second-factor``:
+        codes after a right password, which a right password does not reset)."""
         self._cache = cache
         self._limits = limits
+        self._namespace = namespace
         self._key_hmac = derive_key(secret_key, "onepass/login-throttle/v1")
 
     def key(self, kind: str, value: str) -> str:
         digest = hmac.new(self._key_hmac, f"{kind}\x00{value}".encode(), hashlib.sha256)
-        return f"login:fail:{kind}:{digest.hexdigest()[:32]}"
+        return f"{self._namespace}:fail:{kind}:{digest.hexdigest()[:32]}"
 
     async def attempt(self, email: str, ip: str) -> None:
         """Count an attempt for this account and this IP, before its password is
@@ -72,3 +77,22 @@ class LoginThrottle:
         gets this attempt back (its other failures stand)."""
         await self._cache.delete(self.key("account", _account(email)))
         await self._cache.decr(self.key("ip", ip))
+
+
+class Quota:
+    """At most ``limit`` events per ``window`` seconds for each value (an address, an
+    IP), counted in the cache under an HMAC of the value, like the login throttle."""
+
+    def __init__(
+        self, cache: Cache, secret_key: str, purpose: str, limit: int, window: int
+    ) -> None:
+        self._cache = cache
+        self._key = derive_key(secret_key, f"onepass/quota/{purpose}/v1")
+        self._purpose = purpose
+        self.limit = limit
+        self.window = window
+
+    async def take(self, value: str) -> bool:
+        """Count one event for ``value``; False when it is over the limit."""
+        digest = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+        return await self._cache.incr(f"quota:{self._purpose}:{digest}", self.window) <= self.limit

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "keys": "onepass.cli.keys:app",
     "users": "onepass.cli.users:app",
     "webhooks": "onepass.cli.webhooks:app",
+    "mail": "onepass.cli.mail:app",
     "identity": "onepass.cli.identity:identity_app",
     "cache": "onepass.cli.identity:cache_app",
     "admin": "onepass.cli.admin:app",

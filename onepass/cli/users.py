@@ -15,6 +15,7 @@ from onepass.cli.common import (
     print_table,
     run,
 )
+from onepass.i18n import LANGUAGES
 from onepass.identity.canonical import CanonicalResolver
 from onepass.oauth import consents
 from onepass.operators.audit import Actor
@@ -51,6 +52,47 @@ def create(
         print_json(data)
     else:
         typer.echo(f"created user {data['id']} ({data['email']}), sub {data['sub']}")
+
+
+@app.command("invite")
+def invite(
+    email: str = typer.Option(..., "--email", help="The address to invite."),
+    language: str = typer.Option(
+        "en", "--language", help="The language of the invitation mail: en or ko."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Mail a single-use invitation to create an account (ONEPASS_SIGNUP=invite); the
+    link is printed too. It works once, for ONEPASS_INVITE_TTL (7 days)."""
+    if language not in LANGUAGES:
+        fail(f"--language must be one of {', '.join(LANGUAGES)}", 2)
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.invite_user(runtime, Actor.cli(), email, language=language)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(f"invited {data['email']} (until {data['expires_at']}): {data['link']}")
+
+
+@app.command("reset-second-factor")
+def reset_second_factor(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
+    """Turn a user's two-step verification off (they lost the authenticator app and the
+    recovery codes; check who they are first). Their sessions end; they can set it up
+    again from /account."""
+
+    async def action(runtime: Runtime) -> dict[str, Any]:
+        return await users.reset_second_factor(runtime, Actor.cli(), user_ref)
+
+    data = run(action)
+    if as_json:
+        print_json(data)
+    elif data["had_second_factor"]:
+        typer.echo(f"two-step verification is off for user {data['id']}")
+    else:
+        typer.echo(f"user {data['id']} had no two-step verification; nothing changed")
 
 
 @app.command("list")

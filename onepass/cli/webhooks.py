@@ -21,6 +21,7 @@ from onepass.clients.registry import find_client
 from onepass.durations import parse_duration
 from onepass.identity.backfill import BATCH as BACKFILL_BATCH
 from onepass.logs import configure_logging
+from onepass.mail.delivery import MailDelivery, delivering
 from onepass.operators.audit import Actor
 from onepass.playbook import keys as keys_playbook
 from onepass.playbook import merges as merges_playbook
@@ -101,8 +102,8 @@ def dispatch(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run a webhook dispatcher until SIGTERM or Ctrl-C (a second one abandons the
-    deliveries in flight and releases their claims)."""
+    """Run a webhook dispatcher, and mail delivery beside it, until SIGTERM or Ctrl-C
+    (a second one abandons the deliveries in flight and releases their claims)."""
     try:
         import uvloop
 
@@ -132,13 +133,16 @@ def dispatch(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         try:
+            mail_sent = 0
             async with Dispatcher.from_runtime(runtime, concurrency=concurrency) as dispatcher:
                 settle_gc()
                 if once:
                     stats = await dispatcher.run_once(stop, force=force)
+                    mail_sent = await MailDelivery.of(runtime).deliver_all_due()
                 else:
-                    stats = await dispatcher.run(stop, force=force)
-            return {"dispatcher": dispatcher.name, **stats.as_json()}
+                    async with delivering(runtime, stop):
+                        stats = await dispatcher.run(stop, force=force)
+            return {"dispatcher": dispatcher.name, **stats.as_json(), "mail_attempted": mail_sent}
         finally:
             if lock is not None:
                 lock.release()

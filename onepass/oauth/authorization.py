@@ -15,16 +15,18 @@ from onepass.accounts.models import LoginSession, User
 from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
+from onepass.i18n import N_
 from onepass.oauth.authorize import AuthorizationRequest
 from onepass.oauth.codes import issue_code, needs_consent
 from onepass.oauth_errors import ConsentRequiredError, LoginRequiredError, OAuthError
 
 SCOPE_DESCRIPTIONS = {
-    "openid": "Know who you are (your 1pass account identifier)",
-    "profile": "See your name",
-    "email": "See your email address",
-    "offline_access": "Stay signed in (access your data while you are away)",
+    "openid": N_("Know who you are (your 1pass account identifier)"),
+    "profile": N_("See your name"),
+    "email": N_("See your email address"),
+    "offline_access": N_("Stay signed in (access your data while you are away)"),
 }
+OTHER_SCOPE = N_("Use the scope %(scope)s")
 
 
 def redirect_with(uri: str, params: dict[str, str | None]) -> str:

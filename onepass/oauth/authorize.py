@@ -59,6 +59,8 @@ class AuthorizationRequest:
     max_age: int | None = None
     login_hint: str | None = None
     acr_values: list[str] = field(default_factory=list)
+    # The languages the RP asks its pages in (OIDC Core §3.1.2.1), most preferred first.
+    ui_locales: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,5 +184,6 @@ def validate_authorization_request(
         prompt=prompt,
         max_age=max_age,
         login_hint=params.get("login_hint"),
+        ui_locales=params.get("ui_locales", "").split()[:10],
         acr_values=params.get("acr_values", "").split(),
     )

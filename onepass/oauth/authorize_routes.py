@@ -8,15 +8,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass import api_docs
+from onepass import api_docs, i18n
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
-from onepass.accounts.csrf import CSRF_TOKENS
 from onepass.accounts.models import User
+from onepass.accounts.second_factor import (
+    SECOND_FACTOR,
+    PendingInvalid,
+    seal_pending,
+    unseal_pending,
+)
 from onepass.accounts.signin import (
     SIGN_IN,
     Attempt,
     EndUserDoor,
+    SecondFactorRequired,
     SignInRefused,
     throttled_message,
 )
@@ -25,6 +31,7 @@ from onepass.clients.registry import CLIENTS, ClientRecord
 from onepass.cookies import cookie_name
 from onepass.identity.canonical import RESOLVER, effective_user
 from onepass.oauth.authorization import (
+    OTHER_SCOPE,
     SCOPE_DESCRIPTIONS,
     Redirect,
     ShowConsent,
@@ -60,33 +67,29 @@ def session_cookie(settings: Settings) -> str:
     return cookie_name(settings, SESSION_COOKIE)
 
 
+def page_language(request: Request, auth: AuthorizationRequest | None = None) -> str:
+    """The sign-in pages' language: the RP's ``ui_locales``, then the browser's."""
+    return i18n.page_language(
+        accept_language=request.headers.get("accept-language"),
+        ui_locales=auth.ui_locales if auth is not None else (),
+    )
+
+
+def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+    """The browser's 1pass login session (``/login``, ``/account``)."""
+    response.set_cookie(
+        session_cookie(settings),
+        token,
+        max_age=settings.login_session_ttl,
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="lax",
+        path="/",
+    )
+
+
 def error_page(title: str, message: str, status: int = 400) -> Response:
     return render("error.html", {"title": title, "message": message}, status)
-
-
-def _csrf_cookie(request: Request) -> tuple[str, bool]:
-    value = request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings))
-    if value and len(value) <= 128:
-        return value, False
-    return csrf_mod.CSRF.new_cookie_value(), True
-
-
-def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    """Render a form page with a CSRF token (and its cookie if the browser has none)."""
-    settings = runtime_of(request).settings
-    cookie, is_new = _csrf_cookie(request)
-    context = {**context, "csrf_token": CSRF_TOKENS.of(request).token_for(cookie)}
-    response = render(template, context, status)
-    if is_new:
-        response.set_cookie(
-            csrf_mod.cookie_for(settings),
-            cookie,
-            httponly=True,
-            secure=settings.secure_cookies,
-            samesite="lax",
-            path="/",
-        )
-    return response
 
 
 async def _read_form(request: Request) -> Params | None:
@@ -105,16 +108,45 @@ def _login_page(
     status: int = 200,
 ) -> Response:
     sealed = SEALER.of(request).seal(auth, runtime_of(request).clock.timestamp())
-    return _page(
+    language = page_language(request, auth)
+    return csrf_mod.form_page(
         request,
         "login.html",
         {
             "client_name": client_name,
             "interaction": sealed,
-            "error": error,
+            "error": i18n.translate(language, error) if error else None,
             "email": email or auth.login_hint,
+            "signup_open": runtime_of(request).settings.signup == "open",
         },
         status,
+        language=language,
+    )
+
+
+def _second_factor_page(
+    request: Request,
+    auth: AuthorizationRequest,
+    client_name: str,
+    pending: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    sealed = SEALER.of(request).seal(auth, runtime_of(request).clock.timestamp())
+    language = page_language(request, auth)
+    return csrf_mod.form_page(
+        request,
+        "second_factor.html",
+        {
+            "action": "/login/second-factor",
+            "client_name": client_name,
+            "interaction": sealed,
+            "pending": pending,
+            "error": i18n.translate(language, error) if error else None,
+        },
+        status,
+        language=language,
     )
 
 
@@ -128,11 +160,18 @@ def _consent_page(
     sealed = SEALER.of(request).seal(
         auth, runtime_of(request).clock.timestamp(), login_sid=login_sid
     )
-    scopes = [SCOPE_DESCRIPTIONS.get(s, f"Use the scope {s}") for s in auth.scope]
-    return _page(
+    language = page_language(request, auth)
+    scopes = [
+        i18n.translate(language, SCOPE_DESCRIPTIONS[s])
+        if s in SCOPE_DESCRIPTIONS
+        else i18n.translate(language, OTHER_SCOPE, scope=s)
+        for s in auth.scope
+    ]
+    return csrf_mod.form_page(
         request,
         "consent.html",
         {"client_name": client_name, "interaction": sealed, "scopes": scopes, "email": email},
+        language=language,
     )
 
 
@@ -171,7 +210,7 @@ async def _continue(
     return _login_page(request, auth, client.client_name)
 
 
-async def _current_login(request: Request) -> Any:
+async def current_login(request: Request) -> Any:
     runtime = runtime_of(request)
     async with runtime.database.session(readonly=True) as session:
         current = await accounts.session_from_token(
@@ -219,13 +258,12 @@ async def authorize(request: Request) -> Response:
         url = error_redirect(exc.redirect_uri, exc.error, exc.state, issuer)
         return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
     assert client is not None
-    return await _continue(request, auth, client, current=await _current_login(request))
+    return await _continue(request, auth, client, current=await current_login(request))
 
 
 def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:
     runtime = runtime_of(request)
-    cookie = request.cookies.get(csrf_mod.cookie_for(runtime.settings))
-    if not CSRF_TOKENS.of(request).valid(cookie, form.get("csrf_token")):
+    if not csrf_mod.genuine(request, form):
         return error_page(
             "This form has expired",
             "Your browser's security token did not match (cookies blocked or the page is old).",
@@ -256,7 +294,7 @@ async def _form_and_request(
     return form, interaction, client
 
 
-def _end_user_door(request: Request) -> EndUserDoor:
+def end_user_door(request: Request) -> EndUserDoor:
     """``/login``'s way in (``accounts.signin``): a session for the account's canonical
     user (``identity.canonical``)."""
     settings = runtime_of(request).settings
@@ -286,7 +324,7 @@ async def login(request: Request) -> Response:
         email, form.get("password", ""), client_ip(request), request.headers.get("user-agent")
     )
     try:
-        signed_in = await SIGN_IN.of(request).sign_in(_end_user_door(request), attempt)
+        signed_in = await SIGN_IN.of(request).sign_in(end_user_door(request), attempt)
     except LoginThrottled as exc:
         response = _login_page(
             request,
@@ -294,7 +332,7 @@ async def login(request: Request) -> Response:
             client.client_name,
             email=email,
             status=429,
-            error=throttled_message(exc.retry_after),
+            error=throttled_message(exc.retry_after, page_language(request, auth)),
         )
         response.headers["retry-after"] = str(exc.retry_after)
         return response
@@ -302,6 +340,9 @@ async def login(request: Request) -> Response:
         return _login_page(
             request, auth, client.client_name, email=email, status=401, error=exc.message
         )
+    except SecondFactorRequired as exc:
+        pending = seal_pending(runtime.box, exc.user.id, runtime.clock.timestamp())
+        return _second_factor_page(request, auth, client.client_name, pending)
     response = await _continue(
         request,
         auth,
@@ -309,15 +350,7 @@ async def login(request: Request) -> Response:
         current=(signed_in.login.session, signed_in.user),
         logged_in_here=True,
     )
-    response.set_cookie(
-        session_cookie(runtime.settings),
-        signed_in.login.token,
-        max_age=runtime.settings.login_session_ttl,
-        httponly=True,
-        secure=runtime.settings.secure_cookies,
-        samesite="lax",
-        path="/",
-    )
+    set_session_cookie(response, runtime.settings, signed_in.login.token)
     return response
 
 
@@ -334,7 +367,7 @@ async def consent(request: Request) -> Response:
         return posted
     form, interaction, client = posted
     auth = interaction.request
-    current = await _current_login(request)
+    current = await current_login(request)
     if current is None:
         return error_page(
             "You are signed out", "Your session ended. Start again from the application.", 401
@@ -361,3 +394,59 @@ async def consent(request: Request) -> Response:
         logged_in_here=logged_in_here,
         just_consented=True,
     )
+
+
+WRONG_CODE = i18n.N_("That code is not right. Enter the current code from your authenticator app.")
+
+
+@router.post(
+    "/login/second-factor",
+    openapi_extra=api_docs.form(
+        "interaction", "csrf_token", "pending", "code", required=("interaction", "csrf_token")
+    ),
+)
+async def login_second_factor(request: Request) -> Response:
+    """The second step of a sign-in whose password was right: the TOTP code (or a
+    recovery code) of an account that has one (``accounts.second_factor``)."""
+    runtime = runtime_of(request)
+    posted = await _form_and_request(request, "sign-in")
+    if isinstance(posted, Response):
+        return posted
+    form, interaction, client = posted
+    auth = interaction.request
+    pending_text = form.get("pending", "")
+    try:
+        pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
+    except PendingInvalid as exc:
+        return error_page("This form has expired", str(exc).capitalize() + ".")
+    try:
+        verified = await SECOND_FACTOR.of(request).verify(
+            pending,
+            form.get("code", "")[:64],
+            client_ip(request),
+            request.headers.get("user-agent"),
+        )
+    except LoginThrottled as exc:
+        response = _second_factor_page(
+            request,
+            auth,
+            client.client_name,
+            pending_text,
+            error=throttled_message(exc.retry_after, page_language(request, auth)),
+            status=429,
+        )
+        response.headers["retry-after"] = str(exc.retry_after)
+        return response
+    if verified is None:
+        return _second_factor_page(
+            request, auth, client.client_name, pending_text, error=WRONG_CODE, status=401
+        )
+    response = await _continue(
+        request,
+        auth,
+        client,
+        current=(verified.login.session, verified.user),
+        logged_in_here=True,
+    )
+    set_session_cookie(response, runtime.settings, verified.login.token)
+    return response

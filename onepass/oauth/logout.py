@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from onepass import api_docs
+from onepass import api_docs, i18n
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
-from onepass.accounts.csrf import CSRF_TOKENS
+from onepass.accounts.csrf import CSRF_TOKENS, form_page
 from onepass.clients.registry import CLIENTS
 from onepass.oauth.authorization import redirect_with
-from onepass.oauth.authorize_routes import _page, _read_form, error_page, session_cookie
+from onepass.oauth.authorize_routes import _read_form, error_page, session_cookie
 from onepass.oauth.bearer import VERIFIER
 from onepass.oauth_errors import InvalidTokenError
 from onepass.pages import render
@@ -83,7 +83,9 @@ async def logout(request: Request) -> Response:
     )
     if current is not None and not (confirmed or trusted_hint):
         kept = {k: params[k] for k in LOGOUT_PARAMS if k in params}
-        return _page(request, "logout.html", {"done": False, "params": kept})
+        return form_page(
+            request, "logout.html", {"done": False, "params": kept}, language=_language(request)
+        )
 
     if current is not None:
         async with runtime.database.session() as session:
@@ -95,7 +97,7 @@ async def logout(request: Request) -> Response:
             headers={"cache-control": "no-store"},
         )
     else:
-        response = render("logout.html", {"done": True})
+        response = render("logout.html", {"done": True}, language=_language(request))
     response.delete_cookie(
         session_cookie(runtime.settings),
         path="/",
@@ -104,3 +106,7 @@ async def logout(request: Request) -> Response:
         samesite="lax",
     )
     return response
+
+
+def _language(request: Request) -> str:
+    return i18n.page_language(accept_language=request.headers.get("accept-language"))

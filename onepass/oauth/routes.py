@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onepass import api_docs
 from onepass.clients import auth as client_auth
+from onepass.i18n import LANGUAGES
 from onepass.keys.jwt import SUPPORTED_ALGS
 from onepass.services import Service
 from onepass.settings import Settings
@@ -60,6 +61,8 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
             "updated_at",
         ],
         "prompt_values_supported": ["none", "login", "consent"],
+        # OIDC Discovery §3: the languages of the pages (``ui_locales``).
+        "ui_locales_supported": list(LANGUAGES),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "userinfo_signing_alg_values_supported": [],

@@ -22,10 +22,13 @@ answers), kept here so the CLI and the API describe a user alike.
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.accounts import invitations, second_factor
 from onepass.accounts import service as accounts
 from onepass.accounts.models import LoginSession, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
@@ -40,10 +43,16 @@ from onepass.operators import audit
 from onepass.operators.audit import Actor
 from onepass.playbook import actions
 from onepass.runtime import Runtime
+from onepass.webhooks import outbox as webhook_outbox
 from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import timestamp_text
 
 CREATE = "users.create"
+INVITE = "users.invite"
+RESET_SECOND_FACTOR = "users.reset_second_factor"
+ADD_SECOND_FACTOR = "users.second_factor_added"
+REMOVE_SECOND_FACTOR = "users.second_factor_removed"
+NEW_RECOVERY_CODES = "users.recovery_codes_replaced"
 
 COLUMNS = ("id", "sub", "email", "email_verified", "name", "created_at", "disabled_at")
 
@@ -119,6 +128,23 @@ async def create_user(
         )
         audit.add(session, runtime.clock, actor, CREATE, str(user.id))
         return {"id": user.id, "sub": user.sub, "email": user.email}
+
+
+async def invite_user(
+    runtime: Runtime, actor: Actor, email: str, *, language: str = "en"
+) -> dict[str, Any]:
+    """Mail ``email`` a single-use invitation to create an account (``ONEPASS_SIGNUP=
+    invite``); the link is printed too, for the operator to pass on by other means."""
+    if runtime.settings.signup != "invite":
+        raise accounts.InvalidAccount(
+            f"ONEPASS_SIGNUP is {runtime.settings.signup!r}: invitations need ONEPASS_SIGNUP=invite"
+        )
+    async with runtime.database.session() as session:
+        link, row = await invitations.invite(
+            session, runtime, email, language=language, invited_by=actor.name
+        )
+        audit.add(session, runtime.clock, actor, INVITE, row.email)
+        return {"email": row.email, "link": link, "expires_at": timestamp_text(row.expires_at)}
 
 
 async def update_user(
@@ -262,6 +288,71 @@ async def set_password(
         return {"id": user.id, "sub": user.sub, "sessions_ended": ended}
 
 
+Also = Callable[[AsyncSession, User], Awaitable[None]]
+
+
+async def enrol_totp(
+    runtime: Runtime, actor: Actor, user_ref: str, secret: str, step: int, *, also: Also
+) -> list[str]:
+    """Turn two-step verification on with an authenticator's ``secret`` (a code of
+    ``step`` was just entered): the new recovery codes, shown once. ``also`` runs in
+    the same transaction (the mail that tells the person)."""
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        accounts.check_manageable(user)
+        await second_factor.enrol_totp(session, runtime.box, user, secret, step)
+        codes = await second_factor.replace_recovery_codes(
+            session, runtime.hasher, runtime.clock, user.id
+        )
+        await also(session, user)
+        audit.add(session, runtime.clock, actor, ADD_SECOND_FACTOR, str(user.id))
+        return codes
+
+
+async def reset_second_factor(
+    runtime: Runtime,
+    actor: Actor,
+    user_ref: str,
+    *,
+    action: str = RESET_SECOND_FACTOR,
+    also: Also | None = None,
+) -> dict[str, Any]:
+    """Turn a user's two-step verification off: by an operator (authenticator and
+    recovery codes both lost, identity checked out of band: their sessions end), or by
+    the person from /account (``action`` ``users.second_factor_removed``: their
+    sessions stay). Their password alone signs in again."""
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        accounts.check_manageable(user)
+        had = second_factor.has_second_factor(user)
+        await second_factor.remove_second_factor(session, user)
+        ended = 0
+        if action == RESET_SECOND_FACTOR:
+            ended = await accounts.revoke_user_sessions(session, runtime.clock, user.id)
+        if also is not None:
+            await also(session, user)
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            action,
+            str(user.id),
+            detail={"had_second_factor": had, "sessions_ended": ended},
+        )
+        return {"id": user.id, "sub": user.sub, "had_second_factor": had, "sessions_ended": ended}
+
+
+async def replace_recovery_codes(runtime: Runtime, actor: Actor, user_ref: str) -> list[str]:
+    """New recovery codes for the user (the old ones stop working), shown once."""
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        codes = await second_factor.replace_recovery_codes(
+            session, runtime.hasher, runtime.clock, user.id
+        )
+        audit.add(session, runtime.clock, actor, NEW_RECOVERY_CODES, str(user.id))
+        return codes
+
+
 async def revoke_sessions(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str, Any]:
     """End every login session of the user (they sign in again; tokens stay valid)."""
     async with runtime.database.session() as session:
@@ -287,6 +378,17 @@ async def revoke_consent(
         user = await _locked(session, user_ref)
         app = await find_client(session, app_ref)
         removed, revoked = await consents.revoke_consent(session, runtime.clock, user.id, app)
+        notified = None
+        if removed or revoked:
+            revoked_at = timestamp_text(runtime.clock.now())
+            notified = await webhook_outbox.enqueue(
+                session,
+                app,
+                EventType.CONSENT_REVOKED.value,
+                {"sub": user.sub, "client_id": app.client_id, "revoked_at": revoked_at},
+                f"consent.revoked:{user.sub}:{secrets.token_urlsafe(9)}",
+                clock=runtime.clock,
+            )
         audit.add(
             session,
             runtime.clock,
@@ -301,4 +403,5 @@ async def revoke_consent(
             "client_id": app.client_id,
             "consent_removed": removed,
             "refresh_tokens_revoked": revoked,
+            "webhooks_enqueued": 1 if notified is not None else 0,
         }

@@ -1,4 +1,5 @@
-"""The dispatcher inside ``onepass serve``, and the one-dispatcher rule on SQLite.
+"""The dispatcher inside ``onepass serve`` (webhooks, and mail beside them:
+``mail.delivery``), and the one-dispatcher rule on SQLite.
 
 SQLite has no ``SKIP LOCKED``: one dispatcher per database file. The rule is kept by
 an exclusive ``flock`` on a lock file beside the database
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import structlog
 
+from onepass.mail.delivery import delivering
 from onepass.runtime import Runtime
 from onepass.settings import Settings
 
@@ -84,7 +86,10 @@ async def run_embedded(runtime: Runtime, stop: asyncio.Event) -> None:
             if lock is None or lock.acquire():
                 log.info("webhooks.embedded_dispatcher", pid=os.getpid(), lock=str(path or ""))
                 try:
-                    async with Dispatcher.from_runtime(runtime) as dispatcher:
+                    async with (
+                        Dispatcher.from_runtime(runtime) as dispatcher,
+                        delivering(runtime, stop),
+                    ):
                         await dispatcher.run(stop)
                     return
                 except Exception:  # keep serving; try again shortly

@@ -23,6 +23,10 @@ class EventType(StrEnum):
     USER_ENABLED = "user.enabled"
     # A user was deleted: their personal data erased; RPs erase theirs.
     USER_DELETED = "user.deleted"
+    # A user's consent to the application was revoked, by the user (their account
+    # page) or an operator: ``{"sub", "client_id", "revoked_at"}``; the refresh tokens
+    # the application held for the user are revoked with it.
+    CONSENT_REVOKED = "consent.revoked"
 
     # The application's registration was changed by an operator (``clients update``):
     # ``{"client_id", "changed": [field names], "updated_at"}``, never a secret.

@@ -16,7 +16,6 @@ from fastapi.routing import APIRoute
 
 from onepass import i18n, web
 from onepass.accounts import csrf as csrf_mod
-from onepass.accounts.csrf import CSRF_TOKENS
 from onepass.admin import console_service
 from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import AdminError, refusal
@@ -90,13 +89,6 @@ Handler = Callable[..., Awaitable[Response]]
 # -- plumbing -------------------------------------------------------------------------
 
 
-def csrf_cookie(request: Request) -> tuple[str, bool]:
-    value = request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings))
-    if value and len(value) <= 128:
-        return value, False
-    return csrf_mod.CSRF.new_cookie_value(), True
-
-
 def render_page(
     request: Request,
     template: str,
@@ -110,24 +102,9 @@ def render_page(
     """A console page with the CSRF form token (and its cookie if the browser has none),
     in ``language`` (``language_of``) for the pages translated, English otherwise, with
     ``headers`` added."""
-    cookie, is_new = csrf_cookie(request)
-    context = {
-        "csrf_token": CSRF_TOKENS.of(request).token_for(cookie),
-        "admin_email": console.user.email if console is not None else None,
-        **context,
-    }
-    response = render(template, context, status, language=language)
+    context = {"admin_email": console.user.email if console is not None else None, **context}
+    response = csrf_mod.form_page(request, template, context, status, language=language)
     response.headers.update(headers or {})
-    if is_new:
-        # The same cookie, with the same attributes, as the login pages' forms.
-        response.set_cookie(
-            csrf_mod.cookie_for(runtime_of(request).settings),
-            cookie,
-            httponly=True,
-            secure=runtime_of(request).settings.secure_cookies,
-            samesite="lax",
-            path="/",
-        )
     return response
 
 
@@ -204,12 +181,7 @@ async def read_form(request: Request) -> dict[str, str] | None:
 
 
 def csrf_ok(request: Request, form: dict[str, str]) -> bool:
-    return bool(
-        CSRF_TOKENS.of(request).valid(
-            request.cookies.get(csrf_mod.cookie_for(runtime_of(request).settings)),
-            form.get("csrf_token"),
-        )
-    )
+    return csrf_mod.genuine(request, form)
 
 
 async def current_console(request: Request) -> ConsoleSession | None:

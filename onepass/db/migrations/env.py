@@ -10,6 +10,7 @@ import onepass.accounts.models
 import onepass.clients.models
 import onepass.identity.models
 import onepass.keys.models
+import onepass.mail.models
 import onepass.oauth.models
 import onepass.operators.models
 import onepass.ops.models

@@ -1,6 +1,6 @@
 """Triage's checks against the database: webhook deliveries failing across RPs, the
 dispatchers' liveness, the backlog, and the dead-letter queue per RP (the outbox's
-counts are the read model's, ``webhooks.outbox_queries``)."""
+counts are the read model's, ``webhooks.outbox_queries``); mail dead or retrying."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.clients.models import OAuthApplication
+from onepass.mail.models import MailOutboxEntry
 from onepass.ops.severity import Finding, Severity, assess_deliveries, duration_text, name_list
 from onepass.ops.triage.report import CheckResult, Thresholds
 from onepass.webhooks import outbox_queries
@@ -52,6 +53,7 @@ async def database_checks(
             checks.append(await _check_dispatchers(session, now, thresholds))
             checks.append(await _check_backlog(session, now, thresholds))
             checks.append(await _check_dead_letters(session))
+            checks.append(await _check_mail(session, now))
             return checks
     except Exception as exc:
         # Nothing here is worth a traceback at 3 a.m.: say what failed and go on.
@@ -200,3 +202,36 @@ async def _check_dead_letters(session: AsyncSession) -> CheckResult:
             )
         )
     return CheckResult("webhook_dead_letters", False, total, detail, findings)
+
+
+MAIL_WINDOW = timedelta(hours=24)
+
+
+async def _check_mail(session: AsyncSession, now: datetime) -> CheckResult:
+    """Mail that died in the last 24 hours, or is being retried: people asked for a
+    reset link (or were told of a change) and did not get it (sev3)."""
+    dead = await session.scalar(
+        select(func.count()).where(MailOutboxEntry.dead_at >= now - MAIL_WINDOW)
+    )
+    retrying = await session.scalar(
+        select(func.count()).where(
+            MailOutboxEntry.sent_at.is_(None),
+            MailOutboxEntry.dead_at.is_(None),
+            MailOutboxEntry.attempts > 0,
+        )
+    )
+    if not dead and not retrying:
+        return CheckResult("mail", True, 0, "no mail dead in 24 h or being retried")
+    last_error = await session.scalar(
+        select(MailOutboxEntry.last_error)
+        .where(MailOutboxEntry.last_error.is_not(None), MailOutboxEntry.sent_at.is_(None))
+        .order_by(MailOutboxEntry.id.desc())
+        .limit(1)
+    )
+    detail = f"{dead or 0} dead in 24 h, {retrying or 0} being retried; last error: {last_error}"
+    reason = (
+        f"mail is not getting through ({detail}): people are not receiving their password "
+        "reset links. See `onepass mail list --status dead` (and `--status pending`); check "
+        "ONEPASS_SMTP_URL and the SMTP server's answer in the error."
+    )
+    return CheckResult("mail", False, dead or 0, detail, [Finding(Severity.SEV3, reason)])

@@ -16,7 +16,16 @@ from onepass.runtime import Runtime
 from tests.factories import REDIRECT_URI, make_admin, make_rp
 
 CHUNK = 4096
-PAGES = ("/authorize", "/login", "/consent", "/logout", "/admin")
+PAGES = (
+    "/authorize",
+    "/login",
+    "/consent",
+    "/logout",
+    "/admin",
+    "/password/",
+    "/signup",
+    "/account",
+)
 
 
 def protocol_of(path: str) -> str:

@@ -16,6 +16,7 @@ from onepass.ops.triage import Report, Thresholds, triage
 from onepass.runtime import Runtime
 from tests.conftest import database_stopped
 from tests.e2e.server import free_port
+from tests.smtp import SmtpServer
 from tests.webhook_helpers import Receiver, dispatch_once, enqueue, make_webhook_app, status
 
 CHECKS = [
@@ -29,6 +30,7 @@ CHECKS = [
     "webhook_dispatchers",
     "webhook_backlog",
     "webhook_dead_letters",
+    "mail",
     "redis",
 ]
 
@@ -258,3 +260,26 @@ async def test_triage_says_sev2_when_redis_does_not_answer(
     assert any("invalidate-canonical --all" in r for r in report.reasons)
     assert healthy.severity is Severity.OK
     assert check(healthy, "redis")["ok"] is True
+
+
+async def test_triage_is_sev3_when_mail_does_not_get_through(
+    http: httpx.AsyncClient, runtime: Runtime, smtp: SmtpServer
+) -> None:
+    from onepass.mail import outbox
+    from onepass.mail.delivery import MailDelivery
+
+    mail = outbox.compose(
+        "password_changed", "ada@example.com", "en", {"name": None, "when": "now"}
+    )
+    async with runtime.database.session() as session:
+        await outbox.enqueue(session, runtime.box, runtime.clock, mail, user_id=None)
+    smtp.reply = "550 5.7.1 Relaying denied"
+    settings = runtime.settings.model_copy(update={"smtp_url": smtp.url})
+    await MailDelivery(settings, runtime.database, runtime.box, runtime.clock).deliver_due()
+    report = await run_triage(http, runtime.database)
+    assert report.severity is Severity.SEV3
+    mail_check = check(report, "mail")
+    assert mail_check["ok"] is False and mail_check["value"] == 1
+    assert "Relaying denied" in str(mail_check["detail"])
+    [reason] = report.reasons
+    assert reason.startswith("sev3: mail is not getting through") and "onepass mail list" in reason

@@ -1,0 +1,227 @@
+"""An end user's second factor: TOTP (an authenticator app) and one-time recovery
+codes, enrolled on the account page; asked for at sign-in once a password was right.
+
+Between the password and the code, the sign-in is *pending*: the browser holds a
+``PendingSignIn`` (the user, an expiry five minutes away and what the page carries
+on, e.g. the sealed authorization request), encrypted and authenticated with
+``SecretBox``; nothing is stored. It proves only that the password was right.
+
+Codes are counted by their own throttle (``SECOND_FACTOR`` namespace of
+``LoginThrottle``): a right password does not give the count back, so guessing codes
+between passwords gains nothing. A TOTP code is accepted once (the step it belongs to
+is stored by a conditional ``UPDATE``: of two requests with one code, one wins), a
+recovery code once (its row is marked used the same way).
+
+A session signed in with both factors has ``amr`` ``["pwd", "otp", "mfa"]`` (RFC 8176)
+and ``acr`` ``urn:1pass:acr:mfa``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from onepass.accounts import service as accounts
+from onepass.accounts import totp
+from onepass.accounts.models import RecoveryCode, User
+from onepass.accounts.throttle import LoginThrottle
+from onepass.clock import Clock
+from onepass.crypto import DecryptionError, KeyedHasher, SecretBox
+from onepass.db import Database
+from onepass.services import Service
+
+ACR_MFA = "urn:1pass:acr:mfa"
+AMR_MFA = ("pwd", "otp", "mfa")
+PENDING_TTL = 300
+RECOVERY_CODES = 10
+_PENDING_CONTEXT = "pending-sign-in"
+
+
+class PendingInvalid(Exception):
+    """The pending sign-in was altered, is another's, or expired."""
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    user_id: int
+    carried: str  # what the page carries on (the sealed authorization request, or "")
+
+
+def seal_pending(box: SecretBox, user_id: int, now: float, carried: str = "") -> str:
+    data = {"u": user_id, "exp": int(now) + PENDING_TTL, "c": carried}
+    return box.encrypt(orjson.dumps(data), _PENDING_CONTEXT)
+
+
+def unseal_pending(box: SecretBox, sealed: str, now: float) -> PendingSignIn:
+    if not sealed or len(sealed) > 8192:
+        raise PendingInvalid("no sign-in is waiting for a code")
+    try:
+        data = orjson.loads(box.decrypt(sealed, _PENDING_CONTEXT))
+        user_id, expires, carried = int(data["u"]), int(data["exp"]), str(data["c"])
+    except (DecryptionError, ValueError, KeyError, TypeError):
+        raise PendingInvalid("the form was altered") from None
+    if expires < now:
+        raise PendingInvalid("the five minutes to enter the code are over; sign in again")
+    return PendingSignIn(user_id, carried)
+
+
+def has_second_factor(user: User) -> bool:
+    return user.totp_secret_encrypted is not None
+
+
+def new_recovery_code() -> str:
+    """``k7f2q-9xw3m``: 50 bits, easy to read out and type (no 0/o, 1/l)."""
+    alphabet = "23456789abcdefghijkmnpqrstuvwxyz"
+    raw = "".join(secrets.choice(alphabet) for _ in range(10))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def _normal(code: str) -> str:
+    return code.strip().lower().replace(" ", "").replace("-", "")
+
+
+async def replace_recovery_codes(
+    session: AsyncSession, hasher: KeyedHasher, clock: Clock, user_id: int
+) -> list[str]:
+    """New recovery codes for the user (the old ones stop working); shown once."""
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+    now = clock.now()
+    session.add_all(
+        RecoveryCode(
+            user_id=user_id, code_hash=hasher.hash("recovery\x00" + _normal(c)), created_at=now
+        )
+        for c in codes
+    )
+    await session.flush()
+    return codes
+
+
+async def remaining_recovery_codes(session: AsyncSession, user_id: int) -> int:
+    rows = await session.scalars(
+        select(RecoveryCode.id).where(
+            RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)
+        )
+    )
+    return len(list(rows))
+
+
+async def enrol_totp(
+    session: AsyncSession, box: SecretBox, user: User, secret: str, step: int
+) -> None:
+    user.totp_secret_encrypted = box.encrypt(secret.encode(), totp.box_context(user.id))
+    user.totp_last_step = step
+
+
+async def remove_second_factor(session: AsyncSession, user: User) -> None:
+    user.totp_secret_encrypted = None
+    user.totp_last_step = None
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+
+async def _accept_totp(
+    session: AsyncSession, box: SecretBox, user: User, code: str, now: float
+) -> bool:
+    if user.totp_secret_encrypted is None:
+        return False
+    secret = box.decrypt(user.totp_secret_encrypted, totp.box_context(user.id)).decode()
+    step = totp.matching_step(secret, code, now, user.totp_last_step)
+    if step is None:
+        return False
+    taken = await session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .where((User.totp_last_step.is_(None)) | (User.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    return cast("CursorResult[Any]", taken).rowcount == 1
+
+
+async def _accept_recovery_code(
+    session: AsyncSession, hasher: KeyedHasher, user: User, code: str, when: datetime
+) -> bool:
+    normal = _normal(code)
+    if len(normal) != 10 or not normal.isascii() or not normal.isalnum():
+        return False
+    taken = await session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == hasher.hash("recovery\x00" + normal),
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=when)
+    )
+    return cast("CursorResult[Any]", taken).rowcount == 1
+
+
+@dataclass(frozen=True)
+class Verified:
+    login: accounts.NewLoginSession
+    user: User
+    recovery_code_used: bool
+
+
+class SecondFactor:
+    """Checks the code of a pending sign-in and creates its session (``SECOND_FACTOR``)."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        box: SecretBox,
+        hasher: KeyedHasher,
+        throttle: LoginThrottle,
+        session_ttl: int,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.box = box
+        self.hasher = hasher
+        self.throttle = throttle
+        self.session_ttl = session_ttl
+
+    async def verify(
+        self, pending: PendingSignIn, code: str, ip: str, user_agent: str | None
+    ) -> Verified | None:
+        """The session, if ``code`` is the user's TOTP code or one of their recovery
+        codes; None if not. Raises ``LoginThrottled`` (nothing checked) over the limit."""
+        key = str(pending.user_id)
+        await self.throttle.attempt(key, ip)
+        verified = None
+        async with self.database.session() as session:
+            user = await session.get(User, pending.user_id)
+            if user is None or user.disabled_at is not None or user.deleted_at is not None:
+                return None
+            recovery = False
+            accepted = await _accept_totp(session, self.box, user, code, self.clock.timestamp())
+            if not accepted:
+                recovery = await _accept_recovery_code(
+                    session, self.hasher, user, code, self.clock.now()
+                )
+            if accepted or recovery:
+                login = await accounts.create_login_session(
+                    session,
+                    self.hasher,
+                    self.clock,
+                    user,
+                    ttl=self.session_ttl,
+                    amr=list(AMR_MFA),
+                    acr=ACR_MFA,
+                    ip_address=ip,
+                    user_agent=user_agent,
+                )
+                verified = Verified(login, user, recovery)
+        if verified is not None:
+            await self.throttle.succeeded(key, ip)
+        return verified
+
+
+SECOND_FACTOR: Service[SecondFactor] = Service("accounts.second_factor")

@@ -1,0 +1,511 @@
+"""``/account``: a person's own account, signed in to 1pass (the same login session as
+the sign-in pages, so signing in here signs in for the RPs too, and back). Thin: the
+rules are in ``account``. Every change is a POST with the CSRF token, answered with a
+303 back to the page and a notice (``?done=``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from onepass import api_docs, i18n
+from onepass.accounts import csrf
+from onepass.accounts import service as accounts
+from onepass.accounts.models import LoginSession, User
+from onepass.accounts.second_factor import (
+    SECOND_FACTOR,
+    PendingInvalid,
+    has_second_factor,
+    seal_pending,
+    unseal_pending,
+)
+from onepass.accounts.service import InvalidAccount
+from onepass.accounts.signin import (
+    SIGN_IN,
+    Attempt,
+    SecondFactorRequired,
+    SignInRefused,
+    throttled_message,
+)
+from onepass.accounts.throttle import LoginThrottled
+from onepass.clients.registry import ClientNotFound
+from onepass.i18n import N_, translate
+from onepass.oauth.authorize_routes import (
+    WRONG_CODE,
+    current_login,
+    end_user_door,
+    session_cookie,
+    set_session_cookie,
+)
+from onepass.pages import render
+from onepass.selfservice.account import ACCOUNT, WrongCode, WrongPassword
+from onepass.selfservice.recovery import PasswordRefused
+from onepass.selfservice.routes import (
+    FORM_EXPIRED,
+    NO_MATCH,
+    NOT_A_FORM,
+    problem_page,
+)
+from onepass.services import runtime_of
+from onepass.web import Params, client_ip, read_form
+
+router = APIRouter(
+    tags=["self-service"],
+    default_response_class=HTMLResponse,
+    responses=api_docs.pages(303, 400, 401, 403, 413, 429),
+)
+
+NOTICES = {
+    "signed-in": N_("You are signed in."),
+    "name": N_("Your name is changed."),
+    "password": N_(
+        "Your password is changed, and you were signed out everywhere. Sign in with the new one."
+    ),
+    "others": N_("Your other sessions are signed out."),
+    "application": N_("The application's access is removed."),
+    "signed-out": N_("You are signed out."),
+    "factor-removed": N_("Two-step verification is off."),
+}
+WRONG_CURRENT = N_("The current password is not right.")
+CODE_TOO_LATE = N_("The five minutes to enter the code are over. Sign in again.")
+
+
+def _language(request: Request) -> str:
+    return i18n.page_language(accept_language=request.headers.get("accept-language"))
+
+
+def _back(done: str) -> Response:
+    return RedirectResponse(
+        f"/account?done={done}", status_code=303, headers={"cache-control": "no-store"}
+    )
+
+
+def _sign_in_page(
+    request: Request,
+    language: str,
+    *,
+    email: str = "",
+    error: str | None = None,
+    notice: str | None = None,
+    status: int = 200,
+) -> Response:
+    return csrf.form_page(
+        request,
+        "account_login.html",
+        {"email": email, "error": error, "notice": notice},
+        status,
+        language=language,
+    )
+
+
+async def _page(
+    request: Request,
+    language: str,
+    user: User,
+    current: LoginSession,
+    *,
+    notice: str | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    overview = await ACCOUNT.of(request).overview(user)
+    now = runtime_of(request).clock.now()
+    sessions = [
+        {
+            "current": login.id == current.id,
+            "started": i18n.when(login.created_at, now, language),
+            "last_seen": i18n.when(login.last_seen_at, now, language),
+            "ip": login.ip_address or "",
+            "device": (login.user_agent or "")[:120],
+        }
+        for login in overview.sessions
+    ]
+    return csrf.form_page(
+        request,
+        "account.html",
+        {
+            "user": user,
+            "sessions": sessions,
+            "applications": overview.applications,
+            "second_factor": has_second_factor(user),
+            "recovery_codes_left": await ACCOUNT.of(request).recovery_codes_left(user),
+            "notice": notice,
+            "errors": errors or {},
+        },
+        status,
+        language=language,
+    )
+
+
+@router.get("/account")
+async def account(request: Request) -> Response:
+    """The account page, or its sign-in form."""
+    language = _language(request)
+    done = request.query_params.get("done", "")
+    notice = translate(language, NOTICES[done]) if done in NOTICES else None
+    current = await current_login(request)
+    if current is None:
+        return _sign_in_page(request, language, notice=notice)
+    login, user = current
+    return await _page(request, language, user, login, notice=notice)
+
+
+@router.post("/account/login", openapi_extra=api_docs.form("csrf_token", "email", "password"))
+async def account_login(request: Request) -> Response:
+    """Sign in to 1pass itself (for the account page, and the RPs)."""
+    language = _language(request)
+    form = await read_form(request)
+    if form is None:
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
+    if not csrf.genuine(request, form):
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    email = form.get("email", "")[:320]
+    attempt = Attempt(
+        email, form.get("password", ""), client_ip(request), request.headers.get("user-agent")
+    )
+    try:
+        signed_in = await SIGN_IN.of(request).sign_in(end_user_door(request), attempt)
+    except LoginThrottled as exc:
+        response = _sign_in_page(
+            request,
+            language,
+            email=email,
+            error=throttled_message(exc.retry_after, language),
+            status=429,
+        )
+        response.headers["retry-after"] = str(exc.retry_after)
+        return response
+    except SignInRefused as exc:
+        message = translate(language, exc.message)
+        return _sign_in_page(request, language, email=email, error=message, status=401)
+    except SecondFactorRequired as exc:
+        runtime = runtime_of(request)
+        pending = seal_pending(runtime.box, exc.user.id, runtime.clock.timestamp())
+        return _code_page(request, language, pending)
+    response = _back("signed-in")
+    set_session_cookie(response, runtime_of(request).settings, signed_in.login.token)
+    return response
+
+
+def _code_page(
+    request: Request, language: str, pending: str, *, error: str | None = None, status: int = 200
+) -> Response:
+    return csrf.form_page(
+        request,
+        "second_factor.html",
+        {"action": "/account/login/second-factor", "pending": pending, "error": error},
+        status,
+        language=language,
+    )
+
+
+@router.post(
+    "/account/login/second-factor", openapi_extra=api_docs.form("csrf_token", "pending", "code")
+)
+async def account_login_code(request: Request) -> Response:
+    """The second step of signing in here, for an account with a second factor."""
+    language = _language(request)
+    runtime = runtime_of(request)
+    form = await read_form(request)
+    if form is None:
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
+    if not csrf.genuine(request, form):
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    pending_text = form.get("pending", "")
+    try:
+        pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
+    except PendingInvalid:
+        return _sign_in_page(
+            request, language, error=translate(language, CODE_TOO_LATE), status=401
+        )
+    try:
+        verified = await SECOND_FACTOR.of(request).verify(
+            pending,
+            form.get("code", "")[:64],
+            client_ip(request),
+            request.headers.get("user-agent"),
+        )
+    except LoginThrottled as exc:
+        response = _code_page(
+            request,
+            language,
+            pending_text,
+            error=throttled_message(exc.retry_after, language),
+            status=429,
+        )
+        response.headers["retry-after"] = str(exc.retry_after)
+        return response
+    if verified is None:
+        return _code_page(
+            request, language, pending_text, error=translate(language, WRONG_CODE), status=401
+        )
+    response = _back("signed-in")
+    set_session_cookie(response, runtime.settings, verified.login.token)
+    return response
+
+
+async def _signed_in_form(
+    request: Request, language: str
+) -> tuple[Params, LoginSession, User] | Response:
+    form = await read_form(request)
+    if form is None:
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
+    if not csrf.genuine(request, form):
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    current = await current_login(request)
+    if current is None:
+        return _sign_in_page(
+            request,
+            language,
+            error=translate(language, N_("Your session ended. Sign in again.")),
+            status=401,
+        )
+    return form, current[0], current[1]
+
+
+def _signed_out(request: Request, response: Response) -> Response:
+    settings = runtime_of(request).settings
+    response.delete_cookie(
+        session_cookie(settings),
+        path="/",
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.post("/account/profile", openapi_extra=api_docs.form("csrf_token", "name"))
+async def profile(request: Request) -> Response:
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    form, login, user = posted
+    try:
+        await ACCOUNT.of(request).rename(user, form.get("name", ""), client_ip(request))
+    except InvalidAccount:
+        message = translate(language, N_("Enter a name of at most 200 characters."))
+        return await _page(request, language, user, login, errors={"name": message}, status=400)
+    return _back("name")
+
+
+@router.post(
+    "/account/password",
+    openapi_extra=api_docs.form("csrf_token", "current_password", "password", "password_again"),
+)
+async def password(request: Request) -> Response:
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    form, login, user = posted
+    new = form.get("password", "")
+    error: str | None = None
+    status = 400
+    try:
+        if new != form.get("password_again", ""):
+            error = translate(language, NO_MATCH)
+        else:
+            await ACCOUNT.of(request).change_password(
+                user, form.get("current_password", ""), new, client_ip(request), language
+            )
+    except WrongPassword:
+        error, status = translate(language, WRONG_CURRENT), 401
+    except LoginThrottled as exc:
+        error, status = throttled_message(exc.retry_after, language), 429
+    except PasswordRefused as exc:
+        error = translate(language, exc.problem.message, **exc.problem.params)
+    if error is not None:
+        return await _page(
+            request, language, user, login, errors={"password": error}, status=status
+        )
+    return _signed_out(request, _back("password"))
+
+
+@router.post("/account/sessions/sign-out-others", openapi_extra=api_docs.form("csrf_token"))
+async def sign_out_others(request: Request) -> Response:
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    _, login, user = posted
+    await ACCOUNT.of(request).sign_out_others(user, login)
+    return _back("others")
+
+
+@router.post("/account/sign-out", openapi_extra=api_docs.form("csrf_token"))
+async def sign_out(request: Request) -> Response:
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    _, login, _user = posted
+    runtime = runtime_of(request)
+    async with runtime.database.session() as session:
+        await accounts.revoke_login_session(session, runtime.clock, login.id)
+    return _signed_out(request, _back("signed-out"))
+
+
+@router.post("/account/applications/remove", openapi_extra=api_docs.form("csrf_token", "client_id"))
+async def remove_application(request: Request) -> Response:
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    form, login, user = posted
+    client_id = form.get("client_id", "")
+    try:
+        if not client_id or len(client_id) > 64:
+            raise ClientNotFound(client_id)
+        await ACCOUNT.of(request).remove_application(user, client_id, client_ip(request))
+    except ClientNotFound:
+        message = translate(language, N_("There is no such application."))
+        return await _page(
+            request, language, user, login, errors={"applications": message}, status=400
+        )
+    return _back("application")
+
+
+@router.post("/account/delete", openapi_extra=api_docs.form("csrf_token", "password", "confirm"))
+async def delete(request: Request) -> Response:
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    form, login, user = posted
+    errors: dict[str, Any] = {}
+    status = 400
+    if form.get("confirm") != "delete":
+        errors["delete"] = translate(
+            language, N_("Tick the box to confirm that the account is to be deleted.")
+        )
+    else:
+        try:
+            await ACCOUNT.of(request).delete(user, form.get("password", ""), client_ip(request))
+        except WrongPassword:
+            errors["delete"], status = translate(language, WRONG_CURRENT), 401
+        except LoginThrottled as exc:
+            errors["delete"], status = throttled_message(exc.retry_after, language), 429
+    if errors:
+        return await _page(request, language, user, login, errors=errors, status=status)
+    return _signed_out(request, render("account_deleted.html", {}, language=language))
+
+
+# -- the second factor ---------------------------------------------------------------
+
+
+def _codes_page(request: Request, language: str, codes: list[str]) -> Response:
+    return csrf.form_page(request, "recovery_codes.html", {"codes": codes}, language=language)
+
+
+@router.post("/account/totp/start", openapi_extra=api_docs.form("csrf_token"))
+async def totp_start(request: Request) -> Response:
+    """A new authenticator secret to scan (nothing is stored yet)."""
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    _, _login, user = posted
+    setup = ACCOUNT.of(request).start_totp(user)
+    return csrf.form_page(
+        request, "totp_setup.html", {"setup": setup, "error": None}, language=language
+    )
+
+
+@router.post("/account/totp/confirm", openapi_extra=api_docs.form("csrf_token", "sealed", "code"))
+async def totp_confirm(request: Request) -> Response:
+    """Turn two-step verification on with the secret scanned, once a code from it is
+    entered; show the recovery codes, once."""
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    form, _login, user = posted
+    sealed = form.get("sealed", "")
+    try:
+        codes = await ACCOUNT.of(request).confirm_totp(
+            user, sealed, form.get("code", "")[:64], client_ip(request), language
+        )
+    except WrongCode:
+        setup = ACCOUNT.of(request).start_totp(user)
+        message = translate(
+            language, N_("That code is not right. Scan this new code and enter the code it shows.")
+        )
+        return csrf.form_page(
+            request,
+            "totp_setup.html",
+            {"setup": setup, "error": message},
+            400,
+            language=language,
+        )
+    return _codes_page(request, language, codes)
+
+
+@router.post("/account/totp/remove", openapi_extra=api_docs.form("csrf_token", "password"))
+async def totp_remove(request: Request) -> Response:
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    form, login, user = posted
+    try:
+        await ACCOUNT.of(request).remove_totp(
+            user, form.get("password", ""), client_ip(request), language
+        )
+    except WrongPassword:
+        return await _page(
+            request,
+            language,
+            user,
+            login,
+            errors={"factor": translate(language, WRONG_CURRENT)},
+            status=401,
+        )
+    except LoginThrottled as exc:
+        return await _page(
+            request,
+            language,
+            user,
+            login,
+            errors={"factor": throttled_message(exc.retry_after, language)},
+            status=429,
+        )
+    return _back("factor-removed")
+
+
+@router.post("/account/recovery-codes", openapi_extra=api_docs.form("csrf_token", "password"))
+async def recovery_codes(request: Request) -> Response:
+    """New recovery codes (the old ones stop working), shown once."""
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    form, login, user = posted
+    if not has_second_factor(user):
+        return _back("factor-removed")
+    try:
+        codes = await ACCOUNT.of(request).new_recovery_codes(
+            user, form.get("password", ""), client_ip(request)
+        )
+    except WrongPassword:
+        return await _page(
+            request,
+            language,
+            user,
+            login,
+            errors={"factor": translate(language, WRONG_CURRENT)},
+            status=401,
+        )
+    except LoginThrottled as exc:
+        return await _page(
+            request,
+            language,
+            user,
+            login,
+            errors={"factor": throttled_message(exc.retry_after, language)},
+            status=429,
+        )
+    return _codes_page(request, language, codes)
