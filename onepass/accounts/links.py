@@ -1,5 +1,5 @@
 """Single-use links sent by mail (``account_tokens``): a password reset, a sign-up to
-confirm, an invitation. One shape for all of them:
+confirm, an invitation, a new address to confirm. One shape for all of them:
 
 - the link carries a random 256-bit token; only its keyed hash is stored, so a copy of
   the database opens no link;
@@ -32,6 +32,7 @@ class LinkKind(StrEnum):
     PASSWORD_RESET = "password_reset"
     SIGNUP = "signup"
     INVITE = "invite"
+    EMAIL_CHANGE = "email_change"
 
 
 class LinkProblem(StrEnum):

@@ -21,20 +21,24 @@ from typing import Any
 
 import segno
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts import second_factor, totp
+from onepass.accounts import links, second_factor, totp
 from onepass.accounts import service as accounts
-from onepass.accounts.models import LoginSession, User
+from onepass.accounts.links import LinkInvalid, LinkKind, LinkProblem
+from onepass.accounts.models import AccountToken, LoginSession, User
 from onepass.accounts.passwords import new_password_problem
 from onepass.accounts.signin import SignIn
 from onepass.crypto import DecryptionError
+from onepass.i18n import N_
 from onepass.mail import outbox
 from onepass.oauth import consents
 from onepass.operators.audit import Actor
 from onepass.playbook import users as playbook
 from onepass.runtime import Runtime
 from onepass.selfservice.recovery import PasswordRefused
+from onepass.selfservice.signup import ADDRESS_TAKEN, NOT_AN_ADDRESS
 from onepass.services import Service
 
 log = structlog.get_logger("onepass.selfservice")
@@ -102,6 +106,91 @@ class Account:
         await playbook.set_password(runtime, actor_of(user, ip), str(user.id), new)
         async with runtime.database.session() as session:
             await self._mail(session, user, "password_changed", language)
+
+    # -- the email address ------------------------------------------------------------
+
+    async def request_email_change(
+        self, user: User, new_email: str, password: str, ip: str, language: str
+    ) -> str:
+        """Mail a link to ``new_email`` that makes it the account's address once opened
+        (the address is proved before it replaces the old one), and tell the old
+        address. Raises ``WrongPassword``, ``LoginThrottled``, ``EmailRefused``."""
+        await self._confirm_password(user, password, ip)
+        try:
+            email = accounts.check_email(new_email)
+        except accounts.InvalidAccount:
+            raise EmailRefused(NOT_AN_ADDRESS) from None
+        address = accounts.normalize_email(email)
+        if address == user.email_normalized:
+            raise EmailRefused(SAME_ADDRESS)
+        runtime = self.runtime
+        async with runtime.database.session() as session:
+            taken = await session.scalar(select(User.id).where(User.email_normalized == address))
+            if taken is not None:
+                raise EmailRefused(ADDRESS_TAKEN)
+            ttl = runtime.settings.signup_link_ttl
+            issued = await links.issue(
+                session,
+                runtime.hasher,
+                runtime.clock,
+                LinkKind.EMAIL_CHANGE,
+                ttl,
+                user_id=user.id,
+                email=email,
+                binding=user.email_normalized,
+                ip=ip,
+            )
+            link = f"{runtime.settings.issuer}/account/email/confirm?token={issued.token}"
+            confirm = outbox.compose(
+                "email_change_confirm",
+                email,
+                language,
+                {"link": link, "hours": max(1, ttl // 3600), "name": user.name},
+            )
+            await outbox.enqueue(session, runtime.box, runtime.clock, confirm, user_id=user.id)
+            notice = outbox.compose(
+                "email_change_notice", user.email, language, {"new": email, "name": user.name}
+            )
+            await outbox.enqueue(session, runtime.box, runtime.clock, notice, user_id=user.id)
+        log.info("selfservice.email_change_requested", user_id=user.id)
+        return email
+
+    async def check_email_link(self, token: str) -> str:
+        """The new address a link is for; ``LinkInvalid``."""
+        runtime = self.runtime
+        async with runtime.database.session(readonly=True) as session:
+            row = await self._email_link(session, token)
+            return row.email or ""
+
+    async def _email_link(self, session: AsyncSession, token: str) -> AccountToken:
+        runtime = self.runtime
+        row = await links.find(session, runtime.hasher, runtime.clock, LinkKind.EMAIL_CHANGE, token)
+        user = await session.get(User, row.user_id) if row.user_id is not None else None
+        if user is None or user.deleted_at is not None or user.disabled_at is not None:
+            raise LinkInvalid(LinkProblem.UNKNOWN)
+        if row.password_binding != user.email_normalized:
+            raise LinkInvalid(LinkProblem.USED)  # the address changed since
+        return row
+
+    async def confirm_email_change(self, token: str, ip: str) -> str:
+        """Make the link's address the account's, verified (``user.updated`` to the
+        RPs); the new address. Raises ``LinkInvalid`` or ``EmailRefused``."""
+        runtime = self.runtime
+        async with runtime.database.session() as session:
+            row = await self._email_link(session, token)
+            await links.use(session, runtime.clock, row)
+            user_id, email = row.user_id, row.email or ""
+        assert user_id is not None
+        async with runtime.database.session(readonly=True) as session:
+            user = await session.get(User, user_id)
+            assert user is not None
+        try:
+            await playbook.update_user(
+                runtime, actor_of(user, ip), str(user_id), email=email, email_verified=True
+            )
+        except accounts.EmailInUse:
+            raise EmailRefused(ADDRESS_TAKEN) from None
+        return email
 
     async def sign_out_others(self, user: User, current: LoginSession) -> int:
         runtime = self.runtime
@@ -184,6 +273,17 @@ class Account:
             kind, user.email, language, {"name": user.name, "when": f"{now:%Y-%m-%d %H:%M} UTC"}
         )
         await outbox.enqueue(session, runtime.box, runtime.clock, mail, user_id=user.id)
+
+
+SAME_ADDRESS = N_("This is already your address.")
+
+
+class EmailRefused(Exception):
+    """The new address cannot be the account's: ``message`` (translated where shown)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class WrongCode(Exception):

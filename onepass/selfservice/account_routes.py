@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from onepass import api_docs, i18n
 from onepass.accounts import csrf
 from onepass.accounts import service as accounts
+from onepass.accounts.links import LinkInvalid, LinkProblem
 from onepass.accounts.models import LoginSession, User
 from onepass.accounts.second_factor import (
     SECOND_FACTOR,
@@ -40,7 +41,7 @@ from onepass.oauth.authorize_routes import (
     set_session_cookie,
 )
 from onepass.pages import render
-from onepass.selfservice.account import ACCOUNT, WrongCode, WrongPassword
+from onepass.selfservice.account import ACCOUNT, EmailRefused, WrongCode, WrongPassword
 from onepass.selfservice.recovery import PasswordRefused
 from onepass.selfservice.routes import (
     FORM_EXPIRED,
@@ -67,6 +68,10 @@ NOTICES = {
     "application": N_("The application's access is removed."),
     "signed-out": N_("You are signed out."),
     "factor-removed": N_("Two-step verification is off."),
+    "email-sent": N_(
+        "We sent a link to the new address. Open it to make it your address; until then "
+        "the old one stays."
+    ),
 }
 WRONG_CURRENT = N_("The current password is not right.")
 CODE_TOO_LATE = N_("The five minutes to enter the code are over. Sign in again.")
@@ -509,3 +514,79 @@ async def recovery_codes(request: Request) -> Response:
             status=429,
         )
     return _codes_page(request, language, codes)
+
+
+# -- the email address ---------------------------------------------------------------
+
+EMAIL_LINK_PROBLEMS = {
+    LinkProblem.UNKNOWN: N_("This link is not valid. Copy the whole link from the mail."),
+    LinkProblem.USED: N_(
+        "This link was already used, or the account's address changed since it was sent."
+    ),
+    LinkProblem.EXPIRED: N_("This link has expired. Ask for a new one from your account page."),
+}
+
+
+@router.post("/account/email", openapi_extra=api_docs.form("csrf_token", "new_email", "password"))
+async def email_change(request: Request) -> Response:
+    """Mail a link to the new address (which replaces the old one once opened)."""
+    language = _language(request)
+    posted = await _signed_in_form(request, language)
+    if isinstance(posted, Response):
+        return posted
+    form, login, user = posted
+    try:
+        await ACCOUNT.of(request).request_email_change(
+            user,
+            form.get("new_email", "")[:320],
+            form.get("password", ""),
+            client_ip(request),
+            language,
+        )
+    except WrongPassword:
+        error, status = translate(language, WRONG_CURRENT), 401
+    except LoginThrottled as exc:
+        error, status = throttled_message(exc.retry_after, language), 429
+    except EmailRefused as exc:
+        error, status = translate(language, exc.message), 400
+    else:
+        return _back("email-sent")
+    return await _page(request, language, user, login, errors={"email": error}, status=status)
+
+
+@router.get("/account/email/confirm")
+async def email_confirm_form(request: Request) -> Response:
+    """The page the new address's link opens: one button makes it the address (a GET
+    changes nothing, so a mail scanner that fetches the link changes nothing)."""
+    language = _language(request)
+    token = request.query_params.get("token", "")
+    try:
+        email = await ACCOUNT.of(request).check_email_link(token)
+    except LinkInvalid as exc:
+        return problem_page(
+            language, N_("This link does not work"), EMAIL_LINK_PROBLEMS[exc.problem], 400
+        )
+    return csrf.form_page(
+        request, "account_email_confirm.html", {"token": token, "email": email}, language=language
+    )
+
+
+@router.post("/account/email/confirm", openapi_extra=api_docs.form("csrf_token", "token"))
+async def email_confirm(request: Request) -> Response:
+    language = _language(request)
+    form = await read_form(request)
+    if form is None:
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
+    if not csrf.genuine(request, form):
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    try:
+        email = await ACCOUNT.of(request).confirm_email_change(
+            form.get("token", ""), client_ip(request)
+        )
+    except LinkInvalid as exc:
+        return problem_page(
+            language, N_("This link does not work"), EMAIL_LINK_PROBLEMS[exc.problem], 400
+        )
+    except EmailRefused as exc:
+        return problem_page(language, N_("This link does not work"), exc.message, 400)
+    return render("account_email_done.html", {"email": email}, language=language)

@@ -256,3 +256,77 @@ async def test_a_forged_form_token_with_any_characters_is_refused_not_an_error(
     for token in ("토큰", "\u00e9" * 64, "x" * 5000):
         forged = await http.post("/account/profile", data={"csrf_token": token, "name": "X"})
         assert forged.status_code == 403 and "security token" in forged.text, token[:10]
+
+
+async def mails(runtime: Runtime) -> list[tuple[str, str]]:
+    async with runtime.database.session(readonly=True) as session:
+        rows = await session.scalars(select(MailOutboxEntry).order_by(MailOutboxEntry.id))
+        return [(r.kind, r.to_address) for r in rows]
+
+
+async def test_a_new_address_replaces_the_old_only_once_its_link_is_opened(
+    app: OnePass, http: httpx.AsyncClient, runtime: Runtime, ada: UserInfo
+) -> None:
+    from onepass.mail.delivery import MailDelivery
+
+    await make_rp(runtime, webhook_url="https://rp.example/hooks", webhook_events=HOOK_EVENTS)
+    await sign_in(http, ada.email, ada.password)
+    wrong = await post(http, "/account/email", new_email="ada@lovelace.dev", password="nope")
+    assert wrong.status_code == 401
+    asked = await post(http, "/account/email", new_email="Ada@Lovelace.dev", password=ada.password)
+    assert asked.headers["location"] == "/account?done=email-sent"
+    assert await mails(runtime) == [
+        ("email_change_confirm", "Ada@Lovelace.dev"),
+        ("email_change_notice", ada.email),
+    ]
+    async with runtime.database.session(readonly=True) as session:
+        user = await session.scalar(select(User).where(User.sub == ada.sub))
+    assert user is not None and user.email == ada.email, "unchanged until the link is opened"
+
+    # The link, as the mail carries it (written to the log in development).
+    await MailDelivery(
+        runtime.settings, runtime.database, runtime.box, runtime.clock
+    ).deliver_all_due()
+    async with runtime.database.session(readonly=True) as session:
+        from onepass.mail import outbox
+
+        entry = await session.scalar(
+            select(MailOutboxEntry).where(MailOutboxEntry.kind == "email_change_confirm")
+        )
+        assert entry is not None
+        text = outbox.describe(runtime.box, entry)["text"]
+    [link] = re.findall(r"https?://\S+", text)
+    elsewhere = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)
+    async with elsewhere:  # opened on another device, not signed in
+        page = await elsewhere.get(link.removeprefix(ISSUER))
+        assert page.status_code == 200 and "Ada@Lovelace.dev" in page.text
+        done = await elsewhere.post("/account/email/confirm", data=hidden_fields(page.text))
+        assert done.status_code == 200 and "Ada@Lovelace.dev" in done.text
+        again = await elsewhere.post("/account/email/confirm", data=hidden_fields(page.text))
+        assert again.status_code == 400 and "already used" in again.text
+    async with runtime.database.session(readonly=True) as session:
+        user = await session.scalar(select(User).where(User.sub == ada.sub))
+    assert user is not None and user.email == "Ada@Lovelace.dev" and user.email_verified
+    [(event, payload)] = await events(runtime)
+    assert event == "user.updated" and set(payload["changed"]) >= {"email"}
+    fresh = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)
+    async with fresh:
+        assert (await sign_in(fresh, ada.email, ada.password)).status_code == 401
+        assert (await sign_in(fresh, "ada@lovelace.dev", ada.password)).status_code == 303
+
+
+async def test_a_new_address_that_is_taken_or_not_an_address_is_refused(
+    http: httpx.AsyncClient, runtime: Runtime, ada: UserInfo
+) -> None:
+    await make_user(runtime, email="grace@example.com")
+    await sign_in(http, ada.email, ada.password)
+    taken = await post(http, "/account/email", new_email="GRACE@example.com", password=ada.password)
+    assert taken.status_code == 400 and "already has an account" in taken.text
+    bad = await post(http, "/account/email", new_email="grace", password=ada.password)
+    assert bad.status_code == 400 and "Enter an email address" in bad.text
+    same = await post(http, "/account/email", new_email=ada.email.upper(), password=ada.password)
+    assert same.status_code == 400 and "already your address" in same.text
+    for token in ("", "x", "토큰", "A" * 500):
+        page = await http.get("/account/email/confirm", params={"token": token})
+        assert page.status_code == 400 and "not valid" in page.text
+    assert await mails(runtime) == []
