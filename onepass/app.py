@@ -48,6 +48,7 @@ from onepass.logs import configure_logging
 from onepass.oauth import authorize_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
 from onepass.oauth.asgi import Receive, Scope, Send
+from onepass.oauth.authorize_routes import ENROLMENT
 from onepass.oauth.bearer import VERIFIER, AccessTokenVerifier
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
@@ -66,7 +67,7 @@ from onepass.ops.home import home_page, wants_html
 from onepass.ops.status import STATUS_PAGE, StatusPage
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
-from onepass.selfservice import account_routes
+from onepass.selfservice import account_routes, enrolment_routes
 from onepass.selfservice import routes as selfservice_routes
 from onepass.selfservice.account import ACCOUNT, Account
 from onepass.selfservice.recovery import RECOVERY, Recovery
@@ -144,6 +145,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     services.provide(RECOVERY, Recovery(runtime, passwords))
     services.provide(SIGNUP, Signup(runtime, passwords))
     services.provide(ACCOUNT, Account(runtime, services.get(SIGN_IN)))
+    services.provide(ENROLMENT, enrolment_routes.enrolment)
     # Second-factor codes: counted per account as passwords are, in their own counts
     # (a right password does not give them back).
     code_throttle = LoginThrottle(
@@ -377,6 +379,7 @@ def create_app(
     api.include_router(logout.router)
     api.include_router(selfservice_routes.router)
     api.include_router(account_routes.router)
+    api.include_router(enrolment_routes.router)
     api.include_router(webhook_routes.router)
     api.include_router(admin_api.router)
     api.include_router(admin_reference.router)

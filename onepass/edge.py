@@ -48,6 +48,7 @@ PAGES = frozenset(
         "/authorize",
         "/login",
         "/login/second-factor",
+        "/login/enrol",
         "/consent",
         "/logout",
         "/status",

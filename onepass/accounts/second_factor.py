@@ -75,6 +75,12 @@ def has_second_factor(user: User) -> bool:
     return user.totp_secret_encrypted is not None
 
 
+def second_factor_asked(acr_values: list[str]) -> bool:
+    """An RP's ``acr_values`` asks for two-step verification: 1pass then requires it
+    (and has the user enrol one first when they have none)."""
+    return ACR_MFA in acr_values
+
+
 def new_recovery_code() -> str:
     """``k7f2q-9xw3m``: 50 bits, easy to read out and type (no 0/o, 1/l)."""
     alphabet = "23456789abcdefghijkmnpqrstuvwxyz"
@@ -187,6 +193,26 @@ class SecondFactor:
         self.hasher = hasher
         self.throttle = throttle
         self.session_ttl = session_ttl
+
+    async def session_for(
+        self, user_id: int, ip: str, user_agent: str | None
+    ) -> accounts.NewLoginSession:
+        """A two-factor session for a user who just enrolled their second factor with a
+        code from it (``selfservice``'s enrolment during a sign-in)."""
+        async with self.database.session() as session:
+            user = await session.get(User, user_id)
+            assert user is not None
+            return await accounts.create_login_session(
+                session,
+                self.hasher,
+                self.clock,
+                user,
+                ttl=self.session_ttl,
+                amr=list(AMR_MFA),
+                acr=ACR_MFA,
+                ip_address=ip,
+                user_agent=user_agent,
+            )
 
     async def verify(
         self, pending: PendingSignIn, code: str, ip: str, user_agent: str | None

@@ -138,9 +138,14 @@ class EndUserDoor(Door):
     (the page says nothing about which accounts administer). ``resolve``: the user
     tokens and sessions are issued for (``identity.canonical.effective_user``)."""
 
-    def __init__(self, ttl: int, resolve: Resolve | None = None) -> None:
+    def __init__(
+        self, ttl: int, resolve: Resolve | None = None, *, require_second_factor: bool = False
+    ) -> None:
+        """``require_second_factor``: the RP asked for it (``acr_values``): a user
+        without one is stopped after the password too, to enrol one."""
         super().__init__(SessionKind(ttl=ttl, acr=accounts.ACR_PASSWORD, amr=("pwd",)))
         self._resolve = resolve
+        self._require_second_factor = require_second_factor
 
     async def admit(self, session: AsyncSession, user: User, attempt: Attempt) -> User | None:
         if user.is_admin:
@@ -151,7 +156,7 @@ class EndUserDoor(Door):
         return None if resolved.disabled_at is not None else resolved
 
     def needs_second_factor(self, user: User) -> bool:
-        return has_second_factor(user)
+        return self._require_second_factor or has_second_factor(user)
 
 
 class SecondFactorRequired(Exception):

@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import LoginSession, User
+from onepass.accounts.second_factor import ACR_MFA, second_factor_asked
 from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
@@ -94,9 +95,17 @@ async def decide(
     for an authentication now, and the ID token's ``auth_time`` tells the RP when it
     happened (OIDC Core §3.1.2.1). Asking again would loop on the login form."""
     prompt = set(request.prompt)
-    must_login = current is None or (
-        not logged_in_here
-        and ("login" in prompt or not login_is_fresh_enough(request, current[0], clock.timestamp()))
+    must_login = (
+        current is None
+        or (
+            not logged_in_here
+            and (
+                "login" in prompt
+                or not login_is_fresh_enough(request, current[0], clock.timestamp())
+            )
+        )
+        # The RP asks for two-step verification and this session had one step.
+        or (second_factor_asked(request.acr_values) and current[0].acr != ACR_MFA)
     )
     if must_login:
         if "none" in prompt:

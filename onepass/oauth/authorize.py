@@ -69,6 +69,28 @@ class AuthorizationRequest:
     def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
         return cls(**data)
 
+    def query(self, *, signed_in: bool = False) -> dict[str, str]:
+        """This request as the ``/authorize`` query that makes it again; ``signed_in``:
+        the user just signed in for it, so ``prompt=login`` and ``max_age`` are done
+        (the ID token's ``auth_time`` says when)."""
+        prompt = [p for p in self.prompt if not (signed_in and p == "login")]
+        values = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": " ".join(self.scope),
+            "state": self.state,
+            "nonce": self.nonce,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": self.code_challenge_method,
+            "prompt": " ".join(prompt) or None,
+            "max_age": str(self.max_age) if self.max_age is not None and not signed_in else None,
+            "login_hint": self.login_hint,
+            "acr_values": " ".join(self.acr_values) or None,
+            "ui_locales": " ".join(self.ui_locales) or None,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
 
 def validate_client_and_redirect(params: Params, client: ClientRecord | None) -> str:
     """The redirect URI to use, or ``AuthorizeFatal``. Exact string match (RFC 9700 §4.1.3)."""

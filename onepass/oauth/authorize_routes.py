@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,7 +16,9 @@ from onepass.accounts.models import User
 from onepass.accounts.second_factor import (
     SECOND_FACTOR,
     PendingInvalid,
+    has_second_factor,
     seal_pending,
+    second_factor_asked,
     unseal_pending,
 )
 from onepass.accounts.signin import (
@@ -50,7 +53,7 @@ from onepass.oauth.codes import grant_consent
 from onepass.oauth.interaction import SEALER, Interaction, InteractionInvalid
 from onepass.oauth_errors import AccessDeniedError
 from onepass.pages import render
-from onepass.services import runtime_of
+from onepass.services import Service, runtime_of
 from onepass.settings import Settings
 from onepass.web import Params, client_ip, query_params, read_form
 
@@ -61,6 +64,12 @@ router = APIRouter(
 )
 
 SESSION_COOKIE = "onepass_session"
+
+# The page that has a user enrol a second factor in the middle of a sign-in, when the
+# RP asks for two steps and the user has one (``selfservice`` provides it: enrolling is
+# a playbook procedure, a layer above this one).
+Enrolment = Callable[[Request, AuthorizationRequest, str, str], Awaitable[Response]]
+ENROLMENT: Service[Enrolment] = Service("oauth.enrolment")
 
 
 def session_cookie(settings: Settings) -> str:
@@ -175,7 +184,7 @@ def _consent_page(
     )
 
 
-async def _continue(
+async def continue_authorization(
     request: Request,
     auth: AuthorizationRequest,
     client: ClientRecord,
@@ -258,7 +267,7 @@ async def authorize(request: Request) -> Response:
         url = error_redirect(exc.redirect_uri, exc.error, exc.state, issuer)
         return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
     assert client is not None
-    return await _continue(request, auth, client, current=await current_login(request))
+    return await continue_authorization(request, auth, client, current=await current_login(request))
 
 
 def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:
@@ -275,7 +284,7 @@ def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:
         return error_page("This form has expired", str(exc).capitalize() + ".")
 
 
-async def _form_and_request(
+async def form_and_request(
     request: Request, form_name: str
 ) -> tuple[dict[str, str], Interaction, ClientRecord] | Response:
     """The posted form, the interaction sealed in it and its client (still registered
@@ -294,16 +303,20 @@ async def _form_and_request(
     return form, interaction, client
 
 
-def end_user_door(request: Request) -> EndUserDoor:
+def end_user_door(request: Request, auth: AuthorizationRequest | None = None) -> EndUserDoor:
     """``/login``'s way in (``accounts.signin``): a session for the account's canonical
-    user (``identity.canonical``)."""
+    user (``identity.canonical``); two steps when ``auth`` asks for them."""
     settings = runtime_of(request).settings
     resolver = RESOLVER.of(request)
 
     async def canonical(session: AsyncSession, user: User) -> User:
         return await effective_user(session, resolver, settings.enforce_canonical_resolution, user)
 
-    return EndUserDoor(settings.login_session_ttl, canonical)
+    return EndUserDoor(
+        settings.login_session_ttl,
+        canonical,
+        require_second_factor=auth is not None and second_factor_asked(auth.acr_values),
+    )
 
 
 @router.post(
@@ -314,7 +327,7 @@ def end_user_door(request: Request) -> EndUserDoor:
 )
 async def login(request: Request) -> Response:
     runtime = runtime_of(request)
-    posted = await _form_and_request(request, "sign-in")
+    posted = await form_and_request(request, "sign-in")
     if isinstance(posted, Response):
         return posted
     form, interaction, client = posted
@@ -324,7 +337,7 @@ async def login(request: Request) -> Response:
         email, form.get("password", ""), client_ip(request), request.headers.get("user-agent")
     )
     try:
-        signed_in = await SIGN_IN.of(request).sign_in(end_user_door(request), attempt)
+        signed_in = await SIGN_IN.of(request).sign_in(end_user_door(request, auth), attempt)
     except LoginThrottled as exc:
         response = _login_page(
             request,
@@ -342,8 +355,10 @@ async def login(request: Request) -> Response:
         )
     except SecondFactorRequired as exc:
         pending = seal_pending(runtime.box, exc.user.id, runtime.clock.timestamp())
+        if not has_second_factor(exc.user):  # the RP requires one: enrol it first
+            return await ENROLMENT.of(request)(request, auth, client.client_name, pending)
         return _second_factor_page(request, auth, client.client_name, pending)
-    response = await _continue(
+    response = await continue_authorization(
         request,
         auth,
         client,
@@ -362,7 +377,7 @@ async def login(request: Request) -> Response:
 )
 async def consent(request: Request) -> Response:
     runtime = runtime_of(request)
-    posted = await _form_and_request(request, "consent")
+    posted = await form_and_request(request, "consent")
     if isinstance(posted, Response):
         return posted
     form, interaction, client = posted
@@ -386,7 +401,7 @@ async def consent(request: Request) -> Response:
     async with runtime.database.session() as session:
         await grant_consent(session, runtime.clock, current[1].id, client, auth.scope)
     logged_in_here = interaction.login_sid is not None and interaction.login_sid == current[0].sid
-    return await _continue(
+    return await continue_authorization(
         request,
         auth,
         client,
@@ -409,7 +424,7 @@ async def login_second_factor(request: Request) -> Response:
     """The second step of a sign-in whose password was right: the TOTP code (or a
     recovery code) of an account that has one (``accounts.second_factor``)."""
     runtime = runtime_of(request)
-    posted = await _form_and_request(request, "sign-in")
+    posted = await form_and_request(request, "sign-in")
     if isinstance(posted, Response):
         return posted
     form, interaction, client = posted
@@ -441,7 +456,7 @@ async def login_second_factor(request: Request) -> Response:
         return _second_factor_page(
             request, auth, client.client_name, pending_text, error=WRONG_CODE, status=401
         )
-    response = await _continue(
+    response = await continue_authorization(
         request,
         auth,
         client,

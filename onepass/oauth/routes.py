@@ -9,6 +9,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onepass import api_docs
+from onepass.accounts.second_factor import ACR_MFA
+from onepass.accounts.service import ACR_PASSWORD
 from onepass.clients import auth as client_auth
 from onepass.i18n import LANGUAGES
 from onepass.keys.jwt import SUPPORTED_ALGS
@@ -63,6 +65,8 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "prompt_values_supported": ["none", "login", "consent"],
         # OIDC Discovery §3: the languages of the pages (``ui_locales``).
         "ui_locales_supported": list(LANGUAGES),
+        # acr_values=urn:1pass:acr:mfa asks for (and then requires) two-step verification.
+        "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "userinfo_signing_alg_values_supported": [],

@@ -1,0 +1,139 @@
+"""Two-step verification set up in the middle of a sign-in: an RP asked for it
+(``acr_values=urn:1pass:acr:mfa``) and the person has none. After their password, the
+sign-in shows the authenticator setup (``ENROLMENT``, called by ``/login``); the code
+entered turns it on (``playbook.users.enrol_totp``, with the mail), the session is made
+with both steps, the recovery codes are shown once, and "Continue" makes the RP's
+request again (``/authorize``), now satisfied."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from onepass import api_docs, i18n
+from onepass.accounts import csrf
+from onepass.accounts.models import User
+from onepass.accounts.second_factor import SECOND_FACTOR, PendingInvalid, unseal_pending
+from onepass.i18n import N_
+from onepass.oauth.authorize import AuthorizationRequest
+from onepass.oauth.authorize_routes import (
+    error_page,
+    form_and_request,
+    page_language,
+    set_session_cookie,
+)
+from onepass.oauth.interaction import SEALER
+from onepass.selfservice.account import ACCOUNT, WrongCode
+from onepass.services import runtime_of
+from onepass.web import client_ip
+
+router = APIRouter(
+    tags=["self-service"],
+    default_response_class=HTMLResponse,
+    responses=api_docs.pages(400, 401, 403, 413),
+)
+
+ASKED = N_("%(client)s asks for two-step verification. Set it up to continue.")
+WRONG = N_("That code is not right. Scan this new code and enter the code it shows.")
+
+
+async def _user(request: Request, user_id: int) -> User:
+    runtime = runtime_of(request)
+    async with runtime.database.session(readonly=True) as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        raise PendingInvalid("the account is gone")
+    return user
+
+
+async def enrolment_page(
+    request: Request,
+    auth: AuthorizationRequest,
+    client_name: str,
+    pending: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The authenticator setup, inside the sign-in (``authorize_routes.ENROLMENT``)."""
+    runtime = runtime_of(request)
+    language = page_language(request, auth)
+    user = await _user(
+        request, unseal_pending(runtime.box, pending, runtime.clock.timestamp()).user_id
+    )
+    return csrf.form_page(
+        request,
+        "totp_setup.html",
+        {
+            "setup": ACCOUNT.of(request).start_totp(user),
+            "action": "/login/enrol",
+            "interaction": SEALER.of(request).seal(auth, runtime.clock.timestamp()),
+            "pending": pending,
+            "asked": i18n.translate(language, ASKED, client=client_name),
+            "error": error,
+        },
+        status,
+        language=language,
+    )
+
+
+async def enrolment(
+    request: Request, auth: AuthorizationRequest, client_name: str, pending: str
+) -> Response:
+    return await enrolment_page(request, auth, client_name, pending)
+
+
+@router.post(
+    "/login/enrol",
+    openapi_extra=api_docs.form(
+        "interaction",
+        "csrf_token",
+        "pending",
+        "sealed",
+        "code",
+        required=("interaction", "csrf_token"),
+    ),
+)
+async def enrol(request: Request) -> Response:
+    """Turn two-step verification on with a code from the secret just scanned, and
+    sign in with both steps."""
+    runtime = runtime_of(request)
+    posted = await form_and_request(request, "sign-in")
+    if isinstance(posted, Response):
+        return posted
+    form, interaction, client = posted
+    auth = interaction.request
+    language = page_language(request, auth)
+    pending_text = form.get("pending", "")
+    try:
+        pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
+        user = await _user(request, pending.user_id)
+    except PendingInvalid as exc:
+        return error_page("This form has expired", str(exc).capitalize() + ".")
+    ip = client_ip(request)
+    try:
+        codes = await ACCOUNT.of(request).confirm_totp(
+            user, form.get("sealed", ""), form.get("code", "")[:64], ip, language
+        )
+    except WrongCode:
+        message = i18n.translate(language, WRONG)
+        return await enrolment_page(
+            request, auth, client.client_name, pending_text, error=message, status=400
+        )
+    login = await SECOND_FACTOR.of(request).session_for(
+        user.id, ip, request.headers.get("user-agent")
+    )
+    response = csrf.form_page(
+        request,
+        "recovery_codes.html",
+        {
+            "codes": codes,
+            "continue_url": "/authorize?" + urlencode(auth.query(signed_in=True)),
+            "client_name": client.client_name,
+        },
+        language=language,
+    )
+    set_session_cookie(response, runtime.settings, login.token)
+    return response
