@@ -44,13 +44,12 @@ from onepass.pages import render
 from onepass.selfservice.account import ACCOUNT, EmailRefused, WrongCode, WrongPassword
 from onepass.selfservice.recovery import PasswordRefused
 from onepass.selfservice.routes import (
-    FORM_EXPIRED,
     NO_MATCH,
-    NOT_A_FORM,
+    genuine_form,
     problem_page,
 )
 from onepass.services import runtime_of
-from onepass.web import Params, client_ip, read_form
+from onepass.web import Params, client_ip
 
 router = APIRouter(
     tags=["self-service"],
@@ -161,11 +160,9 @@ async def account(request: Request) -> Response:
 async def account_login(request: Request) -> Response:
     """Sign in to 1pass itself (for the account page, and the RPs)."""
     language = _language(request)
-    form = await read_form(request)
-    if form is None:
-        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
-    if not csrf.genuine(request, form):
-        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    form = await genuine_form(request, language)
+    if isinstance(form, Response):
+        return form
     email = form.get("email", "")[:320]
     attempt = Attempt(
         email, form.get("password", ""), client_ip(request), request.headers.get("user-agent")
@@ -194,6 +191,13 @@ async def account_login(request: Request) -> Response:
     return response
 
 
+def _refusal(exc: Exception, language: str) -> tuple[str, int]:
+    """What the page says, and its status, to a change refused for its password."""
+    if isinstance(exc, LoginThrottled):
+        return throttled_message(exc.retry_after, language), 429
+    return translate(language, WRONG_CURRENT), 401
+
+
 def _code_page(
     request: Request, language: str, pending: str, *, error: str | None = None, status: int = 200
 ) -> Response:
@@ -213,11 +217,9 @@ async def account_login_code(request: Request) -> Response:
     """The second step of signing in here, for an account with a second factor."""
     language = _language(request)
     runtime = runtime_of(request)
-    form = await read_form(request)
-    if form is None:
-        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
-    if not csrf.genuine(request, form):
-        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    form = await genuine_form(request, language)
+    if isinstance(form, Response):
+        return form
     pending_text = form.get("pending", "")
     try:
         pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
@@ -254,11 +256,9 @@ async def account_login_code(request: Request) -> Response:
 async def _signed_in_form(
     request: Request, language: str
 ) -> tuple[Params, LoginSession, User] | Response:
-    form = await read_form(request)
-    if form is None:
-        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
-    if not csrf.genuine(request, form):
-        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    form = await genuine_form(request, language)
+    if isinstance(form, Response):
+        return form
     current = await current_login(request)
     if current is None:
         return _sign_in_page(
@@ -317,10 +317,8 @@ async def password(request: Request) -> Response:
             await ACCOUNT.of(request).change_password(
                 user, form.get("current_password", ""), new, client_ip(request), language
             )
-    except WrongPassword:
-        error, status = translate(language, WRONG_CURRENT), 401
-    except LoginThrottled as exc:
-        error, status = throttled_message(exc.retry_after, language), 429
+    except (WrongPassword, LoginThrottled) as exc:
+        error, status = _refusal(exc, language)
     except PasswordRefused as exc:
         error = translate(language, exc.problem.message, **exc.problem.params)
     if error is not None:
@@ -390,10 +388,8 @@ async def delete(request: Request) -> Response:
     else:
         try:
             await ACCOUNT.of(request).delete(user, form.get("password", ""), client_ip(request))
-        except WrongPassword:
-            errors["delete"], status = translate(language, WRONG_CURRENT), 401
-        except LoginThrottled as exc:
-            errors["delete"], status = throttled_message(exc.retry_after, language), 429
+        except (WrongPassword, LoginThrottled) as exc:
+            errors["delete"], status = _refusal(exc, language)
     if errors:
         return await _page(request, language, user, login, errors=errors, status=status)
     return _signed_out(request, render("account_deleted.html", {}, language=language))
@@ -460,24 +456,9 @@ async def totp_remove(request: Request) -> Response:
         await ACCOUNT.of(request).remove_totp(
             user, form.get("password", ""), client_ip(request), language
         )
-    except WrongPassword:
-        return await _page(
-            request,
-            language,
-            user,
-            login,
-            errors={"factor": translate(language, WRONG_CURRENT)},
-            status=401,
-        )
-    except LoginThrottled as exc:
-        return await _page(
-            request,
-            language,
-            user,
-            login,
-            errors={"factor": throttled_message(exc.retry_after, language)},
-            status=429,
-        )
+    except (WrongPassword, LoginThrottled) as exc:
+        error, status = _refusal(exc, language)
+        return await _page(request, language, user, login, errors={"factor": error}, status=status)
     return _back("factor-removed")
 
 
@@ -495,24 +476,9 @@ async def recovery_codes(request: Request) -> Response:
         codes = await ACCOUNT.of(request).new_recovery_codes(
             user, form.get("password", ""), client_ip(request)
         )
-    except WrongPassword:
-        return await _page(
-            request,
-            language,
-            user,
-            login,
-            errors={"factor": translate(language, WRONG_CURRENT)},
-            status=401,
-        )
-    except LoginThrottled as exc:
-        return await _page(
-            request,
-            language,
-            user,
-            login,
-            errors={"factor": throttled_message(exc.retry_after, language)},
-            status=429,
-        )
+    except (WrongPassword, LoginThrottled) as exc:
+        error, status = _refusal(exc, language)
+        return await _page(request, language, user, login, errors={"factor": error}, status=status)
     return _codes_page(request, language, codes)
 
 
@@ -543,10 +509,8 @@ async def email_change(request: Request) -> Response:
             client_ip(request),
             language,
         )
-    except WrongPassword:
-        error, status = translate(language, WRONG_CURRENT), 401
-    except LoginThrottled as exc:
-        error, status = throttled_message(exc.retry_after, language), 429
+    except (WrongPassword, LoginThrottled) as exc:
+        error, status = _refusal(exc, language)
     except EmailRefused as exc:
         error, status = translate(language, exc.message), 400
     else:
@@ -574,11 +538,9 @@ async def email_confirm_form(request: Request) -> Response:
 @router.post("/account/email/confirm", openapi_extra=api_docs.form("csrf_token", "token"))
 async def email_confirm(request: Request) -> Response:
     language = _language(request)
-    form = await read_form(request)
-    if form is None:
-        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
-    if not csrf.genuine(request, form):
-        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    form = await genuine_form(request, language)
+    if isinstance(form, Response):
+        return form
     try:
         email = await ACCOUNT.of(request).confirm_email_change(
             form.get("token", ""), client_ip(request)

@@ -17,7 +17,7 @@ from onepass.selfservice.quotas import TooManyRequests
 from onepass.selfservice.recovery import RECOVERY, PasswordRefused
 from onepass.selfservice.signup import SIGNUP, SignupRefused
 from onepass.services import runtime_of
-from onepass.web import client_ip, read_form
+from onepass.web import Params, client_ip, read_form
 
 router = APIRouter(
     tags=["self-service"],
@@ -58,6 +58,17 @@ def problem_page(language: str, title: str, message: str, status: int) -> Respon
     )
 
 
+async def genuine_form(request: Request, language: str) -> Params | Response:
+    """The posted form, once it is a form and carries this browser's CSRF token; or the
+    page that says what is wrong with it."""
+    form = await read_form(request)
+    if form is None:
+        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
+    if not csrf.genuine(request, form):
+        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    return form
+
+
 @router.get("/password/forgot")
 async def forgot_form(request: Request) -> Response:
     """The form asking for the address to send a reset link to."""
@@ -68,11 +79,9 @@ async def forgot_form(request: Request) -> Response:
 async def forgot(request: Request) -> Response:
     """Mail a reset link if the address has an account; the same page either way."""
     language = _language(request)
-    form = await read_form(request)
-    if form is None:
-        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
-    if not csrf.genuine(request, form):
-        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    form = await genuine_form(request, language)
+    if isinstance(form, Response):
+        return form
     email = form.get("email", "").strip()
     if not email:
         return csrf.form_page(
@@ -235,11 +244,9 @@ async def signup(request: Request) -> Response:
     """Start an open sign-up (a mail to confirm the address), or accept an invitation."""
     language = _language(request)
     service = SIGNUP.of(request)
-    form = await read_form(request)
-    if form is None:
-        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
-    if not csrf.genuine(request, form):
-        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    form = await genuine_form(request, language)
+    if isinstance(form, Response):
+        return form
     invite = form.get("invite")
     email = form.get("email", "").strip()[:320]
     name = form.get("name", "")
@@ -300,11 +307,9 @@ async def signup_confirm_form(request: Request) -> Response:
 async def signup_confirm(request: Request) -> Response:
     """Create the account whose address the link proved."""
     language = _language(request)
-    form = await read_form(request)
-    if form is None:
-        return problem_page(language, N_("Bad request"), NOT_A_FORM, 400)
-    if not csrf.genuine(request, form):
-        return problem_page(language, N_("This form has expired"), FORM_EXPIRED, 403)
+    form = await genuine_form(request, language)
+    if isinstance(form, Response):
+        return form
     try:
         created = await SIGNUP.of(request).confirm(form.get("token", ""))
     except LinkInvalid as exc:
