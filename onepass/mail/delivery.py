@@ -99,19 +99,25 @@ class MailDelivery:
 
     async def _claim(self, limit: int) -> list[Claimed]:
         now = self.clock.now()
+        due = (
+            MailOutboxEntry.sent_at.is_(None),
+            MailOutboxEntry.dead_at.is_(None),
+            MailOutboxEntry.due_at <= now,
+            or_(
+                MailOutboxEntry.lease_expires_at.is_(None),
+                MailOutboxEntry.lease_expires_at <= now,
+            ),
+        )
+        # Read first: on SQLite a write transaction takes the database's one write lock,
+        # which sign-ins and grants wait for; most polls find nothing due.
+        async with self.database.session(readonly=True) as session:
+            if await session.scalar(select(MailOutboxEntry.id).where(*due).limit(1)) is None:
+                return []
         async with self.database.session() as session:
             rows = list(
                 await session.scalars(
                     select(MailOutboxEntry)
-                    .where(
-                        MailOutboxEntry.sent_at.is_(None),
-                        MailOutboxEntry.dead_at.is_(None),
-                        MailOutboxEntry.due_at <= now,
-                        or_(
-                            MailOutboxEntry.lease_expires_at.is_(None),
-                            MailOutboxEntry.lease_expires_at <= now,
-                        ),
-                    )
+                    .where(*due)
                     .order_by(MailOutboxEntry.due_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)

@@ -175,3 +175,27 @@ def test_a_wrong_smtp_url_is_refused_at_start_saying_why(url: str) -> None:
     with pytest.raises(ConfigError, match="ONEPASS_SMTP_URL") as refused:
         load_settings(smtp_url=url.replace("h:", "user:hunter2@h:"))
     assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite"])
+async def test_a_poll_with_no_mail_due_takes_no_sqlite_write_lock(runtime: Runtime) -> None:
+    """The dispatcher polls every few seconds: with nothing due it must not queue the
+    process's sign-ins and grants behind SQLite's one write lock. Here another
+    connection holds that lock; the empty poll still answers (it would wait for the
+    lock, then fail, if it opened a write transaction)."""
+    import asyncio
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    holder = sqlite3.connect(make_url(runtime.database.url).database or "", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        async with asyncio.timeout(5):
+            assert await _delivery(runtime, FrozenClock()).deliver_due() == 0
+    finally:
+        holder.rollback()
+        holder.close()
+    clock = FrozenClock()
+    await _queue(runtime, clock)
+    assert await _delivery(runtime, clock, smtp_url=None).deliver_due() == 1, "due mail still goes"
