@@ -557,19 +557,43 @@ class ClientCache:
         return await self._load(client_id)
 
     def _reload(self, client_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._load(client_id))
+        # The load is registered before its task first runs: every request until then
+        # sees it in ``_loading`` and neither starts another nor waits on a future that
+        # a second load would replace.
+        future = self._begin(client_id)
+        task = asyncio.get_running_loop().create_task(self._fill(client_id, future))
         self._reloads.add(task)
-        task.add_done_callback(self._reloaded)
+        task.add_done_callback(lambda done: self._reloaded(done, client_id, future))
 
-    def _reloaded(self, task: asyncio.Task[ClientRecord | None]) -> None:
+    def _reloaded(
+        self,
+        task: asyncio.Task[ClientRecord | None],
+        client_id: str,
+        future: asyncio.Future[ClientRecord | None],
+    ) -> None:
         self._reloads.discard(task)
+        if not future.done():  # cancelled before it ran: release whoever waits on it
+            future.cancel()
+            self._end(client_id, future)
         if not task.cancelled() and task.exception() is not None:
             # The entry is served until its ttl ends; then a request reads it again.
             log.warning("clients.cache_reload_failed", error=type(task.exception()).__name__)
 
     async def _load(self, client_id: str) -> ClientRecord | None:
+        return await self._fill(client_id, self._begin(client_id))
+
+    def _begin(self, client_id: str) -> asyncio.Future[ClientRecord | None]:
         future: asyncio.Future[ClientRecord | None] = asyncio.get_running_loop().create_future()
         self._loading[client_id] = future
+        return future
+
+    def _end(self, client_id: str, future: asyncio.Future[ClientRecord | None]) -> None:
+        if self._loading.get(client_id) is future:
+            del self._loading[client_id]
+
+    async def _fill(
+        self, client_id: str, future: asyncio.Future[ClientRecord | None]
+    ) -> ClientRecord | None:
         try:
             async with self._database.session(readonly=True) as session:
                 record = await load_record(session, client_id)
@@ -581,7 +605,7 @@ class ClientCache:
             future.exception()  # retrieved: waiters re-raise it, nobody logs it twice
             raise
         finally:
-            del self._loading[client_id]
+            self._end(client_id, future)
         self._entries.pop(client_id, None)
         while len(self._entries) >= self._max_entries:
             del self._entries[next(iter(self._entries))]  # the oldest entry

@@ -300,3 +300,48 @@ async def test_a_client_in_use_is_read_again_before_its_entry_ends_and_never_old
     assert (await cache.get(client.client_id)) is None  # the deletion, before 10
     now[0] = 17.0
     assert (await cache.get(client.client_id)) is None  # the reload's entry, good until 18
+
+
+async def test_requests_in_one_tick_of_the_refresh_ahead_window_start_one_reload(
+    runtime: Runtime,
+) -> None:
+    """Many requests arriving together in an entry's last quarter start one background
+    read, and all of them, and the requests after it, are answered. (Before, each
+    started its own read before the first had begun; the second read's end found the
+    first's gone, failed with a KeyError and left its waiters hanging: CI saw a grant
+    test wait until its timeout.)"""
+    import asyncio
+
+    now = [0.0]
+    client = await make_client(runtime)
+    cache = clients.ClientCache(runtime.database, ttl=10, monotonic=lambda: now[0])
+    assert (await cache.get(client.client_id)) is not None
+    now[0] = 8.0
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(cache.get(client.client_id) for _ in range(20))), timeout=10
+    )
+    assert all(a is not None and a.client_id == client.client_id for a in answers)
+    assert len(cache._reloads) == 1
+    await asyncio.wait_for(asyncio.gather(*cache._reloads), timeout=10)
+    now[0] = 11.0  # past the first entry: served by what the reload read, at 8
+    assert (await cache.get(client.client_id)) is not None
+    assert not cache._loading
+
+
+async def test_a_reload_cancelled_before_it_runs_leaves_no_request_waiting(
+    runtime: Runtime,
+) -> None:
+    import asyncio
+
+    now = [0.0]
+    client = await make_client(runtime)
+    cache = clients.ClientCache(runtime.database, ttl=10, monotonic=lambda: now[0])
+    assert (await cache.get(client.client_id)) is not None
+    now[0] = 8.0
+    assert (await cache.get(client.client_id)) is not None  # starts the reload
+    (reload,) = cache._reloads
+    reload.cancel()  # e.g. the server shutting down, before the task's first step
+    await asyncio.sleep(0)
+    now[0] = 11.0  # expired: this request must load, not wait on the cancelled reload
+    answer = await asyncio.wait_for(cache.get(client.client_id), timeout=10)
+    assert answer is not None and answer.client_id == client.client_id
