@@ -5,6 +5,7 @@ rules are in ``account``. Every change is a POST with the CSRF token, answered w
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -253,6 +254,27 @@ async def account_login_code(request: Request) -> Response:
     return response
 
 
+SignedInHandler = Callable[[Request, str, Params, LoginSession, User], Awaitable[Response]]
+
+
+def signed_in(handler: SignedInHandler) -> Callable[[Request], Awaitable[Response]]:
+    """A change posted from the account page: the handler gets the page's language and
+    the form, once it is genuine (CSRF) and the browser is signed in; otherwise the
+    page that says what is wrong. (No ``functools.wraps``: FastAPI reads the route's
+    own signature, ``(request)``.)"""
+
+    async def route(request: Request) -> Response:
+        language = _language(request)
+        posted = await _signed_in_form(request, language)
+        if isinstance(posted, Response):
+            return posted
+        form, login, user = posted
+        return await handler(request, language, form, login, user)
+
+    route.__name__, route.__doc__ = handler.__name__, handler.__doc__
+    return route
+
+
 async def _signed_in_form(
     request: Request, language: str
 ) -> tuple[Params, LoginSession, User] | Response:
@@ -283,12 +305,10 @@ def _signed_out(request: Request, response: Response) -> Response:
 
 
 @router.post("/account/profile", openapi_extra=api_docs.form("csrf_token", "name"))
-async def profile(request: Request) -> Response:
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    form, login, user = posted
+@signed_in
+async def profile(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
     try:
         await ACCOUNT.of(request).rename(user, form.get("name", ""), client_ip(request))
     except InvalidAccount:
@@ -301,12 +321,10 @@ async def profile(request: Request) -> Response:
     "/account/password",
     openapi_extra=api_docs.form("csrf_token", "current_password", "password", "password_again"),
 )
-async def password(request: Request) -> Response:
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    form, login, user = posted
+@signed_in
+async def password(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
     new = form.get("password", "")
     error: str | None = None
     status = 400
@@ -329,23 +347,19 @@ async def password(request: Request) -> Response:
 
 
 @router.post("/account/sessions/sign-out-others", openapi_extra=api_docs.form("csrf_token"))
-async def sign_out_others(request: Request) -> Response:
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    _, login, user = posted
+@signed_in
+async def sign_out_others(
+    request: Request, language: str, _: Params, login: LoginSession, user: User
+) -> Response:
     await ACCOUNT.of(request).sign_out_others(user, login)
     return _back("others")
 
 
 @router.post("/account/sign-out", openapi_extra=api_docs.form("csrf_token"))
-async def sign_out(request: Request) -> Response:
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    _, login, _user = posted
+@signed_in
+async def sign_out(
+    request: Request, language: str, _: Params, login: LoginSession, _user: User
+) -> Response:
     runtime = runtime_of(request)
     async with runtime.database.session() as session:
         await accounts.revoke_login_session(session, runtime.clock, login.id)
@@ -353,12 +367,10 @@ async def sign_out(request: Request) -> Response:
 
 
 @router.post("/account/applications/remove", openapi_extra=api_docs.form("csrf_token", "client_id"))
-async def remove_application(request: Request) -> Response:
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    form, login, user = posted
+@signed_in
+async def remove_application(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
     client_id = form.get("client_id", "")
     try:
         if not client_id or len(client_id) > 64:
@@ -373,12 +385,10 @@ async def remove_application(request: Request) -> Response:
 
 
 @router.post("/account/delete", openapi_extra=api_docs.form("csrf_token", "password", "confirm"))
-async def delete(request: Request) -> Response:
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    form, login, user = posted
+@signed_in
+async def delete(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
     errors: dict[str, Any] = {}
     status = 400
     if form.get("confirm") != "delete":
@@ -403,13 +413,11 @@ def _codes_page(request: Request, language: str, codes: list[str]) -> Response:
 
 
 @router.post("/account/totp/start", openapi_extra=api_docs.form("csrf_token"))
-async def totp_start(request: Request) -> Response:
+@signed_in
+async def totp_start(
+    request: Request, language: str, _: Params, _login: LoginSession, user: User
+) -> Response:
     """A new authenticator secret to scan (nothing is stored yet)."""
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    _, _login, user = posted
     setup = ACCOUNT.of(request).start_totp(user)
     return csrf.form_page(
         request, "totp_setup.html", {"setup": setup, "error": None}, language=language
@@ -417,14 +425,12 @@ async def totp_start(request: Request) -> Response:
 
 
 @router.post("/account/totp/confirm", openapi_extra=api_docs.form("csrf_token", "sealed", "code"))
-async def totp_confirm(request: Request) -> Response:
+@signed_in
+async def totp_confirm(
+    request: Request, language: str, form: Params, _login: LoginSession, user: User
+) -> Response:
     """Turn two-step verification on with the secret scanned, once a code from it is
     entered; show the recovery codes, once."""
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    form, _login, user = posted
     sealed = form.get("sealed", "")
     try:
         codes = await ACCOUNT.of(request).confirm_totp(
@@ -446,12 +452,10 @@ async def totp_confirm(request: Request) -> Response:
 
 
 @router.post("/account/totp/remove", openapi_extra=api_docs.form("csrf_token", "password"))
-async def totp_remove(request: Request) -> Response:
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    form, login, user = posted
+@signed_in
+async def totp_remove(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
     try:
         await ACCOUNT.of(request).remove_totp(
             user, form.get("password", ""), client_ip(request), language
@@ -463,13 +467,11 @@ async def totp_remove(request: Request) -> Response:
 
 
 @router.post("/account/recovery-codes", openapi_extra=api_docs.form("csrf_token", "password"))
-async def recovery_codes(request: Request) -> Response:
+@signed_in
+async def recovery_codes(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
     """New recovery codes (the old ones stop working), shown once."""
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    form, login, user = posted
     if not has_second_factor(user):
         return _back("factor-removed")
     try:
@@ -494,13 +496,11 @@ EMAIL_LINK_PROBLEMS = {
 
 
 @router.post("/account/email", openapi_extra=api_docs.form("csrf_token", "new_email", "password"))
-async def email_change(request: Request) -> Response:
+@signed_in
+async def email_change(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
     """Mail a link to the new address (which replaces the old one once opened)."""
-    language = _language(request)
-    posted = await _signed_in_form(request, language)
-    if isinstance(posted, Response):
-        return posted
-    form, login, user = posted
     try:
         await ACCOUNT.of(request).request_email_change(
             user,
