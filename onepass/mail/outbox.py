@@ -11,12 +11,12 @@ States, from the row: pending (neither ``sent_at`` nor ``dead_at``), sent, dead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass import pages
@@ -29,6 +29,9 @@ class MailStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"
+
+
+STATUSES = tuple(s.value for s in MailStatus)
 
 
 @dataclass(frozen=True)
@@ -136,15 +139,81 @@ def describe(box: SecretBox, entry: MailOutboxEntry) -> dict[str, Any]:
     return described
 
 
+def condition(status: MailStatus) -> ColumnElement[bool]:
+    """The SQL condition of a state, as ``status_of`` reads it from a loaded row."""
+    t = MailOutboxEntry
+    if status is MailStatus.SENT:
+        return t.sent_at.is_not(None)
+    if status is MailStatus.DEAD:
+        return and_(t.sent_at.is_(None), t.dead_at.is_not(None))
+    return and_(t.sent_at.is_(None), t.dead_at.is_(None))
+
+
 async def list_entries(
-    session: AsyncSession, *, status: MailStatus | None = None, limit: int = 100
+    session: AsyncSession,
+    *,
+    status: MailStatus | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
 ) -> list[MailOutboxEntry]:
-    """The newest mails first, of one status or all."""
+    """The newest mails first, of one status or all; with ``before_id``, only older
+    ones than that (the next page)."""
     query = select(MailOutboxEntry).order_by(MailOutboxEntry.id.desc()).limit(limit)
-    if status is MailStatus.PENDING:
-        query = query.where(MailOutboxEntry.sent_at.is_(None), MailOutboxEntry.dead_at.is_(None))
-    elif status is MailStatus.SENT:
-        query = query.where(MailOutboxEntry.sent_at.is_not(None))
-    elif status is MailStatus.DEAD:
-        query = query.where(MailOutboxEntry.dead_at.is_not(None))
+    if status is not None:
+        query = query.where(condition(status))
+    if before_id is not None:
+        query = query.where(MailOutboxEntry.id < before_id)
     return list(await session.scalars(query))
+
+
+async def page_of_entries(
+    session: AsyncSession, *, status: MailStatus, before_id: int | None, limit: int
+) -> tuple[list[MailOutboxEntry], int | None]:
+    """One page of mails of ``status``, newest first, and the ``before_id`` of the next
+    page (None on the last one)."""
+    rows = await list_entries(session, status=status, limit=limit + 1, before_id=before_id)
+    next_before = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_before
+
+
+# The window of triage's ``mail`` check: mail dead this recently is an incident (sev3).
+RECENT = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class MailCounts:
+    pending: int
+    retrying: int  # pending after at least one failed attempt
+    dead: int
+    dead_recently: int  # dead within ``RECENT``
+
+
+def _tally(where: ColumnElement[bool]) -> Any:
+    # SUM(CASE …) rather than COUNT(*) FILTER, which SQLite has only since 3.30.
+    return func.coalesce(func.sum(case((where, 1), else_=0)), 0)
+
+
+async def counts(session: AsyncSession, now: datetime) -> MailCounts:
+    """How much mail waits, is being retried, and is dead (in all, and within
+    ``RECENT`` of ``now``)."""
+    t = MailOutboxEntry
+    # Two statements, each with its state's condition: pending mail has a partial
+    # index (models.PENDING); dead mail has none (as triage's count).
+    waiting = (
+        await session.execute(
+            select(func.count(), _tally(t.attempts > 0)).where(condition(MailStatus.PENDING))
+        )
+    ).one()
+    gone = (
+        await session.execute(
+            select(func.count(), _tally(t.dead_at >= now - RECENT)).where(
+                condition(MailStatus.DEAD)
+            )
+        )
+    ).one()
+    return MailCounts(
+        pending=int(waiting[0]),
+        retrying=int(waiting[1]),
+        dead=int(gone[0]),
+        dead_recently=int(gone[1]),
+    )

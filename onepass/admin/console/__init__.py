@@ -2,8 +2,9 @@
 
 The playbook's "single retry: the admin UI is recommended — step-up authentication
 required". An administrator signs in with email, password and a TOTP code
-(``console_service``); the pages read the webhook outbox and the audit log, and manage applications,
-users and administrators (``applications``, ``users``, ``administrators``); every
+(``console_service``); the pages read the webhook outbox, the mail outbox (``mail``)
+and the audit log, and manage applications, users and administrators
+(``applications``, ``users``, ``administrators``); every
 change asks for a fresh TOTP code, which becomes at once a step-up nonce
 (``playbook.actions.grant_step_up``) that the action spends (``spend_nonce``) before
 it runs (``onepass.playbook``), exactly as through the admin API. Refusals are audited.
@@ -15,6 +16,7 @@ the CSRF form token; the console cookie is HttpOnly, SameSite=Strict, Path=/admi
 from onepass.admin.console import (  # noqa: F401  (they add their routes)
     administrators,
     applications,
+    mail,
     pages,
     signin,
     users,

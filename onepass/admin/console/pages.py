@@ -1,5 +1,6 @@
-"""The console's pages: overview, the webhook outbox, an entry with its attempts, the
-replay of an application's dead letters, the audit log; retry and replay with a step-up."""
+"""The console's pages: overview (webhooks and mail), the webhook outbox, an entry with
+its attempts, the replay of an application's dead letters, the audit log; retry and
+replay with a step-up."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from onepass.admin.console.web import (
 from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import refusal
 from onepass.clients.registry import ClientNotFound, find_client
+from onepass.mail import outbox as mail_outbox
 from onepass.operators import audit
 from onepass.operators.audit import Actor
 from onepass.playbook import actions
@@ -64,6 +66,7 @@ async def overview(request: Request, console: SignedIn) -> Response:
     async with runtime.database.session(readonly=True) as session:
         dead = await console_service.dead_by_application(session)
         backlog = await console_service.backlog(session, now)
+        mail = await mail_outbox.counts(session, now)
     return render_page(
         request,
         "admin/overview.html",
@@ -72,6 +75,7 @@ async def overview(request: Request, console: SignedIn) -> Response:
             "dead": dead,
             "dead_total": sum(d.dead_count for d in dead),
             "backlog": backlog,
+            "mail": mail,
             "oldest_due": when_text(backlog.oldest_due_at, now) if backlog.oldest_due_at else None,
             "oldest_due_age": ago(now - backlog.oldest_due_at).removesuffix(" ago")
             if backlog.oldest_due_at

@@ -199,3 +199,36 @@ async def test_a_poll_with_no_mail_due_takes_no_sqlite_write_lock(runtime: Runti
     clock = FrozenClock()
     await _queue(runtime, clock)
     assert await _delivery(runtime, clock, smtp_url=None).deliver_due() == 1, "due mail still goes"
+
+
+async def test_counts_and_pages_read_each_state_as_status_of_does(
+    runtime: Runtime, smtp: SmtpServer
+) -> None:
+    clock = FrozenClock()
+    old_dead = await _queue(runtime, clock)
+    await _delivery(runtime, clock, smtp_url=None, env=Environment.PRODUCTION).deliver_due()
+    clock.advance(timedelta(days=2))
+    dead = await _queue(runtime, clock)
+    smtp.reply = "550 5.1.1 No such mailbox"
+    await _delivery(runtime, clock, smtp_url=smtp.url).deliver_due()
+    retrying = await _queue(runtime, clock)
+    smtp.reply = "451 4.7.1 Greylisted, try again later"
+    await _delivery(runtime, clock, smtp_url=smtp.url).deliver_due()
+    waiting = await _queue(runtime, clock)
+
+    async with runtime.database.session(readonly=True) as session:
+        counts = await outbox.counts(session, clock.now())
+        page, next_before = await outbox.page_of_entries(
+            session, status=outbox.MailStatus.DEAD, before_id=None, limit=1
+        )
+        rest, last = await outbox.page_of_entries(
+            session, status=outbox.MailStatus.DEAD, before_id=next_before, limit=1
+        )
+        pending, _ = await outbox.page_of_entries(
+            session, status=outbox.MailStatus.PENDING, before_id=None, limit=10
+        )
+    assert counts == outbox.MailCounts(pending=2, retrying=1, dead=2, dead_recently=1)
+    assert [e.id for e in page] == [dead] and next_before == dead
+    assert [e.id for e in rest] == [old_dead] and last is None
+    assert [e.id for e in pending] == [waiting, retrying]
+    assert {outbox.status_of(e) for e in pending} == {outbox.MailStatus.PENDING}
