@@ -137,7 +137,8 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     services.provide(SEALER, Sealer(secret_key, settings.interaction_ttl))
     services.provide(CSRF_TOKENS, CSRF(secret_key))
     services.provide(
-        SIGN_IN, SignIn(runtime.database, runtime.clock, runtime.hasher, passwords, throttle)
+        SIGN_IN,
+        SignIn(runtime.database, runtime.clock, runtime.hasher, passwords, throttle, runtime.box),
     )
     verifier = AccessTokenVerifier(keyring, settings, runtime.clock, clients)
     services.provide(VERIFIER, verifier)

@@ -49,6 +49,7 @@ PAGES = frozenset(
         "/login",
         "/login/second-factor",
         "/login/enrol",
+        "/login/passkey",
         "/consent",
         "/logout",
         "/status",

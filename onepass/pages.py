@@ -48,14 +48,25 @@ def environment(language: str) -> Environment:
     return env
 
 
+SCRIPTS_CSP = PAGE_HEADERS["content-security-policy"].replace(
+    "default-src 'none';", "default-src 'none'; script-src 'self';"
+)
+
+
 def render(
     template: str,
     context: dict[str, Any],
     status_code: int = 200,
     *,
     language: str | None = None,
+    scripts: tuple[str, ...] = (),
 ) -> HTMLResponse:
+    """``scripts``: files of ``/static`` the page loads (the passkey ceremonies); only
+    such a page's CSP allows scripts, and only same-origin files (never inline)."""
     headers = dict(PAGE_HEADERS)
+    if scripts:
+        headers["content-security-policy"] = SCRIPTS_CSP
+        context = {**context, "scripts": scripts}
     if language is not None:
         context = {**context, "lang": language}
         headers["content-language"] = language

@@ -65,13 +65,14 @@ def form_page(
     status: int = 200,
     *,
     language: str | None = None,
+    scripts: tuple[str, ...] = (),
 ) -> Response:
     """Render a page with a form: its ``csrf_token``, and the cookie it is made from
     when the browser has none yet."""
     settings = runtime_of(request).settings
     cookie, is_new = _cookie_of(request)
     context = {**context, "csrf_token": CSRF_TOKENS.of(request).token_for(cookie)}
-    response = render(template, context, status, language=language)
+    response = render(template, context, status, language=language, scripts=scripts)
     if is_new:
         response.set_cookie(
             cookie_for(settings),

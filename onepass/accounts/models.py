@@ -100,3 +100,42 @@ class RecoveryCode(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index(None, "user_id"),)
+
+
+class Passkey(Base):
+    """A WebAuthn credential (a passkey or a security key) of a user: signs in without
+    a password, or is the second step after one (``accounts.passkeys``). Only the
+    public key is here; ``sign_count`` is the authenticator's counter, which must grow
+    where the authenticator keeps one (a clone shows as a counter that does not)."""
+
+    __tablename__ = "user_passkeys"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # base64url of the credential id (at most 1,023 bytes by WebAuthn Level 3).
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    # base64url of the COSE public key.
+    public_key: Mapped[str] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    aaguid: Mapped[str | None] = mapped_column(String(36))
+    transports: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "user_id"),)
+
+
+class UsedPasskeyChallenge(Base):
+    """A WebAuthn challenge already answered: the challenge travels sealed in the page
+    (nothing is stored when a page shows one), and is written here when it is used, so
+    an answer presented twice finds its challenge taken (the primary key). Rows are
+    deleted once the challenge would have expired anyway."""
+
+    __tablename__ = "used_passkey_challenges"
+
+    challenge_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "expires_at"),)

@@ -1,5 +1,6 @@
-"""An end user's second factor: TOTP (an authenticator app) and one-time recovery
-codes, enrolled on the account page; asked for at sign-in once a password was right.
+"""An end user's second factor: TOTP (an authenticator app), passkeys
+(``accounts.passkeys``) and one-time recovery codes, enrolled on the account page;
+asked for at sign-in once a password was right.
 
 Between the password and the code, the sign-in is *pending*: the browser holds a
 ``PendingSignIn`` (the user, an expiry five minutes away and what the page carries
@@ -12,8 +13,11 @@ between passwords gains nothing. A TOTP code is accepted once (the step it belon
 is stored by a conditional ``UPDATE``: of two requests with one code, one wins), a
 recovery code once (its row is marked used the same way).
 
-A session signed in with both factors has ``amr`` ``["pwd", "otp", "mfa"]`` (RFC 8176)
-and ``acr`` ``urn:1pass:acr:mfa``.
+A session signed in with both factors has ``amr`` ``["pwd", "otp", "mfa"]`` (RFC 8176;
+``["pwd", "hwk", "mfa"]`` with a passkey) and ``acr`` ``urn:1pass:acr:mfa``.
+
+Recovery codes stand in for any of the factors: they are issued with the first one
+and deleted with the last.
 """
 
 from __future__ import annotations
@@ -24,17 +28,20 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
+import structlog
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.accounts import passkeys, totp
 from onepass.accounts import service as accounts
-from onepass.accounts import totp
-from onepass.accounts.models import RecoveryCode, User
+from onepass.accounts.models import Passkey, RecoveryCode, User
 from onepass.accounts.throttle import LoginThrottle
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError, KeyedHasher, SecretBox
 from onepass.db import Database
 from onepass.services import Service
+
+log = structlog.get_logger("onepass.accounts")
 
 ACR_MFA = "urn:1pass:acr:mfa"
 AMR_MFA = ("pwd", "otp", "mfa")
@@ -71,8 +78,24 @@ def unseal_pending(box: SecretBox, sealed: str, now: float) -> PendingSignIn:
     return PendingSignIn(user_id, carried)
 
 
-def has_second_factor(user: User) -> bool:
+def has_totp(user: User) -> bool:
     return user.totp_secret_encrypted is not None
+
+
+@dataclass(frozen=True)
+class Factors:
+    """The second factors a user has enrolled."""
+
+    totp: bool
+    passkeys: list[Passkey]
+
+    @property
+    def any(self) -> bool:
+        return self.totp or bool(self.passkeys)
+
+
+async def factors_of(session: AsyncSession, user: User) -> Factors:
+    return Factors(has_totp(user), await passkeys.passkeys_of(session, user.id))
 
 
 def second_factor_asked(acr_values: list[str]) -> bool:
@@ -125,9 +148,29 @@ async def enrol_totp(
     user.totp_last_step = step
 
 
-async def remove_second_factor(session: AsyncSession, user: User) -> None:
+async def remove_totp(session: AsyncSession, user: User) -> None:
+    """The authenticator app off; the recovery codes too if no passkey is left."""
     user.totp_secret_encrypted = None
     user.totp_last_step = None
+    if not await passkeys.passkeys_of(session, user.id):
+        await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+
+async def remove_passkey(session: AsyncSession, user: User, passkey_id: int) -> bool:
+    """One of the user's passkeys removed (the recovery codes too if it was the last
+    factor); False if it is not theirs."""
+    if await passkeys.remove(session, user.id, passkey_id) is None:
+        return False
+    if not (await factors_of(session, user)).any:
+        await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    return True
+
+
+async def remove_every_factor(session: AsyncSession, user: User) -> None:
+    """Authenticator app, passkeys and recovery codes, all off (an operator's reset)."""
+    user.totp_secret_encrypted = None
+    user.totp_last_step = None
+    await session.execute(delete(Passkey).where(Passkey.user_id == user.id))
     await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
 
 
@@ -194,6 +237,29 @@ class SecondFactor:
         self.throttle = throttle
         self.session_ttl = session_ttl
 
+    async def factors(self, user_id: int) -> Factors:
+        """The factors the second step of ``user_id``'s sign-in may offer."""
+        async with self.database.session(readonly=True) as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                return Factors(False, [])
+            return await factors_of(session, user)
+
+    def passkey_step(
+        self, rp: passkeys.RelyingParty, user_id: int, factors: Factors
+    ) -> passkeys.Ceremony | None:
+        """The passkey ceremony the second step offers, if the user has a passkey."""
+        if not factors.passkeys or not rp.usable:
+            return None
+        return passkeys.authentication(
+            rp,
+            self.box,
+            passkeys.Purpose.SECOND_STEP,
+            self.clock.timestamp(),
+            user_id=user_id,
+            allowed=factors.passkeys,
+        )
+
     async def session_for(
         self, user_id: int, ip: str, user_agent: str | None
     ) -> accounts.NewLoginSession:
@@ -213,6 +279,52 @@ class SecondFactor:
                 ip_address=ip,
                 user_agent=user_agent,
             )
+
+    async def verify_passkey(
+        self,
+        pending: PendingSignIn,
+        rp: passkeys.RelyingParty,
+        state: str,
+        credential: str,
+        ip: str,
+        user_agent: str | None,
+    ) -> Verified | None:
+        """The session, if ``credential`` is an answer of one of the user's passkeys to
+        the challenge the page carried (``state``); None if not (the reason is logged).
+        Raises ``LoginThrottled`` (nothing checked) over the limit."""
+        key = str(pending.user_id)
+        await self.throttle.attempt(key, ip)
+        verified = None
+        try:
+            challenge = passkeys.unseal(
+                self.box, passkeys.Purpose.SECOND_STEP, state, self.clock.timestamp()
+            )
+            if challenge.user_id != pending.user_id:
+                raise passkeys.PasskeyRefused("challenge of another sign-in")
+            async with self.database.session() as session:
+                user = await session.get(User, pending.user_id)
+                if user is None or user.disabled_at is not None or user.deleted_at is not None:
+                    return None
+                asserted = await passkeys.verify_assertion(
+                    session, rp, self.clock, passkeys.Purpose.SECOND_STEP, challenge, credential
+                )
+                login = await accounts.create_login_session(
+                    session,
+                    self.hasher,
+                    self.clock,
+                    user,
+                    ttl=self.session_ttl,
+                    amr=asserted.amr(after_password=True),
+                    acr=ACR_MFA,
+                    ip_address=ip,
+                    user_agent=user_agent,
+                )
+                verified = Verified(login, user, False)
+        except passkeys.PasskeyRefused as exc:
+            log.info("second_factor.passkey_refused", user_id=pending.user_id, reason=exc.reason)
+            return None
+        await self.throttle.succeeded(key, ip)
+        return verified
 
     async def verify(
         self, pending: PendingSignIn, code: str, ip: str, user_agent: str | None

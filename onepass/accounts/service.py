@@ -13,7 +13,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts.models import AccountToken, LoginSession, RecoveryCode, User
+from onepass.accounts.models import AccountToken, LoginSession, Passkey, RecoveryCode, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
@@ -384,7 +384,9 @@ async def erase_user(session: AsyncSession, clock: Clock, user: User) -> None:
     user.deleted_at = now
     user.updated_at = now
     await session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
-    # Recovery codes, links sent by mail, and the mail itself (its address, its text).
+    # Passkeys, recovery codes, links sent by mail, and the mail itself (its address,
+    # its text).
+    await session.execute(delete(Passkey).where(Passkey.user_id == user.id))
     await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     await session.execute(delete(AccountToken).where(AccountToken.user_id == user.id))
     await session.execute(delete(MailOutboxEntry).where(MailOutboxEntry.user_id == user.id))

@@ -29,21 +29,27 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import orjson
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.accounts import passkeys
 from onepass.accounts import service as accounts
 from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
-from onepass.accounts.second_factor import has_second_factor
+from onepass.accounts.second_factor import ACR_MFA, factors_of
 from onepass.accounts.throttle import LoginThrottle
 from onepass.clock import Clock
-from onepass.crypto import KeyedHasher
+from onepass.crypto import KeyedHasher, SecretBox
 from onepass.db.engine import Database
 from onepass.i18n import DEFAULT as DEFAULT_LANGUAGE
 from onepass.i18n import N_, translate
 from onepass.services import Service
 
+log = structlog.get_logger("onepass.accounts")
+
 WRONG_PASSWORD = N_("Incorrect email or password.")
+PASSKEY_REFUSED = N_("That passkey was not accepted. Try again, or sign in with your password.")
 THROTTLED_MINUTE = N_("Too many failed attempts. Try again in a minute.")
 THROTTLED_MINUTES = N_("Too many failed attempts. Try again in %(minutes)d minutes.")
 
@@ -118,10 +124,11 @@ class Door:
     async def signed_in(self, session: AsyncSession, signed_in: SignedIn, attempt: Attempt) -> None:
         """In the transaction that created the session, before it commits."""
 
-    def needs_second_factor(self, user: User) -> bool:
+    async def needs_second_factor(self, session: AsyncSession, user: User) -> bool | None:
         """Whether the password alone does not sign ``user`` in through this door: the
-        sign-in waits for a code (``SecondFactorRequired``), and no session is made."""
-        return False
+        sign-in waits for a code (``SecondFactorRequired``), and no session is made.
+        None: it does not; False: it does, and the user has no factor to enrol first."""
+        return None
 
     async def wrong_password(self, database: Database, attempt: Attempt) -> SignInRefused:
         """The refusal of a wrong password (no transaction is open)."""
@@ -155,17 +162,20 @@ class EndUserDoor(Door):
         # signs in as it.
         return None if resolved.disabled_at is not None else resolved
 
-    def needs_second_factor(self, user: User) -> bool:
-        return self._require_second_factor or has_second_factor(user)
+    async def needs_second_factor(self, session: AsyncSession, user: User) -> bool | None:
+        enrolled = (await factors_of(session, user)).any
+        return True if enrolled else (False if self._require_second_factor else None)
 
 
 class SecondFactorRequired(Exception):
     """The password was right and the account has a second factor: the sign-in waits
-    for its code (``accounts.second_factor``) for ``user``."""
+    for its code (``accounts.second_factor``) for ``user``; ``enrolled`` false: the
+    door requires one and the user has none yet (enrolment first)."""
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User, enrolled: bool = True) -> None:
         super().__init__("a second factor is required")
         self.user = user
+        self.enrolled = enrolled
 
 
 class SignIn:
@@ -178,7 +188,9 @@ class SignIn:
         hasher: KeyedHasher,
         passwords: PasswordHasher,
         throttle: LoginThrottle,
+        box: SecretBox,
     ) -> None:
+        self.box = box
         self.database = database
         self.clock = clock
         self.hasher = hasher
@@ -210,14 +222,15 @@ class SignIn:
             else None
         )
         signed_in = None
-        waiting: User | None = None
+        waiting: SecondFactorRequired | None = None
         if check is not None:  # a write transaction only for a right password
             async with self.database.session() as session:
                 user = await accounts.authenticate(session, self.clock, check)
                 if user is not None:
                     user = await door.admit(session, user, attempt)
-                if user is not None and door.needs_second_factor(user):
-                    waiting = user
+                needs = await door.needs_second_factor(session, user) if user else None
+                if user is not None and needs is not None:
+                    waiting = SecondFactorRequired(user, enrolled=needs)
                 elif user is not None:
                     kind = door.kind
                     login = await accounts.create_login_session(
@@ -235,10 +248,68 @@ class SignIn:
                     signed_in = SignedIn(login, user)
                     await door.signed_in(session, signed_in, attempt)
         if waiting is not None:
-            raise SecondFactorRequired(waiting)
+            raise waiting
         if signed_in is None:
             raise await door.wrong_password(self.database, attempt)
         return signed_in
+
+    async def with_passkey(
+        self,
+        door: Door,
+        rp: passkeys.RelyingParty,
+        state: str,
+        credential: str,
+        ip: str,
+        user_agent: str | None,
+    ) -> SignedIn:
+        """A new login session through ``door`` for the owner of the passkey that
+        answered the challenge the page carried (``state``), without a password: the
+        passkey verified the person on the device, so the session is two-factor.
+        Attempts are counted per credential and per IP; raises ``LoginThrottled`` or
+        ``SignInRefused`` (the reason logged, never shown)."""
+        credential_key = "passkey\x00" + _credential_id(credential)
+        await self.throttle.attempt(credential_key, ip)
+        try:
+            challenge = passkeys.unseal(
+                self.box, passkeys.Purpose.SIGN_IN, state, self.clock.timestamp()
+            )
+            async with self.database.session() as session:
+                asserted = await passkeys.verify_assertion(
+                    session, rp, self.clock, passkeys.Purpose.SIGN_IN, challenge, credential
+                )
+                owner = await session.get(User, asserted.passkey.user_id)
+                attempt = Attempt(owner.email if owner else "", "", ip, user_agent)
+                user = await door.admit(session, owner, attempt) if owner else None
+                if user is None or owner is None or owner.disabled_at or owner.deleted_at:
+                    raise passkeys.PasskeyRefused("account not admitted")
+                login = await accounts.create_login_session(
+                    session,
+                    self.hasher,
+                    self.clock,
+                    user,
+                    ttl=door.kind.ttl,
+                    amr=asserted.amr(after_password=False),
+                    acr=ACR_MFA,
+                    ip_address=ip,
+                    user_agent=user_agent,
+                    token_domain=door.kind.token_domain,
+                )
+                signed_in = SignedIn(login, user)
+                await door.signed_in(session, signed_in, attempt)
+        except passkeys.PasskeyRefused as exc:
+            log.info("signin.passkey_refused", reason=exc.reason)
+            raise SignInRefused(PASSKEY_REFUSED, exc.reason) from None
+        await self.throttle.succeeded(credential_key, ip)
+        return signed_in
+
+
+def _credential_id(credential: str) -> str:
+    """The credential id an answer names, for counting attempts (unverified)."""
+    try:
+        value = orjson.loads(credential[: passkeys.MAX_CREDENTIAL_JSON]).get("rawId")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return value[:1400] if isinstance(value, str) else ""
 
 
 SIGN_IN: Service[SignIn] = Service("accounts.sign_in")

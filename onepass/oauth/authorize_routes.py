@@ -11,17 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass import api_docs, i18n
 from onepass.accounts import csrf as csrf_mod
+from onepass.accounts import passkeys
 from onepass.accounts import service as accounts
 from onepass.accounts.models import User
 from onepass.accounts.second_factor import (
     SECOND_FACTOR,
     PendingInvalid,
-    has_second_factor,
     seal_pending,
     second_factor_asked,
     unseal_pending,
 )
 from onepass.accounts.signin import (
+    PASSKEY_REFUSED,
     SIGN_IN,
     Attempt,
     EndUserDoor,
@@ -107,6 +108,23 @@ async def _read_form(request: Request) -> Params | None:
     return await read_form(request)
 
 
+def passkey_rp(request: Request) -> passkeys.RelyingParty:
+    """1pass as the WebAuthn relying party: its issuer's host and origin."""
+    return passkeys.RelyingParty.of_issuer(runtime_of(request).settings.issuer)
+
+
+def passkey_sign_in(request: Request) -> passkeys.Ceremony | None:
+    """The ceremony a sign-in page offers to sign in with a passkey and no password
+    (none when the issuer is on an IP address, which browsers refuse as an RP ID)."""
+    rp = passkey_rp(request)
+    if not rp.usable:
+        return None
+    runtime = runtime_of(request)
+    return passkeys.authentication(
+        rp, runtime.box, passkeys.Purpose.SIGN_IN, runtime.clock.timestamp()
+    )
+
+
 def _login_page(
     request: Request,
     auth: AuthorizationRequest,
@@ -118,6 +136,7 @@ def _login_page(
 ) -> Response:
     sealed = SEALER.of(request).seal(auth, runtime_of(request).clock.timestamp())
     language = page_language(request, auth)
+    passkey = passkey_sign_in(request)
     return csrf_mod.form_page(
         request,
         "login.html",
@@ -127,35 +146,72 @@ def _login_page(
             "error": i18n.translate(language, error) if error else None,
             "email": email or auth.login_hint,
             "signup_open": runtime_of(request).settings.signup == "open",
+            "passkey": passkey,
+            "passkey_action": "/login/passkey",
         },
         status,
         language=language,
+        scripts=("passkey.js",) if passkey else (),
     )
 
 
-def _second_factor_page(
+async def second_step_page(
+    request: Request,
+    action: str,
+    pending: str,
+    user_id: int,
+    language: str,
+    *,
+    client_name: str | None = None,
+    interaction: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The second step of a sign-in: a code field (authenticator app or recovery code)
+    and, for an account with passkeys, the passkey ceremony."""
+    second = SECOND_FACTOR.of(request)
+    enrolled = await second.factors(user_id)
+    passkey = second.passkey_step(passkey_rp(request), user_id, enrolled)
+    return csrf_mod.form_page(
+        request,
+        "second_factor.html",
+        {
+            "action": action,
+            "client_name": client_name,
+            "interaction": interaction,
+            "pending": pending,
+            "totp": enrolled.totp,
+            "passkey": passkey,
+            "error": error,
+        },
+        status,
+        language=language,
+        scripts=("passkey.js",) if passkey else (),
+    )
+
+
+async def _second_factor_page(
     request: Request,
     auth: AuthorizationRequest,
     client_name: str,
     pending: str,
+    user_id: int,
     *,
     error: str | None = None,
     status: int = 200,
 ) -> Response:
     sealed = SEALER.of(request).seal(auth, runtime_of(request).clock.timestamp())
     language = page_language(request, auth)
-    return csrf_mod.form_page(
+    return await second_step_page(
         request,
-        "second_factor.html",
-        {
-            "action": "/login/second-factor",
-            "client_name": client_name,
-            "interaction": sealed,
-            "pending": pending,
-            "error": i18n.translate(language, error) if error else None,
-        },
-        status,
-        language=language,
+        "/login/second-factor",
+        pending,
+        user_id,
+        language,
+        client_name=client_name,
+        interaction=sealed,
+        error=i18n.translate(language, error) if error else None,
+        status=status,
     )
 
 
@@ -355,9 +411,9 @@ async def login(request: Request) -> Response:
         )
     except SecondFactorRequired as exc:
         pending = seal_pending(runtime.box, exc.user.id, runtime.clock.timestamp())
-        if not has_second_factor(exc.user):  # the RP requires one: enrol it first
+        if not exc.enrolled:  # the RP requires one: enrol it first
             return await ENROLMENT.of(request)(request, auth, client.client_name, pending)
-        return _second_factor_page(request, auth, client.client_name, pending)
+        return await _second_factor_page(request, auth, client.client_name, pending, exc.user.id)
     response = await continue_authorization(
         request,
         auth,
@@ -417,12 +473,19 @@ WRONG_CODE = i18n.N_("That code is not right. Enter the current code from your a
 @router.post(
     "/login/second-factor",
     openapi_extra=api_docs.form(
-        "interaction", "csrf_token", "pending", "code", required=("interaction", "csrf_token")
+        "interaction",
+        "csrf_token",
+        "pending",
+        "code",
+        "passkey_state",
+        "credential",
+        required=("interaction", "csrf_token"),
     ),
 )
 async def login_second_factor(request: Request) -> Response:
     """The second step of a sign-in whose password was right: the TOTP code (or a
-    recovery code) of an account that has one (``accounts.second_factor``)."""
+    recovery code), or a passkey's answer, of an account that has one
+    (``accounts.second_factor``)."""
     runtime = runtime_of(request)
     posted = await form_and_request(request, "sign-in")
     if isinstance(posted, Response):
@@ -434,27 +497,44 @@ async def login_second_factor(request: Request) -> Response:
         pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
     except PendingInvalid as exc:
         return error_page("This form has expired", str(exc).capitalize() + ".")
+    ip, agent = client_ip(request), request.headers.get("user-agent")
+    wrong = WRONG_CODE
     try:
-        verified = await SECOND_FACTOR.of(request).verify(
-            pending,
-            form.get("code", "")[:64],
-            client_ip(request),
-            request.headers.get("user-agent"),
-        )
+        if form.get("credential"):
+            wrong = PASSKEY_REFUSED
+            verified = await SECOND_FACTOR.of(request).verify_passkey(
+                pending,
+                passkey_rp(request),
+                form.get("passkey_state", ""),
+                form.get("credential", ""),
+                ip,
+                agent,
+            )
+        else:
+            verified = await SECOND_FACTOR.of(request).verify(
+                pending, form.get("code", "")[:64], ip, agent
+            )
     except LoginThrottled as exc:
-        response = _second_factor_page(
+        response = await _second_factor_page(
             request,
             auth,
             client.client_name,
             pending_text,
+            pending.user_id,
             error=throttled_message(exc.retry_after, page_language(request, auth)),
             status=429,
         )
         response.headers["retry-after"] = str(exc.retry_after)
         return response
     if verified is None:
-        return _second_factor_page(
-            request, auth, client.client_name, pending_text, error=WRONG_CODE, status=401
+        return await _second_factor_page(
+            request,
+            auth,
+            client.client_name,
+            pending_text,
+            pending.user_id,
+            error=wrong,
+            status=401,
         )
     response = await continue_authorization(
         request,
@@ -464,4 +544,54 @@ async def login_second_factor(request: Request) -> Response:
         logged_in_here=True,
     )
     set_session_cookie(response, runtime.settings, verified.login.token)
+    return response
+
+
+@router.post(
+    "/login/passkey",
+    openapi_extra=api_docs.form(
+        "interaction",
+        "csrf_token",
+        "passkey_state",
+        "credential",
+        required=("interaction", "csrf_token"),
+    ),
+)
+async def login_passkey(request: Request) -> Response:
+    """Sign in with a passkey, without a password (``SignIn.with_passkey``)."""
+    runtime = runtime_of(request)
+    posted = await form_and_request(request, "sign-in")
+    if isinstance(posted, Response):
+        return posted
+    form, interaction, client = posted
+    auth = interaction.request
+    try:
+        signed_in = await SIGN_IN.of(request).with_passkey(
+            end_user_door(request, auth),
+            passkey_rp(request),
+            form.get("passkey_state", ""),
+            form.get("credential", ""),
+            client_ip(request),
+            request.headers.get("user-agent"),
+        )
+    except LoginThrottled as exc:
+        response = _login_page(
+            request,
+            auth,
+            client.client_name,
+            status=429,
+            error=throttled_message(exc.retry_after, page_language(request, auth)),
+        )
+        response.headers["retry-after"] = str(exc.retry_after)
+        return response
+    except SignInRefused as exc:
+        return _login_page(request, auth, client.client_name, status=401, error=exc.message)
+    response = await continue_authorization(
+        request,
+        auth,
+        client,
+        current=(signed_in.login.session, signed_in.user),
+        logged_in_here=True,
+    )
+    set_session_cookie(response, runtime.settings, signed_in.login.token)
     return response

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts import invitations, second_factor
+from onepass.accounts import invitations, passkeys, second_factor
 from onepass.accounts import service as accounts
 from onepass.accounts.models import LoginSession, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
@@ -300,13 +300,82 @@ async def enrol_totp(
     async with runtime.database.session() as session:
         user = await _locked(session, user_ref)
         accounts.check_manageable(user)
+        first = not (await second_factor.factors_of(session, user)).any
         await second_factor.enrol_totp(session, runtime.box, user, secret, step)
         codes = await second_factor.replace_recovery_codes(
             session, runtime.hasher, runtime.clock, user.id
         )
         await also(session, user)
-        audit.add(session, runtime.clock, actor, ADD_SECOND_FACTOR, str(user.id))
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            ADD_SECOND_FACTOR,
+            str(user.id),
+            detail={"factor": "totp", "first": first},
+        )
         return codes
+
+
+async def add_passkey(
+    runtime: Runtime,
+    actor: Actor,
+    user_ref: str,
+    rp: passkeys.RelyingParty,
+    challenge: passkeys.Challenge,
+    credential: str,
+    name: str,
+    *,
+    also: Also,
+) -> list[str] | None:
+    """Register the passkey the browser created (``passkeys.register``; raises
+    ``PasskeyRefused``). The recovery codes, shown once, when it is the account's first
+    second factor (None otherwise: the codes it has stand). ``also`` runs in the same
+    transaction (the mail that tells the person)."""
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        accounts.check_manageable(user)
+        first = not (await second_factor.factors_of(session, user)).any
+        passkey = await passkeys.register(
+            session, rp, runtime.clock, user, challenge, credential, name
+        )
+        codes = None
+        if first or not await second_factor.remaining_recovery_codes(session, user.id):
+            codes = await second_factor.replace_recovery_codes(
+                session, runtime.hasher, runtime.clock, user.id
+            )
+        await also(session, user)
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            ADD_SECOND_FACTOR,
+            str(user.id),
+            detail={"factor": "passkey", "passkey_id": passkey.id, "first": first},
+        )
+        return codes
+
+
+async def remove_passkey(
+    runtime: Runtime, actor: Actor, user_ref: str, passkey_id: int, *, also: Also
+) -> bool:
+    """Remove one of the user's passkeys (with the recovery codes when it was the last
+    factor); False if there is no such passkey of theirs."""
+    async with runtime.database.session() as session:
+        user = await _locked(session, user_ref)
+        accounts.check_manageable(user)
+        if not await second_factor.remove_passkey(session, user, passkey_id):
+            return False
+        await also(session, user)
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            REMOVE_SECOND_FACTOR,
+            str(user.id),
+            detail={"factor": "passkey", "passkey_id": passkey_id},
+        )
+        return True
 
 
 async def reset_second_factor(
@@ -317,18 +386,22 @@ async def reset_second_factor(
     action: str = RESET_SECOND_FACTOR,
     also: Also | None = None,
 ) -> dict[str, Any]:
-    """Turn a user's two-step verification off: by an operator (authenticator and
-    recovery codes both lost, identity checked out of band: their sessions end), or by
-    the person from /account (``action`` ``users.second_factor_removed``: their
-    sessions stay). Their password alone signs in again."""
+    """Turn a user's two-step verification off: by an operator (authenticator app,
+    passkeys and recovery codes all lost, identity checked out of band: every factor
+    goes and their sessions end; their password alone signs in again), or by the
+    person from /account (``action`` ``users.second_factor_removed``: the authenticator
+    app only, their passkeys and sessions stay)."""
     async with runtime.database.session() as session:
         user = await _locked(session, user_ref)
         accounts.check_manageable(user)
-        had = second_factor.has_second_factor(user)
-        await second_factor.remove_second_factor(session, user)
         ended = 0
         if action == RESET_SECOND_FACTOR:
+            had = (await second_factor.factors_of(session, user)).any
+            await second_factor.remove_every_factor(session, user)
             ended = await accounts.revoke_user_sessions(session, runtime.clock, user.id)
+        else:
+            had = second_factor.has_totp(user)
+            await second_factor.remove_totp(session, user)
         if also is not None:
             await also(session, user)
         audit.add(

@@ -24,10 +24,10 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts import links, second_factor, totp
+from onepass.accounts import links, passkeys, second_factor, totp
 from onepass.accounts import service as accounts
 from onepass.accounts.links import LinkInvalid, LinkKind, LinkProblem
-from onepass.accounts.models import AccountToken, LoginSession, User
+from onepass.accounts.models import AccountToken, LoginSession, Passkey, User
 from onepass.accounts.passwords import new_password_problem
 from onepass.accounts.signin import SignIn
 from onepass.crypto import DecryptionError
@@ -53,6 +53,7 @@ class Overview:
     user: User
     sessions: list[LoginSession]
     applications: list[consents.ConsentView]
+    passkeys: list[Passkey]
 
 
 def actor_of(user: User, ip: str) -> Actor:
@@ -72,7 +73,8 @@ class Account:
         async with runtime.database.session(readonly=True) as session:
             sessions = await accounts.live_sessions(session, runtime.clock, user.id)
             applications = await consents.list_consents(session, runtime.clock, user.id)
-        return Overview(user, sessions, applications)
+            keys = await passkeys.passkeys_of(session, user.id)
+        return Overview(user, sessions, applications, keys)
 
     async def _confirm_password(self, user: User, password: str, ip: str) -> None:
         """``WrongPassword`` unless ``password`` is the account's; counted as a sign-in
@@ -262,20 +264,89 @@ class Account:
         await self._confirm_password(user, password, ip)
         return await playbook.replace_recovery_codes(self.runtime, actor_of(user, ip), str(user.id))
 
+    # -- passkeys -------------------------------------------------------------------
+
+    def start_passkey(
+        self, rp: passkeys.RelyingParty, user: User, existing: list[Passkey]
+    ) -> passkeys.Ceremony | None:
+        """The ceremony the account page offers to add a passkey (none when the issuer
+        is on an IP address, or the account has as many as it may)."""
+        if not rp.usable or len(existing) >= passkeys.MAX_PASSKEYS:
+            return None
+        return passkeys.registration(
+            rp, self.runtime.box, user, existing, self.runtime.clock.timestamp()
+        )
+
+    async def add_passkey(
+        self,
+        rp: passkeys.RelyingParty,
+        user: User,
+        state: str,
+        credential: str,
+        name: str,
+        ip: str,
+        language: str,
+    ) -> list[str] | None:
+        """Register the passkey the browser created; new recovery codes (shown once)
+        when it is the account's first second factor. Raises ``PasskeyRefused``."""
+        runtime = self.runtime
+        challenge = passkeys.unseal(
+            runtime.box, passkeys.Purpose.REGISTER, state, runtime.clock.timestamp()
+        )
+        name = passkeys.clean_name(name, DEFAULT_PASSKEY_NAME)
+        codes = await playbook.add_passkey(
+            runtime,
+            actor_of(user, ip),
+            str(user.id),
+            rp,
+            challenge,
+            credential,
+            name,
+            also=lambda session, u: self._mail(session, u, "passkey_added", language, passkey=name),
+        )
+        log.info("selfservice.passkey_added", user_id=user.id)
+        return codes
+
+    async def remove_passkey(
+        self, user: User, passkey_id: int, password: str, ip: str, language: str
+    ) -> bool:
+        """Whether a passkey of the account was removed. Raises ``WrongPassword`` or
+        ``LoginThrottled``."""
+        await self._confirm_password(user, password, ip)
+        async with self.runtime.database.session(readonly=True) as session:
+            passkey = await session.get(Passkey, passkey_id)
+        if passkey is None or passkey.user_id != user.id:
+            return False
+        return await playbook.remove_passkey(
+            self.runtime,
+            actor_of(user, ip),
+            str(user.id),
+            passkey_id,
+            also=lambda session, u: self._mail(
+                session, u, "passkey_removed", language, passkey=passkey.name
+            ),
+        )
+
     async def recovery_codes_left(self, user: User) -> int:
         async with self.runtime.database.session(readonly=True) as session:
             return await second_factor.remaining_recovery_codes(session, user.id)
 
-    async def _mail(self, session: AsyncSession, user: User, kind: str, language: str) -> None:
+    async def _mail(
+        self, session: AsyncSession, user: User, kind: str, language: str, **values: str
+    ) -> None:
         runtime = self.runtime
         now = runtime.clock.now()
         mail = outbox.compose(
-            kind, user.email, language, {"name": user.name, "when": f"{now:%Y-%m-%d %H:%M} UTC"}
+            kind,
+            user.email,
+            language,
+            {"name": user.name, "when": f"{now:%Y-%m-%d %H:%M} UTC", **values},
         )
         await outbox.enqueue(session, runtime.box, runtime.clock, mail, user_id=user.id)
 
 
 SAME_ADDRESS = N_("This is already your address.")
+DEFAULT_PASSKEY_NAME = "Passkey"
 
 
 class EmailRefused(Exception):

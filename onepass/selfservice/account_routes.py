@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -16,15 +17,17 @@ from onepass.accounts import csrf
 from onepass.accounts import service as accounts
 from onepass.accounts.links import LinkInvalid, LinkProblem
 from onepass.accounts.models import LoginSession, User
+from onepass.accounts.passkeys import PasskeyRefused
 from onepass.accounts.second_factor import (
     SECOND_FACTOR,
     PendingInvalid,
-    has_second_factor,
+    has_totp,
     seal_pending,
     unseal_pending,
 )
 from onepass.accounts.service import InvalidAccount
 from onepass.accounts.signin import (
+    PASSKEY_REFUSED,
     SIGN_IN,
     Attempt,
     SecondFactorRequired,
@@ -38,6 +41,9 @@ from onepass.oauth.authorize_routes import (
     WRONG_CODE,
     current_login,
     end_user_door,
+    passkey_rp,
+    passkey_sign_in,
+    second_step_page,
     session_cookie,
     set_session_cookie,
 )
@@ -51,6 +57,8 @@ from onepass.selfservice.routes import (
 )
 from onepass.services import runtime_of
 from onepass.web import Params, client_ip
+
+log = structlog.get_logger("onepass.selfservice")
 
 router = APIRouter(
     tags=["self-service"],
@@ -68,12 +76,18 @@ NOTICES = {
     "application": N_("The application's access is removed."),
     "signed-out": N_("You are signed out."),
     "factor-removed": N_("Two-step verification is off."),
+    "passkey-added": N_("The passkey is added."),
+    "passkey-removed": N_("The passkey is removed."),
     "email-sent": N_(
         "We sent a link to the new address. Open it to make it your address; until then "
         "the old one stays."
     ),
 }
 WRONG_CURRENT = N_("The current password is not right.")
+PASSKEY_NOT_ADDED = N_(
+    "The passkey was not added: the browser's answer did not verify, came too late, or is "
+    "for a passkey already added. Try again."
+)
 CODE_TOO_LATE = N_("The five minutes to enter the code are over. Sign in again.")
 
 
@@ -96,12 +110,14 @@ def _sign_in_page(
     notice: str | None = None,
     status: int = 200,
 ) -> Response:
+    passkey = passkey_sign_in(request)
     return csrf.form_page(
         request,
         "account_login.html",
-        {"email": email, "error": error, "notice": notice},
+        {"email": email, "error": error, "notice": notice, "passkey": passkey},
         status,
         language=language,
+        scripts=("passkey.js",) if passkey else (),
     )
 
 
@@ -115,8 +131,20 @@ async def _page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    overview = await ACCOUNT.of(request).overview(user)
+    service = ACCOUNT.of(request)
+    overview = await service.overview(user)
     now = runtime_of(request).clock.now()
+    registration = service.start_passkey(passkey_rp(request), user, overview.passkeys)
+    keys = [
+        {
+            "id": key.id,
+            "name": key.name,
+            "added": i18n.when(key.created_at, now, language),
+            "used": i18n.when(key.last_used_at, now, language) if key.last_used_at else None,
+            "synced": key.backed_up,
+        }
+        for key in overview.passkeys
+    ]
     sessions = [
         {
             "current": login.id == current.id,
@@ -134,13 +162,18 @@ async def _page(
             "user": user,
             "sessions": sessions,
             "applications": overview.applications,
-            "second_factor": has_second_factor(user),
-            "recovery_codes_left": await ACCOUNT.of(request).recovery_codes_left(user),
+            "totp": has_totp(user),
+            "second_factor": has_totp(user) or bool(keys),
+            "passkeys": keys,
+            "registration": registration,
+            "passkeys_usable": passkey_rp(request).usable,
+            "recovery_codes_left": await service.recovery_codes_left(user),
             "notice": notice,
             "errors": errors or {},
         },
         status,
         language=language,
+        scripts=("passkey.js",) if registration else (),
     )
 
 
@@ -186,7 +219,7 @@ async def account_login(request: Request) -> Response:
     except SecondFactorRequired as exc:
         runtime = runtime_of(request)
         pending = seal_pending(runtime.box, exc.user.id, runtime.clock.timestamp())
-        return _code_page(request, language, pending)
+        return await _code_page(request, language, pending, exc.user.id)
     response = _back("signed-in")
     set_session_cookie(response, runtime_of(request).settings, signed_in.login.token)
     return response
@@ -199,23 +232,33 @@ def _refusal(exc: Exception, language: str) -> tuple[str, int]:
     return translate(language, WRONG_CURRENT), 401
 
 
-def _code_page(
-    request: Request, language: str, pending: str, *, error: str | None = None, status: int = 200
+async def _code_page(
+    request: Request,
+    language: str,
+    pending: str,
+    user_id: int,
+    *,
+    error: str | None = None,
+    status: int = 200,
 ) -> Response:
-    return csrf.form_page(
+    return await second_step_page(
         request,
-        "second_factor.html",
-        {"action": "/account/login/second-factor", "pending": pending, "error": error},
-        status,
-        language=language,
+        "/account/login/second-factor",
+        pending,
+        user_id,
+        language,
+        error=error,
+        status=status,
     )
 
 
 @router.post(
-    "/account/login/second-factor", openapi_extra=api_docs.form("csrf_token", "pending", "code")
+    "/account/login/second-factor",
+    openapi_extra=api_docs.form("csrf_token", "pending", "code", "passkey_state", "credential"),
 )
 async def account_login_code(request: Request) -> Response:
-    """The second step of signing in here, for an account with a second factor."""
+    """The second step of signing in here, for an account with a second factor: a
+    code, or a passkey's answer."""
     language = _language(request)
     runtime = runtime_of(request)
     form = await genuine_form(request, language)
@@ -228,29 +271,77 @@ async def account_login_code(request: Request) -> Response:
         return _sign_in_page(
             request, language, error=translate(language, CODE_TOO_LATE), status=401
         )
+    ip, agent = client_ip(request), request.headers.get("user-agent")
+    wrong = WRONG_CODE
     try:
-        verified = await SECOND_FACTOR.of(request).verify(
-            pending,
-            form.get("code", "")[:64],
-            client_ip(request),
-            request.headers.get("user-agent"),
-        )
+        if form.get("credential"):
+            wrong = PASSKEY_REFUSED
+            verified = await SECOND_FACTOR.of(request).verify_passkey(
+                pending,
+                passkey_rp(request),
+                form.get("passkey_state", ""),
+                form.get("credential", ""),
+                ip,
+                agent,
+            )
+        else:
+            verified = await SECOND_FACTOR.of(request).verify(
+                pending, form.get("code", "")[:64], ip, agent
+            )
     except LoginThrottled as exc:
-        response = _code_page(
+        response = await _code_page(
             request,
             language,
             pending_text,
+            pending.user_id,
             error=throttled_message(exc.retry_after, language),
             status=429,
         )
         response.headers["retry-after"] = str(exc.retry_after)
         return response
     if verified is None:
-        return _code_page(
-            request, language, pending_text, error=translate(language, WRONG_CODE), status=401
+        return await _code_page(
+            request,
+            language,
+            pending_text,
+            pending.user_id,
+            error=translate(language, wrong),
+            status=401,
         )
     response = _back("signed-in")
     set_session_cookie(response, runtime.settings, verified.login.token)
+    return response
+
+
+@router.post(
+    "/account/login/passkey",
+    openapi_extra=api_docs.form("csrf_token", "passkey_state", "credential"),
+)
+async def account_login_passkey(request: Request) -> Response:
+    """Sign in here with a passkey, without a password."""
+    language = _language(request)
+    form = await genuine_form(request, language)
+    if isinstance(form, Response):
+        return form
+    try:
+        signed_in = await SIGN_IN.of(request).with_passkey(
+            end_user_door(request),
+            passkey_rp(request),
+            form.get("passkey_state", ""),
+            form.get("credential", ""),
+            client_ip(request),
+            request.headers.get("user-agent"),
+        )
+    except LoginThrottled as exc:
+        response = _sign_in_page(
+            request, language, error=throttled_message(exc.retry_after, language), status=429
+        )
+        response.headers["retry-after"] = str(exc.retry_after)
+        return response
+    except SignInRefused as exc:
+        return _sign_in_page(request, language, error=translate(language, exc.message), status=401)
+    response = _back("signed-in")
+    set_session_cookie(response, runtime_of(request).settings, signed_in.login.token)
     return response
 
 
@@ -472,7 +563,7 @@ async def recovery_codes(
     request: Request, language: str, form: Params, login: LoginSession, user: User
 ) -> Response:
     """New recovery codes (the old ones stop working), shown once."""
-    if not has_second_factor(user):
+    if not has_totp(user) and not (await ACCOUNT.of(request).overview(user)).passkeys:
         return _back("factor-removed")
     try:
         codes = await ACCOUNT.of(request).new_recovery_codes(
@@ -482,6 +573,56 @@ async def recovery_codes(
         error, status = _refusal(exc, language)
         return await _page(request, language, user, login, errors={"factor": error}, status=status)
     return _codes_page(request, language, codes)
+
+
+@router.post(
+    "/account/passkeys",
+    openapi_extra=api_docs.form("csrf_token", "passkey_state", "credential", "name"),
+)
+@signed_in
+async def passkey_add(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
+    """Add the passkey the browser just created (the page's ceremony); the recovery
+    codes, shown once, when it is the first second factor."""
+    try:
+        codes = await ACCOUNT.of(request).add_passkey(
+            passkey_rp(request),
+            user,
+            form.get("passkey_state", ""),
+            form.get("credential", ""),
+            form.get("name", ""),
+            client_ip(request),
+            language,
+        )
+    except PasskeyRefused as exc:
+        log.info("selfservice.passkey_refused", user_id=user.id, reason=exc.reason)
+        message = translate(language, PASSKEY_NOT_ADDED)
+        return await _page(request, language, user, login, errors={"passkey": message}, status=400)
+    if codes:
+        return _codes_page(request, language, codes)
+    return _back("passkey-added")
+
+
+@router.post(
+    "/account/passkeys/remove", openapi_extra=api_docs.form("csrf_token", "passkey_id", "password")
+)
+@signed_in
+async def passkey_remove(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
+    passkey_id = form.get("passkey_id", "")
+    try:
+        removed = passkey_id.isdigit() and await ACCOUNT.of(request).remove_passkey(
+            user, int(passkey_id[:18]), form.get("password", ""), client_ip(request), language
+        )
+    except (WrongPassword, LoginThrottled) as exc:
+        error, status = _refusal(exc, language)
+        return await _page(request, language, user, login, errors={"passkey": error}, status=status)
+    if not removed:
+        message = translate(language, N_("There is no such passkey."))
+        return await _page(request, language, user, login, errors={"passkey": message}, status=400)
+    return _back("passkey-removed")
 
 
 # -- the email address ---------------------------------------------------------------

@@ -56,9 +56,13 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
 class Server:
     """``onepass serve`` on a free port; stopped with SIGTERM on exit."""
 
-    def __init__(self, env: dict[str, str], *, workers: int = 1, log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], *, workers: int = 1, log_path: Path, host: str = "127.0.0.1"
+    ) -> None:
+        """``host``: the issuer's host name (``localhost`` for passkeys, which browsers
+        refuse on an IP address); the server listens on 127.0.0.1 either way."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.env = {**env, "ONEPASS_ISSUER": self.url}
         self.workers = workers
         self.log_path = log_path

@@ -141,9 +141,11 @@ async def test_an_administrators_end_user_session_from_before_signs_in_to_no_rp(
 
 
 def _visible(page: str, password: str) -> str:
-    """The page as its reader sees it: without the password typed and the hidden
-    fields' values (the re-sealed interaction differs from one answer to the next)."""
+    """The page as its reader sees it: without the password typed, the hidden fields'
+    values and the passkey options (the re-sealed interaction and a new passkey
+    challenge differ from one answer to the next)."""
     page = page.replace(password, "")
+    page = re.sub(r'data-options="[^"]*"', "", page)
     return re.sub(r'(type="hidden" name="\w+" value=)"[^"]*"', r"\1", page)
 
 
