@@ -34,6 +34,9 @@ class User(Base):
     totp_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     # The last TOTP time step accepted: a code is never accepted twice.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # The language the person chose for 1pass's pages and mails (``en``, ``ko``); None:
+    # the browser's (after an RP's ``ui_locales``, which comes first).
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class LoginSession(Base):

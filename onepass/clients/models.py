@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, String, Text, text
+from sqlalchemy import Boolean, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -40,6 +40,15 @@ class OAuthApplication(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Set by ``onepass clients disable``: the client is served nowhere until enabled.
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Every sign-in to this RP needs two steps (as if it always sent
+    # ``acr_values=urn:1pass:acr:mfa``), and its users keep at least one second factor.
+    require_second_factor: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # The RP's own privacy policy and terms (OAuth client metadata, RFC 7591 §2), linked
+    # from the consent page.
+    policy_uri: Mapped[str | None] = mapped_column(Text)
+    tos_uri: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # The webhook claim skips disabled applications' entries: this (usually empty)
