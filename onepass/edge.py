@@ -49,6 +49,7 @@ PAGES = frozenset(
         "/login",
         "/login/second-factor",
         "/login/enrol",
+        "/login/enrol/passkey",
         "/login/passkey",
         "/consent",
         "/logout",

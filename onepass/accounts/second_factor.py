@@ -261,10 +261,15 @@ class SecondFactor:
         )
 
     async def session_for(
-        self, user_id: int, ip: str, user_agent: str | None
+        self,
+        user_id: int,
+        ip: str,
+        user_agent: str | None,
+        amr: tuple[str, ...] = AMR_MFA,
     ) -> accounts.NewLoginSession:
-        """A two-factor session for a user who just enrolled their second factor with a
-        code from it (``selfservice``'s enrolment during a sign-in)."""
+        """A two-factor session for a user who just enrolled their second factor during
+        a sign-in (``selfservice``'s enrolment): with a code from the authenticator app,
+        or with the passkey their device created (``amr`` says which)."""
         async with self.database.session() as session:
             user = await session.get(User, user_id)
             assert user is not None
@@ -274,7 +279,7 @@ class SecondFactor:
                 self.clock,
                 user,
                 ttl=self.session_ttl,
-                amr=list(AMR_MFA),
+                amr=list(amr),
                 acr=ACR_MFA,
                 ip_address=ip,
                 user_agent=user_agent,

@@ -1,9 +1,10 @@
 """Two-step verification set up in the middle of a sign-in: an RP asked for it
-(``acr_values=urn:1pass:acr:mfa``) and the person has none. After their password, the
-sign-in shows the authenticator setup (``ENROLMENT``, called by ``/login``); the code
-entered turns it on (``playbook.users.enrol_totp``, with the mail), the session is made
-with both steps, the recovery codes are shown once, and "Continue" makes the RP's
-request again (``/authorize``), now satisfied."""
+(``acr_values=urn:1pass:acr:mfa``, or its ``require_second_factor``) and the person has
+none. After their password, the sign-in shows the authenticator setup (``ENROLMENT``,
+called by ``/login``), and beside it "Add a passkey instead" where the browser can; the
+code entered (or the passkey created) turns it on (``playbook.users``, with the mail),
+the session is made with both steps, the recovery codes are shown once, and
+"Continue" makes the RP's request again (``/authorize``), now satisfied."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from onepass import api_docs, i18n
-from onepass.accounts import csrf
+from onepass.accounts import csrf, passkeys
 from onepass.accounts.models import User
+from onepass.accounts.passkeys import PasskeyRefused
 from onepass.accounts.second_factor import SECOND_FACTOR, PendingInvalid, unseal_pending
 from onepass.i18n import N_
 from onepass.oauth.authorize import AuthorizationRequest
@@ -22,10 +24,12 @@ from onepass.oauth.authorize_routes import (
     error_page,
     form_and_request,
     page_language,
+    passkey_rp,
     set_session_cookie,
 )
 from onepass.oauth.interaction import SEALER
 from onepass.selfservice.account import ACCOUNT, WrongCode
+from onepass.selfservice.account_routes import PASSKEY_NOT_ADDED
 from onepass.services import runtime_of
 from onepass.web import client_ip
 
@@ -63,6 +67,7 @@ async def enrolment_page(
     user = await _user(
         request, unseal_pending(runtime.box, pending, runtime.clock.timestamp()).user_id
     )
+    registration = ACCOUNT.of(request).start_passkey(passkey_rp(request), user, [])
     return csrf.form_page(
         request,
         "totp_setup.html",
@@ -73,9 +78,11 @@ async def enrolment_page(
             "pending": pending,
             "asked": i18n.translate(language, ASKED, client=client_name),
             "error": error,
+            "registration": registration,
         },
         status,
         language=language,
+        scripts=("passkey.js",) if registration else (),
     )
 
 
@@ -125,15 +132,81 @@ async def enrol(request: Request) -> Response:
     login = await SECOND_FACTOR.of(request).session_for(
         user.id, ip, request.headers.get("user-agent")
     )
+    return _signed_in_with_codes(request, auth, client.client_name, codes, login.token, language)
+
+
+def _signed_in_with_codes(
+    request: Request,
+    auth: AuthorizationRequest,
+    client_name: str,
+    codes: list[str],
+    token: str,
+    language: str,
+) -> Response:
+    """The recovery codes, once, with "Continue" to the RP's request; the session set."""
     response = csrf.form_page(
         request,
         "recovery_codes.html",
         {
             "codes": codes,
             "continue_url": "/authorize?" + urlencode(auth.query(signed_in=True)),
-            "client_name": client.client_name,
+            "client_name": client_name,
         },
         language=language,
     )
-    set_session_cookie(response, runtime.settings, login.token)
+    set_session_cookie(response, runtime_of(request).settings, token)
     return response
+
+
+@router.post(
+    "/login/enrol/passkey",
+    openapi_extra=api_docs.form(
+        "interaction",
+        "csrf_token",
+        "pending",
+        "passkey_state",
+        "credential",
+        "name",
+        required=("interaction", "csrf_token"),
+    ),
+)
+async def enrol_passkey(request: Request) -> Response:
+    """Turn two-step verification on with the passkey the browser just created, and
+    sign in with both steps (``amr`` ``pwd``, ``hwk``/``swk``, ``mfa``)."""
+    runtime = runtime_of(request)
+    posted = await form_and_request(request, "sign-in")
+    if isinstance(posted, Response):
+        return posted
+    form, interaction, client = posted
+    auth = interaction.request
+    language = page_language(request, auth)
+    pending_text = form.get("pending", "")
+    try:
+        pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
+        user = await _user(request, pending.user_id)
+    except PendingInvalid as exc:
+        return error_page("This form has expired", str(exc).capitalize() + ".")
+    ip = client_ip(request)
+    try:
+        codes = await ACCOUNT.of(request).add_passkey(
+            passkey_rp(request),
+            user,
+            form.get("passkey_state", ""),
+            form.get("credential", ""),
+            form.get("name", ""),
+            ip,
+            language,
+        )
+    except PasskeyRefused:
+        message = i18n.translate(language, PASSKEY_NOT_ADDED)
+        return await enrolment_page(
+            request, auth, client.client_name, pending_text, error=message, status=400
+        )
+    async with runtime.database.session(readonly=True) as session:
+        synced = any(key.backed_up for key in await passkeys.passkeys_of(session, user.id))
+    login = await SECOND_FACTOR.of(request).session_for(
+        user.id, ip, request.headers.get("user-agent"), ("pwd", "swk" if synced else "hwk", "mfa")
+    )
+    return _signed_in_with_codes(
+        request, auth, client.client_name, codes or [], login.token, language
+    )

@@ -457,3 +457,42 @@ async def test_an_issuer_on_an_ip_address_offers_no_passkeys(
         page = await http.get("/account")
         assert "data-passkey" not in page.text
         assert "Passkeys need 1pass to be served on a host name" in page.text
+
+
+async def test_an_rp_that_asks_for_two_steps_lets_a_person_add_a_passkey_to_continue(
+    app: OnePass, runtime: Runtime, ada: UserInfo
+) -> None:
+    import html as html_module
+    import re
+
+    authenticator = SoftAuthenticator(origin_of(ISSUER))
+    client = await make_rp(runtime, name="Example Bank", require_second_factor=True)
+    async with browser(app) as http, rp_client(app, client.client_id, client.client_secret) as rp:
+        verifier = secrets.token_urlsafe(48)
+        url, _ = rp.create_authorization_url(f"{ISSUER}/authorize", code_verifier=verifier)
+        setup = await submit_login(http, await http.get(url), ada.email, ada.password)
+        assert 'action="/login/enrol"' in setup.text, "the authenticator app, as before"
+        form = ceremony(setup.text, "register")
+        assert form.action == "/login/enrol/passkey"
+        bad = await http.post(form.action, data={**form.fields, "credential": "{}"})
+        assert bad.status_code == 400 and "The passkey was not added" in bad.text
+        form = ceremony(bad.text, "register")
+        codes = await http.post(
+            form.action,
+            data={**form.fields, "credential": authenticator.create(form.options), "name": "x"},
+        )
+        assert codes.status_code == 200 and "Your recovery codes" in codes.text
+        link = re.search(r'<a id="continue" href="([^"]+)"', codes.text)
+        assert link is not None
+        consent = await http.get(html_module.unescape(link.group(1)))
+        done = await submit_consent(http, consent) if consent.status_code == 200 else consent
+        assert done.status_code == 303, done.text[:300]
+        token = await rp.fetch_token(
+            f"{ISSUER}/token",
+            authorization_response=done.headers["location"],
+            code_verifier=verifier,
+        )
+        jwks = (await http.get("/.well-known/jwks.json")).json()
+    claims = jwt.decode(token["id_token"], KeySet.import_key_set(jwks)).claims
+    assert claims["acr"] == "urn:1pass:acr:mfa" and claims["amr"] == ["pwd", "hwk", "mfa"]
+    assert await mail_kinds(runtime) == ["passkey_added"]
