@@ -196,11 +196,9 @@ def _form_of(app: dict[str, Any]) -> dict[str, str]:
 
 def _page_change(app: dict[str, Any], form: dict[str, str], key: str) -> str | None:
     """The RP's privacy policy or terms URL as ``ClientChanges`` takes it: None when the
-    form leaves it as it is (or does not send it), "" to remove it."""
-    value = form.get(key)
-    if value is None or value.strip() == (app[key] or ""):
-        return None
-    return value.strip()
+    form leaves it as it is, "" when the field is emptied (as for the webhook URL)."""
+    value = form.get(key, "").strip()
+    return value if value != (app[key] or "") else None
 
 
 def changes_of(app: dict[str, Any], form: dict[str, str]) -> ClientChanges:
