@@ -34,18 +34,28 @@ def N_(message: str) -> str:
     return message
 
 
-def page_language(*, accept_language: str | None, ui_locales: Sequence[str] = ()) -> str:
+def page_language(
+    *, accept_language: str | None, ui_locales: Sequence[str] = (), saved: str | None = None
+) -> str:
     """The language a page is written in. The one place that chooses it; in order:
 
     1. ``ui_locales`` of the authorization request (OIDC Core §3.1.2.1): the first
        of them 1pass has, by its primary subtag (``ko-KR`` is ``ko``);
-    2. the browser's ``Accept-Language`` (``language_of``).
+    2. the language the signed-in person chose on their account page (``saved``);
+    3. the browser's ``Accept-Language`` (``language_of``).
     """
     for tag in ui_locales:
         primary = tag.strip().lower().split("-")[0]
         if primary in LANGUAGES:
             return primary
+    if saved in LANGUAGES:
+        return str(saved)
     return language_of(accept_language)
+
+
+def mail_language(saved: str | None, page: str) -> str:
+    """A mail to a person: in the language they chose, else the page's that caused it."""
+    return str(saved) if saved in LANGUAGES else page
 
 
 def translate(language: str, message: str, **params: object) -> str:

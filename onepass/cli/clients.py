@@ -60,6 +60,12 @@ def create(
     ),
     id_token_alg: str = typer.Option("RS256", "--id-token-alg", help="RS256 or ES256."),
     first_party: bool = typer.Option(False, "--first-party", help="Skip the consent screen."),
+    require_second_factor: bool = typer.Option(
+        False,
+        "--require-second-factor",
+        help="Every sign-in to it takes two steps (password and code or passkey, or a "
+        "passkey), as if it always sent acr_values=urn:1pass:acr:mfa.",
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help="Where webhooks are delivered."
     ),
@@ -93,6 +99,7 @@ def create(
             first_party=first_party,
             webhook_url=webhook_url,
             webhook_events=event,
+            require_second_factor=require_second_factor,
         )
 
     data = run(action)
@@ -176,6 +183,11 @@ def update(
     first_party: bool | None = typer.Option(
         None, "--first-party/--no-first-party", help="Skip the consent screen, or not."
     ),
+    require_second_factor: bool | None = typer.Option(
+        None,
+        "--require-second-factor/--no-require-second-factor",
+        help="Every sign-in to it takes two steps, or not.",
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help='Where webhooks are delivered ("" removes it).'
     ),
@@ -199,6 +211,7 @@ def update(
         first_party=first_party,
         webhook_url=webhook_url,
         webhook_events=tuple(event) if event else None,
+        require_second_factor=require_second_factor,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

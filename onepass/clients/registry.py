@@ -64,6 +64,7 @@ class ClientRecord:
     tos_uri: str | None = None
     client_name: str = ""
     first_party: bool = False
+    require_second_factor: bool = False
     id_token_signed_response_alg: str = "RS256"
     # A secret replaced by a rotation with a grace, and when it stops verifying (a
     # POSIX timestamp; 0: there is none).
@@ -89,6 +90,7 @@ class ClientRecord:
             tos_uri=app.tos_uri,
             client_name=app.client_name,
             first_party=app.first_party,
+            require_second_factor=app.require_second_factor,
             id_token_signed_response_alg=app.id_token_signed_response_alg,
             previous_secret_hash=app.previous_secret_hash,
             previous_secret_expires=(
@@ -164,6 +166,7 @@ class ClientSettings:
     first_party: bool
     webhook_url: str | None
     webhook_events: list[str]
+    require_second_factor: bool = False
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -180,6 +183,7 @@ class ClientSettings:
             first_party=app.first_party,
             webhook_url=app.webhook_url,
             webhook_events=list(app.webhook_events),
+            require_second_factor=app.require_second_factor,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -256,6 +260,7 @@ class ClientSettings:
             first_party=self.first_party,
             webhook_url=webhook_url,
             webhook_events=list(dict.fromkeys(self.webhook_events)),
+            require_second_factor=self.require_second_factor,
         )
 
     def apply(self, app: OAuthApplication) -> list[str]:
@@ -274,6 +279,7 @@ class ClientSettings:
             ("token_endpoint_auth_method", self.token_endpoint_auth_method),
             ("id_token_signed_response_alg", self.id_token_signed_response_alg),
             ("first_party", self.first_party),
+            ("require_second_factor", self.require_second_factor),
             ("webhook_url", self.webhook_url),
             ("webhook_events", self.webhook_events),
         ):
@@ -311,6 +317,7 @@ async def create_client(
     first_party: bool = False,
     webhook_url: str | None = None,
     webhook_events: list[str] | None = None,
+    require_second_factor: bool = False,
     production: bool = False,
 ) -> NewClient:
     grant_types = list(grant_types or default_grant_types(redirect_uris))
@@ -336,6 +343,7 @@ async def create_client(
         first_party=first_party,
         webhook_url=webhook_url,
         webhook_events=list(webhook_events or []),
+        require_second_factor=require_second_factor,
     ).checked(production=production)
 
     secret = None if public else generate_client_secret()
@@ -370,6 +378,7 @@ class ClientChanges:
     first_party: bool | None = None
     webhook_url: str | None = None  # "" removes it
     webhook_events: tuple[str, ...] | None = None
+    require_second_factor: bool | None = None
 
 
 def _edited(
@@ -424,6 +433,8 @@ async def update_client(
         settings.token_endpoint_auth_method = method
     if changes.first_party is not None:
         settings.first_party = changes.first_party
+    if changes.require_second_factor is not None:
+        settings.require_second_factor = changes.require_second_factor
     if changes.webhook_url is not None:
         settings.webhook_url = changes.webhook_url or None
     if changes.webhook_events is not None:
@@ -458,6 +469,7 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "token_endpoint_auth_method": app.token_endpoint_auth_method,
         "id_token_signed_response_alg": app.id_token_signed_response_alg,
         "first_party": app.first_party,
+        "require_second_factor": app.require_second_factor,
         "webhook_url": app.webhook_url,
         "webhook_events": app.webhook_events,
         "disabled": app.disabled_at is not None,

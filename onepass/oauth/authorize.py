@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from onepass.accounts.second_factor import ACR_MFA
 from onepass.clients.registry import ClientRecord
 from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth import pkce
@@ -207,5 +208,13 @@ def validate_authorization_request(
         max_age=max_age,
         login_hint=params.get("login_hint"),
         ui_locales=params.get("ui_locales", "").split()[:10],
-        acr_values=params.get("acr_values", "").split(),
+        acr_values=_acr_values(params.get("acr_values", "").split(), client),
     )
+
+
+def _acr_values(asked: list[str], client: ClientRecord) -> list[str]:
+    """What the RP asks for, plus two steps when its registration requires them
+    (``require_second_factor``): the rest of the flow treats both alike."""
+    if client.require_second_factor and ACR_MFA not in asked:
+        return [*asked, ACR_MFA]
+    return asked

@@ -78,11 +78,15 @@ def session_cookie(settings: Settings) -> str:
     return cookie_name(settings, SESSION_COOKIE)
 
 
-def page_language(request: Request, auth: AuthorizationRequest | None = None) -> str:
-    """The sign-in pages' language: the RP's ``ui_locales``, then the browser's."""
+def page_language(
+    request: Request, auth: AuthorizationRequest | None = None, saved: str | None = None
+) -> str:
+    """The sign-in pages' language: the RP's ``ui_locales``, then the person's choice
+    (``saved``, once they are known), then the browser's."""
     return i18n.page_language(
         accept_language=request.headers.get("accept-language"),
         ui_locales=auth.ui_locales if auth is not None else (),
+        saved=saved,
     )
 
 
@@ -232,11 +236,13 @@ def _consent_page(
     client: ClientRecord,
     email: str,
     login_sid: str | None,
+    *,
+    locale: str | None = None,
 ) -> Response:
     sealed = SEALER.of(request).seal(
         auth, runtime_of(request).clock.timestamp(), login_sid=login_sid
     )
-    language = page_language(request, auth)
+    language = page_language(request, auth, locale)
     brand = runtime_of(request).settings.brand_name
     scopes = [
         i18n.translate(language, SCOPE_DESCRIPTIONS[s], brand=brand)
@@ -291,7 +297,9 @@ async def continue_authorization(
     if isinstance(decision, ShowConsent):
         # The consent form carries the login just completed, which it must not ask again.
         login_sid = current[0].sid if logged_in_here else None
-        return _consent_page(request, auth, client, decision.user.email, login_sid)
+        return _consent_page(
+            request, auth, client, decision.user.email, login_sid, locale=decision.user.locale
+        )
     assert isinstance(decision, ShowLogin)
     return _login_page(request, auth, client.client_name)
 

@@ -29,6 +29,8 @@ class ConsentView:
     scopes: list[str]
     granted_at: datetime | None  # None: no consent row (a first-party application)
     refresh_tokens: int  # live refresh tokens the application holds for the user
+    # The application needs two steps at every sign-in (``require_second_factor``).
+    requires_second_factor: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -79,6 +81,7 @@ async def list_consents(session: AsyncSession, clock: Clock, user_id: int) -> li
                 list(consent.scopes) if consent is not None else [],
                 consent.granted_at if consent is not None else None,
                 int(live.get(app.id, 0)),
+                app.require_second_factor and app.disabled_at is None,
             )
         )
     return sorted(views, key=lambda v: v.client_id)

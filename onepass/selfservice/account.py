@@ -31,7 +31,7 @@ from onepass.accounts.models import AccountToken, LoginSession, Passkey, User
 from onepass.accounts.passwords import new_password_problem
 from onepass.accounts.signin import SignIn
 from onepass.crypto import DecryptionError
-from onepass.i18n import N_
+from onepass.i18n import LANGUAGES, N_, mail_language
 from onepass.mail import outbox
 from onepass.oauth import consents
 from onepass.operators.audit import Actor
@@ -194,6 +194,19 @@ class Account:
             raise EmailRefused(ADDRESS_TAKEN) from None
         return email
 
+    async def set_language(self, user: User, language: str) -> None:
+        """The language of 1pass's pages and mails for the person (one of
+        ``i18n.LANGUAGES``), or "" for the browser's."""
+        if language and language not in LANGUAGES:
+            raise ValueError(f"unknown language {language[:20]!r}")
+        runtime = self.runtime
+        async with runtime.database.session() as session:
+            row = await session.get(User, user.id, with_for_update=True)
+            assert row is not None
+            row.locale = language or None
+            row.updated_at = runtime.clock.now()
+        user.locale = language or None
+
     async def sign_out_others(self, user: User, current: LoginSession) -> int:
         runtime = self.runtime
         ended = 0
@@ -248,8 +261,25 @@ class Account:
             also=lambda session, u: self._mail(session, u, "factor_added", language),
         )
 
+    async def _keep_a_factor(self, user: User, *, totp_off: bool, passkey_off: int | None) -> None:
+        """``FactorNeeded`` when this removal would leave the account no second factor
+        while an application it uses requires one (``require_second_factor``)."""
+        runtime = self.runtime
+        async with runtime.database.session(readonly=True) as session:
+            factors = await second_factor.factors_of(session, user)
+            left = (factors.totp and not totp_off) or any(
+                key.id != passkey_off for key in factors.passkeys
+            )
+            if left:
+                return
+            apps = await consents.list_consents(session, runtime.clock, user.id)
+        needing = sorted(app.client_name for app in apps if app.requires_second_factor)
+        if needing:
+            raise FactorNeeded(needing)
+
     async def remove_totp(self, user: User, password: str, ip: str, language: str) -> None:
-        """Raises ``WrongPassword`` or ``LoginThrottled``."""
+        """Raises ``WrongPassword``, ``LoginThrottled`` or ``FactorNeeded``."""
+        await self._keep_a_factor(user, totp_off=True, passkey_off=None)
         await self._confirm_password(user, password, ip)
         await playbook.reset_second_factor(
             self.runtime,
@@ -310,8 +340,9 @@ class Account:
     async def remove_passkey(
         self, user: User, passkey_id: int, password: str, ip: str, language: str
     ) -> bool:
-        """Whether a passkey of the account was removed. Raises ``WrongPassword`` or
-        ``LoginThrottled``."""
+        """Whether a passkey of the account was removed. Raises ``WrongPassword``,
+        ``LoginThrottled`` or ``FactorNeeded``."""
+        await self._keep_a_factor(user, totp_off=False, passkey_off=passkey_id)
         await self._confirm_password(user, password, ip)
         async with self.runtime.database.session(readonly=True) as session:
             passkey = await session.get(Passkey, passkey_id)
@@ -339,7 +370,7 @@ class Account:
         mail = outbox.compose(
             kind,
             user.email,
-            language,
+            mail_language(user.locale, language),
             {"name": user.name, "when": f"{now:%Y-%m-%d %H:%M} UTC", **values},
         )
         await outbox.enqueue(session, runtime.box, runtime.clock, mail, user_id=user.id)
@@ -355,6 +386,14 @@ class EmailRefused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class FactorNeeded(Exception):
+    """The last second factor cannot go: ``applications`` (their names) require one."""
+
+    def __init__(self, applications: list[str]) -> None:
+        super().__init__("an application requires a second factor")
+        self.applications = applications
 
 
 class WrongCode(Exception):

@@ -48,7 +48,13 @@ from onepass.oauth.authorize_routes import (
     set_session_cookie,
 )
 from onepass.pages import render
-from onepass.selfservice.account import ACCOUNT, EmailRefused, WrongCode, WrongPassword
+from onepass.selfservice.account import (
+    ACCOUNT,
+    EmailRefused,
+    FactorNeeded,
+    WrongCode,
+    WrongPassword,
+)
 from onepass.selfservice.recovery import PasswordRefused
 from onepass.selfservice.routes import (
     NO_MATCH,
@@ -78,12 +84,17 @@ NOTICES = {
     "factor-removed": N_("Two-step verification is off."),
     "passkey-added": N_("The passkey is added."),
     "passkey-removed": N_("The passkey is removed."),
+    "language": N_("Your language is saved."),
     "email-sent": N_(
         "We sent a link to the new address. Open it to make it your address; until then "
         "the old one stays."
     ),
 }
 WRONG_CURRENT = N_("The current password is not right.")
+FACTOR_NEEDED = N_(
+    "%(applications)s requires two-step verification for every sign-in: add another "
+    "passkey or an authenticator app before removing this one."
+)
 PASSKEY_NOT_ADDED = N_(
     "The passkey was not added: the browser's answer did not verify, came too late, or is "
     "for a passkey already added. Try again."
@@ -91,8 +102,13 @@ PASSKEY_NOT_ADDED = N_(
 CODE_TOO_LATE = N_("The five minutes to enter the code are over. Sign in again.")
 
 
-def _language(request: Request) -> str:
-    return i18n.page_language(accept_language=request.headers.get("accept-language"))
+def _language(request: Request, user: User | None = None) -> str:
+    """The account pages' language: the person's choice once signed in, else the
+    browser's."""
+    return i18n.page_language(
+        accept_language=request.headers.get("accept-language"),
+        saved=user.locale if user is not None else None,
+    )
 
 
 def _back(done: str) -> Response:
@@ -180,10 +196,10 @@ async def _page(
 @router.get("/account")
 async def account(request: Request) -> Response:
     """The account page, or its sign-in form."""
-    language = _language(request)
+    current = await current_login(request)
+    language = _language(request, current[1] if current is not None else None)
     done = request.query_params.get("done", "")
     notice = translate(language, NOTICES[done]) if done in NOTICES else None
-    current = await current_login(request)
     if current is None:
         return _sign_in_page(request, language, notice=notice)
     login, user = current
@@ -226,9 +242,13 @@ async def account_login(request: Request) -> Response:
 
 
 def _refusal(exc: Exception, language: str) -> tuple[str, int]:
-    """What the page says, and its status, to a change refused for its password."""
+    """What the page says, and its status, to a change refused for its password (or,
+    removing a factor, for an application's policy)."""
     if isinstance(exc, LoginThrottled):
         return throttled_message(exc.retry_after, language), 429
+    if isinstance(exc, FactorNeeded):
+        names = ", ".join(exc.applications)
+        return translate(language, FACTOR_NEEDED, applications=names), 409
     return translate(language, WRONG_CURRENT), 401
 
 
@@ -360,7 +380,7 @@ def signed_in(handler: SignedInHandler) -> Callable[[Request], Awaitable[Respons
         if isinstance(posted, Response):
             return posted
         form, login, user = posted
-        return await handler(request, language, form, login, user)
+        return await handler(request, _language(request, user), form, login, user)
 
     route.__name__, route.__doc__ = handler.__name__, handler.__doc__
     return route
@@ -435,6 +455,21 @@ async def password(
             request, language, user, login, errors={"password": error}, status=status
         )
     return _signed_out(request, _back("password"))
+
+
+@router.post("/account/language", openapi_extra=api_docs.form("csrf_token", "language"))
+@signed_in
+async def language_choice(
+    request: Request, language: str, form: Params, login: LoginSession, user: User
+) -> Response:
+    """The language of 1pass's pages and mails for this person ("" for the browser's);
+    an application's ``ui_locales`` still comes first on its sign-in pages."""
+    choice = form.get("language", "")
+    if choice and choice not in i18n.LANGUAGES:
+        message = translate(language, N_("Choose one of the languages listed."))
+        return await _page(request, language, user, login, errors={"language": message}, status=400)
+    await ACCOUNT.of(request).set_language(user, choice)
+    return _back("language")
 
 
 @router.post("/account/sessions/sign-out-others", openapi_extra=api_docs.form("csrf_token"))
@@ -551,7 +586,7 @@ async def totp_remove(
         await ACCOUNT.of(request).remove_totp(
             user, form.get("password", ""), client_ip(request), language
         )
-    except (WrongPassword, LoginThrottled) as exc:
+    except (WrongPassword, LoginThrottled, FactorNeeded) as exc:
         error, status = _refusal(exc, language)
         return await _page(request, language, user, login, errors={"factor": error}, status=status)
     return _back("factor-removed")
@@ -616,7 +651,7 @@ async def passkey_remove(
         removed = passkey_id.isdigit() and await ACCOUNT.of(request).remove_passkey(
             user, int(passkey_id[:18]), form.get("password", ""), client_ip(request), language
         )
-    except (WrongPassword, LoginThrottled) as exc:
+    except (WrongPassword, LoginThrottled, FactorNeeded) as exc:
         error, status = _refusal(exc, language)
         return await _page(request, language, user, login, errors={"passkey": error}, status=status)
     if not removed:

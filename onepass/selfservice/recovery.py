@@ -33,6 +33,7 @@ from onepass.accounts.links import LinkInvalid, LinkKind, LinkProblem
 from onepass.accounts.models import AccountToken, User
 from onepass.accounts.passwords import PasswordHasher, PasswordProblem, new_password_problem
 from onepass.accounts.service import MAX_EMAIL_LENGTH, normalize_email, revoke_user_sessions
+from onepass.i18n import mail_language
 from onepass.mail import outbox
 from onepass.oauth.revocation import revoke_user_refresh_tokens
 from onepass.runtime import Runtime
@@ -115,7 +116,7 @@ class Recovery:
             mail = outbox.compose(
                 KIND.value,
                 user.email,
-                language,
+                mail_language(user.locale, language),
                 {"link": self.link(issued.token), "minutes": ttl // 60, "name": user.name},
             )
             await outbox.enqueue(session, runtime.box, runtime.clock, mail, user_id=user.id)
@@ -165,7 +166,7 @@ class Recovery:
             mail = outbox.compose(
                 "password_changed",
                 user.email,
-                language,
+                mail_language(user.locale, language),
                 {"name": user.name, "when": f"{now:%Y-%m-%d %H:%M} UTC"},
             )
             await outbox.enqueue(session, runtime.box, clock, mail, user_id=user.id)

@@ -58,6 +58,9 @@ class ClientOut(BaseModel):
     token_endpoint_auth_method: str
     id_token_signed_response_alg: str
     first_party: bool
+    require_second_factor: bool = Field(
+        description="every sign-in to it takes two steps (as acr_values=urn:1pass:acr:mfa)"
+    )
     webhook_url: str | None
     webhook_events: list[str]
     disabled: bool
@@ -118,6 +121,7 @@ class UpdateClientBody(Body):
     scopes: Strings | None = None
     token_endpoint_auth_method: Text = None
     first_party: bool | None = None
+    require_second_factor: bool | None = None
     webhook_url: Text = None
     webhook_events: Strings | None = None
     action_request_nonce: Text = None
@@ -135,6 +139,7 @@ class UpdateClientBody(Body):
             scopes=None if self.scopes is None else tuple(self.scopes),
             token_endpoint_auth_method=self.token_endpoint_auth_method,
             first_party=self.first_party,
+            require_second_factor=self.require_second_factor,
             webhook_url=self.webhook_url,
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
         )

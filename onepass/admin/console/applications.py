@@ -189,6 +189,7 @@ def _form_of(app: dict[str, Any]) -> dict[str, str]:
         "scope": app["scope"],
         "token_endpoint_auth_method": app["token_endpoint_auth_method"],
         "first_party": "on" if app["first_party"] else "",
+        "require_second_factor": "on" if app["require_second_factor"] else "",
         "webhook_url": app["webhook_url"] or "",
         "webhook_events": " ".join(app["webhook_events"]),
     }
@@ -211,6 +212,7 @@ def changes_of(app: dict[str, Any], form: dict[str, str]) -> ClientChanges:
     scopes = form.get("scope", "").split()
     method = form.get("token_endpoint_auth_method", "").strip()
     first_party = form.get("first_party") == "on"
+    two_steps = form.get("require_second_factor") == "on"
     webhook_url = form.get("webhook_url", "").strip()
     events = form.get("webhook_events", "").split()
     current_redirect = app["redirect_uris"]
@@ -231,6 +233,7 @@ def changes_of(app: dict[str, Any], form: dict[str, str]) -> ClientChanges:
         if method and method != app["token_endpoint_auth_method"]
         else None,
         first_party=first_party if first_party != app["first_party"] else None,
+        require_second_factor=two_steps if two_steps != app["require_second_factor"] else None,
         webhook_url=webhook_url if webhook_url != (app["webhook_url"] or "") else None,
         webhook_events=tuple(events) if events != app["webhook_events"] else None,
     )
@@ -256,6 +259,7 @@ async def _edit_page(
     shown = {k: (values or {}).get(k, v) for k, v in current.items()}
     if values is not None:
         shown["first_party"] = values.get("first_party", "")
+        shown["require_second_factor"] = values.get("require_second_factor", "")
     return render_page(
         request,
         "admin/application_edit.html",
