@@ -74,9 +74,18 @@ def require_postgres() -> str:
 
 
 def require_redis() -> str:
+    """This worker's Redis: each pytest-xdist worker has a database number of its own,
+    counting down from the URL's (``/15``: gw0 15, gw1 14, ...), since each test
+    empties it first and must not empty another worker's test's counts."""
     if not REDIS_URL:
         pytest.skip("ONEPASS_TEST_REDIS_URL is not set")
-    return REDIS_URL
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    parts = urlsplit(REDIS_URL)
+    base = int(parts.path.strip("/") or 0)
+    if index > base:
+        pytest.fail(f"ONEPASS_TEST_REDIS_URL's database {base} leaves none for worker {worker}")
+    return urlunsplit(parts._replace(path=f"/{base - index}"))
 
 
 async def _migrate(url: str) -> None:

@@ -64,6 +64,20 @@ class Purpose:
     REGISTER = "register"
     SIGN_IN = "sign-in"  # without a password: any of the person's passkeys
     SECOND_STEP = "second-step"  # after the password: one of that account's
+    STEP_UP = "step-up"  # an administrator approving one change in the console
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A ceremony's answer as a form posts it: the sealed challenge and the credential."""
+
+    state: str
+    credential: str
+
+
+# Where the passkey stands for more than possession: the person is verified on the
+# device (PIN or biometric), so no password (sign-in) or code (step-up) is asked.
+VERIFIED = frozenset({Purpose.SIGN_IN, Purpose.STEP_UP})
 
 
 class PasskeyRefused(Exception):
@@ -190,7 +204,7 @@ def authentication(
         allow_credentials=[_descriptor(p) for p in allowed],
         user_verification=(
             UserVerificationRequirement.REQUIRED
-            if purpose == Purpose.SIGN_IN
+            if purpose in VERIFIED
             else UserVerificationRequirement.PREFERRED
         ),
     )
@@ -331,7 +345,7 @@ async def verify_assertion(
             expected_origin=rp.origin,
             credential_public_key=webauthn.base64url_to_bytes(passkey.public_key),
             credential_current_sign_count=passkey.sign_count,
-            require_user_verification=purpose == Purpose.SIGN_IN,
+            require_user_verification=purpose in VERIFIED,
         )
     except (WebAuthnException, ValueError, TypeError) as exc:
         raise PasskeyRefused(f"assertion not verified: {type(exc).__name__}") from None

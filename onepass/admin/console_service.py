@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass.accounts import passkeys, totp
 from onepass.accounts import service as accounts
-from onepass.accounts import totp
-from onepass.accounts.models import LoginSession, User
+from onepass.accounts.models import LoginSession, Passkey, User
 from onepass.accounts.signin import (
     Attempt,
     Door,
@@ -72,6 +72,8 @@ class ConsoleLoginRefused(SignInRefused):
 class ConsoleSession:
     login: LoginSession
     user: User
+    # The administrator's passkeys: each step-up may be confirmed with one of them.
+    passkeys: tuple[Passkey, ...] = ()
 
 
 class ConsoleDoor(Door):
@@ -208,7 +210,7 @@ async def current(
     login, user = found
     if login.acr != CONSOLE_ACR or not user.is_admin or user.totp_secret_encrypted is None:
         return None
-    return ConsoleSession(login, user)
+    return ConsoleSession(login, user, tuple(await passkeys.passkeys_of(session, user.id)))
 
 
 async def log_out(session: AsyncSession, clock: Clock, console: ConsoleSession) -> None:

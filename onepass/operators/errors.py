@@ -37,6 +37,11 @@ class WrongTotp(Denied):
     """The TOTP code is wrong, expired or already used."""
 
 
+class WrongPasskey(WrongTotp):
+    """The passkey's answer to a step-up is not one of the administrator's, or was
+    given before (refused and counted as a wrong code is)."""
+
+
 class TotpLocked(Denied):
     """Too many wrong TOTP codes for one administrator: no code is checked for now."""
 

@@ -18,11 +18,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+import structlog
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts import totp
-from onepass.accounts.models import User
+from onepass.accounts import passkeys, totp
+from onepass.accounts.models import Passkey, User
 from onepass.accounts.passwords import PasswordHasher
 from onepass.accounts.service import (
     AccountError,
@@ -43,10 +44,13 @@ from onepass.operators.errors import (
     StepUpRequired,
     TotpLocked,
     TotpNotEnrolled,
+    WrongPasskey,
     WrongTotp,
 )
 from onepass.operators.models import ActionRequestNonce, AdminToken
 from onepass.refusals import NotFound
+
+log = structlog.get_logger("onepass.admin")
 
 TOKEN_PREFIX = "opa_"
 NONCE_PREFIX = "arn_"
@@ -197,11 +201,13 @@ async def set_admin_disabled(
 
 
 async def reset_totp(session: AsyncSession, clock: Clock, user: User) -> Ended:
-    """Remove an administrator's second factor (a lost or leaked authenticator): their
-    unspent nonces are void and their console sessions end; until `onepass admin
-    enroll-totp`, they can neither sign in to the console nor step up."""
+    """Remove an administrator's second factor (a lost or leaked authenticator): the
+    TOTP secret and their passkeys go, their unspent nonces are void and their console
+    sessions end; until `onepass admin enroll-totp`, they can neither sign in to the
+    console nor step up."""
     user.totp_secret_encrypted = None
     user.totp_last_step = None
+    await session.execute(delete(Passkey).where(Passkey.user_id == user.id))
     user.updated_at = clock.now()
     return Ended(
         await _void_nonces(session, clock, user.id),
@@ -323,6 +329,36 @@ async def totp_succeeded(cache: Cache, user_id: int) -> None:
     await cache.delete(_throttle_key(user_id))
 
 
+@dataclass(frozen=True)
+class PasskeyProof:
+    """An administrator's passkey answering the console's step-up challenge."""
+
+    rp: passkeys.RelyingParty
+    answer: passkeys.Answer
+
+
+async def _check_passkey(
+    session: AsyncSession, box: SecretBox, clock: Clock, user: User, proof: PasskeyProof
+) -> None:
+    """``WrongPasskey`` unless the answer is one of ``user``'s passkeys, verified on the
+    device, to a step-up challenge made for them, and not given before."""
+    try:
+        challenge = passkeys.unseal(
+            box, passkeys.Purpose.STEP_UP, proof.answer.state, clock.timestamp()
+        )
+        if challenge.user_id != user.id:
+            raise passkeys.PasskeyRefused("challenge of another administrator")
+        await passkeys.verify_assertion(
+            session, proof.rp, clock, passkeys.Purpose.STEP_UP, challenge, proof.answer.credential
+        )
+    except passkeys.PasskeyRefused as exc:
+        log.info("admin.step_up_passkey_refused", user_id=user.id, reason=exc.reason)
+        raise WrongPasskey(
+            "the passkey's answer was not accepted (another key, too late, or used "
+            "already); try again"
+        ) from None
+
+
 async def issue_action_nonce(
     session: AsyncSession,
     hasher: KeyedHasher,
@@ -338,13 +374,16 @@ async def issue_action_nonce(
     ttl: timedelta,
     max_failures: int,
     failure_window: int,
+    passkey: PasskeyProof | None = None,
 ) -> tuple[str, datetime]:
-    """Check administrator ``user_id``'s TOTP code; issue a nonce for ``action`` on
-    ``target`` (``token_id``: the admin token asking, None from the console).
+    """Check administrator ``user_id``'s TOTP code, or the answer of one of their
+    passkeys (``passkey``, from the console: verified on the device, the answer taken
+    once); issue a nonce for ``action`` on ``target`` (``token_id``: the admin token
+    asking, None from the console).
 
-    Wrong codes count per administrator (``count_totp_attempt``: ``max_failures``
-    within ``failure_window`` seconds, then 429). The caller commits; a wrong code
-    raises, its attempt counted in the cache.
+    Wrong codes and refused answers count per administrator (``count_totp_attempt``:
+    ``max_failures`` within ``failure_window`` seconds, then 429). The caller commits; a
+    wrong code raises, its attempt counted in the cache.
     """
     # This session's row, locked: two step-ups racing with one code, one wins.
     user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
@@ -357,12 +396,17 @@ async def issue_action_nonce(
     await count_totp_attempt(
         cache, user.id, max_failures=max_failures, failure_window=failure_window
     )
-    secret = box.decrypt(user.totp_secret_encrypted, totp.box_context(user.id)).decode()
-    step = totp.matching_step(secret, code, clock.timestamp(), user.totp_last_step)
-    if step is None:
-        raise WrongTotp("the code is wrong, expired, or was already used; enter the current code")
+    if passkey is not None:
+        await _check_passkey(session, box, clock, user, passkey)
+    else:
+        secret = box.decrypt(user.totp_secret_encrypted, totp.box_context(user.id)).decode()
+        step = totp.matching_step(secret, code, clock.timestamp(), user.totp_last_step)
+        if step is None:
+            raise WrongTotp(
+                "the code is wrong, expired, or was already used; enter the current code"
+            )
+        user.totp_last_step = step
     await totp_succeeded(cache, user.id)
-    user.totp_last_step = step
     raw = NONCE_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
     expires_at = now + ttl

@@ -56,6 +56,9 @@ REVOKE_CONSENT = "users.revoke_consent"
 DISABLE_ADMIN = "admins.disable"
 ENABLE_ADMIN = "admins.enable"
 RESET_TOTP = "admins.reset_totp"
+# An administrator's own passkeys, for step-up (the console only: it runs WebAuthn).
+ADD_ADMIN_PASSKEY = "admins.add_passkey"
+REMOVE_ADMIN_PASSKEY = "admins.remove_passkey"
 USER_ACTIONS = (
     UPDATE_USER,
     DISABLE_USER,
@@ -64,7 +67,7 @@ USER_ACTIONS = (
     SET_PASSWORD,
     REVOKE_SESSIONS,
 )
-ADMIN_ACTIONS = (DISABLE_ADMIN, ENABLE_ADMIN, RESET_TOTP)
+ADMIN_ACTIONS = (DISABLE_ADMIN, ENABLE_ADMIN, RESET_TOTP, ADD_ADMIN_PASSKEY, REMOVE_ADMIN_PASSKEY)
 
 # Clients (RPs): ``playbook.clients``.
 UPDATE_CLIENT = "clients.update"
@@ -170,10 +173,11 @@ async def grant_step_up(
     action: str,
     target: str,
     code: str,
+    passkey: service.PasskeyProof | None = None,
 ) -> tuple[str, datetime]:
     """The step-up of the API and the console, in the caller's transaction: check
-    ``code``, issue a nonce for ``action`` on the canonical ``target``, audit it.
-    Returns the nonce and when it expires."""
+    ``code`` (or, from the console, ``passkey``), issue a nonce for ``action`` on the
+    canonical ``target``, audit it. Returns the nonce and when it expires."""
     settings = runtime.settings
     nonce, expires_at = await service.issue_action_nonce(
         session,
@@ -189,8 +193,16 @@ async def grant_step_up(
         ttl=timedelta(seconds=settings.admin_step_up_ttl),
         max_failures=settings.admin_totp_max_failures,
         failure_window=settings.login_failure_window,
+        passkey=passkey,
     )
-    audit.add(session, runtime.clock, actor, f"step_up:{action}", target)
+    audit.add(
+        session,
+        runtime.clock,
+        actor,
+        f"step_up:{action}",
+        target,
+        detail={"with": "passkey" if passkey is not None else "totp"},
+    )
     return nonce, expires_at
 
 

@@ -8,12 +8,19 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from onepass.accounts import passkeys
 from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
 from onepass.operators import audit, service
 from onepass.operators.audit import Actor
-from onepass.playbook.actions import DISABLE_ADMIN, ENABLE_ADMIN, RESET_TOTP
-from onepass.refusals import Conflict
+from onepass.playbook.actions import (
+    ADD_ADMIN_PASSKEY,
+    DISABLE_ADMIN,
+    ENABLE_ADMIN,
+    REMOVE_ADMIN_PASSKEY,
+    RESET_TOTP,
+)
+from onepass.refusals import Conflict, Invalid, NotFound
 from onepass.runtime import Runtime
 
 CREATE = "admin.create"
@@ -129,3 +136,67 @@ async def reset_totp(runtime: Runtime, actor: Actor, *, email: str) -> dict[str,
         detail = {"nonces_voided": ended.nonces, "sessions_ended": ended.sessions}
         audit.add(session, runtime.clock, actor, RESET_TOTP, user.email_normalized, detail=detail)
         return {**describe_admin(user), **detail}
+
+
+async def add_passkey(
+    runtime: Runtime,
+    actor: Actor,
+    *,
+    email: str,
+    rp: passkeys.RelyingParty,
+    answer: passkeys.Answer,
+    name: str,
+) -> dict[str, Any]:
+    """Register a passkey the administrator's browser created, for the console's
+    step-up (raises ``PasskeyRefused``)."""
+    async with runtime.database.session() as session:
+        user = await service.find_admin(session, email)
+        try:
+            challenge = passkeys.unseal(
+                runtime.box, passkeys.Purpose.REGISTER, answer.state, runtime.clock.timestamp()
+            )
+            key = await passkeys.register(
+                session, rp, runtime.clock, user, challenge, answer.credential, name
+            )
+        except passkeys.PasskeyRefused as exc:
+            raise PasskeyNotAdded(
+                "the passkey was not added: the browser's answer did not verify, came too "
+                f"late, or is for a passkey already added ({exc.reason}); try again"
+            ) from None
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            ADD_ADMIN_PASSKEY,
+            user.email_normalized,
+            detail={"passkey_id": key.id, "name": key.name},
+        )
+        return {"id": key.id, "name": key.name}
+
+
+async def remove_passkey(
+    runtime: Runtime, actor: Actor, *, email: str, passkey_id: int
+) -> dict[str, Any]:
+    """Remove one of the administrator's passkeys (``NotFound`` if it is not theirs)."""
+    async with runtime.database.session() as session:
+        user = await service.find_admin(session, email)
+        key = await passkeys.remove(session, user.id, passkey_id)
+        if key is None:
+            raise NoSuchPasskey(f"{email} has no passkey {passkey_id}")
+        audit.add(
+            session,
+            runtime.clock,
+            actor,
+            REMOVE_ADMIN_PASSKEY,
+            user.email_normalized,
+            detail={"passkey_id": passkey_id, "name": key.name},
+        )
+        return {"id": passkey_id, "removed": True}
+
+
+class NoSuchPasskey(NotFound):
+    pass
+
+
+class PasskeyNotAdded(Invalid):
+    pass

@@ -83,7 +83,24 @@
     });
   }
 
+  // The console's "Confirm with a passkey" button: instead of the code, the answer of
+  // one of the administrator's passkeys, then the form is sent as it is.
+  function stepUp(button) {
+    var form = button.form;
+    button.hidden = false;
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      var options = JSON.parse(button.getAttribute("data-options"));
+      navigator.credentials.get(request(options)).then(function (credential) {
+        form.querySelector("input[name=step_up_credential]").value = answer(credential);
+        form.submit();
+      }, function () {});
+    });
+  }
+
   if (!window.PublicKeyCredential || !navigator.credentials) return;
   var forms = document.querySelectorAll("form[data-passkey]");
   for (var i = 0; i < forms.length; i++) start(forms[i]);
+  var buttons = document.querySelectorAll("button[data-passkey-step-up]");
+  for (var j = 0; j < buttons.length; j++) stepUp(buttons[j]);
 })();

@@ -7,6 +7,8 @@ offer the same. The issuer is ``localhost``: browsers refuse an IP as a WebAuthn
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +171,62 @@ def test_a_person_adds_a_passkey_and_signs_in_with_it_in_chromium(tmp_path: Path
                 browser.close()
         log = (tmp_path / "server.log").read_text()
         assert "Traceback" not in log and PASSWORD not in log
+
+
+def test_an_administrator_confirms_a_console_change_with_a_passkey_in_chromium(
+    tmp_path: Path,
+) -> None:
+    """The console's "Confirm with a passkey" button (static/passkey.js): the passkey
+    added after a code on /admin/passkeys approves disabling a user, no code typed."""
+    _require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    from onepass.accounts import totp
+
+    env = base_env(f"sqlite:///{tmp_path}/onepass.db")
+    cli(env, "db", "upgrade")
+    cli(env, "admin", "create", "--email", "ops@example.com", "--password-stdin",
+        stdin=PASSWORD + "\n")  # fmt: skip
+    secret = cli_json(env, "admin", "enroll-totp", "--email", "ops@example.com")["secret"]
+    cli(env, "users", "create", "--email", "ada@example.com", "--password-stdin",
+        stdin=PASSWORD)  # fmt: skip
+    step = [0]
+
+    def next_code() -> str:  # each change takes a step of its own
+        step[0] += 1
+        return totp.code_at(secret, time.time() + 30 * (step[0] - 1))
+
+    with Server(env, log_path=tmp_path / "server.log", host="localhost") as server:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                cdp, authenticator = _virtual_authenticator(page)
+                page.goto(f"{server.url}/admin/login")
+                page.get_by_label("Email").fill("ops@example.com")
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_label("Authenticator code").fill(next_code())
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url(re.compile(r"/admin$"))
+
+                page.get_by_role("link", name="Your passkeys").click()
+                page.get_by_label("Name").fill("Test key")
+                page.get_by_label("Authenticator code").fill(next_code())
+                page.get_by_role("button", name="Add a passkey").click()
+                expect(page.get_by_role("status")).to_contain_text("The passkey is added")
+                expect(page.get_by_role("cell", name="Test key")).to_be_visible()
+
+                page.goto(f"{server.url}/admin/users/ada@example.com")
+                state = page.locator("section", has_text="Disable this user")
+                state.get_by_role("button", name="Confirm with a passkey").click()
+                expect(page.get_by_role("status")).to_contain_text("disabled")
+                _screenshot(page, tmp_path / "admin-passkey-step-up.png")
+                used = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
+                assert used["credentials"][0]["signCount"] >= 1
+            finally:
+                browser.close()
+    assert cli_json(env, "users", "show", "ada@example.com")["disabled"] is True
+    step_ups = [
+        e for e in cli_json(env, "admin", "audit") if e["action"] == "step_up:users.disable"
+    ]
+    assert [e["detail"] for e in step_ups] == [{"with": "passkey"}]

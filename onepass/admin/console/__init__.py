@@ -4,8 +4,9 @@ The playbook's "single retry: the admin UI is recommended — step-up authentica
 required". An administrator signs in with email, password and a TOTP code
 (``console_service``); the pages read the webhook outbox, the mail outbox (``mail``)
 and the audit log, and manage applications, users and administrators
-(``applications``, ``users``, ``administrators``); every
-change asks for a fresh TOTP code, which becomes at once a step-up nonce
+(``applications``, ``users``, ``administrators``), and an administrator's own
+passkeys (``passkeys``, the one part that runs a script: WebAuthn); every
+change asks for a fresh TOTP code (or a passkey's answer), which becomes at once a step-up nonce
 (``playbook.actions.grant_step_up``) that the action spends (``spend_nonce``) before
 it runs (``onepass.playbook``), exactly as through the admin API. Refusals are audited.
 
@@ -18,6 +19,7 @@ from onepass.admin.console import (  # noqa: F401  (they add their routes)
     applications,
     mail,
     pages,
+    passkeys,
     signin,
     users,
 )

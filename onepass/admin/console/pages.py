@@ -28,6 +28,7 @@ from onepass.admin.console.web import (
     entry_id_of,
     entry_row,
     guarded,
+    passkey_of,
     printable,
     problem_page,
     read_form,
@@ -324,12 +325,13 @@ async def _act(
     if form is None or not csrf_ok(request, form):
         return await show(error=EXPIRED_FORM + " " + NOTHING_CHANGED, status=403)
     code = totp_code_of(form)
-    if not code:
+    passkey = passkey_of(request, form)
+    if not code and passkey is None:
         return await show(
             error=f"Enter the current 6-digit code from your authenticator app to {verb}.",
             status=400,
         )
-    canonical, refused = await approve(request, console, action, target, code)
+    canonical, refused = await approve(request, console, action, target, code, passkey)
     if refused is not None:
         return await show(
             error=sentence(refused.message) + " " + NOTHING_CHANGED,

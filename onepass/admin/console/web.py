@@ -16,12 +16,14 @@ from fastapi.routing import APIRoute
 
 from onepass import i18n, web
 from onepass.accounts import csrf as csrf_mod
+from onepass.accounts import passkeys
 from onepass.admin import console_service
 from onepass.admin.console_service import ConsoleSession
 from onepass.admin.errors import AdminError, refusal
 from onepass.cookies import cookie_name
 from onepass.db.errors import CANDIDATES, is_unavailable
 from onepass.operators.audit import Actor
+from onepass.operators.service import PasskeyProof
 from onepass.pages import PAGE_HEADERS, render
 from onepass.playbook import actions
 from onepass.refusals import Refusal
@@ -101,11 +103,44 @@ def render_page(
 ) -> Response:
     """A console page with the CSRF form token (and its cookie if the browser has none),
     in ``language`` (``language_of``) for the pages translated, English otherwise, with
-    ``headers`` added."""
+    ``headers`` added. An administrator with passkeys gets the step-up ceremony on
+    every form that asks for a code (``step_up_passkey``), and the script that runs it."""
     context = {"admin_email": console.user.email if console is not None else None, **context}
-    response = csrf_mod.form_page(request, template, context, status, language=language)
+    ceremony = step_up_ceremony(request, console)
+    if ceremony is not None:
+        context["step_up_passkey"] = ceremony
+    response = csrf_mod.form_page(
+        request,
+        template,
+        context,
+        status,
+        language=language,
+        scripts=("passkey.js",) if ceremony is not None or "passkey" in context else (),
+    )
     response.headers.update(headers or {})
     return response
+
+
+def passkey_rp(request: Request) -> passkeys.RelyingParty:
+    return passkeys.RelyingParty.of_issuer(runtime_of(request).settings.issuer)
+
+
+def step_up_ceremony(request: Request, console: ConsoleSession | None) -> passkeys.Ceremony | None:
+    """The challenge a console page offers for confirming a change with a passkey."""
+    if console is None or not console.passkeys:
+        return None
+    rp = passkey_rp(request)
+    if not rp.usable:
+        return None
+    runtime = runtime_of(request)
+    return passkeys.authentication(
+        rp,
+        runtime.box,
+        passkeys.Purpose.STEP_UP,
+        runtime.clock.timestamp(),
+        user_id=console.user.id,
+        allowed=console.passkeys,
+    )
 
 
 def problem_page(
@@ -249,9 +284,15 @@ def sentence(message: str) -> str:
 
 
 async def approve(
-    request: Request, console: ConsoleSession, action: str, target: str, code: str
+    request: Request,
+    console: ConsoleSession,
+    action: str,
+    target: str,
+    code: str,
+    passkey: PasskeyProof | None = None,
 ) -> tuple[str, None] | tuple[None, AdminError]:
-    """Step-up for ``action`` on ``target`` with a TOTP code, and the nonce spent at once.
+    """Step-up for ``action`` on ``target`` with a TOTP code (or a passkey's answer),
+    and the nonce spent at once.
 
     Returns the canonical target, or the refusal (audited). The code's step is used up
     either way once it matched; a wrong code changes nothing but the failure count.
@@ -271,6 +312,7 @@ async def approve(
                 action=action,
                 target=canonical,
                 code=code,
+                passkey=passkey,
             )
             await actions.spend_nonce(
                 session,
@@ -299,6 +341,17 @@ def totp_code_of(form: dict[str, str]) -> str:
     return form.get("totp_code", "").strip().replace(" ", "")[:16]
 
 
+def passkey_of(request: Request, form: dict[str, str]) -> PasskeyProof | None:
+    """The step-up passkey's answer a form carries (the "Confirm with a passkey"
+    button), if any."""
+    credential = form.get("step_up_credential", "")
+    if not credential:
+        return None
+    return PasskeyProof(
+        passkey_rp(request), passkeys.Answer(form.get("step_up_state", ""), credential)
+    )
+
+
 async def act(
     request: Request,
     console: ConsoleSession,
@@ -319,9 +372,10 @@ async def act(
     if form is None or not csrf_ok(request, form):
         return await show(error=_(EXPIRED_FORM) + " " + _(NOTHING_CHANGED), status=403)
     code = totp_code_of(form)
-    if not code:
+    passkey = passkey_of(request, form)
+    if not code and passkey is None:
         return await show(error=_(ENTER_CODE), status=400)
-    canonical, refused = await approve(request, console, action, target, code)
+    canonical, refused = await approve(request, console, action, target, code, passkey)
     if refused is not None:
         return await show(
             error=sentence(refused.message) + " " + _(NOTHING_CHANGED),
