@@ -65,6 +65,7 @@ from onepass.oauth_errors import OAuthError
 from onepass.ops import routes as ops_routes
 from onepass.ops.home import home_page, wants_html
 from onepass.ops.status import STATUS_PAGE, StatusPage
+from onepass.pages import Brand, use_brand
 from onepass.process import settle_gc
 from onepass.runtime import Runtime
 from onepass.selfservice import account_routes, enrolment_routes
@@ -279,6 +280,8 @@ class OnePass:
         )
         # Bodies bounded, control characters refused, for every route but /token (edge.py).
         self.edge = Edge(self.api, settings)
+        # The end-user pages' brand (ONEPASS_BRAND_*), for every page this app renders.
+        self.brand = Brand.of(settings)
         self.http_metrics = instruments.HTTP
 
     @property
@@ -360,7 +363,8 @@ class OnePass:
             await send(message)
 
         try:
-            await self.edge(scope, receive, send_noting_status)
+            with use_brand(self.brand):
+                await self.edge(scope, receive, send_noting_status)
         finally:
             self.http_metrics.observe(route_template(scope), status, perf_counter() - started)
 

@@ -6,6 +6,7 @@ every CLI command; nothing else reads the environment.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -161,6 +162,18 @@ class Settings(BaseSettings):
     # NIST SP 800-63B §3.1.1.2: at least this many characters; no composition rules.
     password_min_length: int = Field(default=8, ge=8, le=64)
 
+    # Branding of the end-user pages (never of the admin console): the name in the
+    # page header and titles, a logo (a same-origin path such as /static/logo.svg
+    # served by the proxy, or a data:image/png|svg+xml|webp;base64 URI of at most
+    # 64 KB), the accent colour (#rrggbb, served as /brand.css) and the support,
+    # privacy and terms links shown under the sign-in and consent forms.
+    brand_name: str = "1pass"
+    brand_logo_url: str | None = Field(default=None, repr=False)
+    brand_accent: str | None = None
+    support_url: str | None = None
+    privacy_url: str | None = None
+    terms_url: str | None = None
+
     access_log: bool = False
     log_level: str = "info"
 
@@ -251,6 +264,49 @@ class Settings(BaseSettings):
                     "must be an absolute http(s) URL, e.g. https://hooks.example.com/…"
                 )
         return value
+
+    @field_validator("brand_name")
+    @classmethod
+    def _brand_name(cls, value: str) -> str:
+        name = value.strip()
+        if not name or len(name) > BRAND_NAME_MAX:
+            raise ValueError(f"must be 1 to {BRAND_NAME_MAX} characters")
+        if _CONTROL.search(name):
+            raise ValueError("must not contain control characters")
+        return name
+
+    @field_validator("brand_logo_url")
+    @classmethod
+    def _brand_logo(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if value.startswith("data:"):
+            return _check_data_logo(value)
+        if not value.startswith("/") or value.startswith("//") or value.startswith("/\\"):
+            raise ValueError(
+                "must be a path on this server (e.g. /static/logo.svg, not //host or a URL) "
+                "or a data:image/png|svg+xml|webp;base64,… URI"
+            )
+        if _CONTROL.search(value) or re.search(r"[\s\\\"'<>]", value):
+            raise ValueError("must not contain spaces, quotes, backslashes or control characters")
+        return value
+
+    @field_validator("brand_accent")
+    @classmethod
+    def _brand_accent(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value.strip()):
+            raise ValueError("must be a colour as #rrggbb, e.g. #2f5bd3")
+        return value.strip().lower()
+
+    @field_validator("support_url", "privacy_url", "terms_url")
+    @classmethod
+    def _page_link(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return _check_link(value.strip())
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -370,6 +426,48 @@ class Settings(BaseSettings):
                 hint="set ONEPASS_SECRET_KEY; production refuses to start without it",
             )
         return self.model_copy(update={"secret_key": key})
+
+
+BRAND_NAME_MAX = 60
+BRAND_LOGO_MAX_BYTES = 64 * 1024
+LOGO_TYPES = ("image/png", "image/svg+xml", "image/webp")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_data_logo(value: str) -> str:
+    """A logo inlined in the page: an image type <img> shows and nothing else (a data:
+    text/html or a bare data: URI is refused), base64 that decodes, at most 64 KB."""
+    if len(value) > BRAND_LOGO_MAX_BYTES:
+        raise ValueError(f"a data: logo must be at most {BRAND_LOGO_MAX_BYTES // 1024} KB")
+    match = re.fullmatch(r"data:([a-z+/]+);base64,([A-Za-z0-9+/]+={0,2})", value)
+    if match is None or match.group(1) not in LOGO_TYPES:
+        raise ValueError(
+            "a data: logo must be data:image/png;base64,…, data:image/svg+xml;base64,… "
+            "or data:image/webp;base64,…"
+        )
+    try:
+        base64.b64decode(match.group(2), validate=True)
+    except ValueError:
+        raise ValueError("a data: logo's base64 does not decode") from None
+    return value
+
+
+def _check_link(value: str) -> str:
+    """A link shown to people: an absolute https URL (http only to this machine, for
+    development)."""
+    parts = urlsplit(value)
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError:
+        host = None
+    if _CONTROL.search(value) or " " in value or not host or parts.scheme not in ("http", "https"):
+        raise ValueError("must be an absolute https URL, e.g. https://example.com/help")
+    if parts.scheme == "http" and host not in ("localhost", "127.0.0.1", "::1"):
+        raise ValueError("must use https (http only for localhost or 127.0.0.1)")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not hold a user name or password")
+    return value
 
 
 def _read_or_create_key_file(path: Path) -> tuple[str, bool]:

@@ -35,6 +35,12 @@ def create(
     post_logout_redirect_uri: list[str] = typer.Option(
         [], "--post-logout-redirect-uri", help="Allowed post-logout redirect URI (repeatable)."
     ),
+    policy_uri: str | None = typer.Option(
+        None, "--policy-uri", help="The application's privacy policy (linked from consent)."
+    ),
+    tos_uri: str | None = typer.Option(
+        None, "--tos-uri", help="The application's terms of service (linked from consent)."
+    ),
     grant_type: list[str] = typer.Option(
         [],
         "--grant-type",
@@ -83,6 +89,8 @@ def create(
             name=name,
             redirect_uris=redirect_uri,
             post_logout_redirect_uris=post_logout_redirect_uri,
+            policy_uri=policy_uri,
+            tos_uri=tos_uri,
             grant_types=grant_type or None,
             scope=" ".join(scope) if scope else None,
             public=public,
@@ -155,6 +163,12 @@ def update(
     remove_post_logout_redirect_uri: list[str] = typer.Option(
         [], "--remove-post-logout-redirect-uri", help="Stop allowing this post-logout URI."
     ),
+    policy_uri: str | None = typer.Option(
+        None, "--policy-uri", help='The privacy policy linked from consent ("" removes it).'
+    ),
+    tos_uri: str | None = typer.Option(
+        None, "--tos-uri", help='The terms of service linked from consent ("" removes it).'
+    ),
     grant_type: list[str] = typer.Option(
         [], "--grant-type", help="Grant types (repeatable; replaces the current ones)."
     ),
@@ -189,6 +203,8 @@ def update(
         remove_redirect_uris=tuple(remove_redirect_uri),
         add_post_logout_redirect_uris=tuple(add_post_logout_redirect_uri),
         remove_post_logout_redirect_uris=tuple(remove_post_logout_redirect_uri),
+        policy_uri=policy_uri,
+        tos_uri=tos_uri,
         grant_types=tuple(grant_type) if grant_type else None,
         scopes=tuple(scope) if scope else None,
         token_endpoint_auth_method=auth_method,

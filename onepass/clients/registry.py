@@ -59,6 +59,9 @@ class ClientRecord:
     token_endpoint_auth_method: str
     redirect_uris: tuple[str, ...]
     post_logout_redirect_uris: tuple[str, ...] = ()
+    # The RP's privacy policy and terms (RFC 7591 §2), linked from the consent page.
+    policy_uri: str | None = None
+    tos_uri: str | None = None
     client_name: str = ""
     first_party: bool = False
     require_second_factor: bool = False
@@ -83,6 +86,8 @@ class ClientRecord:
             token_endpoint_auth_method=app.token_endpoint_auth_method,
             redirect_uris=tuple(app.redirect_uris),
             post_logout_redirect_uris=tuple(app.post_logout_redirect_uris),
+            policy_uri=app.policy_uri,
+            tos_uri=app.tos_uri,
             client_name=app.client_name,
             first_party=app.first_party,
             require_second_factor=app.require_second_factor,
@@ -130,6 +135,20 @@ def _check_uri(uri: str, what: str, *, production: bool) -> str:
     return uri
 
 
+def _check_page_uri(uri: str, what: str, *, production: bool) -> str:
+    """A page of the RP shown to people (its privacy policy, its terms): an absolute
+    http(s) URL, https in production unless on this machine, as redirect URIs."""
+    if any(c.isspace() or not c.isprintable() for c in uri):
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must not contain spaces or controls")
+    parts = _split(uri, what)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must be an absolute https URL")
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if production and parts.scheme == "http" and not loopback:
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must use https in production")
+    return uri
+
+
 @dataclass
 class ClientSettings:
     """What an operator sets on a client, at creation and by ``update``: the one set of
@@ -138,6 +157,8 @@ class ClientSettings:
     name: str
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
+    policy_uri: str | None
+    tos_uri: str | None
     grant_types: list[str]
     scope: str
     token_endpoint_auth_method: str
@@ -153,6 +174,8 @@ class ClientSettings:
             name=app.client_name,
             redirect_uris=list(app.redirect_uris),
             post_logout_redirect_uris=list(app.post_logout_redirect_uris),
+            policy_uri=app.policy_uri,
+            tos_uri=app.tos_uri,
             grant_types=list(app.grant_types),
             scope=app.scope,
             token_endpoint_auth_method=app.token_endpoint_auth_method,
@@ -178,6 +201,10 @@ class ClientSettings:
                 _check_uri(u, "post-logout redirect URI", production=production)
                 for u in self.post_logout_redirect_uris
             )
+        )
+        policy_uri, tos_uri = (
+            None if uri is None else _check_page_uri(uri, what, production=production)
+            for uri, what in ((self.policy_uri, "policy URI"), (self.tos_uri, "terms URI"))
         )
         grant_types = list(dict.fromkeys(self.grant_types))
         if not grant_types:
@@ -224,6 +251,8 @@ class ClientSettings:
             name=name,
             redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout,
+            policy_uri=policy_uri,
+            tos_uri=tos_uri,
             grant_types=grant_types,
             scope=" ".join(scopes),
             token_endpoint_auth_method=method,
@@ -242,6 +271,8 @@ class ClientSettings:
             ("client_name", self.name),
             ("redirect_uris", self.redirect_uris),
             ("post_logout_redirect_uris", self.post_logout_redirect_uris),
+            ("policy_uri", self.policy_uri),
+            ("tos_uri", self.tos_uri),
             ("grant_types", self.grant_types),
             ("response_types", self.response_types),
             ("scope", self.scope),
@@ -276,6 +307,8 @@ async def create_client(
     name: str,
     redirect_uris: list[str] | None = None,
     post_logout_redirect_uris: list[str] | None = None,
+    policy_uri: str | None = None,
+    tos_uri: str | None = None,
     grant_types: list[str] | None = None,
     scope: str | None = None,
     public: bool = False,
@@ -301,6 +334,8 @@ async def create_client(
         name=name,
         redirect_uris=list(redirect_uris or []),
         post_logout_redirect_uris=list(post_logout_redirect_uris or []),
+        policy_uri=policy_uri or None,
+        tos_uri=tos_uri or None,
         grant_types=grant_types,
         scope=scope,
         token_endpoint_auth_method=method,
@@ -335,6 +370,8 @@ class ClientChanges:
     remove_redirect_uris: tuple[str, ...] = ()
     add_post_logout_redirect_uris: tuple[str, ...] = ()
     remove_post_logout_redirect_uris: tuple[str, ...] = ()
+    policy_uri: str | None = None  # "" removes it
+    tos_uri: str | None = None  # "" removes it
     grant_types: tuple[str, ...] | None = None
     scopes: tuple[str, ...] | None = None
     token_endpoint_auth_method: str | None = None
@@ -378,6 +415,10 @@ async def update_client(
         changes.remove_post_logout_redirect_uris,
         "post-logout redirect URI",
     )
+    if changes.policy_uri is not None:
+        settings.policy_uri = changes.policy_uri or None
+    if changes.tos_uri is not None:
+        settings.tos_uri = changes.tos_uri or None
     if changes.grant_types is not None:
         settings.grant_types = list(changes.grant_types)
     if changes.scopes is not None:
@@ -420,6 +461,8 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "client_id_issued_at": int(app.created_at.timestamp()),
         "redirect_uris": app.redirect_uris,
         "post_logout_redirect_uris": app.post_logout_redirect_uris,
+        "policy_uri": app.policy_uri,
+        "tos_uri": app.tos_uri,
         "grant_types": app.grant_types,
         "response_types": app.response_types,
         "scope": app.scope,

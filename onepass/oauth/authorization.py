@@ -22,7 +22,7 @@ from onepass.oauth.codes import issue_code, needs_consent
 from onepass.oauth_errors import ConsentRequiredError, LoginRequiredError, OAuthError
 
 SCOPE_DESCRIPTIONS = {
-    "openid": N_("Know who you are (your 1pass account identifier)"),
+    "openid": N_("Know who you are (your %(brand)s account identifier)"),
     "profile": N_("See your name"),
     "email": N_("See your email address"),
     "offline_access": N_("Stay signed in (access your data while you are away)"),

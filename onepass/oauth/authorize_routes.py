@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -219,10 +220,20 @@ async def _second_factor_page(
     )
 
 
+def redirect_host(redirect_uri: str) -> str:
+    """Where the consent page says the person is sent back to: the redirect URI's
+    host (and port, if any), or a native app's private-use scheme (RFC 8252 §7.1)."""
+    parts = urlsplit(redirect_uri)
+    host = parts.hostname or parts.scheme
+    if parts.hostname and ":" in parts.hostname:
+        host = f"[{host}]"  # an IPv6 literal
+    return f"{host}:{parts.port}" if parts.hostname and parts.port else host
+
+
 def _consent_page(
     request: Request,
     auth: AuthorizationRequest,
-    client_name: str,
+    client: ClientRecord,
     email: str,
     login_sid: str | None,
     *,
@@ -232,8 +243,9 @@ def _consent_page(
         auth, runtime_of(request).clock.timestamp(), login_sid=login_sid
     )
     language = page_language(request, auth, locale)
+    brand = runtime_of(request).settings.brand_name
     scopes = [
-        i18n.translate(language, SCOPE_DESCRIPTIONS[s])
+        i18n.translate(language, SCOPE_DESCRIPTIONS[s], brand=brand)
         if s in SCOPE_DESCRIPTIONS
         else i18n.translate(language, OTHER_SCOPE, scope=s)
         for s in auth.scope
@@ -241,7 +253,16 @@ def _consent_page(
     return csrf_mod.form_page(
         request,
         "consent.html",
-        {"client_name": client_name, "interaction": sealed, "scopes": scopes, "email": email},
+        {
+            "client_name": client.client_name,
+            "interaction": sealed,
+            "scopes": scopes,
+            "email": email,
+            # The RP's own pages (RFC 7591 policy_uri, tos_uri), and where it sends back to.
+            "redirect_host": redirect_host(auth.redirect_uri),
+            "policy_uri": client.policy_uri,
+            "tos_uri": client.tos_uri,
+        },
         language=language,
     )
 
@@ -277,12 +298,7 @@ async def continue_authorization(
         # The consent form carries the login just completed, which it must not ask again.
         login_sid = current[0].sid if logged_in_here else None
         return _consent_page(
-            request,
-            auth,
-            client.client_name,
-            decision.user.email,
-            login_sid,
-            locale=decision.user.locale,
+            request, auth, client, decision.user.email, login_sid, locale=decision.user.locale
         )
     assert isinstance(decision, ShowLogin)
     return _login_page(request, auth, client.client_name)

@@ -13,7 +13,7 @@ from onepass.ops import metrics
 from onepass.ops.health import run_checks
 from onepass.ops.home import FAVICON
 from onepass.ops.status import STATUS_PAGE
-from onepass.pages import render
+from onepass.pages import Brand, render
 from onepass.services import runtime_of
 
 router = APIRouter(tags=["ops"])
@@ -51,6 +51,35 @@ async def favicon() -> FileResponse:
     return FileResponse(
         FAVICON, media_type="image/x-icon", headers={"cache-control": "public, max-age=86400"}
     )
+
+
+BRAND_CSS_MAX_AGE = 365 * 86400
+
+
+@router.get("/brand.css", include_in_schema=False)
+async def brand_css(request: Request) -> Response:
+    """The accent colour of ``ONEPASS_BRAND_ACCENT`` as a stylesheet (the pages' CSP
+    allows no inline style); 404 when none is set. The pages link it with its content's
+    hash (``?v=``): that URL never changes content and is cached for a year; any other
+    is revalidated with its strong ETag."""
+    brand = Brand.of(runtime_of(request).settings)
+    body = brand.stylesheet
+    if body is None:
+        return JSONResponse(
+            {"error": "not_found", "message": "no ONEPASS_BRAND_ACCENT is set"}, status_code=404
+        )
+    current = request.query_params.get("v") == brand.stylesheet_version
+    headers = {
+        "etag": brand.stylesheet_etag,
+        "cache-control": f"public, max-age={BRAND_CSS_MAX_AGE}, immutable"
+        if current
+        else "public, no-cache",
+        "x-content-type-options": "nosniff",
+    }
+    asked = request.headers.get("if-none-match", "")
+    if brand.stylesheet_etag in (tag.strip() for tag in asked.split(",")) or asked.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="text/css", headers=headers)
 
 
 @router.get("/status", response_class=HTMLResponse)

@@ -95,6 +95,8 @@ def test_update_prints_what_show_prints_and_keeps_client_id(env: dict[str, str])
         (["--token-endpoint-auth-method", "none"], "public"),
         (["--webhook-url", "ftp://rp.example/hook"], "webhook URL"),
         (["--event", "no.such.event"], "unknown webhook event type"),
+        (["--policy-uri", "javascript:alert(1)"], "policy URI"),
+        (["--tos-uri", "rp.example/terms"], "terms URI"),
         ([], "nothing to change"),
     ],
 )
@@ -199,3 +201,60 @@ def test_disable_reaches_two_server_processes_within_the_client_cache_ttl(
         cli(b.env, "clients", "enable", client_id)
         for server in (a, b):
             _within(ttl + 2, lambda s=server: _token_status(s, client_id, secret) == 200)
+
+
+def test_policy_and_terms_uris_are_created_shown_updated_and_cleared(
+    env: dict[str, str],
+) -> None:
+    created = cli_json(
+        env,
+        "clients",
+        "create",
+        "--name",
+        "notes",
+        "--redirect-uri",
+        CALLBACK,
+        "--policy-uri",
+        "https://rp.example/privacy",
+        "--tos-uri",
+        "https://rp.example/terms",
+    )
+    assert created["policy_uri"] == "https://rp.example/privacy"
+    assert created["tos_uri"] == "https://rp.example/terms"
+    client_id = created["client_id"]
+    shown = cli_json(env, "clients", "show", client_id)
+    assert shown["policy_uri"] == "https://rp.example/privacy"
+    assert shown["tos_uri"] == "https://rp.example/terms"
+    table = cli(env, "clients", "show", client_id).stdout
+    assert "policy_uri" in table and "https://rp.example/privacy" in table
+
+    updated = cli_json(
+        env, "clients", "update", client_id, "--policy-uri", "https://rp.example/privacy-v2"
+    )
+    assert updated["policy_uri"] == "https://rp.example/privacy-v2"
+    assert updated["tos_uri"] == "https://rp.example/terms"
+    cleared = cli_json(env, "clients", "update", client_id, "--tos-uri", "")
+    assert cleared["tos_uri"] is None and cleared == cli_json(env, "clients", "show", client_id)
+
+    refused = cli(
+        env, "clients", "create", "--name", "bad", "--policy-uri", "ftp://rp.example/p", check=False
+    )
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert "policy URI" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ONEPASS_BRAND_ACCENT", "red"),
+        ("ONEPASS_BRAND_LOGO_URL", "https://cdn.example.com/logo.png"),
+        ("ONEPASS_PRIVACY_URL", "http://example.com/privacy"),
+    ],
+)
+def test_bad_branding_stops_the_command_with_one_line_naming_the_variable(
+    env: dict[str, str], variable: str, value: str
+) -> None:
+    result = cli({**env, variable: value}, "clients", "list", check=False)
+    assert result.returncode != 0 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0] and "Traceback" not in result.stderr

@@ -50,6 +50,8 @@ class ClientOut(BaseModel):
     client_id_issued_at: int
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
+    policy_uri: str | None = None
+    tos_uri: str | None = None
     grant_types: list[str]
     response_types: list[str]
     scope: str
@@ -105,13 +107,16 @@ def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 
 class UpdateClientBody(Body):
     """Fields left out stay as they are; lists given replace, except the add/remove
-    pairs of URIs. ``webhook_url: ""`` removes the webhook URL."""
+    pairs of URIs. ``webhook_url: ""`` removes the webhook URL, ``policy_uri: ""`` and
+    ``tos_uri: ""`` the privacy policy and terms."""
 
     client_name: Text = None
     add_redirect_uris: Strings = []
     remove_redirect_uris: Strings = []
     add_post_logout_redirect_uris: Strings = []
     remove_post_logout_redirect_uris: Strings = []
+    policy_uri: Text = None
+    tos_uri: Text = None
     grant_types: Strings | None = None
     scopes: Strings | None = None
     token_endpoint_auth_method: Text = None
@@ -128,6 +133,8 @@ class UpdateClientBody(Body):
             remove_redirect_uris=tuple(self.remove_redirect_uris),
             add_post_logout_redirect_uris=tuple(self.add_post_logout_redirect_uris),
             remove_post_logout_redirect_uris=tuple(self.remove_post_logout_redirect_uris),
+            policy_uri=self.policy_uri,
+            tos_uri=self.tos_uri,
             grant_types=None if self.grant_types is None else tuple(self.grant_types),
             scopes=None if self.scopes is None else tuple(self.scopes),
             token_endpoint_auth_method=self.token_endpoint_auth_method,

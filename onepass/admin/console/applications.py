@@ -183,6 +183,8 @@ def _form_of(app: dict[str, Any]) -> dict[str, str]:
         "client_name": app["client_name"],
         "redirect_uris": "\n".join(app["redirect_uris"]),
         "post_logout_redirect_uris": "\n".join(app["post_logout_redirect_uris"]),
+        "policy_uri": app["policy_uri"] or "",
+        "tos_uri": app["tos_uri"] or "",
         "grant_types": " ".join(app["grant_types"]),
         "scope": app["scope"],
         "token_endpoint_auth_method": app["token_endpoint_auth_method"],
@@ -191,6 +193,13 @@ def _form_of(app: dict[str, Any]) -> dict[str, str]:
         "webhook_url": app["webhook_url"] or "",
         "webhook_events": " ".join(app["webhook_events"]),
     }
+
+
+def _page_change(app: dict[str, Any], form: dict[str, str], key: str) -> str | None:
+    """The RP's privacy policy or terms URL as ``ClientChanges`` takes it: None when the
+    form leaves it as it is, "" when the field is emptied (as for the webhook URL)."""
+    value = form.get(key, "").strip()
+    return value if value != (app[key] or "") else None
 
 
 def changes_of(app: dict[str, Any], form: dict[str, str]) -> ClientChanges:
@@ -216,6 +225,8 @@ def changes_of(app: dict[str, Any], form: dict[str, str]) -> ClientChanges:
         remove_post_logout_redirect_uris=tuple(
             u for u in current_post_logout if u not in post_logout
         ),
+        policy_uri=_page_change(app, form, "policy_uri"),
+        tos_uri=_page_change(app, form, "tos_uri"),
         grant_types=tuple(grants) if grants != app["grant_types"] else None,
         scopes=tuple(scopes) if scopes != app["scope"].split() else None,
         token_endpoint_auth_method=method

@@ -97,6 +97,24 @@ async def test_update_needs_a_step_up_naming_the_client_and_is_audited(
     assert row.detail == {"changed": ["client_name", "redirect_uris"]}
 
 
+async def test_update_sets_and_removes_the_policy_and_terms_urls(
+    api: httpx.AsyncClient, rt: Runtime, operator: AdminInfo, clock: FrozenClock
+) -> None:
+    rp = await make_rp(rt)
+    path = f"/api/v1/admin/clients/{rp.client_id}/update"
+    change = {"policy_uri": "https://rp.example/privacy", "tos_uri": "https://rp.example/terms"}
+    done = await act(api, operator, clock, "clients.update", rp.client_id, path, change)
+    assert done.status_code == 200, done.text
+    assert done.json()["policy_uri"] == "https://rp.example/privacy"
+    shown = await api.get(f"/api/v1/admin/clients/{rp.client_id}", headers=bearer(operator.token))
+    assert shown.json()["tos_uri"] == "https://rp.example/terms"
+    removed = await act(
+        api, operator, clock, "clients.update", rp.client_id, path, {"policy_uri": ""}
+    )
+    assert removed.json()["policy_uri"] is None
+    assert removed.json()["tos_uri"] == "https://rp.example/terms"
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [
@@ -108,6 +126,8 @@ async def test_update_needs_a_step_up_naming_the_client_and_is_audited(
         ({"first_party": "yes"}, '"first_party" must be true or false'),
         ({"webhook_events": ["client.updated"]}, "needs --webhook-url"),
         ({"client_name": "x" * 501}, '"client_name" must be a string'),
+        ({"policy_uri": "ftp://rp.example/privacy"}, "policy URI"),
+        ({"tos_uri": "rp.example/terms"}, "terms URI"),
     ],
 )
 async def test_update_with_bad_input_is_400_with_the_reason(

@@ -149,6 +149,29 @@ async def test_application_edit_with_a_fresh_code_changes_redirect_uris_and_audi
     assert nonce.used_at is not None
 
 
+async def test_application_edit_sets_the_privacy_policy_and_terms_shown_on_its_page(
+    web: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock
+) -> None:
+    rp = await make_rp(rt, name="Example Notes", tos_uri="https://rp.example/terms")
+    await signed_in(web, admin, clock)
+    url = f"/admin/applications/{rp.client_id}/edit"
+    form = await web.get(url)
+    assert 'id="tos_uri" name="tos_uri" type="text" value="https://rp.example/terms"' in form.text
+    fields = as_form(await application(rt, rp.client_id)) | {
+        "policy_uri": "https://rp.example/privacy",
+        "tos_uri": "",
+    }
+    response = await change(web, admin, clock, form, url, **fields)
+    assert response.status_code == 303, response.text[:800]
+    changed = await application(rt, rp.client_id)
+    assert changed.policy_uri == "https://rp.example/privacy" and changed.tos_uri is None
+    [done] = await audit_rows(rt, "clients.update")
+    assert set(done.detail["changed"]) == {"policy_uri", "tos_uri"}
+    shown = await web.get(response.headers["location"])
+    assert "<dt>Privacy policy</dt><dd><code>https://rp.example/privacy</code></dd>" in shown.text
+    assert "<dt>Terms of service</dt><dd>—</dd>" in shown.text
+
+
 async def test_application_edit_refused_shows_the_form_again_with_the_reason(
     web: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock
 ) -> None:

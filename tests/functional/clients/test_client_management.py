@@ -21,6 +21,7 @@ from onepass.operators.audit import Actor
 from onepass.operators.models import AuditLogEntry
 from onepass.playbook import clients as playbook
 from onepass.runtime import Runtime
+from onepass.settings import Environment
 from onepass.webhooks.errors import WebhookError
 from tests.conftest import ISSUER
 from tests.factories import REDIRECT_URI, make_client, make_rp, make_user
@@ -100,6 +101,11 @@ async def test_update_adds_and_removes_redirect_uris_keeping_client_id_and_secre
         (ClientChanges(webhook_url="ftp://rp.example/hook"), "absolute http(s) URL"),
         (ClientChanges(webhook_events=("client.updated",)), "needs --webhook-url"),
         (ClientChanges(webhook_events=("nope.event",)), "unknown webhook event type"),
+        (ClientChanges(policy_uri="javascript:alert(1)"), "policy URI"),
+        (ClientChanges(policy_uri="/privacy"), "must be an absolute https URL"),
+        (ClientChanges(tos_uri="https://"), "terms URI"),
+        (ClientChanges(tos_uri="https://rp.example/terms of use"), "spaces"),
+        (ClientChanges(tos_uri="https://[::1/terms"), "not a valid URL"),
     ],
 )
 async def test_update_with_bad_input_is_refused_and_changes_nothing(
@@ -318,3 +324,35 @@ async def test_client_created_with_redirect_uri_gets_a_refresh_token_by_default(
         rt, CLI, name="code only", redirect_uris=[REDIRECT_URI], grant_types=["authorization_code"]
     )
     assert explicit["grant_types"] == ["authorization_code"]
+
+
+async def test_policy_and_terms_are_set_shown_and_removed_and_https_in_production(
+    rt: Runtime,
+) -> None:
+    rp = await make_rp(rt, policy_uri="https://rp.example/privacy")
+    shown = await playbook.update(
+        rt, CLI, rp.client_id, ClientChanges(tos_uri="https://rp.example/terms")
+    )
+    assert shown["policy_uri"] == "https://rp.example/privacy"
+    assert shown["tos_uri"] == "https://rp.example/terms"
+    [row] = await audit_rows(rt, "clients.update")
+    assert row.detail == {"changed": ["tos_uri"]}
+    cleared = await playbook.update(rt, CLI, rp.client_id, ClientChanges(policy_uri="", tos_uri=""))
+    assert cleared["policy_uri"] is None and cleared["tos_uri"] is None
+
+    production = rt.settings.model_copy(
+        update={"env": Environment.PRODUCTION, "issuer": "https://id.example.com"}
+    )
+    strict = Runtime.build(production, rt.clock)
+    try:
+        with pytest.raises(ClientError, match=r"policy URI .* must use https in production"):
+            await playbook.update(
+                strict, CLI, rp.client_id, ClientChanges(policy_uri="http://rp.example/p")
+            )
+        # On this machine http stays allowed, as for redirect URIs.
+        done = await playbook.update(
+            strict, CLI, rp.client_id, ClientChanges(policy_uri="http://localhost:3000/p")
+        )
+        assert done["policy_uri"] == "http://localhost:3000/p"
+    finally:
+        await strict.close()

@@ -49,3 +49,68 @@ def test_issuer_trailing_slash_is_dropped_and_query_refused() -> None:
     assert Settings(issuer="https://id.example.com/").issuer == "https://id.example.com"
     with pytest.raises(ValueError):
         Settings(issuer="https://id.example.com/?x=1")
+
+
+PNG_1PX = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ONEPASS_BRAND_NAME", "x" * 61, "1 to 60 characters"),
+        ("ONEPASS_BRAND_NAME", "   ", "1 to 60 characters"),
+        ("ONEPASS_BRAND_NAME", "Acme\x1b[31m", "control characters"),
+        ("ONEPASS_BRAND_LOGO_URL", "https://cdn.example.com/logo.png", "path on this server"),
+        ("ONEPASS_BRAND_LOGO_URL", "//cdn.example.com/logo.png", "path on this server"),
+        ("ONEPASS_BRAND_LOGO_URL", "/\\cdn.example.com/logo.png", "path on this server"),
+        ("ONEPASS_BRAND_LOGO_URL", "logo.png", "path on this server"),
+        ("ONEPASS_BRAND_LOGO_URL", '/logo.png"onerror=x', "quotes"),
+        ("ONEPASS_BRAND_LOGO_URL", "data:text/html;base64,PGI+aGk8L2I+", "data:image/png"),
+        ("ONEPASS_BRAND_LOGO_URL", "data:image/gif;base64,R0lGODlhAQABAAAAACw=", "data:image/png"),
+        ("ONEPASS_BRAND_LOGO_URL", "data:image/svg+xml,<svg/>", "data:image/png"),
+        ("ONEPASS_BRAND_LOGO_URL", "data:image/png;base64,abc", "does not decode"),
+        ("ONEPASS_BRAND_LOGO_URL", "data:image/png;base64," + "A" * 65536, "at most 64 KB"),
+        ("ONEPASS_BRAND_ACCENT", "red", "#rrggbb"),
+        ("ONEPASS_BRAND_ACCENT", "#abc", "#rrggbb"),
+        ("ONEPASS_BRAND_ACCENT", "#12345g", "#rrggbb"),
+        ("ONEPASS_SUPPORT_URL", "http://help.example.com", "must use https"),
+        ("ONEPASS_PRIVACY_URL", "javascript:alert(1)", "absolute https URL"),
+        ("ONEPASS_TERMS_URL", "/terms", "absolute https URL"),
+        ("ONEPASS_TERMS_URL", "https://user:pw@example.com/terms", "user name or password"),
+        ("ONEPASS_SUPPORT_URL", "https://example.com:99999/", "absolute https URL"),
+    ],
+)
+def test_bad_branding_is_refused_with_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    text = str(refused.value)
+    assert text.startswith(f"invalid configuration: {variable}: ") and message in text
+    assert "\n" not in text and "Traceback" not in text and len(text) < 300
+
+
+def test_branding_defaults_to_1pass_and_nothing_else() -> None:
+    settings = Settings()
+    assert settings.brand_name == "1pass" and settings.brand_logo_url is None
+    assert settings.brand_accent is None
+    assert (settings.support_url, settings.privacy_url, settings.terms_url) == (None, None, None)
+
+
+def test_good_branding_is_kept_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEPASS_BRAND_NAME", "  Acme ID  ")
+    monkeypatch.setenv("ONEPASS_BRAND_LOGO_URL", PNG_1PX)
+    monkeypatch.setenv("ONEPASS_BRAND_ACCENT", "#C0FFEE")
+    monkeypatch.setenv("ONEPASS_SUPPORT_URL", "https://help.example.com/")
+    monkeypatch.setenv("ONEPASS_PRIVACY_URL", "http://localhost:3000/privacy")
+    monkeypatch.setenv("ONEPASS_TERMS_URL", "")  # empty: unset
+    settings = load_settings()
+    assert settings.brand_name == "Acme ID" and settings.brand_logo_url == PNG_1PX
+    assert settings.brand_accent == "#c0ffee" and settings.terms_url is None
+    assert settings.privacy_url == "http://localhost:3000/privacy"
+    monkeypatch.setenv("ONEPASS_BRAND_LOGO_URL", "/static/acme-logo.svg")
+    assert load_settings().brand_logo_url == "/static/acme-logo.svg"
