@@ -115,7 +115,8 @@ async def _read_form(request: Request) -> Params | None:
 
 def passkey_rp(request: Request) -> passkeys.RelyingParty:
     """1pass as the WebAuthn relying party: its issuer's host and origin."""
-    return passkeys.RelyingParty.of_issuer(runtime_of(request).settings.issuer)
+    settings = runtime_of(request).settings
+    return passkeys.RelyingParty.of_issuer(settings.issuer, settings.brand_name)
 
 
 def passkey_sign_in(request: Request) -> passkeys.Ceremony | None:

@@ -122,7 +122,8 @@ def render_page(
 
 
 def passkey_rp(request: Request) -> passkeys.RelyingParty:
-    return passkeys.RelyingParty.of_issuer(runtime_of(request).settings.issuer)
+    settings = runtime_of(request).settings
+    return passkeys.RelyingParty.of_issuer(settings.issuer, settings.brand_name)
 
 
 def step_up_ceremony(request: Request, console: ConsoleSession | None) -> passkeys.Ceremony | None:

@@ -76,7 +76,7 @@ async def test_the_first_passkey_comes_with_recovery_codes_and_a_mail(
     assert '<script src="/static/passkey.js" defer></script>' in page.text
     authenticator = SoftAuthenticator(origin_of(ISSUER))
     options = ceremony(page.text, "register").options
-    assert options["rp"] == {"id": "testserver", "name": "1pass"}
+    assert options["rp"] == {"id": "testserver", "name": "1pass"}  # ONEPASS_BRAND_NAME
     assert options["authenticatorSelection"]["residentKey"] == "preferred"  # type: ignore[index]
 
     added = await add_passkey(http, authenticator, "  Ada's    phone  ")
