@@ -142,6 +142,7 @@ AUTHORIZATION_REQUEST = (
     "acr_values",
     "ui_locales",
     "response_mode",
+    "request_uri",  # RFC 9126: a request pushed to /par (then only client_id beside it)
 )
 AUTHORIZATION_REQUIRED = ("client_id", "redirect_uri", "response_type", "scope")
 # OIDC RP-Initiated Logout 1.0 §2.

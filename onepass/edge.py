@@ -62,7 +62,9 @@ PAGES = frozenset(
         "/account",
     }
 )
-OAUTH = frozenset({"/token", "/userinfo", "/revoke", "/introspect", "/webhooks/signing-keys"})
+OAUTH = frozenset(
+    {"/token", "/userinfo", "/revoke", "/introspect", "/par", "/webhooks/signing-keys"}
+)
 _ENCODED_CONTROL_BYTES = re.compile(ENCODED_CONTROL.pattern.encode())
 
 

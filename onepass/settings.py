@@ -106,6 +106,10 @@ class Settings(BaseSettings):
 
     # End-user login.
     authorization_code_ttl: int = Field(default=60, ge=10, le=600)
+    # Pushed authorization requests (RFC 9126): how long a request_uri lives, and
+    # whether every client must push (each client may be made to, on its own).
+    par_ttl: int = Field(default=60, ge=10, le=600)
+    require_pushed_authorization_requests: bool = False
     login_session_ttl: int = Field(default=14 * 86400, ge=300)
     # A page's login or consent form stays valid this long.
     interaction_ttl: int = Field(default=600, ge=60, le=3600)

@@ -66,6 +66,12 @@ def create(
         help="Every sign-in to it takes two steps (password and code or passkey, or a "
         "passkey), as if it always sent acr_values=urn:1pass:acr:mfa.",
     ),
+    require_par: bool = typer.Option(
+        False,
+        "--require-par",
+        help="Its authorization requests only by PAR (RFC 9126): /authorize takes a "
+        "request_uri from /par.",
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help="Where webhooks are delivered."
     ),
@@ -100,6 +106,7 @@ def create(
             webhook_url=webhook_url,
             webhook_events=event,
             require_second_factor=require_second_factor,
+            require_pushed_authorization_requests=require_par,
         )
 
     data = run(action)
@@ -188,6 +195,11 @@ def update(
         "--require-second-factor/--no-require-second-factor",
         help="Every sign-in to it takes two steps, or not.",
     ),
+    require_par: bool | None = typer.Option(
+        None,
+        "--require-par/--no-require-par",
+        help="Its authorization requests only by PAR (RFC 9126), or not.",
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help='Where webhooks are delivered ("" removes it).'
     ),
@@ -212,6 +224,7 @@ def update(
         webhook_url=webhook_url,
         webhook_events=tuple(event) if event else None,
         require_second_factor=require_second_factor,
+        require_pushed_authorization_requests=require_par,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

@@ -45,6 +45,10 @@ class OAuthApplication(Base):
     require_second_factor: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # Authorization requests only by PAR (RFC 9126 §6): /authorize takes a request_uri.
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     # The RP's own privacy policy and terms (OAuth client metadata, RFC 7591 §2), linked
     # from the consent page.
     policy_uri: Mapped[str | None] = mapped_column(Text)

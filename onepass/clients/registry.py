@@ -65,6 +65,7 @@ class ClientRecord:
     client_name: str = ""
     first_party: bool = False
     require_second_factor: bool = False
+    require_pushed_authorization_requests: bool = False
     id_token_signed_response_alg: str = "RS256"
     # A secret replaced by a rotation with a grace, and when it stops verifying (a
     # POSIX timestamp; 0: there is none).
@@ -91,6 +92,7 @@ class ClientRecord:
             client_name=app.client_name,
             first_party=app.first_party,
             require_second_factor=app.require_second_factor,
+            require_pushed_authorization_requests=app.require_pushed_authorization_requests,
             id_token_signed_response_alg=app.id_token_signed_response_alg,
             previous_secret_hash=app.previous_secret_hash,
             previous_secret_expires=(
@@ -167,6 +169,7 @@ class ClientSettings:
     webhook_url: str | None
     webhook_events: list[str]
     require_second_factor: bool = False
+    require_pushed_authorization_requests: bool = False
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -184,6 +187,7 @@ class ClientSettings:
             webhook_url=app.webhook_url,
             webhook_events=list(app.webhook_events),
             require_second_factor=app.require_second_factor,
+            require_pushed_authorization_requests=app.require_pushed_authorization_requests,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -261,6 +265,7 @@ class ClientSettings:
             webhook_url=webhook_url,
             webhook_events=list(dict.fromkeys(self.webhook_events)),
             require_second_factor=self.require_second_factor,
+            require_pushed_authorization_requests=self.require_pushed_authorization_requests,
         )
 
     def apply(self, app: OAuthApplication) -> list[str]:
@@ -280,6 +285,7 @@ class ClientSettings:
             ("id_token_signed_response_alg", self.id_token_signed_response_alg),
             ("first_party", self.first_party),
             ("require_second_factor", self.require_second_factor),
+            ("require_pushed_authorization_requests", self.require_pushed_authorization_requests),
             ("webhook_url", self.webhook_url),
             ("webhook_events", self.webhook_events),
         ):
@@ -318,6 +324,7 @@ async def create_client(
     webhook_url: str | None = None,
     webhook_events: list[str] | None = None,
     require_second_factor: bool = False,
+    require_pushed_authorization_requests: bool = False,
     production: bool = False,
 ) -> NewClient:
     grant_types = list(grant_types or default_grant_types(redirect_uris))
@@ -344,6 +351,7 @@ async def create_client(
         webhook_url=webhook_url,
         webhook_events=list(webhook_events or []),
         require_second_factor=require_second_factor,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
     ).checked(production=production)
 
     secret = None if public else generate_client_secret()
@@ -379,6 +387,7 @@ class ClientChanges:
     webhook_url: str | None = None  # "" removes it
     webhook_events: tuple[str, ...] | None = None
     require_second_factor: bool | None = None
+    require_pushed_authorization_requests: bool | None = None
 
 
 def _edited(
@@ -435,6 +444,10 @@ async def update_client(
         settings.first_party = changes.first_party
     if changes.require_second_factor is not None:
         settings.require_second_factor = changes.require_second_factor
+    if changes.require_pushed_authorization_requests is not None:
+        settings.require_pushed_authorization_requests = (
+            changes.require_pushed_authorization_requests
+        )
     if changes.webhook_url is not None:
         settings.webhook_url = changes.webhook_url or None
     if changes.webhook_events is not None:
@@ -470,6 +483,7 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "id_token_signed_response_alg": app.id_token_signed_response_alg,
         "first_party": app.first_party,
         "require_second_factor": app.require_second_factor,
+        "require_pushed_authorization_requests": app.require_pushed_authorization_requests,
         "webhook_url": app.webhook_url,
         "webhook_events": app.webhook_events,
         "disabled": app.disabled_at is not None,

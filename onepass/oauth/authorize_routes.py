@@ -35,6 +35,7 @@ from onepass.accounts.throttle import LoginThrottled
 from onepass.clients.registry import CLIENTS, ClientRecord
 from onepass.cookies import cookie_name
 from onepass.identity.canonical import RESOLVER, effective_user
+from onepass.oauth import par
 from onepass.oauth.authorization import (
     OTHER_SCOPE,
     SCOPE_DESCRIPTIONS,
@@ -50,10 +51,11 @@ from onepass.oauth.authorize import (
     AuthorizeRedirectError,
     recheck_client_and_redirect,
     validate_authorization_request,
+    validate_client_and_redirect,
 )
 from onepass.oauth.codes import grant_consent
 from onepass.oauth.interaction import SEALER, Interaction, InteractionInvalid
-from onepass.oauth_errors import AccessDeniedError
+from onepass.oauth_errors import AccessDeniedError, InvalidRequestError
 from onepass.pages import render
 from onepass.services import Service, runtime_of
 from onepass.settings import Settings
@@ -344,6 +346,26 @@ async def authorize(request: Request) -> Response:
     client_id = params.get("client_id", "")
     clients = CLIENTS.of(request)
     client = await clients.get(client_id) if len(client_id) <= 64 and client_id else None
+    settings = runtime_of(request).settings
+    if "request_uri" in params:
+        pushed = await _pushed_request(request, params, client)
+        if isinstance(pushed, Response):
+            return pushed
+        params = pushed
+    elif client is not None and par.required(
+        client, settings.require_pushed_authorization_requests
+    ):
+        try:
+            redirect_uri = validate_client_and_redirect(params, client)
+        except AuthorizeFatal as exc:
+            return error_page("This sign-in link is not valid", exc.description)
+        url = error_redirect(
+            redirect_uri,
+            InvalidRequestError(PAR_REQUIRED),
+            params.get("state") if "state" not in params.repeated else None,
+            settings.issuer,
+        )
+        return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
     try:
         auth = validate_authorization_request(params, client)
     except AuthorizeFatal as exc:
@@ -354,6 +376,38 @@ async def authorize(request: Request) -> Response:
         return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
     assert client is not None
     return await continue_authorization(request, auth, client, current=await current_login(request))
+
+
+PAR_REQUIRED = (
+    "this client sends its authorization requests by PAR (RFC 9126): push them to /par "
+    "and send the browser with client_id and request_uri"
+)
+
+
+async def _pushed_request(
+    request: Request, params: Params, client: ClientRecord | None
+) -> Params | Response:
+    """The request pushed as ``request_uri`` (taken once), or the error page: without a
+    valid pushed request nothing names a redirect URI to send an error to."""
+    if client is None:
+        return error_page(
+            "This sign-in link is not valid",
+            "The application that sent you here is not registered (client_id).",
+        )
+    if params.repeated & {"client_id", "request_uri"}:
+        return error_page("This sign-in link is not valid", "A parameter is repeated.")
+    runtime = runtime_of(request)
+    async with runtime.database.session() as session:
+        taken = await par.take(
+            session, runtime.hasher, runtime.clock, client, params["request_uri"]
+        )
+    if taken is None:
+        return error_page(
+            "This sign-in link is not valid",
+            "It has expired or was already used: a pushed request works once, within a "
+            "minute. Start again from the application.",
+        )
+    return taken
 
 
 def _unseal(request: Request, form: dict[str, str]) -> Interaction | Response:

@@ -1,5 +1,6 @@
-"""Revocation (RFC 7009) and introspection (RFC 7662); UserInfo (OIDC Core §5.3) is
-``userinfo_endpoint``, in front of FastAPI (this module only documents it)."""
+"""Revocation (RFC 7009), introspection (RFC 7662) and pushed authorization requests
+(RFC 9126, ``par``); UserInfo (OIDC Core §5.3) is ``userinfo_endpoint``, in front of
+FastAPI (this module only documents it)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,19 @@ from onepass.accounts.models import User
 from onepass.clients.auth import CLIENT_AUTHENTICATOR
 from onepass.clients.registry import ClientRecord
 from onepass.identity.canonical import RESOLVER, merged_away
+from onepass.oauth import par
+from onepass.oauth.authorize import (
+    AuthorizeFatal,
+    AuthorizeRedirectError,
+    validate_authorization_request,
+)
 from onepass.oauth.bearer import VERIFIER
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_access_token, revoke_family
 from onepass.oauth_errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
 from onepass.services import runtime_of
-from onepass.web import read_body
+from onepass.web import Params, read_body
 
 router = APIRouter(tags=["oauth"], responses=api_docs.CLIENT_AUTHENTICATED)
 
@@ -176,3 +183,45 @@ async def introspect(request: Request) -> Response:
             },
             headers=NO_STORE,
         )
+
+
+# What authenticates the client at /par, not part of the authorization request.
+CLIENT_AUTHENTICATION = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
+
+
+@router.post(
+    "/par",
+    status_code=201,
+    responses={201: {"description": "the request_uri to send the browser with, and its life"}},
+    openapi_extra=api_docs.form(
+        *api_docs.AUTHORIZATION_REQUEST,
+        "client_secret",
+        required=("redirect_uri", "response_type", "scope"),
+    ),
+)
+async def pushed_authorization_request(request: Request) -> Response:
+    """RFC 9126: the client pushes its authorization request (authenticated as at
+    ``/token``); it is checked as ``/authorize`` checks it, and its ``request_uri``
+    comes back (201), for ``/authorize?client_id=…&request_uri=…``, once, within
+    ``expires_in`` seconds. Errors are RFC 6749 §5.2 JSON, never redirects."""
+    runtime = runtime_of(request)
+    form = await _form(request)
+    client = await _authenticated_client(request, form)
+    params = Params({k: v for k, v in form.items() if k not in CLIENT_AUTHENTICATION})
+    if params.get("client_id", client.client_id) != client.client_id:
+        raise InvalidRequestError("client_id is not the authenticated client's")
+    params["client_id"] = client.client_id
+    if "request_uri" in params:
+        raise InvalidRequestError("request_uri cannot be pushed (RFC 9126 §2.1)")
+    try:
+        validate_authorization_request(params, client)
+    except AuthorizeFatal as exc:
+        raise InvalidRequestError(exc.description) from None
+    except AuthorizeRedirectError as exc:
+        raise exc.error from None
+    ttl = runtime.settings.par_ttl
+    async with runtime.database.session() as session:
+        request_uri = await par.push(session, runtime.hasher, runtime.clock, client, params, ttl)
+    return JSONResponse(
+        {"request_uri": request_uri, "expires_in": ttl}, status_code=201, headers=NO_STORE
+    )

@@ -95,3 +95,23 @@ class RevokedAccessToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(String(64))
+
+
+class PushedAuthorizationRequest(Base):
+    """An authorization request a client pushed (RFC 9126): its parameters, kept until
+    ``/authorize`` takes them once by the ``request_uri`` handed back (only the URI's
+    keyed hash is stored), or until they expire (about a minute)."""
+
+    __tablename__ = "pushed_authorization_requests"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    request_uri_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    oauth_application_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_applications.id", ondelete="CASCADE")
+    )
+    parameters: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "expires_at"),)

@@ -18,7 +18,9 @@ from onepass.accounts import csrf, passkeys
 from onepass.accounts.models import User
 from onepass.accounts.passkeys import PasskeyRefused
 from onepass.accounts.second_factor import SECOND_FACTOR, PendingInvalid, unseal_pending
+from onepass.clients.registry import ClientRecord
 from onepass.i18n import N_
+from onepass.oauth import par
 from onepass.oauth.authorize import AuthorizationRequest
 from onepass.oauth.authorize_routes import (
     error_page,
@@ -31,7 +33,7 @@ from onepass.oauth.interaction import SEALER
 from onepass.selfservice.account import ACCOUNT, WrongCode
 from onepass.selfservice.account_routes import PASSKEY_NOT_ADDED
 from onepass.services import runtime_of
-from onepass.web import client_ip
+from onepass.web import Params, client_ip
 
 router = APIRouter(
     tags=["self-service"],
@@ -132,25 +134,42 @@ async def enrol(request: Request) -> Response:
     login = await SECOND_FACTOR.of(request).session_for(
         user.id, ip, request.headers.get("user-agent")
     )
-    return _signed_in_with_codes(request, auth, client.client_name, codes, login.token, language)
+    return await _signed_in_with_codes(request, auth, client, codes, login.token, language)
 
 
-def _signed_in_with_codes(
+async def _continue_url(request: Request, auth: AuthorizationRequest, client: ClientRecord) -> str:
+    """``/authorize`` making the RP's request again; for a client whose requests come
+    only by PAR, pushed again here (for as long as a page's form lasts: the person may
+    take a while to keep the codes)."""
+    query = auth.query(signed_in=True)
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    if not par.required(client, settings.require_pushed_authorization_requests):
+        return "/authorize?" + urlencode(query)
+    async with runtime.database.session() as session:
+        request_uri = await par.push(
+            session, runtime.hasher, runtime.clock, client, Params(query), settings.interaction_ttl
+        )
+    return "/authorize?" + urlencode({"client_id": client.client_id, "request_uri": request_uri})
+
+
+async def _signed_in_with_codes(
     request: Request,
     auth: AuthorizationRequest,
-    client_name: str,
+    client: ClientRecord,
     codes: list[str],
     token: str,
     language: str,
 ) -> Response:
     """The recovery codes, once, with "Continue" to the RP's request; the session set."""
+    continue_url = await _continue_url(request, auth, client)
     response = csrf.form_page(
         request,
         "recovery_codes.html",
         {
             "codes": codes,
-            "continue_url": "/authorize?" + urlencode(auth.query(signed_in=True)),
-            "client_name": client_name,
+            "continue_url": continue_url,
+            "client_name": client.client_name,
         },
         language=language,
     )
@@ -207,6 +226,4 @@ async def enrol_passkey(request: Request) -> Response:
     login = await SECOND_FACTOR.of(request).session_for(
         user.id, ip, request.headers.get("user-agent"), ("pwd", "swk" if synced else "hwk", "mfa")
     )
-    return _signed_in_with_codes(
-        request, auth, client.client_name, codes or [], login.token, language
-    )
+    return await _signed_in_with_codes(request, auth, client, codes or [], login.token, language)

@@ -1,6 +1,8 @@
 """A real Node RP on openid-client 6 gets tokens from a real server, with its default
 client authentication (client_secret_post) although the client was registered for
-client_secret_basic, and with Basic. Installs the locked packages with ``npm ci``."""
+client_secret_basic, and with Basic; and signs a user in through a pushed
+authorization request (RFC 9126) with ``buildAuthorizationUrlWithPAR``. Installs the
+locked packages with ``npm ci``."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import Server, base_env, cli_json
+from tests.e2e.server import Server, base_env, cli, cli_json
 from tests.oidc import verify_access_token
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +27,7 @@ def node_rp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed (CI has them)")
     where = tmp_path_factory.mktemp("node-rp")
-    for name in ("package.json", "package-lock.json", "rp.mjs"):
+    for name in ("package.json", "package-lock.json", "rp.mjs", "par.mjs"):
         shutil.copy(NODE_RP / name, where / name)
     subprocess.run(
         ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
@@ -72,3 +74,56 @@ def test_openid_client_6_gets_tokens_with_post_and_basic_from_a_basic_client(
             assert claims["client_id"] == created["client_id"] and claims["scope"] == "api:read"
         shown = cli_json(server.env, "clients", "show", created["client_id"])
         assert shown["token_endpoint_auth_method"] == "client_secret_basic"
+
+
+def _node(node_rp: Path, *args: str) -> dict[str, object]:
+    run = subprocess.run(
+        ["node", "par.mjs", *args], cwd=node_rp, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    result: dict[str, object] = json.loads(run.stdout)
+    assert "error" not in result, result
+    return result
+
+
+def test_openid_client_6_signs_a_user_in_through_a_pushed_request(
+    node_rp: Path, tmp_path: Path
+) -> None:
+    """A client registered with --require-par: openid-client pushes the request, the
+    browser (httpx here) signs in at /authorize?client_id&request_uri, and openid-client
+    checks the callback (state, iss) and the ID token (nonce, signature) itself."""
+    from urllib.parse import urlsplit
+
+    from tests.flow import log_in_and_consent
+
+    redirect_uri = "http://127.0.0.1:9/callback"
+    env = base_env(f"sqlite:///{tmp_path}/p.db")
+    cli(env, "db", "upgrade")
+    cli(env, "users", "create", "--email", "ada@example.com", "--password-stdin",
+        stdin="correct horse battery")  # fmt: skip
+    with Server(env, log_path=tmp_path / "server.log") as server:
+        created = cli_json(server.env, "clients", "create", "--name", "node web app",
+                           "--redirect-uri", redirect_uri, "--require-par")  # fmt: skip
+        assert created["require_pushed_authorization_requests"] is True
+        secret = str(created["client_secret"])
+        started = _node(node_rp, "start", server.url, created["client_id"], secret, redirect_uri)
+        url = urlsplit(str(started["url"]))
+        assert url.path == "/authorize" and "request_uri=urn" in url.query
+        assert "redirect_uri" not in url.query, "only client_id and request_uri travel"
+
+        async def browse() -> str:
+            async with httpx.AsyncClient(base_url=server.url) as browser:
+                return await log_in_and_consent(
+                    browser, f"{url.path}?{url.query}", "ada@example.com", "correct horse battery"
+                )
+
+        import asyncio
+
+        callback = asyncio.run(browse())
+        finished = _node(
+            node_rp, "finish", server.url, created["client_id"], secret, callback,
+            str(started["verifier"]), str(started["state"]), str(started["nonce"]),
+        )  # fmt: skip
+        claims = finished["claims"]
+        assert isinstance(claims, dict) and claims["iss"] == server.url
+        assert claims["aud"] == created["client_id"]

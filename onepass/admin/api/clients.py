@@ -61,6 +61,9 @@ class ClientOut(BaseModel):
     require_second_factor: bool = Field(
         description="every sign-in to it takes two steps (as acr_values=urn:1pass:acr:mfa)"
     )
+    require_pushed_authorization_requests: bool = Field(
+        description="its authorization requests only by PAR (RFC 9126)"
+    )
     webhook_url: str | None
     webhook_events: list[str]
     disabled: bool
@@ -122,6 +125,7 @@ class UpdateClientBody(Body):
     token_endpoint_auth_method: Text = None
     first_party: bool | None = None
     require_second_factor: bool | None = None
+    require_pushed_authorization_requests: bool | None = None
     webhook_url: Text = None
     webhook_events: Strings | None = None
     action_request_nonce: Text = None
@@ -140,6 +144,7 @@ class UpdateClientBody(Body):
             token_endpoint_auth_method=self.token_endpoint_auth_method,
             first_party=self.first_party,
             require_second_factor=self.require_second_factor,
+            require_pushed_authorization_requests=self.require_pushed_authorization_requests,
             webhook_url=self.webhook_url,
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
         )
