@@ -34,6 +34,7 @@ from onepass.admin import api as admin_api
 from onepass.admin import console as admin_console
 from onepass.admin.api import reference as admin_reference
 from onepass.admin.errors import AdminError
+from onepass.clients.assertions import AssertionVerifier, InlineKeys
 from onepass.clients.auth import CLIENT_AUTHENTICATOR, ClientAuthenticator
 from onepass.clients.registry import CLIENTS, ClientCache
 from onepass.clock import Clock
@@ -50,6 +51,7 @@ from onepass.oauth import routes as oauth_routes
 from onepass.oauth.asgi import Receive, Scope, Send
 from onepass.oauth.authorize_routes import ENROLMENT
 from onepass.oauth.bearer import VERIFIER, AccessTokenVerifier
+from onepass.oauth.client_keys import FetchedKeys
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
@@ -109,8 +111,21 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         direct=runtime.direct,
         resolver=resolver,
     )
-    # Client authentication for /token, /revoke, /introspect and /webhooks/signing-keys.
-    authenticator = ClientAuthenticator(clients, runtime.hasher, runtime.clock)
+    # Client authentication for /token, /par, /revoke, /introspect and
+    # /webhooks/signing-keys: secrets, or private_key_jwt assertions (keys inline or
+    # fetched from the client's jwks_uri behind the webhook SSRF guard).
+    client_keys = InlineKeys(
+        FetchedKeys(
+            production=settings.is_production,
+            allow_private=settings.webhook_allow_private_targets,
+        )
+    )
+    authenticator = ClientAuthenticator(
+        clients,
+        runtime.hasher,
+        runtime.clock,
+        AssertionVerifier(runtime.database, runtime.clock, settings.issuer, client_keys),
+    )
     token_endpoint = TokenEndpoint(
         ctx,
         authenticator,

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 import typer
 
 from onepass.cli.common import JsonOption, fail, print_json, print_table, run
@@ -56,7 +58,8 @@ def create(
     auth_method: str | None = typer.Option(
         None,
         "--token-endpoint-auth-method",
-        help="client_secret_basic (default), client_secret_post, or none.",
+        help="client_secret_basic (default), client_secret_post, private_key_jwt (with "
+        "--jwks-file or --jwks-uri), or none.",
     ),
     id_token_alg: str = typer.Option("RS256", "--id-token-alg", help="RS256 or ES256."),
     first_party: bool = typer.Option(False, "--first-party", help="Skip the consent screen."),
@@ -65,6 +68,14 @@ def create(
         "--require-second-factor",
         help="Every sign-in to it takes two steps (password and code or passkey, or a "
         "passkey), as if it always sent acr_values=urn:1pass:acr:mfa.",
+    ),
+    jwks_file: Path | None = typer.Option(
+        None,
+        "--jwks-file",
+        help="private_key_jwt: a JSON file with the client's public JWK set.",
+    ),
+    jwks_uri: str | None = typer.Option(
+        None, "--jwks-uri", help="private_key_jwt: where 1pass fetches the client's JWK set."
     ),
     require_par: bool = typer.Option(
         False,
@@ -107,6 +118,8 @@ def create(
             webhook_events=event,
             require_second_factor=require_second_factor,
             require_pushed_authorization_requests=require_par,
+            jwks=read_jwks(jwks_file),
+            jwks_uri=jwks_uri,
         )
 
     data = run(action)
@@ -195,6 +208,14 @@ def update(
         "--require-second-factor/--no-require-second-factor",
         help="Every sign-in to it takes two steps, or not.",
     ),
+    jwks_file: Path | None = typer.Option(
+        None,
+        "--jwks-file",
+        help="private_key_jwt: the client's public JWK set, replacing its keys.",
+    ),
+    jwks_uri: str | None = typer.Option(
+        None, "--jwks-uri", help='private_key_jwt: where its JWK set is ("" removes it).'
+    ),
     require_par: bool | None = typer.Option(
         None,
         "--require-par/--no-require-par",
@@ -225,6 +246,8 @@ def update(
         webhook_events=tuple(event) if event else None,
         require_second_factor=require_second_factor,
         require_pushed_authorization_requests=require_par,
+        jwks=read_jwks(jwks_file),
+        jwks_uri=jwks_uri,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)
@@ -237,6 +260,21 @@ def update(
         print_json(data)
         return
     print_table([{"field": k, "value": v} for k, v in data.items()], ("field", "value"))
+
+
+def read_jwks(path: Path | None) -> dict[str, Any] | None:
+    """The JWK set in ``path`` (a one-line error if it cannot be read as JSON)."""
+    if path is None:
+        return None
+    try:
+        data = orjson.loads(path.read_bytes()[: 64 * 1024 + 1])
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}", 2)
+    except orjson.JSONDecodeError:
+        fail(f'{path} is not JSON: give a JWK set, {{"keys": [...]}}', 2)
+    if not isinstance(data, dict):
+        fail(f'{path} is not a JWK set: {{"keys": [...]}}', 2)
+    return data
 
 
 @app.command("rotate-secret")

@@ -1,5 +1,7 @@
 """Client authentication (RFC 6749 §2.3.1, OIDC Core §9), for every endpoint an RP
-authenticates to: ``/token``, ``/revoke``, ``/introspect`` and ``/webhooks/signing-keys``.
+authenticates to: ``/token``, ``/par``, ``/revoke``, ``/introspect`` and
+``/webhooks/signing-keys``. A secret (Basic or in the form), or a signed assertion
+(``private_key_jwt``, ``clients.assertions``).
 
 ``extract_credentials`` is pure parsing: which client claims to be calling and with
 which credentials. ``ClientAuthenticator`` checks them against the client as
@@ -18,6 +20,7 @@ from urllib.parse import unquote_plus
 
 import structlog
 
+from onepass.clients.assertions import AssertionRefused, AssertionVerifier, peek
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.oauth_errors import (
@@ -35,7 +38,9 @@ log = structlog.get_logger("onepass.clients.auth")
 CLIENT_SECRET_BASIC = "client_secret_basic"
 CLIENT_SECRET_POST = "client_secret_post"
 NONE = "none"
-AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE)
+PRIVATE_KEY_JWT = "private_key_jwt"
+AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, PRIVATE_KEY_JWT, NONE)
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 MAX_CREDENTIAL_LENGTH = 512
 # The characters a client_id may have (ours are 24 of them); anything else is
@@ -108,10 +113,17 @@ class ClientAuthenticator:
     costs one HMAC (two with the previous secret).
     """
 
-    def __init__(self, clients: ClientCache, hasher: KeyedHasher, clock: Clock) -> None:
+    def __init__(
+        self,
+        clients: ClientCache,
+        hasher: KeyedHasher,
+        clock: Clock,
+        assertions: AssertionVerifier | None = None,
+    ) -> None:
         self.clients = clients
         self.hasher = hasher
         self.clock = clock
+        self.assertions = assertions
         # Compared against when there is nothing to compare with, so that every
         # failure costs the same time.
         self._dummy_hash = hasher.hash("unknown-client")
@@ -120,16 +132,10 @@ class ClientAuthenticator:
         """The client authenticated by the ``Authorization`` header or the form, or
         ``invalid_client`` (``invalid_request`` for two methods at once,
         ``temporarily_unavailable`` when the registry cannot be read)."""
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return await self._by_assertion(authorization, form)
         credentials = extract_credentials(authorization, form)
-        client = None
-        if is_client_id(credentials.client_id):
-            try:
-                client = await self.clients.get(credentials.client_id)
-            except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError
-                log.error("token.client_lookup_failed", error=type(exc).__name__)
-                raise TemporarilyUnavailableError(
-                    "the client registry is unavailable; try again shortly"
-                ) from None
+        client = await self._client(credentials.client_id)
         reason = self._failed_check(client, credentials)
         if reason is not None or client is None:
             log.info(
@@ -138,6 +144,48 @@ class ClientAuthenticator:
                 reason=reason,
             )
             raise InvalidClientError("unknown client or wrong credentials")
+        return client
+
+    async def _client(self, client_id: str) -> ClientRecord | None:
+        if not is_client_id(client_id):
+            return None
+        try:
+            return await self.clients.get(client_id)
+        except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError
+            log.error("token.client_lookup_failed", error=type(exc).__name__)
+            raise TemporarilyUnavailableError(
+                "the client registry is unavailable; try again shortly"
+            ) from None
+
+    async def _by_assertion(self, authorization: str | None, form: dict[str, str]) -> ClientRecord:
+        """``private_key_jwt`` (``clients.assertions``): every refusal is the same
+        ``invalid_client``, its reason logged with the client_id."""
+        if authorization is not None or "client_secret" in form:
+            raise InvalidRequestError("use only one client authentication method per request")
+        client_id = ""
+        try:
+            if form.get("client_assertion_type") != JWT_BEARER:
+                raise AssertionRefused(f"client_assertion_type must be {JWT_BEARER}")
+            claimed = peek(form.get("client_assertion", ""))
+            client_id = claimed.client_id
+            if form.get("client_id", client_id) != client_id:
+                raise AssertionRefused("client_id differs from the assertion's iss", client_id)
+            client = await self._client(client_id)
+            if client is None:
+                raise AssertionRefused("unknown client", client_id)
+            if client.token_endpoint_auth_method != PRIVATE_KEY_JWT or self.assertions is None:
+                raise AssertionRefused(
+                    f"registered for {client.token_endpoint_auth_method}, used private_key_jwt",
+                    client_id,
+                )
+            await self.assertions.verify(form["client_assertion"], client)
+        except AssertionRefused as exc:
+            log.info(
+                "token.client_authentication_failed",
+                client_id=(exc.client_id or client_id)[:64],
+                reason=exc.reason,
+            )
+            raise InvalidClientError("unknown client or wrong credentials") from None
         return client
 
     def _failed_check(

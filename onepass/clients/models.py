@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -49,6 +50,10 @@ class OAuthApplication(Base):
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # private_key_jwt (RFC 7523): the client's public keys, inline (a JWK set) or at a
+    # URL 1pass fetches (one of the two).
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    jwks_uri: Mapped[str | None] = mapped_column(Text)
     # The RP's own privacy policy and terms (OAuth client metadata, RFC 7591 §2), linked
     # from the consent page.
     policy_uri: Mapped[str | None] = mapped_column(Text)
@@ -68,3 +73,15 @@ class OAuthApplication(Base):
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+
+class UsedClientAssertion(Base):
+    """A client assertion's ``jti`` already presented (RFC 7523 §3: single use): kept
+    until the assertion would have expired anyway."""
+
+    __tablename__ = "used_client_assertions"
+
+    jti_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "expires_at"),)

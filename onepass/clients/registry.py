@@ -15,7 +15,9 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+import orjson
 import structlog
+from joserfc.jwk import KeySet
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,6 +68,9 @@ class ClientRecord:
     first_party: bool = False
     require_second_factor: bool = False
     require_pushed_authorization_requests: bool = False
+    # private_key_jwt: the client's JWK set (canonical JSON text), or where to fetch it.
+    jwks: str | None = None
+    jwks_uri: str | None = None
     id_token_signed_response_alg: str = "RS256"
     # A secret replaced by a rotation with a grace, and when it stops verifying (a
     # POSIX timestamp; 0: there is none).
@@ -93,6 +98,8 @@ class ClientRecord:
             first_party=app.first_party,
             require_second_factor=app.require_second_factor,
             require_pushed_authorization_requests=app.require_pushed_authorization_requests,
+            jwks=orjson.dumps(app.jwks, option=orjson.OPT_SORT_KEYS).decode() if app.jwks else None,
+            jwks_uri=app.jwks_uri,
             id_token_signed_response_alg=app.id_token_signed_response_alg,
             previous_secret_hash=app.previous_secret_hash,
             previous_secret_expires=(
@@ -170,6 +177,8 @@ class ClientSettings:
     webhook_events: list[str]
     require_second_factor: bool = False
     require_pushed_authorization_requests: bool = False
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -188,6 +197,8 @@ class ClientSettings:
             webhook_events=list(app.webhook_events),
             require_second_factor=app.require_second_factor,
             require_pushed_authorization_requests=app.require_pushed_authorization_requests,
+            jwks=app.jwks,
+            jwks_uri=app.jwks_uri,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -251,6 +262,7 @@ class ClientSettings:
                 )
             if production and parts.scheme != "https":
                 raise InvalidClientSettings("webhook URLs must use https in production")
+        jwks, jwks_uri = check_client_keys(self.jwks, self.jwks_uri, method, production=production)
         return ClientSettings(
             name=name,
             redirect_uris=redirect_uris,
@@ -266,6 +278,8 @@ class ClientSettings:
             webhook_events=list(dict.fromkeys(self.webhook_events)),
             require_second_factor=self.require_second_factor,
             require_pushed_authorization_requests=self.require_pushed_authorization_requests,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
         )
 
     def apply(self, app: OAuthApplication) -> list[str]:
@@ -286,6 +300,8 @@ class ClientSettings:
             ("first_party", self.first_party),
             ("require_second_factor", self.require_second_factor),
             ("require_pushed_authorization_requests", self.require_pushed_authorization_requests),
+            ("jwks", self.jwks),
+            ("jwks_uri", self.jwks_uri),
             ("webhook_url", self.webhook_url),
             ("webhook_events", self.webhook_events),
         ):
@@ -297,6 +313,56 @@ class ClientSettings:
     @property
     def response_types(self) -> list[str]:
         return ["code"] if "authorization_code" in self.grant_types else []
+
+
+MAX_JWKS_BYTES = 16 * 1024
+MAX_JWKS_KEYS = 10
+PUBLIC_KEY_TYPES = ("RSA", "EC", "OKP")
+# Members that make a JWK private (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2); "k" a secret.
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def check_client_keys(
+    jwks: dict[str, Any] | None, jwks_uri: str | None, method: str, *, production: bool
+) -> tuple[dict[str, Any] | None, str | None]:
+    """A client's public keys, inline or by URL: at most one of them, one of them for
+    ``private_key_jwt``; only public RSA, EC or OKP keys; an absolute http(s) URL
+    (https in production) without credentials. ``InvalidClientSettings`` says what is
+    wrong."""
+    if jwks is not None and jwks_uri is not None:
+        raise InvalidClientSettings("give the client's keys inline (jwks) or by jwks_uri, not both")
+    if method == client_auth.PRIVATE_KEY_JWT and jwks is None and jwks_uri is None:
+        raise InvalidClientSettings(
+            "private_key_jwt needs the client's public keys: jwks or jwks_uri"
+        )
+    if jwks is not None:
+        keys = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(keys, list) or not keys or len(keys) > MAX_JWKS_KEYS:
+            raise InvalidClientSettings(
+                f'jwks must be a JWK set: {{"keys": [...]}} with 1 to {MAX_JWKS_KEYS} keys'
+            )
+        if len(orjson.dumps(jwks)) > MAX_JWKS_BYTES:
+            raise InvalidClientSettings("jwks is larger than 16 KB")
+        for key in keys:
+            if not isinstance(key, dict) or key.get("kty") not in PUBLIC_KEY_TYPES:
+                raise InvalidClientSettings("each key of jwks must be a public RSA, EC or OKP key")
+            if any(member in key for member in PRIVATE_MEMBERS):
+                raise InvalidClientSettings(
+                    "jwks contains a private key: register only the public keys"
+                )
+        try:
+            KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        except Exception as exc:  # joserfc raises several kinds for a malformed key
+            raise InvalidClientSettings(f"jwks is not a valid JWK set: {exc}"[:200]) from None
+    if jwks_uri is not None:
+        parts = _split(jwks_uri, "jwks_uri")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidClientSettings("jwks_uri must be an absolute http(s) URL")
+        if production and parts.scheme != "https":
+            raise InvalidClientSettings("jwks_uri must use https in production")
+        if parts.username is not None or parts.password is not None or parts.fragment:
+            raise InvalidClientSettings("jwks_uri must not contain credentials or a fragment")
+    return jwks, jwks_uri
 
 
 def default_grant_types(redirect_uris: list[str] | None) -> list[str]:
@@ -325,6 +391,8 @@ async def create_client(
     webhook_events: list[str] | None = None,
     require_second_factor: bool = False,
     require_pushed_authorization_requests: bool = False,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
     production: bool = False,
 ) -> NewClient:
     grant_types = list(grant_types or default_grant_types(redirect_uris))
@@ -352,9 +420,12 @@ async def create_client(
         webhook_events=list(webhook_events or []),
         require_second_factor=require_second_factor,
         require_pushed_authorization_requests=require_pushed_authorization_requests,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
     ).checked(production=production)
 
-    secret = None if public else generate_client_secret()
+    # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
+    secret = None if public or method == client_auth.PRIVATE_KEY_JWT else generate_client_secret()
     now = clock.now()
     app = OAuthApplication(
         client_id=random_identifier(24),
@@ -388,6 +459,8 @@ class ClientChanges:
     webhook_events: tuple[str, ...] | None = None
     require_second_factor: bool | None = None
     require_pushed_authorization_requests: bool | None = None
+    jwks: dict[str, Any] | None = None  # replaces the JWK set ({} removes it)
+    jwks_uri: str | None = None  # "" removes it
 
 
 def _edited(
@@ -444,6 +517,14 @@ async def update_client(
         settings.first_party = changes.first_party
     if changes.require_second_factor is not None:
         settings.require_second_factor = changes.require_second_factor
+    if changes.jwks is not None:
+        settings.jwks = changes.jwks or None
+        if changes.jwks:
+            settings.jwks_uri = None  # one source of keys: the new one replaces the other
+    if changes.jwks_uri is not None:
+        settings.jwks_uri = changes.jwks_uri or None
+        if changes.jwks_uri:
+            settings.jwks = None
     if changes.require_pushed_authorization_requests is not None:
         settings.require_pushed_authorization_requests = (
             changes.require_pushed_authorization_requests
@@ -484,6 +565,8 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "first_party": app.first_party,
         "require_second_factor": app.require_second_factor,
         "require_pushed_authorization_requests": app.require_pushed_authorization_requests,
+        "jwks": app.jwks,
+        "jwks_uri": app.jwks_uri,
         "webhook_url": app.webhook_url,
         "webhook_events": app.webhook_events,
         "disabled": app.disabled_at is not None,

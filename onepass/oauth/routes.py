@@ -12,6 +12,7 @@ from onepass import api_docs
 from onepass.accounts.second_factor import ACR_MFA
 from onepass.accounts.service import ACR_PASSWORD
 from onepass.clients import auth as client_auth
+from onepass.clients.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from onepass.i18n import LANGUAGES
 from onepass.keys.jwt import SUPPORTED_ALGS
 from onepass.services import Service
@@ -44,6 +45,8 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "token_endpoint_auth_methods_supported": list(client_auth.AUTH_METHODS),
+        # private_key_jwt (RFC 7523): the algorithms a client assertion may be signed with.
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "revocation_endpoint_auth_methods_supported": list(client_auth.AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(client_auth.AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],

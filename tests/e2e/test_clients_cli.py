@@ -258,3 +258,32 @@ def test_bad_branding_stops_the_command_with_one_line_naming_the_variable(
     assert result.returncode != 0 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and variable in lines[0] and "Traceback" not in result.stderr
+
+
+def test_private_key_jwt_clients_register_public_keys_and_bad_keys_say_why(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", {"kid": "a"})
+    public, private, junk = tmp_path / "public.json", tmp_path / "private.json", tmp_path / "j"
+    public.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    private.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
+    junk.write_text("not json")
+    base = ["clients", "create", "--name", "svc", "--grant-type", "client_credentials",
+            "--token-endpoint-auth-method", "private_key_jwt"]  # fmt: skip
+    for extra, says in (
+        ([], "needs the client's public keys"),
+        (["--jwks-file", str(private)], "private key"),
+        (["--jwks-file", str(junk)], "is not JSON"),
+        (["--jwks-file", str(tmp_path / "missing.json")], "cannot read"),
+        (["--jwks-file", str(public), "--jwks-uri", "https://rp.example/jwks"], "not both"),
+    ):
+        result = cli(env, *base, *extra, check=False)
+        assert result.returncode != 0 and says in result.stderr, (extra, result.stderr)
+        assert "Traceback" not in result.stderr
+    created = cli_json(env, *base, "--jwks-file", str(public))
+    assert "client_secret" not in created and created["jwks_uri"] is None
+    moved = cli_json(env, "clients", "update", created["client_id"], "--jwks-uri",
+                     "https://rp.example/jwks.json")  # fmt: skip
+    assert moved["jwks_uri"] == "https://rp.example/jwks.json" and moved["jwks"] is None

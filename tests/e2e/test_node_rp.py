@@ -27,7 +27,7 @@ def node_rp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed (CI has them)")
     where = tmp_path_factory.mktemp("node-rp")
-    for name in ("package.json", "package-lock.json", "rp.mjs", "par.mjs"):
+    for name in ("package.json", "package-lock.json", "rp.mjs", "par.mjs", "pkjwt.mjs"):
         shutil.copy(NODE_RP / name, where / name)
     subprocess.run(
         ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
@@ -127,3 +127,33 @@ def test_openid_client_6_signs_a_user_in_through_a_pushed_request(
         claims = finished["claims"]
         assert isinstance(claims, dict) and claims["iss"] == server.url
         assert claims["aud"] == created["client_id"]
+
+
+def test_openid_client_6_authenticates_with_private_key_jwt(node_rp: Path, tmp_path: Path) -> None:
+    """openid-client's PrivateKeyJwt signs the assertion with a key made by Node's
+    WebCrypto; the client is registered with its public JWK set (--jwks-file)."""
+    keygen = subprocess.run(
+        ["node", "pkjwt.mjs", "keygen"], cwd=node_rp, capture_output=True, text=True, timeout=60
+    )
+    assert keygen.returncode == 0, keygen.stderr
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(keygen.stdout)
+    env = base_env(f"sqlite:///{tmp_path}/k.db")
+    with Server(env, log_path=tmp_path / "server.log") as server:
+        created = cli_json(server.env, "clients", "create", "--name", "node service",
+                           "--grant-type", "client_credentials", "--scope", "api:read",
+                           "--token-endpoint-auth-method", "private_key_jwt",
+                           "--jwks-file", str(jwks_file))  # fmt: skip
+        assert "client_secret" not in created and created["jwks"]["keys"][0]["kid"] == "node-1"
+        run = subprocess.run(
+            ["node", "pkjwt.mjs", "token", server.url, created["client_id"]],
+            cwd=node_rp, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        result = json.loads(run.stdout)
+        assert "access_token" in result, result
+        jwks = httpx.get(f"{server.url}/.well-known/jwks.json").json()
+        claims = verify_access_token(
+            result["access_token"], jwks, issuer=server.url, audience=server.url
+        ).claims
+        assert claims["client_id"] == created["client_id"]

@@ -64,6 +64,10 @@ class ClientOut(BaseModel):
     require_pushed_authorization_requests: bool = Field(
         description="its authorization requests only by PAR (RFC 9126)"
     )
+    jwks: dict[str, Any] | None = Field(
+        None, description="private_key_jwt: the client's public JWK set, when inline"
+    )
+    jwks_uri: str | None = Field(None, description="private_key_jwt: where its JWK set is")
     webhook_url: str | None
     webhook_events: list[str]
     disabled: bool
@@ -126,6 +130,8 @@ class UpdateClientBody(Body):
     first_party: bool | None = None
     require_second_factor: bool | None = None
     require_pushed_authorization_requests: bool | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_uri: Text = None
     webhook_url: Text = None
     webhook_events: Strings | None = None
     action_request_nonce: Text = None
@@ -145,6 +151,8 @@ class UpdateClientBody(Body):
             first_party=self.first_party,
             require_second_factor=self.require_second_factor,
             require_pushed_authorization_requests=self.require_pushed_authorization_requests,
+            jwks=self.jwks,
+            jwks_uri=self.jwks_uri,
             webhook_url=self.webhook_url,
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
         )

@@ -1,8 +1,9 @@
 """Pushed authorization requests (RFC 9126): ``pushed_authorization_requests`` and a
-client's ``require_pushed_authorization_requests``. Issue 14.
+client's ``require_pushed_authorization_requests``; private_key_jwt (RFC 7523): a
+client's ``jwks`` / ``jwks_uri`` and ``used_client_assertions``. Issue 14.
 
-Expand-only: a new table and a column with a server default, which the previous
-release neither reads nor needs to write.
+Expand-only: new tables and nullable columns or one with a server default, which the
+previous release neither reads nor needs to write.
 
 Revision ID: 0012
 Revises: 0011
@@ -66,10 +67,28 @@ def upgrade() -> None:
                 nullable=False,
             )
         )
+        batch_op.add_column(sa.Column("jwks", JSON, nullable=True))
+        batch_op.add_column(sa.Column("jwks_uri", sa.Text(), nullable=True))
+    op.create_table(
+        "used_client_assertions",
+        sa.Column("jti_hash", sa.String(length=128), nullable=False),
+        _when("expires_at", nullable=False),
+        sa.PrimaryKeyConstraint("jti_hash", name=op.f("pk_used_client_assertions")),
+    )
+    op.create_index(
+        op.f("ix_used_client_assertions_expires_at"),
+        "used_client_assertions",
+        ["expires_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_used_client_assertions_expires_at"), table_name="used_client_assertions")
+    op.drop_table("used_client_assertions")
     with op.batch_alter_table("oauth_applications", schema=None) as batch_op:
+        batch_op.drop_column("jwks_uri")
+        batch_op.drop_column("jwks")
         batch_op.drop_column("require_pushed_authorization_requests")
     op.drop_index(
         op.f("ix_pushed_authorization_requests_expires_at"),
