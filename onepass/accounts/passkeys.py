@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -97,8 +99,15 @@ class RelyingParty:
 
     @classmethod
     def of_issuer(cls, issuer: str, name: str = "1pass") -> RelyingParty:
+        """The RP of an issuer URL, its origin as a browser serializes it (RFC 6454:
+        lower-case scheme and host, the port only when it is not the scheme's)."""
         parts = urlsplit(issuer)
-        return cls(parts.hostname or "", f"{parts.scheme}://{parts.netloc}", name)
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        port = parts.port
+        shown = f"[{host}]" if ":" in host else host
+        if port is not None and port != {"https": 443, "http": 80}.get(scheme):
+            shown = f"{shown}:{port}"
+        return cls(host, f"{scheme}://{shown}", name)
 
     @property
     def usable(self) -> bool:
@@ -162,7 +171,13 @@ def _descriptor(passkey: Passkey) -> PublicKeyCredentialDescriptor:
 
 
 def registration(
-    rp: RelyingParty, box: SecretBox, user: User, existing: Sequence[Passkey], now: float
+    rp: RelyingParty,
+    box: SecretBox,
+    user: User,
+    existing: Sequence[Passkey],
+    now: float,
+    *,
+    verified: bool = False,
 ) -> Ceremony:
     """Options to create a passkey for ``user`` (discoverable where the authenticator
     can, so it also signs in without typing the address); none of ``existing`` again."""
@@ -177,7 +192,12 @@ def registration(
         timeout=TIMEOUT_MS,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.PREFERRED,
-            user_verification=UserVerificationRequirement.PREFERRED,
+            # ``verified``: an administrator's key, which must verify them at step-up.
+            user_verification=(
+                UserVerificationRequirement.REQUIRED
+                if verified
+                else UserVerificationRequirement.PREFERRED
+            ),
         ),
         exclude_credentials=[_descriptor(p) for p in existing],
     )
@@ -232,6 +252,16 @@ async def take_challenge(session: AsyncSession, clock: Clock, challenge: Challen
         raise PasskeyRefused("challenge already answered") from None
 
 
+def _json_object(credential: str) -> dict[str, Any]:
+    """The browser's answer as a JSON object, parsed by orjson (which refuses nesting
+    deeper than 1,024 levels with a ``ValueError``, where the stdlib parser the library
+    would use recurses until ``RecursionError``)."""
+    data = orjson.loads(credential)
+    if not isinstance(data, dict):
+        raise ValueError("the answer is not a JSON object")
+    return data
+
+
 async def passkeys_of(session: AsyncSession, user_id: int) -> list[Passkey]:
     return list(
         await session.scalars(
@@ -241,9 +271,13 @@ async def passkeys_of(session: AsyncSession, user_id: int) -> list[Passkey]:
 
 
 def clean_name(name: str, fallback: str) -> str:
-    """A passkey's name as the person typed it (one line, at most 100 characters)."""
-    name = " ".join(name.split())[:NAME_LENGTH]
-    return name or fallback
+    """A passkey's name as the person typed it: one line of at most 100 characters,
+    without control or formatting characters (a right-to-left override in a name would
+    disguise it in the mails that name it)."""
+    shown = " ".join(name.split())  # tabs and newlines become spaces
+    shown = "".join(ch for ch in shown if unicodedata.category(ch) not in ("Cc", "Cf"))
+    shown = " ".join(shown.split())[:NAME_LENGTH]
+    return shown or fallback
 
 
 async def register(
@@ -254,6 +288,8 @@ async def register(
     challenge: Challenge,
     credential: str,
     name: str,
+    *,
+    require_user_verification: bool = False,
 ) -> Passkey:
     """Store the passkey the browser created for ``user`` (in the caller's transaction);
     ``PasskeyRefused`` for an answer that does not verify, to another challenge or user,
@@ -263,13 +299,16 @@ async def register(
     if not credential or len(credential) > MAX_CREDENTIAL_JSON:
         raise PasskeyRefused("no credential")
     try:
+        answer = _json_object(credential)
         verified = webauthn.verify_registration_response(
-            credential=credential,
+            credential=answer,
             expected_challenge=challenge.challenge,
             expected_rp_id=rp.id,
             expected_origin=rp.origin,
+            require_user_verification=require_user_verification,
         )
-        transports = orjson.loads(credential).get("response", {}).get("transports") or []
+        response = answer.get("response")
+        transports = (response.get("transports") if isinstance(response, dict) else None) or []
     except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PasskeyRefused(f"registration not verified: {type(exc).__name__}") from None
     if len(await passkeys_of(session, user.id)) >= MAX_PASSKEYS:
@@ -320,7 +359,7 @@ async def verify_assertion(
     if not credential or len(credential) > MAX_CREDENTIAL_JSON:
         raise PasskeyRefused("no credential")
     try:
-        parsed = parse_authentication_credential_json(credential)
+        parsed = parse_authentication_credential_json(_json_object(credential))
     except (WebAuthnException, ValueError, TypeError) as exc:
         raise PasskeyRefused(f"unreadable assertion: {type(exc).__name__}") from None
     passkey = await session.scalar(

@@ -60,16 +60,30 @@ class PendingSignIn:
     carried: str  # what the page carries on (the sealed authorization request, or "")
 
 
-def seal_pending(box: SecretBox, user_id: int, now: float, carried: str = "") -> str:
+class Step:
+    """What a pending sign-in waits for: the second step of an account that has one, or
+    (an RP requires two steps and the account has none) setting one up. A pending
+    sign-in of one kind is no pending sign-in of the other: a password alone must never
+    let someone enrol a factor on an account that has one."""
+
+    SECOND = "second-step"
+    ENROL = "enrol"
+
+
+def seal_pending(
+    box: SecretBox, user_id: int, now: float, carried: str = "", *, step: str = Step.SECOND
+) -> str:
     data = {"u": user_id, "exp": int(now) + PENDING_TTL, "c": carried}
-    return box.encrypt(orjson.dumps(data), _PENDING_CONTEXT)
+    return box.encrypt(orjson.dumps(data), f"{_PENDING_CONTEXT}:{step}")
 
 
-def unseal_pending(box: SecretBox, sealed: str, now: float) -> PendingSignIn:
+def unseal_pending(
+    box: SecretBox, sealed: str, now: float, *, step: str = Step.SECOND
+) -> PendingSignIn:
     if not sealed or len(sealed) > 8192:
         raise PendingInvalid("no sign-in is waiting for a code")
     try:
-        data = orjson.loads(box.decrypt(sealed, _PENDING_CONTEXT))
+        data = orjson.loads(box.decrypt(sealed, f"{_PENDING_CONTEXT}:{step}"))
         user_id, expires, carried = int(data["u"]), int(data["exp"]), str(data["c"])
     except (DecryptionError, ValueError, KeyError, TypeError):
         raise PendingInvalid("the form was altered") from None

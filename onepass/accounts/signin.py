@@ -50,6 +50,8 @@ log = structlog.get_logger("onepass.accounts")
 
 WRONG_PASSWORD = N_("Incorrect email or password.")
 PASSKEY_REFUSED = N_("That passkey was not accepted. Try again, or sign in with your password.")
+# After the password: the other way on is a code, not the password again.
+PASSKEY_REFUSED_SECOND_STEP = N_("That passkey was not accepted. Try again, or enter a code.")
 THROTTLED_MINUTE = N_("Too many failed attempts. Try again in a minute.")
 THROTTLED_MINUTES = N_("Too many failed attempts. Try again in %(minutes)d minutes.")
 

@@ -18,12 +18,13 @@ from onepass.accounts.models import User
 from onepass.accounts.second_factor import (
     SECOND_FACTOR,
     PendingInvalid,
+    Step,
     seal_pending,
     second_factor_asked,
     unseal_pending,
 )
 from onepass.accounts.signin import (
-    PASSKEY_REFUSED,
+    PASSKEY_REFUSED_SECOND_STEP,
     SIGN_IN,
     Attempt,
     EndUserDoor,
@@ -494,9 +495,12 @@ async def login(request: Request) -> Response:
             request, auth, client.client_name, email=email, status=401, error=exc.message
         )
     except SecondFactorRequired as exc:
-        pending = seal_pending(runtime.box, exc.user.id, runtime.clock.timestamp())
         if not exc.enrolled:  # the RP requires one: enrol it first
+            pending = seal_pending(
+                runtime.box, exc.user.id, runtime.clock.timestamp(), step=Step.ENROL
+            )
             return await ENROLMENT.of(request)(request, auth, client.client_name, pending)
+        pending = seal_pending(runtime.box, exc.user.id, runtime.clock.timestamp())
         return await _second_factor_page(request, auth, client.client_name, pending, exc.user.id)
     response = await continue_authorization(
         request,
@@ -585,7 +589,7 @@ async def login_second_factor(request: Request) -> Response:
     wrong = WRONG_CODE
     try:
         if form.get("credential"):
-            wrong = PASSKEY_REFUSED
+            wrong = PASSKEY_REFUSED_SECOND_STEP
             verified = await SECOND_FACTOR.of(request).verify_passkey(
                 pending,
                 passkey_rp(request),

@@ -156,7 +156,14 @@ async def add_passkey(
                 runtime.box, passkeys.Purpose.REGISTER, answer.state, runtime.clock.timestamp()
             )
             key = await passkeys.register(
-                session, rp, runtime.clock, user, challenge, answer.credential, name
+                session,
+                rp,
+                runtime.clock,
+                user,
+                challenge,
+                answer.credential,
+                name,
+                require_user_verification=True,  # step-up requires it: a key that cannot is useless
             )
         except passkeys.PasskeyRefused as exc:
             raise PasskeyNotAdded(

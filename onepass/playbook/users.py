@@ -42,6 +42,7 @@ from onepass.oauth.revocation import revoke_user_refresh_tokens
 from onepass.operators import audit
 from onepass.operators.audit import Actor
 from onepass.playbook import actions
+from onepass.refusals import Conflict
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox as webhook_outbox
 from onepass.webhooks.events import EventType
@@ -291,8 +292,19 @@ async def set_password(
 Also = Callable[[AsyncSession, User], Awaitable[None]]
 
 
+class FactorExists(Conflict):
+    """A sign-in's enrolment (the account's first factor) met an account that has one."""
+
+
 async def enrol_totp(
-    runtime: Runtime, actor: Actor, user_ref: str, secret: str, step: int, *, also: Also
+    runtime: Runtime,
+    actor: Actor,
+    user_ref: str,
+    secret: str,
+    step: int,
+    *,
+    also: Also,
+    first_only: bool = False,
 ) -> list[str]:
     """Turn two-step verification on with an authenticator's ``secret`` (a code of
     ``step`` was just entered): the new recovery codes, shown once. ``also`` runs in
@@ -301,6 +313,8 @@ async def enrol_totp(
         user = await _locked(session, user_ref)
         accounts.check_manageable(user)
         first = not (await second_factor.factors_of(session, user)).any
+        if first_only and not first:
+            raise FactorExists("two-step verification is already on for this account")
         await second_factor.enrol_totp(session, runtime.box, user, secret, step)
         codes = await second_factor.replace_recovery_codes(
             session, runtime.hasher, runtime.clock, user.id
@@ -327,6 +341,7 @@ async def add_passkey(
     name: str,
     *,
     also: Also,
+    first_only: bool = False,
 ) -> list[str] | None:
     """Register the passkey the browser created (``passkeys.register``; raises
     ``PasskeyRefused``). The recovery codes, shown once, when it is the account's first
@@ -336,6 +351,8 @@ async def add_passkey(
         user = await _locked(session, user_ref)
         accounts.check_manageable(user)
         first = not (await second_factor.factors_of(session, user)).any
+        if first_only and not first:
+            raise FactorExists("two-step verification is already on for this account")
         passkey = await passkeys.register(
             session, rp, runtime.clock, user, challenge, credential, name
         )

@@ -76,7 +76,7 @@ class Account:
             keys = await passkeys.passkeys_of(session, user.id)
         return Overview(user, sessions, applications, keys)
 
-    async def _confirm_password(self, user: User, password: str, ip: str) -> None:
+    async def confirm_password(self, user: User, password: str, ip: str) -> None:
         """``WrongPassword`` unless ``password`` is the account's; counted as a sign-in
         attempt (``LoginThrottled`` over the limit), so this form guesses no faster."""
         throttle = self.sign_in.throttle
@@ -95,7 +95,7 @@ class Account:
         self, user: User, current: str, new: str, ip: str, language: str
     ) -> None:
         """Raises ``WrongPassword``, ``LoginThrottled`` or ``PasswordRefused``."""
-        await self._confirm_password(user, current, ip)
+        await self.confirm_password(user, current, ip)
         problem = await asyncio.to_thread(
             new_password_problem,
             new,
@@ -117,7 +117,7 @@ class Account:
         """Mail a link to ``new_email`` that makes it the account's address once opened
         (the address is proved before it replaces the old one), and tell the old
         address. Raises ``WrongPassword``, ``LoginThrottled``, ``EmailRefused``."""
-        await self._confirm_password(user, password, ip)
+        await self.confirm_password(user, password, ip)
         try:
             email = accounts.check_email(new_email)
         except accounts.InvalidAccount:
@@ -225,7 +225,7 @@ class Account:
 
     async def delete(self, user: User, password: str, ip: str) -> dict[str, Any]:
         """Raises ``WrongPassword`` or ``LoginThrottled``."""
-        await self._confirm_password(user, password, ip)
+        await self.confirm_password(user, password, ip)
         return await playbook.delete_user(self.runtime, actor_of(user, ip), str(user.id))
 
     # -- the second factor ----------------------------------------------------------
@@ -240,7 +240,14 @@ class Account:
         return TotpSetup(secret, uri, qr, sealed)
 
     async def confirm_totp(
-        self, user: User, sealed: str, code: str, ip: str, language: str
+        self,
+        user: User,
+        sealed: str,
+        code: str,
+        ip: str,
+        language: str,
+        *,
+        first_only: bool = False,
     ) -> list[str]:
         """Enrol the secret the page carried once ``code`` is one of its codes; the new
         recovery codes (shown once). Raises ``WrongCode``."""
@@ -259,6 +266,7 @@ class Account:
             secret,
             step,
             also=lambda session, u: self._mail(session, u, "factor_added", language),
+            first_only=first_only,
         )
 
     async def _keep_a_factor(self, user: User, *, totp_off: bool, passkey_off: int | None) -> None:
@@ -280,7 +288,7 @@ class Account:
     async def remove_totp(self, user: User, password: str, ip: str, language: str) -> None:
         """Raises ``WrongPassword``, ``LoginThrottled`` or ``FactorNeeded``."""
         await self._keep_a_factor(user, totp_off=True, passkey_off=None)
-        await self._confirm_password(user, password, ip)
+        await self.confirm_password(user, password, ip)
         await playbook.reset_second_factor(
             self.runtime,
             actor_of(user, ip),
@@ -291,7 +299,7 @@ class Account:
 
     async def new_recovery_codes(self, user: User, password: str, ip: str) -> list[str]:
         """Raises ``WrongPassword`` or ``LoginThrottled``."""
-        await self._confirm_password(user, password, ip)
+        await self.confirm_password(user, password, ip)
         return await playbook.replace_recovery_codes(self.runtime, actor_of(user, ip), str(user.id))
 
     # -- passkeys -------------------------------------------------------------------
@@ -316,6 +324,8 @@ class Account:
         name: str,
         ip: str,
         language: str,
+        *,
+        first_only: bool = False,
     ) -> list[str] | None:
         """Register the passkey the browser created; new recovery codes (shown once)
         when it is the account's first second factor. Raises ``PasskeyRefused``."""
@@ -343,7 +353,7 @@ class Account:
         """Whether a passkey of the account was removed. Raises ``WrongPassword``,
         ``LoginThrottled`` or ``FactorNeeded``."""
         await self._keep_a_factor(user, totp_off=False, passkey_off=passkey_id)
-        await self._confirm_password(user, password, ip)
+        await self.confirm_password(user, password, ip)
         async with self.runtime.database.session(readonly=True) as session:
             passkey = await session.get(Passkey, passkey_id)
         if passkey is None or passkey.user_id != user.id:

@@ -27,7 +27,7 @@ from onepass.accounts.second_factor import (
 )
 from onepass.accounts.service import InvalidAccount
 from onepass.accounts.signin import (
-    PASSKEY_REFUSED,
+    PASSKEY_REFUSED_SECOND_STEP,
     SIGN_IN,
     Attempt,
     SecondFactorRequired,
@@ -295,7 +295,7 @@ async def account_login_code(request: Request) -> Response:
     wrong = WRONG_CODE
     try:
         if form.get("credential"):
-            wrong = PASSKEY_REFUSED
+            wrong = PASSKEY_REFUSED_SECOND_STEP
             verified = await SECOND_FACTOR.of(request).verify_passkey(
                 pending,
                 passkey_rp(request),
@@ -538,12 +538,24 @@ def _codes_page(request: Request, language: str, codes: list[str]) -> Response:
     return csrf.form_page(request, "recovery_codes.html", {"codes": codes}, language=language)
 
 
-@router.post("/account/totp/start", openapi_extra=api_docs.form("csrf_token"))
+@router.post("/account/totp/start", openapi_extra=api_docs.form("csrf_token", "password"))
 @signed_in
 async def totp_start(
-    request: Request, language: str, _: Params, _login: LoginSession, user: User
+    request: Request, language: str, form: Params, login: LoginSession, user: User
 ) -> Response:
-    """A new authenticator secret to scan (nothing is stored yet)."""
+    """A new authenticator secret to scan (nothing is stored yet), once the password is
+    entered: a session alone adds no sign-in factor. An account that has an
+    authenticator app removes it first."""
+    if has_totp(user):
+        message = translate(language, N_("Remove the authenticator app first."))
+        return await _page(request, language, user, login, errors={"factor": message}, status=409)
+    try:
+        await ACCOUNT.of(request).confirm_password(
+            user, form.get("password", ""), client_ip(request)
+        )
+    except (WrongPassword, LoginThrottled) as exc:
+        error, status = _refusal(exc, language)
+        return await _page(request, language, user, login, errors={"factor": error}, status=status)
     setup = ACCOUNT.of(request).start_totp(user)
     return csrf.form_page(
         request, "totp_setup.html", {"setup": setup, "error": None}, language=language
@@ -612,14 +624,22 @@ async def recovery_codes(
 
 @router.post(
     "/account/passkeys",
-    openapi_extra=api_docs.form("csrf_token", "passkey_state", "credential", "name"),
+    openapi_extra=api_docs.form("csrf_token", "passkey_state", "credential", "name", "password"),
 )
 @signed_in
 async def passkey_add(
     request: Request, language: str, form: Params, login: LoginSession, user: User
 ) -> Response:
-    """Add the passkey the browser just created (the page's ceremony); the recovery
-    codes, shown once, when it is the first second factor."""
+    """Add the passkey the browser just created (the page's ceremony), once the password
+    is entered (a session alone adds no sign-in factor); the recovery codes, shown
+    once, when it is the first second factor."""
+    try:
+        await ACCOUNT.of(request).confirm_password(
+            user, form.get("password", ""), client_ip(request)
+        )
+    except (WrongPassword, LoginThrottled) as exc:
+        error, status = _refusal(exc, language)
+        return await _page(request, language, user, login, errors={"passkey": error}, status=status)
     try:
         codes = await ACCOUNT.of(request).add_passkey(
             passkey_rp(request),
@@ -648,8 +668,12 @@ async def passkey_remove(
 ) -> Response:
     passkey_id = form.get("passkey_id", "")
     try:
-        removed = passkey_id.isdigit() and await ACCOUNT.of(request).remove_passkey(
-            user, int(passkey_id[:18]), form.get("password", ""), client_ip(request), language
+        removed = (
+            passkey_id.isascii()
+            and passkey_id.isdigit()
+            and await ACCOUNT.of(request).remove_passkey(
+                user, int(passkey_id[:18]), form.get("password", ""), client_ip(request), language
+            )
         )
     except (WrongPassword, LoginThrottled, FactorNeeded) as exc:
         error, status = _refusal(exc, language)

@@ -17,7 +17,13 @@ from onepass import api_docs, i18n
 from onepass.accounts import csrf, passkeys
 from onepass.accounts.models import User
 from onepass.accounts.passkeys import PasskeyRefused
-from onepass.accounts.second_factor import SECOND_FACTOR, PendingInvalid, unseal_pending
+from onepass.accounts.second_factor import (
+    SECOND_FACTOR,
+    PendingInvalid,
+    Step,
+    factors_of,
+    unseal_pending,
+)
 from onepass.clients.registry import ClientRecord
 from onepass.i18n import N_
 from onepass.oauth import par
@@ -30,6 +36,7 @@ from onepass.oauth.authorize_routes import (
     set_session_cookie,
 )
 from onepass.oauth.interaction import SEALER
+from onepass.playbook.users import FactorExists
 from onepass.selfservice.account import ACCOUNT, WrongCode
 from onepass.selfservice.account_routes import PASSKEY_NOT_ADDED
 from onepass.services import runtime_of
@@ -46,11 +53,15 @@ WRONG = N_("That code is not right. Scan this new code and enter the code it sho
 
 
 async def _user(request: Request, user_id: int) -> User:
+    """The account setting up its first second factor; ``PendingInvalid`` if it is gone,
+    disabled, or has a factor already (then the sign-in asks for it instead)."""
     runtime = runtime_of(request)
     async with runtime.database.session(readonly=True) as session:
         user = await session.get(User, user_id)
-    if user is None:
-        raise PendingInvalid("the account is gone")
+        if user is None or user.disabled_at is not None or user.deleted_at is not None:
+            raise PendingInvalid("the account is gone")
+        if (await factors_of(session, user)).any:
+            raise PendingInvalid("two-step verification is already on: sign in again")
     return user
 
 
@@ -67,7 +78,8 @@ async def enrolment_page(
     runtime = runtime_of(request)
     language = page_language(request, auth)
     user = await _user(
-        request, unseal_pending(runtime.box, pending, runtime.clock.timestamp()).user_id
+        request,
+        unseal_pending(runtime.box, pending, runtime.clock.timestamp(), step=Step.ENROL).user_id,
     )
     registration = ACCOUNT.of(request).start_passkey(passkey_rp(request), user, [])
     return csrf.form_page(
@@ -117,15 +129,19 @@ async def enrol(request: Request) -> Response:
     language = page_language(request, auth)
     pending_text = form.get("pending", "")
     try:
-        pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
+        pending = unseal_pending(
+            runtime.box, pending_text, runtime.clock.timestamp(), step=Step.ENROL
+        )
         user = await _user(request, pending.user_id)
     except PendingInvalid as exc:
         return error_page("This form has expired", str(exc).capitalize() + ".")
     ip = client_ip(request)
     try:
         codes = await ACCOUNT.of(request).confirm_totp(
-            user, form.get("sealed", ""), form.get("code", "")[:64], ip, language
+            user, form.get("sealed", ""), form.get("code", "")[:64], ip, language, first_only=True
         )
+    except FactorExists as exc:
+        return error_page("This form has expired", str(exc).capitalize() + ".")
     except WrongCode:
         message = i18n.translate(language, WRONG)
         return await enrolment_page(
@@ -201,7 +217,9 @@ async def enrol_passkey(request: Request) -> Response:
     language = page_language(request, auth)
     pending_text = form.get("pending", "")
     try:
-        pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
+        pending = unseal_pending(
+            runtime.box, pending_text, runtime.clock.timestamp(), step=Step.ENROL
+        )
         user = await _user(request, pending.user_id)
     except PendingInvalid as exc:
         return error_page("This form has expired", str(exc).capitalize() + ".")
@@ -215,7 +233,10 @@ async def enrol_passkey(request: Request) -> Response:
             form.get("name", ""),
             ip,
             language,
+            first_only=True,
         )
+    except FactorExists as exc:
+        return error_page("This form has expired", str(exc).capitalize() + ".")
     except PasskeyRefused:
         message = i18n.translate(language, PASSKEY_NOT_ADDED)
         return await enrolment_page(

@@ -67,6 +67,7 @@ def test_a_person_turns_on_two_step_verification_and_signs_in_with_it(tmp_path: 
                 page.wait_for_selector("text=You are signed in.")
                 _screenshot(page, tmp_path / "account.png")
 
+                page.locator("#totp_password").fill(PASSWORD)
                 page.get_by_role("button", name="Set up an authenticator app").click()
                 page.wait_for_selector(".qr svg")
                 secret = page.locator("#secret").inner_text().strip()

@@ -103,6 +103,7 @@ def test_a_person_adds_a_passkey_and_signs_in_with_it_in_chromium(tmp_path: Path
                 page.wait_for_selector("text=You are signed in.")
 
                 page.get_by_label("Name it (to tell your passkeys apart)").fill("Test laptop")
+                page.locator("#passkey_add_password").fill(PASSWORD)
                 page.get_by_role("button", name="Add a passkey").click()
                 page.wait_for_selector("text=Your recovery codes")
                 page.get_by_role("link", name="I have kept them; back to my account").click()

@@ -17,6 +17,7 @@ from onepass.admin.console.web import (
     SignedIn,
     act,
     done_notice,
+    gettext_of,
     guarded,
     language_of,
     passkey_rp,
@@ -33,6 +34,10 @@ from onepass.playbook import admins as playbook
 from onepass.services import runtime_of
 
 PATH = "/admin/passkeys"
+ADD_NEEDS_A_CODE = N_(
+    "Adding a passkey is approved with a code from your authenticator app, not with "
+    "another passkey. Nothing was changed."
+)
 NOTICES = {
     "added": N_("The passkey is added: confirm changes with it instead of a code."),
     "removed": N_("The passkey is removed."),
@@ -55,7 +60,12 @@ async def _page(
     registration = None
     if rp.usable and len(console.passkeys) < passkeys.MAX_PASSKEYS:
         registration = passkeys.registration(
-            rp, runtime.box, console.user, console.passkeys, runtime.clock.timestamp()
+            rp,
+            runtime.box,
+            console.user,
+            console.passkeys,
+            runtime.clock.timestamp(),
+            verified=True,
         )
     keys = [
         {
@@ -102,6 +112,15 @@ async def add(request: Request, console: SignedIn) -> Response:
         (form or {}).get("passkey_state", ""), (form or {}).get("credential", "")
     )
     name = passkeys.clean_name((form or {}).get("name", ""), "Passkey")
+    if form is not None and form.get("step_up_credential"):
+        # Adding a key is approved by a code: one stolen key must not add another.
+        return await _page(
+            request,
+            console,
+            language=language,
+            error=gettext_of(language)(ADD_NEEDS_A_CODE),
+            status=400,
+        )
 
     def do(runtime: Any, actor: Any, target: str) -> Any:
         return playbook.add_passkey(

@@ -174,3 +174,28 @@ async def test_removing_takes_a_code_and_reset_totp_removes_them_all(
     await admins_playbook.reset_totp(rt, Actor.cli(), email=admin.email)
     async with rt.database.session(readonly=True) as session:
         assert await session.scalar(select(func.count()).select_from(Passkey)) == 0
+
+
+async def test_adding_a_passkey_takes_a_code_not_another_passkey(
+    api: httpx.AsyncClient, rt: Runtime, admin: AdminInfo, clock: FrozenClock
+) -> None:
+    first = SoftAuthenticator(origin_of(ISSUER))
+    await signed_in(api, admin, clock)
+    await add_passkey(api, admin, clock, first)
+    page = await api.get("/admin/passkeys")
+    form = ceremony(page.text, "register")
+    assert form.options["authenticatorSelection"]["userVerification"] == "required"  # type: ignore[index]
+    state, options = step_up_of(page)
+    refused = await api.post(
+        form.action,
+        data={
+            **form.fields,
+            "csrf_token": csrf_token(page),
+            "credential": SoftAuthenticator(origin_of(ISSUER)).create(form.options),
+            "step_up_state": state,
+            "step_up_credential": first.get(options),
+        },
+    )
+    assert refused.status_code == 400 and "not with another passkey" in refused.text
+    async with rt.database.session(readonly=True) as session:
+        assert await session.scalar(select(func.count()).select_from(Passkey)) == 1

@@ -41,14 +41,20 @@ def browser(app: OnePass) -> httpx.AsyncClient:
 
 
 async def add_passkey(
-    http: httpx.AsyncClient, authenticator: SoftAuthenticator, name: str = "my phone"
+    http: httpx.AsyncClient,
+    authenticator: SoftAuthenticator,
+    name: str = "my phone",
+    password: str = "correct horse battery",
 ) -> httpx.Response:
     page = await http.get("/account")
     assert page.status_code == 200
     form = ceremony(page.text, "register")
     assert form.action == "/account/passkeys"
     answer = authenticator.create(form.options)
-    return await http.post(form.action, data={**form.fields, "credential": answer, "name": name})
+    return await http.post(
+        form.action,
+        data={**form.fields, "credential": answer, "name": name, "password": password},
+    )
 
 
 async def mail_kinds(runtime: Runtime) -> list[str]:
@@ -334,9 +340,10 @@ async def test_registration_refuses_bad_answers_and_keeps_nothing(
     authenticator = SoftAuthenticator(origin_of(ISSUER))
     good = authenticator.create(form.options)
     foreign = SoftAuthenticator("https://evil.example").create(form.options)
-    for credential in ("", "{}", "not json", "y" * 10_000, foreign):
+    for credential in ("", "{}", "not json", "y" * 10_000, "[" * 1100 + "]" * 1100, foreign):
         refused = await http.post(
-            form.action, data={**form.fields, "credential": credential, "name": "x"}
+            form.action,
+            data={**form.fields, "credential": credential, "name": "x", "password": ada.password},
         )
         assert refused.status_code == 400 and "The passkey was not added" in refused.text
     altered = await http.post(
@@ -345,14 +352,16 @@ async def test_registration_refuses_bad_answers_and_keeps_nothing(
             **form.fields,
             "passkey_state": "A" + form.fields["passkey_state"][1:],
             "credential": good,
+            "password": ada.password,
         },
     )
     assert altered.status_code == 400
     assert await count(runtime, Passkey) == 0 and await mail_kinds(runtime) == []
-    assert (
-        await http.post(form.action, data={**form.fields, "credential": good})
-    ).status_code == 200
-    again = await http.post(form.action, data={**form.fields, "credential": good})
+    with_password = {**form.fields, "credential": good, "password": ada.password}
+    no_password = await http.post(form.action, data={**with_password, "password": ""})
+    assert no_password.status_code == 401, "a session alone adds no sign-in factor"
+    assert (await http.post(form.action, data=with_password)).status_code == 200
+    again = await http.post(form.action, data=with_password)
     assert again.status_code == 400, "one answer registers once"
     assert await count(runtime, Passkey) == 1
     async with browser_of(http) as signed_out:
@@ -382,7 +391,7 @@ async def test_removing_needs_the_password_and_the_last_one_takes_the_codes(
         data={"csrf_token": csrf_token, "passkey_id": str(key_id), "password": "nope"},
     )
     assert wrong.status_code == 401 and "The current password is not right." in wrong.text
-    for bogus in ("", "abc", "99999999", "1" * 40):
+    for bogus in ("", "abc", "99999999", "1" * 40, "²", "١٢"):
         missing = await http.post(
             "/account/passkeys/remove",
             data={"csrf_token": csrf_token, "passkey_id": bogus, "password": ada.password},
@@ -496,3 +505,43 @@ async def test_an_rp_that_asks_for_two_steps_lets_a_person_add_a_passkey_to_cont
     claims = jwt.decode(token["id_token"], KeySet.import_key_set(jwks)).claims
     assert claims["acr"] == "urn:1pass:acr:mfa" and claims["amr"] == ["pwd", "hwk", "mfa"]
     assert await mail_kinds(runtime) == ["passkey_added"]
+
+
+async def test_a_password_alone_cannot_enrol_a_factor_on_an_account_that_has_one(
+    http: httpx.AsyncClient, runtime: Runtime, ada: UserInfo
+) -> None:
+    """The second step's pending sign-in (a right password) is no enrolment's: posted
+    to the enrolment routes, it is refused, and nothing is added or replaced."""
+    authenticator = SoftAuthenticator(origin_of(ISSUER))
+    await sign_in(http, ada.email, ada.password)
+    await add_passkey(http, authenticator)
+    http.cookies.delete("onepass_session")
+    client = await make_rp(runtime, require_second_factor=True)
+    step = await submit_login(http, await http.get(authorize_url(client)), ada.email, ada.password)
+    form = ceremony(step.text, "second-step")
+    attacker = SoftAuthenticator(origin_of(ISSUER))
+    fake = attacker.create({"rp": {"id": "testserver"}, "user": {"id": "eA"}, "challenge": "AAAA"})
+    for path, extra in (
+        ("/login/enrol/passkey", {"credential": fake, "passkey_state": "x"}),
+        ("/login/enrol", {"code": "000000", "sealed": "x"}),
+    ):
+        refused = await http.post(path, data={**form.fields, **extra})
+        assert refused.status_code == 400, (path, refused.text[:300])
+        assert "altered" in refused.text, path
+    assert await count(runtime, Passkey) == 1
+    assert not any(c.endswith("onepass_session") for c in http.cookies)
+
+
+async def test_deeply_nested_answers_are_refused_not_a_500(
+    http: httpx.AsyncClient, runtime: Runtime, ada: UserInfo
+) -> None:
+    nested = "[" * 1100 + "]" * 1100
+    page = await http.get("/account")
+    form = ceremony(page.text, "sign-in")
+    answer = await http.post(form.action, data={**form.fields, "credential": nested})
+    assert answer.status_code == 401
+    client = await make_rp(runtime)
+    login = await http.get(authorize_url(client))
+    form = ceremony(login.text, "sign-in")
+    answer = await http.post(form.action, data={**form.fields, "credential": nested})
+    assert answer.status_code == 401

@@ -127,7 +127,7 @@ async def test_the_last_factor_stays_while_an_rp_that_uses_it_requires_one(
         assert refused.status_code == 409
         assert "Example Bank requires two-step verification" in refused.text
         # With an authenticator app beside it, the passkey can go; then the app cannot.
-        setup = await post(http, "/account/totp/start")
+        setup = await post(http, "/account/totp/start", password=ada.password)
         secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', setup.text)
         assert secret is not None
         on = await http.post(

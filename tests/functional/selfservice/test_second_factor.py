@@ -44,7 +44,9 @@ def code(secret: str, steps_ahead: int = 1) -> str:
 async def enrol(http: httpx.AsyncClient, user: UserInfo) -> tuple[str, list[str]]:
     """Turn two-step verification on from the account page: the secret and the codes."""
     await sign_in(http, user.email, user.password)
-    setup = await post(http, "/account/totp/start")
+    refused = await post(http, "/account/totp/start")
+    assert refused.status_code == 401, "a session alone adds no sign-in factor"
+    setup = await post(http, "/account/totp/start", password=user.password)
     assert setup.status_code == 200 and "<svg" in setup.text
     secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', setup.text)
     assert secret is not None
