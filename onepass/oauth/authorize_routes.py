@@ -348,7 +348,7 @@ async def authorize(request: Request) -> Response:
     clients = CLIENTS.of(request)
     client = await clients.get(client_id) if len(client_id) <= 64 and client_id else None
     settings = runtime_of(request).settings
-    if "request_uri" in params:
+    if params.get("request_uri", "").startswith(par.REQUEST_URI_PREFIX):
         pushed = await _pushed_request(request, params, client)
         if isinstance(pushed, Response):
             return pushed

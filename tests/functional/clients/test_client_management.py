@@ -97,7 +97,11 @@ async def test_update_adds_and_removes_redirect_uris_keeping_client_id_and_secre
         (ClientChanges(scopes=("bad\x01scope",)), "scope"),
         (ClientChanges(name="  "), "name must be"),
         (ClientChanges(token_endpoint_auth_method="none"), "public"),
-        (ClientChanges(token_endpoint_auth_method="private_key_jwt"), "unsupported"),
+        (
+            ClientChanges(token_endpoint_auth_method="private_key_jwt"),
+            "needs the client's public keys",
+        ),
+        (ClientChanges(token_endpoint_auth_method="client_secret_jwt"), "unsupported"),
         (ClientChanges(webhook_url="ftp://rp.example/hook"), "absolute http(s) URL"),
         (ClientChanges(webhook_events=("client.updated",)), "needs --webhook-url"),
         (ClientChanges(webhook_events=("nope.event",)), "unknown webhook event type"),

@@ -190,11 +190,19 @@ async def test_a_request_uri_is_its_clients_and_lives_a_minute(
     assert foreign.status_code == 400 and "not valid" in foreign.text
     for bogus in (
         "urn:ietf:params:oauth:request_uri:nope",
-        "https://rp.example/req.jwt",
-        "x" * 500,
+        "urn:ietf:params:oauth:request_uri:" + "x" * 500,
     ):
         page = await http.get(authorize_with(client, bogus))
         assert page.status_code == 400, bogus
+    # A request object by reference elsewhere (RFC 9101) is not supported: said at the
+    # redirect URI, which the query names and the client registered.
+    by_reference = await http.get(
+        "/authorize?" + urlencode(request_params(client, request_uri="https://rp.example/r.jwt"))
+    )
+    assert by_reference.status_code == 303
+    assert parse_qs(urlsplit(by_reference.headers["location"]).query)["error"] == [
+        "request_uri_not_supported"
+    ]
     async with runtime.database.session() as session:
         await session.execute(
             update(PushedAuthorizationRequest).values(
