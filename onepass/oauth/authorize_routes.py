@@ -18,7 +18,9 @@ from onepass.accounts.models import User
 from onepass.accounts.second_factor import (
     SECOND_FACTOR,
     PendingInvalid,
+    PendingSignIn,
     Step,
+    Verified,
     seal_pending,
     second_factor_asked,
     unseal_pending,
@@ -379,6 +381,59 @@ async def authorize(request: Request) -> Response:
     return await continue_authorization(request, auth, client, current=await current_login(request))
 
 
+async def _signed_in_here(
+    request: Request,
+    auth: AuthorizationRequest,
+    client: ClientRecord,
+    login: accounts.NewLoginSession,
+    user: User,
+) -> Response:
+    """A sign-in done on these pages: on with the authorization, the session's cookie set."""
+    response = await continue_authorization(
+        request, auth, client, current=(login.session, user), logged_in_here=True
+    )
+    set_session_cookie(response, runtime_of(request).settings, login.token)
+    return response
+
+
+def _throttled_login_page(
+    request: Request,
+    auth: AuthorizationRequest,
+    client_name: str,
+    exc: LoginThrottled,
+    email: str | None = None,
+) -> Response:
+    response = _login_page(
+        request,
+        auth,
+        client_name,
+        email=email,
+        status=429,
+        error=throttled_message(exc.retry_after, page_language(request, auth)),
+    )
+    response.headers["retry-after"] = str(exc.retry_after)
+    return response
+
+
+async def verify_second_step(
+    request: Request, pending: PendingSignIn, form: dict[str, str]
+) -> Verified | None:
+    """The second step's answer a form posts: a passkey's (``credential``) or a code
+    (the authenticator app's, or a recovery code). Raises ``LoginThrottled``."""
+    ip, agent = client_ip(request), request.headers.get("user-agent")
+    second = SECOND_FACTOR.of(request)
+    if form.get("credential"):
+        return await second.verify_passkey(
+            pending,
+            passkey_rp(request),
+            form.get("passkey_state", ""),
+            form.get("credential", ""),
+            ip,
+            agent,
+        )
+    return await second.verify(pending, form.get("code", "")[:64], ip, agent)
+
+
 PAR_REQUIRED = (
     "this client sends its authorization requests by PAR (RFC 9126): push them to /par "
     "and send the browser with client_id and request_uri"
@@ -480,16 +535,7 @@ async def login(request: Request) -> Response:
     try:
         signed_in = await SIGN_IN.of(request).sign_in(end_user_door(request, auth), attempt)
     except LoginThrottled as exc:
-        response = _login_page(
-            request,
-            auth,
-            client.client_name,
-            email=email,
-            status=429,
-            error=throttled_message(exc.retry_after, page_language(request, auth)),
-        )
-        response.headers["retry-after"] = str(exc.retry_after)
-        return response
+        return _throttled_login_page(request, auth, client.client_name, exc, email)
     except SignInRefused as exc:
         return _login_page(
             request, auth, client.client_name, email=email, status=401, error=exc.message
@@ -502,15 +548,7 @@ async def login(request: Request) -> Response:
             return await ENROLMENT.of(request)(request, auth, client.client_name, pending)
         pending = seal_pending(runtime.box, exc.user.id, runtime.clock.timestamp())
         return await _second_factor_page(request, auth, client.client_name, pending, exc.user.id)
-    response = await continue_authorization(
-        request,
-        auth,
-        client,
-        current=(signed_in.login.session, signed_in.user),
-        logged_in_here=True,
-    )
-    set_session_cookie(response, runtime.settings, signed_in.login.token)
-    return response
+    return await _signed_in_here(request, auth, client, signed_in.login, signed_in.user)
 
 
 @router.post(
@@ -585,23 +623,9 @@ async def login_second_factor(request: Request) -> Response:
         pending = unseal_pending(runtime.box, pending_text, runtime.clock.timestamp())
     except PendingInvalid as exc:
         return error_page("This form has expired", str(exc).capitalize() + ".")
-    ip, agent = client_ip(request), request.headers.get("user-agent")
-    wrong = WRONG_CODE
+    wrong = PASSKEY_REFUSED_SECOND_STEP if form.get("credential") else WRONG_CODE
     try:
-        if form.get("credential"):
-            wrong = PASSKEY_REFUSED_SECOND_STEP
-            verified = await SECOND_FACTOR.of(request).verify_passkey(
-                pending,
-                passkey_rp(request),
-                form.get("passkey_state", ""),
-                form.get("credential", ""),
-                ip,
-                agent,
-            )
-        else:
-            verified = await SECOND_FACTOR.of(request).verify(
-                pending, form.get("code", "")[:64], ip, agent
-            )
+        verified = await verify_second_step(request, pending, form)
     except LoginThrottled as exc:
         response = await _second_factor_page(
             request,
@@ -624,15 +648,7 @@ async def login_second_factor(request: Request) -> Response:
             error=wrong,
             status=401,
         )
-    response = await continue_authorization(
-        request,
-        auth,
-        client,
-        current=(verified.login.session, verified.user),
-        logged_in_here=True,
-    )
-    set_session_cookie(response, runtime.settings, verified.login.token)
-    return response
+    return await _signed_in_here(request, auth, client, verified.login, verified.user)
 
 
 @router.post(
@@ -647,7 +663,6 @@ async def login_second_factor(request: Request) -> Response:
 )
 async def login_passkey(request: Request) -> Response:
     """Sign in with a passkey, without a password (``SignIn.with_passkey``)."""
-    runtime = runtime_of(request)
     posted = await form_and_request(request, "sign-in")
     if isinstance(posted, Response):
         return posted
@@ -663,23 +678,7 @@ async def login_passkey(request: Request) -> Response:
             request.headers.get("user-agent"),
         )
     except LoginThrottled as exc:
-        response = _login_page(
-            request,
-            auth,
-            client.client_name,
-            status=429,
-            error=throttled_message(exc.retry_after, page_language(request, auth)),
-        )
-        response.headers["retry-after"] = str(exc.retry_after)
-        return response
+        return _throttled_login_page(request, auth, client.client_name, exc)
     except SignInRefused as exc:
         return _login_page(request, auth, client.client_name, status=401, error=exc.message)
-    response = await continue_authorization(
-        request,
-        auth,
-        client,
-        current=(signed_in.login.session, signed_in.user),
-        logged_in_here=True,
-    )
-    set_session_cookie(response, runtime.settings, signed_in.login.token)
-    return response
+    return await _signed_in_here(request, auth, client, signed_in.login, signed_in.user)

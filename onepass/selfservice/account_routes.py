@@ -19,7 +19,6 @@ from onepass.accounts.links import LinkInvalid, LinkProblem
 from onepass.accounts.models import LoginSession, User
 from onepass.accounts.passkeys import PasskeyRefused
 from onepass.accounts.second_factor import (
-    SECOND_FACTOR,
     PendingInvalid,
     has_totp,
     seal_pending,
@@ -46,6 +45,7 @@ from onepass.oauth.authorize_routes import (
     second_step_page,
     session_cookie,
     set_session_cookie,
+    verify_second_step,
 )
 from onepass.pages import render
 from onepass.selfservice.account import (
@@ -291,23 +291,9 @@ async def account_login_code(request: Request) -> Response:
         return _sign_in_page(
             request, language, error=translate(language, CODE_TOO_LATE), status=401
         )
-    ip, agent = client_ip(request), request.headers.get("user-agent")
-    wrong = WRONG_CODE
+    wrong = PASSKEY_REFUSED_SECOND_STEP if form.get("credential") else WRONG_CODE
     try:
-        if form.get("credential"):
-            wrong = PASSKEY_REFUSED_SECOND_STEP
-            verified = await SECOND_FACTOR.of(request).verify_passkey(
-                pending,
-                passkey_rp(request),
-                form.get("passkey_state", ""),
-                form.get("credential", ""),
-                ip,
-                agent,
-            )
-        else:
-            verified = await SECOND_FACTOR.of(request).verify(
-                pending, form.get("code", "")[:64], ip, agent
-            )
+        verified = await verify_second_step(request, pending, form)
     except LoginThrottled as exc:
         response = await _code_page(
             request,

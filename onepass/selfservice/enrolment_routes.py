@@ -106,6 +106,28 @@ async def enrolment(
     return await enrolment_page(request, auth, client_name, pending)
 
 
+Posted = tuple[dict[str, str], AuthorizationRequest, ClientRecord, User, str]
+
+
+async def _enrolment_post(request: Request) -> Posted | Response:
+    """The posted enrolment form (CSRF, the sealed authorization request, its client)
+    and the account of the pending sign-in it continues, or the page that says why not."""
+    runtime = runtime_of(request)
+    posted = await form_and_request(request, "sign-in")
+    if isinstance(posted, Response):
+        return posted
+    form, interaction, client = posted
+    auth = interaction.request
+    try:
+        pending = unseal_pending(
+            runtime.box, form.get("pending", ""), runtime.clock.timestamp(), step=Step.ENROL
+        )
+        user = await _user(request, pending.user_id)
+    except PendingInvalid as exc:
+        return error_page("This form has expired", str(exc).capitalize() + ".")
+    return form, auth, client, user, page_language(request, auth)
+
+
 @router.post(
     "/login/enrol",
     openapi_extra=api_docs.form(
@@ -120,22 +142,11 @@ async def enrolment(
 async def enrol(request: Request) -> Response:
     """Turn two-step verification on with a code from the secret just scanned, and
     sign in with both steps."""
-    runtime = runtime_of(request)
-    posted = await form_and_request(request, "sign-in")
+    posted = await _enrolment_post(request)
     if isinstance(posted, Response):
         return posted
-    form, interaction, client = posted
-    auth = interaction.request
-    language = page_language(request, auth)
-    pending_text = form.get("pending", "")
-    try:
-        pending = unseal_pending(
-            runtime.box, pending_text, runtime.clock.timestamp(), step=Step.ENROL
-        )
-        user = await _user(request, pending.user_id)
-    except PendingInvalid as exc:
-        return error_page("This form has expired", str(exc).capitalize() + ".")
-    ip = client_ip(request)
+    form, auth, client, user, language = posted
+    pending_text, ip = form.get("pending", ""), client_ip(request)
     try:
         codes = await ACCOUNT.of(request).confirm_totp(
             user, form.get("sealed", ""), form.get("code", "")[:64], ip, language, first_only=True
@@ -208,22 +219,11 @@ async def _signed_in_with_codes(
 async def enrol_passkey(request: Request) -> Response:
     """Turn two-step verification on with the passkey the browser just created, and
     sign in with both steps (``amr`` ``pwd``, ``hwk``/``swk``, ``mfa``)."""
-    runtime = runtime_of(request)
-    posted = await form_and_request(request, "sign-in")
+    posted = await _enrolment_post(request)
     if isinstance(posted, Response):
         return posted
-    form, interaction, client = posted
-    auth = interaction.request
-    language = page_language(request, auth)
-    pending_text = form.get("pending", "")
-    try:
-        pending = unseal_pending(
-            runtime.box, pending_text, runtime.clock.timestamp(), step=Step.ENROL
-        )
-        user = await _user(request, pending.user_id)
-    except PendingInvalid as exc:
-        return error_page("This form has expired", str(exc).capitalize() + ".")
-    ip = client_ip(request)
+    form, auth, client, user, language = posted
+    pending_text, ip = form.get("pending", ""), client_ip(request)
     try:
         codes = await ACCOUNT.of(request).add_passkey(
             passkey_rp(request),
@@ -242,7 +242,7 @@ async def enrol_passkey(request: Request) -> Response:
         return await enrolment_page(
             request, auth, client.client_name, pending_text, error=message, status=400
         )
-    async with runtime.database.session(readonly=True) as session:
+    async with runtime_of(request).database.session(readonly=True) as session:
         synced = any(key.backed_up for key in await passkeys.passkeys_of(session, user.id))
     login = await SECOND_FACTOR.of(request).session_for(
         user.id, ip, request.headers.get("user-agent"), ("pwd", "swk" if synced else "hwk", "mfa")
