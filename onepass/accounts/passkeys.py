@@ -32,12 +32,12 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
 import webauthn
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn.helpers import bytes_to_base64url, parse_authentication_credential_json
@@ -336,26 +336,33 @@ async def register(
 
 @dataclass(frozen=True)
 class Asserted:
-    passkey: Passkey
+    """A verified answer: whose passkey signed it, and what it said."""
+
+    passkey_id: int
+    user_id: int
+    sign_count: int  # the counter before this answer
+    new_sign_count: int
+    backed_up: bool
     user_verified: bool
 
     def amr(self, *, after_password: bool) -> list[str]:
-        key = "swk" if self.passkey.backed_up else "hwk"
+        key = "swk" if self.backed_up else "hwk"
         return ["pwd", key, "mfa"] if after_password else [key, "user", "mfa"]
 
 
-async def verify_assertion(
+async def check_assertion(
     session: AsyncSession,
     rp: RelyingParty,
-    clock: Clock,
     purpose: str,
     challenge: Challenge,
     credential: str,
 ) -> Asserted:
-    """The passkey that signed ``challenge`` (in the caller's write transaction: the
-    challenge is taken, the counter and last use are updated); ``PasskeyRefused`` for an
-    unknown credential, one of another user than the challenge's, a bad signature, a
-    counter that went back (a cloned authenticator) or an answer given before."""
+    """Verify an answer to ``challenge`` (reads only: a sign-in checks it before it
+    opens a write transaction, so a flood of bad answers takes no write lock);
+    ``PasskeyRefused`` for an unknown credential, one of another user than the
+    challenge's, a user handle that is not its owner's, a bad signature or flags, or a
+    counter that went back (a cloned authenticator). ``record_assertion`` then takes
+    the challenge and moves the counter."""
     if not credential or len(credential) > MAX_CREDENTIAL_JSON:
         raise PasskeyRefused("no credential")
     try:
@@ -363,9 +370,7 @@ async def verify_assertion(
     except (WebAuthnException, ValueError, TypeError) as exc:
         raise PasskeyRefused(f"unreadable assertion: {type(exc).__name__}") from None
     passkey = await session.scalar(
-        select(Passkey)
-        .where(Passkey.credential_id == bytes_to_base64url(parsed.raw_id))
-        .with_for_update()
+        select(Passkey).where(Passkey.credential_id == bytes_to_base64url(parsed.raw_id))
     )
     if passkey is None:
         raise PasskeyRefused("unknown credential")
@@ -388,11 +393,49 @@ async def verify_assertion(
         )
     except (WebAuthnException, ValueError, TypeError) as exc:
         raise PasskeyRefused(f"assertion not verified: {type(exc).__name__}") from None
+    return Asserted(
+        passkey.id,
+        passkey.user_id,
+        passkey.sign_count,
+        verified.new_sign_count,
+        verified.credential_backed_up,
+        verified.user_verified,
+    )
+
+
+async def record_assertion(
+    session: AsyncSession, clock: Clock, challenge: Challenge, asserted: Asserted
+) -> None:
+    """In the sign-in's write transaction: the challenge taken (``PasskeyRefused`` if
+    it was answered already) and the counter moved on, if it still is what the check
+    saw (one conditional ``UPDATE``: two answers racing with one counter, one wins)."""
     await take_challenge(session, clock, challenge)
-    passkey.sign_count = verified.new_sign_count
-    passkey.backed_up = verified.credential_backed_up
-    passkey.last_used_at = clock.now()
-    return Asserted(passkey, verified.user_verified)
+    moved = await session.execute(
+        update(Passkey)
+        .where(Passkey.id == asserted.passkey_id, Passkey.sign_count == asserted.sign_count)
+        .values(
+            sign_count=asserted.new_sign_count,
+            backed_up=asserted.backed_up,
+            last_used_at=clock.now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if cast("CursorResult[Any]", moved).rowcount != 1:
+        raise PasskeyRefused("the passkey is gone, or was used at the same moment")
+
+
+async def verify_assertion(
+    session: AsyncSession,
+    rp: RelyingParty,
+    clock: Clock,
+    purpose: str,
+    challenge: Challenge,
+    credential: str,
+) -> Asserted:
+    """``check_assertion`` and ``record_assertion`` in the caller's write transaction."""
+    asserted = await check_assertion(session, rp, purpose, challenge, credential)
+    await record_assertion(session, clock, challenge, asserted)
+    return asserted
 
 
 async def remove(session: AsyncSession, user_id: int, passkey_id: int) -> Passkey | None:

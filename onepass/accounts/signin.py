@@ -26,6 +26,7 @@ administrator and a TOTP code.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -275,11 +276,13 @@ class SignIn:
             challenge = passkeys.unseal(
                 self.box, passkeys.Purpose.SIGN_IN, state, self.clock.timestamp()
             )
-            async with self.database.session() as session:
-                asserted = await passkeys.verify_assertion(
-                    session, rp, self.clock, passkeys.Purpose.SIGN_IN, challenge, credential
+            async with self.database.session(readonly=True) as reading:
+                asserted = await passkeys.check_assertion(
+                    reading, rp, passkeys.Purpose.SIGN_IN, challenge, credential
                 )
-                owner = await session.get(User, asserted.passkey.user_id)
+            async with self.database.session() as session:
+                await passkeys.record_assertion(session, self.clock, challenge, asserted)
+                owner = await session.get(User, asserted.user_id)
                 attempt = Attempt(owner.email if owner else "", "", ip, user_agent)
                 user = await door.admit(session, owner, attempt) if owner else None
                 if user is None or owner is None or owner.disabled_at or owner.deleted_at:
@@ -306,12 +309,15 @@ class SignIn:
 
 
 def _credential_id(credential: str) -> str:
-    """The credential id an answer names, for counting attempts (unverified)."""
+    """The credential id an answer names, for counting attempts (unverified): as a hex
+    digest, since the throttle folds case and base64url ids differ by case."""
     try:
         value = orjson.loads(credential[: passkeys.MAX_CREDENTIAL_JSON]).get("rawId")
     except (orjson.JSONDecodeError, AttributeError):
         return ""
-    return value[:1400] if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    return hashlib.sha256(value[:1400].encode()).hexdigest()
 
 
 SIGN_IN: Service[SignIn] = Service("accounts.sign_in")

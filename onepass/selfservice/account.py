@@ -271,19 +271,32 @@ class Account:
 
     async def _keep_a_factor(self, user: User, *, totp_off: bool, passkey_off: int | None) -> None:
         """``FactorNeeded`` when this removal would leave the account no second factor
-        while an application it uses requires one (``require_second_factor``)."""
+        while an application it uses requires one (``require_second_factor``): asked
+        first, so the page says so before the password is checked."""
         runtime = self.runtime
         async with runtime.database.session(readonly=True) as session:
             factors = await second_factor.factors_of(session, user)
             left = (factors.totp and not totp_off) or any(
                 key.id != passkey_off for key in factors.passkeys
             )
-            if left:
-                return
-            apps = await consents.list_consents(session, runtime.clock, user.id)
+            if not left:
+                await self._no_factor_needed(session, user)
+
+    async def _no_factor_needed(self, session: AsyncSession, user: User) -> None:
+        apps = await consents.list_consents(session, self.runtime.clock, user.id)
         needing = sorted(app.client_name for app in apps if app.requires_second_factor)
         if needing:
             raise FactorNeeded(needing)
+
+    async def _removed(
+        self, session: AsyncSession, user: User, kind: str, language: str, **values: str
+    ) -> None:
+        """After a factor's removal, in its transaction (the user's row locked): asked
+        again, so that two removals at once cannot leave none where one is needed (the
+        second finds the first's removal and rolls back); then the mail."""
+        if not (await second_factor.factors_of(session, user)).any:
+            await self._no_factor_needed(session, user)
+        await self._mail(session, user, kind, language, **values)
 
     async def remove_totp(self, user: User, password: str, ip: str, language: str) -> None:
         """Raises ``WrongPassword``, ``LoginThrottled`` or ``FactorNeeded``."""
@@ -294,7 +307,7 @@ class Account:
             actor_of(user, ip),
             str(user.id),
             action=playbook.REMOVE_SECOND_FACTOR,
-            also=lambda session, u: self._mail(session, u, "factor_removed", language),
+            also=lambda session, u: self._removed(session, u, "factor_removed", language),
         )
 
     async def new_recovery_codes(self, user: User, password: str, ip: str) -> list[str]:
@@ -363,7 +376,7 @@ class Account:
             actor_of(user, ip),
             str(user.id),
             passkey_id,
-            also=lambda session, u: self._mail(
+            also=lambda session, u: self._removed(
                 session, u, "passkey_removed", language, passkey=passkey.name
             ),
         )

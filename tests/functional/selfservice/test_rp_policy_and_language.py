@@ -12,12 +12,13 @@ import httpx
 import pyotp
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from onepass.accounts.models import Passkey
 from onepass.app import OnePass
-from onepass.clients.registry import ClientChanges
+from onepass.clients.registry import CLIENTS, ClientChanges
 from onepass.mail.models import MailOutboxEntry
+from onepass.oauth.codes import grant_consent
 from onepass.operators.audit import Actor
 from onepass.playbook import clients as playbook_clients
 from onepass.runtime import Runtime
@@ -182,3 +183,47 @@ async def test_the_saved_language_comes_after_ui_locales_and_before_the_browser(
             select(MailOutboxEntry).where(MailOutboxEntry.kind == "password_changed")
         )
     assert mail is not None and mail.language == "ko", "mail in the language the person chose"
+
+
+async def test_two_removals_at_once_leave_a_factor_an_rp_requires(
+    app: OnePass, runtime: Runtime
+) -> None:
+    """The authenticator app and the last passkey removed at the same moment: the rule
+    is asked again in each removal's transaction, under the user's row lock, so one
+    of them is refused and a factor stays."""
+    import asyncio
+
+    from onepass.accounts.models import User
+    from onepass.selfservice.account import ACCOUNT, FactorNeeded
+
+    ada = await make_user(runtime)
+    strict = await make_rp(runtime, name="Example Bank", require_second_factor=True)
+    async with browser(app) as http:
+        await sign_in(http, ada.email, ada.password)
+        await add_passkey(http, SoftAuthenticator(origin_of(ISSUER)))
+        setup = await post(http, "/account/totp/start", password=ada.password)
+        secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', setup.text)
+        assert secret is not None
+        await http.post(
+            "/account/totp/confirm",
+            data={**fields(setup.text), "code": pyotp.TOTP(secret.group(1)).now()},
+        )
+    async with runtime.database.session() as session:
+        record = await app.services.get(CLIENTS).get(strict.client_id)
+        assert record is not None
+        await grant_consent(session, runtime.clock, ada.id, record, ["openid"])
+        user = await session.get(User, ada.id)
+        key_id = await session.scalar(select(Passkey.id))
+    assert user is not None and key_id is not None
+    account = app.services.get(ACCOUNT)
+    results = await asyncio.gather(
+        account.remove_totp(user, ada.password, "127.0.0.1", "en"),
+        account.remove_passkey(user, key_id, ada.password, "127.0.0.1", "en"),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, FactorNeeded)]
+    assert len(refused) == 1, results
+    async with runtime.database.session(readonly=True) as session:
+        fresh = await session.get(User, ada.id)
+        keys = await session.scalar(select(func.count()).select_from(Passkey))
+    assert fresh is not None and (fresh.totp_secret_encrypted is not None or keys == 1)
