@@ -101,10 +101,11 @@ class AssertionVerifier:
             }
         )
 
-    async def verify(self, assertion: str, client: ClientRecord) -> None:
-        """Raise ``AssertionRefused`` unless ``assertion`` authenticates ``client``."""
+    async def verify(self, assertion: str, claimed: Unverified, client: ClientRecord) -> None:
+        """Raise ``AssertionRefused`` unless ``assertion`` (``claimed``: what ``peek``
+        read of it) authenticates ``client``."""
         keys = await self.keys.key_set(client, refresh=False)
-        kid = peek(assertion).kid
+        kid = claimed.kid
         if keys is None or (kid is not None and not _has_kid(keys, kid)):
             keys = await self.keys.key_set(client, refresh=True)
         if keys is None:

@@ -178,7 +178,7 @@ class ClientAuthenticator:
                     f"registered for {client.token_endpoint_auth_method}, used private_key_jwt",
                     client_id,
                 )
-            await self.assertions.verify(form["client_assertion"], client)
+            await self.assertions.verify(form["client_assertion"], claimed, client)
         except AssertionRefused as exc:
             log.info(
                 "token.client_authentication_failed",

@@ -59,6 +59,7 @@ from onepass.selfservice.recovery import PasswordRefused
 from onepass.selfservice.routes import (
     NO_MATCH,
     genuine_form,
+    link_form,
     problem_page,
 )
 from onepass.services import runtime_of
@@ -706,18 +707,13 @@ async def email_change(
 
 @router.get("/account/email/confirm")
 async def email_confirm_form(request: Request) -> Response:
-    """The page the new address's link opens: one button makes it the address (a GET
-    changes nothing, so a mail scanner that fetches the link changes nothing)."""
-    language = _language(request)
-    token = request.query_params.get("token", "")
-    try:
-        email = await ACCOUNT.of(request).check_email_link(token)
-    except LinkInvalid as exc:
-        return problem_page(
-            language, N_("This link does not work"), EMAIL_LINK_PROBLEMS[exc.problem], 400
-        )
-    return csrf.form_page(
-        request, "account_email_confirm.html", {"token": token, "email": email}, language=language
+    """The page the new address's link opens: one button makes it the address."""
+    return await link_form(
+        request,
+        _language(request),
+        ACCOUNT.of(request).check_email_link,
+        EMAIL_LINK_PROBLEMS,
+        "account_email_confirm.html",
     )
 
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -56,6 +58,24 @@ def problem_page(language: str, title: str, message: str, status: int) -> Respon
         status,
         language=language,
     )
+
+
+async def link_form(
+    request: Request,
+    language: str,
+    check: Callable[[str], Awaitable[str]],
+    problems: Mapping[LinkProblem, str],
+    template: str,
+) -> Response:
+    """The page a mailed link opens: the address it is for, and one button that acts
+    (a GET changes nothing, so a mail scanner that fetches the link changes nothing);
+    or what is wrong with the link. ``check``: the link's address, or ``LinkInvalid``."""
+    token = request.query_params.get("token", "")
+    try:
+        email = await check(token)
+    except LinkInvalid as exc:
+        return problem_page(language, N_("This link does not work"), problems[exc.problem], 400)
+    return csrf.form_page(request, template, {"token": token, "email": email}, language=language)
 
 
 async def genuine_form(request: Request, language: str) -> Params | Response:
@@ -288,18 +308,14 @@ async def signup(request: Request) -> Response:
 
 @router.get("/signup/confirm")
 async def signup_confirm_form(request: Request) -> Response:
-    """The page a sign-up's mail links to: one button creates the account (a GET
-    creates nothing, so a mail scanner that fetches the link creates nothing)."""
-    language = _language(request)
-    token = request.query_params.get("token", "")
-    try:
-        email = await SIGNUP.of(request).check(LinkKind.SIGNUP, token)
-    except LinkInvalid as exc:
-        return problem_page(
-            language, N_("This link does not work"), CONFIRM_PROBLEMS[exc.problem], 400
-        )
-    return csrf.form_page(
-        request, "signup_confirm.html", {"token": token, "email": email}, language=language
+    """The page a sign-up's mail links to: one button creates the account."""
+    signup = SIGNUP.of(request)
+    return await link_form(
+        request,
+        _language(request),
+        lambda token: signup.check(LinkKind.SIGNUP, token),
+        CONFIRM_PROBLEMS,
+        "signup_confirm.html",
     )
 
 
