@@ -63,6 +63,21 @@ class LoginSession(Base):
     __table_args__ = (Index(None, "user_id"),)
 
 
+class LoginSessionClient(Base):
+    """An RP a login session signed in to (an authorization code issued under it): whom
+    OpenID Connect Back-Channel Logout tells when the session ends."""
+
+    __tablename__ = "login_session_clients"
+
+    login_session_id: Mapped[int] = mapped_column(
+        ForeignKey("login_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    oauth_application_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_applications.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AccountToken(Base):
     """A single-use link sent to a person by mail (``accounts.links``): a password
     reset, a sign-up to confirm, an invitation. Only the token's keyed hash is stored.

@@ -58,6 +58,22 @@ class OAuthApplication(Base):
     # from the consent page.
     policy_uri: Mapped[str | None] = mapped_column(Text)
     tos_uri: Mapped[str | None] = mapped_column(Text)
+    # DPoP (RFC 9449 §5.2): access tokens only with a proof of possession.
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # Authorization requests only as signed request objects (RFC 9101 §10.5).
+    require_signed_request_object: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # The security profile the client is registered under: NULL (1pass's default) or
+    # "fapi2" (FAPI 2.0 Security Profile).
+    profile: Mapped[str | None] = mapped_column(String(16))
+    # OpenID Connect Back-Channel Logout 1.0 §2.2.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     __table_args__ = (
         # The webhook claim skips disabled applications' entries: this (usually empty)

@@ -72,6 +72,15 @@ class ClientRecord:
     jwks: str | None = None
     jwks_uri: str | None = None
     id_token_signed_response_alg: str = "RS256"
+    # DPoP (RFC 9449 §5.2): refuse a token request without a proof.
+    dpop_bound_access_tokens: bool = False
+    # Signed request objects only (RFC 9101 §10.5).
+    require_signed_request_object: bool = False
+    # NULL: 1pass's default; "fapi2": the FAPI 2.0 Security Profile.
+    profile: str | None = None
+    # OpenID Connect Back-Channel Logout 1.0 §2.2.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
     # A secret replaced by a rotation with a grace, and when it stops verifying (a
     # POSIX timestamp; 0: there is none).
     previous_secret_hash: str | None = None
@@ -101,6 +110,11 @@ class ClientRecord:
             jwks=orjson.dumps(app.jwks, option=orjson.OPT_SORT_KEYS).decode() if app.jwks else None,
             jwks_uri=app.jwks_uri,
             id_token_signed_response_alg=app.id_token_signed_response_alg,
+            dpop_bound_access_tokens=app.dpop_bound_access_tokens,
+            require_signed_request_object=app.require_signed_request_object,
+            profile=app.profile,
+            backchannel_logout_uri=app.backchannel_logout_uri,
+            backchannel_logout_session_required=app.backchannel_logout_session_required,
             previous_secret_hash=app.previous_secret_hash,
             previous_secret_expires=(
                 app.previous_secret_expires_at.timestamp()

@@ -55,6 +55,8 @@ class AuthorizationCode(Base):
     access_token_jti: Mapped[str | None] = mapped_column(String(64))
     access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refresh_token_family: Mapped[str | None] = mapped_column(String(64))
+    # DPoP (RFC 9449 §10): the thumbprint of the key the code is bound to (dpop_jkt).
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class RefreshToken(Base):
@@ -82,6 +84,8 @@ class RefreshToken(Base):
     # The access token issued alongside, revoked with the family.
     access_token_jti: Mapped[str | None] = mapped_column(String(64))
     access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # DPoP (RFC 9449 §5): a public client's refresh tokens are bound to its key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index(None, "family_id"), Index(None, "user_id"))
 
