@@ -115,7 +115,9 @@ class AssertionVerifier:
             raise AssertionRefused("the client's keys are not available", client.client_id)
         try:
             claims: dict[str, Any] = dict(
-                jwt.decode(assertion, keys, algorithms=list(ALGORITHMS)).claims
+                jwt.decode(
+                    assertion, keys, algorithms=profiles.signing_algs(client, ALGORITHMS)
+                ).claims
             )
         except (JoseError, ValueError, TypeError) as exc:
             raise AssertionRefused(

@@ -38,6 +38,9 @@ PROFILES = (DEFAULT, FAPI2)
 # ID token algorithms a fapi2 client may register: those of these that the key ring
 # signs with (``registry.ID_TOKEN_ALGS``), in this order of preference.
 FAPI2_ID_TOKEN_ALGS = ("ES256", "PS256", "EdDSA")
+# §5.4: the algorithms of every JWS of a profile client (its client assertions and
+# request objects too).
+FAPI2_SIGNING_ALGS = frozenset(FAPI2_ID_TOKEN_ALGS)
 # §5.3, general: "shall issue authorization codes with a maximum lifetime of 60 seconds".
 FAPI2_CODE_TTL = 60
 PRIVATE_KEY_JWT = "private_key_jwt"
@@ -158,3 +161,11 @@ def exact_assertion_audience(client: Registration) -> bool:
 def code_ttl(client: Registration, default: int) -> int:
     """How long an authorization code of ``client`` lives (§5.3: at most 60 s)."""
     return min(default, FAPI2_CODE_TTL) if is_fapi2(client) else default
+
+
+def signing_algs(client: Registration, accepted: Sequence[str]) -> list[str]:
+    """The algorithms a JWS from ``client`` (an assertion, a request object) may use, of
+    those 1pass ``accepted`` (§5.4: RS256 never under the profile)."""
+    if is_fapi2(client):
+        return [alg for alg in accepted if alg in FAPI2_SIGNING_ALGS]
+    return list(accepted)

@@ -6,7 +6,8 @@ parameters are those inside the object, and only ``client_id`` beside it counts 
 usual check of the request applies to them afterwards. The object is accepted when:
 
 - it is a compact JWS (not encrypted: 1pass publishes no encryption key) of at most
-  16 KB, signed with ES256, PS256, EdDSA or RS256 (``ALGORITHMS``) by a key of the
+  16 KB, signed with ES256, PS256, EdDSA or RS256 (``ALGORITHMS``; not RS256 for a
+  client under the FAPI 2.0 profile, ``clients.profiles.signing_algs``) by a key of the
   client's JWK set, the same keys as ``private_key_jwt`` (inline or fetched from its
   ``jwks_uri``, again on an unknown ``kid``: ``clients.assertions.KeySource``). ``none``
   and the HMAC algorithms are refused: a symmetric object would need the client's
@@ -37,6 +38,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from onepass.clients import profiles
 from onepass.clients.assertions import KeySource
 from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
@@ -88,9 +90,10 @@ class RequestObjects:
     async def _parameters(self, request_object: str, client: ClientRecord) -> Params:
         header = _header(request_object)
         alg = header.get("alg")
-        if alg not in ALGORITHMS:
+        accepted = profiles.signing_algs(client, ALGORITHMS)
+        if alg not in accepted:
             raise RequestObjectRefused(
-                f"the request object must be signed with {', '.join(ALGORITHMS)}"
+                f"the request object must be signed with {', '.join(accepted)}"
                 f" (not {str(alg)[:20]})"
             )
         typ = header.get("typ")
