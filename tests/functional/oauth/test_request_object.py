@@ -1,5 +1,5 @@
 """Signed request objects by value (JAR, RFC 9101), signed by joserfc with the client's
-ES256 or RS256 key: at /authorize and pushed to /par they sign a user in with the
+ES256, RS256, PS256 or EdDSA key: at /authorize and pushed to /par they sign a user in with the
 parameters inside the object only (an outer redirect_uri, scope or state is not used);
 every bad object (another key, alg none, HS256 with the public key as secret, wrong
 iss/aud/client_id, expired, exp too far, nbf too old, encrypted, a nested request_uri)
@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import ECKey, OctKey, RSAKey
+from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from onepass.oauth import pkce
 from onepass.runtime import Runtime
@@ -30,7 +30,7 @@ from tests.flow import log_in_and_consent
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 OTHER_URI = "https://rp.example/other"
 VERIFIER = secrets.token_urlsafe(48)
-Key = ECKey | RSAKey
+Key = ECKey | RSAKey | OKPKey
 
 
 def public_set(*keys: Key) -> dict[str, Any]:
@@ -88,8 +88,10 @@ def authenticated(client: Client, key: Key, alg: str = "ES256", **form: str) -> 
 
 
 def make_key(alg: str) -> Key:
-    if alg == "RS256":
+    if alg in ("RS256", "PS256"):
         return RSAKey.generate_key(2048, {"kid": "rsa-1"})
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", {"kid": "okp-1"})
     return ECKey.generate_key("P-256", {"kid": "ec-1"})
 
 
@@ -121,7 +123,7 @@ async def exchange(
     return body
 
 
-@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "EdDSA"])
 async def test_a_request_object_at_authorize_signs_in_with_its_own_parameters_only(
     http: httpx.AsyncClient, runtime: Runtime, alg: str
 ) -> None:
@@ -150,7 +152,7 @@ async def test_a_request_object_at_authorize_signs_in_with_its_own_parameters_on
     assert "refresh_token" not in token
 
 
-@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256"])
 async def test_a_request_object_pushed_to_par_signs_in_with_its_own_parameters_only(
     http: httpx.AsyncClient, runtime: Runtime, alg: str
 ) -> None:
