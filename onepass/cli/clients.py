@@ -218,7 +218,8 @@ def update(
     auth_method: str | None = typer.Option(
         None,
         "--token-endpoint-auth-method",
-        help="client_secret_basic or client_secret_post (a confidential client stays one).",
+        help="client_secret_basic, client_secret_post or private_key_jwt (a confidential "
+        "client stays one).",
     ),
     first_party: bool | None = typer.Option(
         None, "--first-party/--no-first-party", help="Skip the consent screen, or not."
