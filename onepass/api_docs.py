@@ -143,6 +143,7 @@ AUTHORIZATION_REQUEST = (
     "ui_locales",
     "response_mode",
     "request_uri",  # RFC 9126: a request pushed to /par (then only client_id beside it)
+    "request",  # RFC 9101: a signed request object (then only client_id beside it counts)
 )
 AUTHORIZATION_REQUIRED = ("client_id", "redirect_uri", "response_type", "scope")
 # OIDC RP-Initiated Logout 1.0 §2.

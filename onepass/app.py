@@ -57,6 +57,7 @@ from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.interaction import SEALER, Sealer
+from onepass.oauth.request_object import REQUEST_OBJECTS, RequestObjects
 from onepass.oauth.routes import DISCOVERY
 from onepass.oauth.token_endpoint import TokenEndpoint
 from onepass.oauth.userinfo import UserInfo
@@ -120,6 +121,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
             allow_private=settings.webhook_allow_private_targets,
         )
     )
+    services.provide(REQUEST_OBJECTS, RequestObjects(client_keys, runtime.clock, settings.issuer))
     authenticator = ClientAuthenticator(
         clients,
         runtime.hasher,

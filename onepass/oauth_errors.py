@@ -139,3 +139,7 @@ class RequestNotSupportedError(OAuthError):
 
 class RequestUriNotSupportedError(OAuthError):
     error = "request_uri_not_supported"
+
+
+class InvalidRequestObjectError(OAuthError):
+    error = "invalid_request_object"  # RFC 9101 §6.2

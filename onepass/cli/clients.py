@@ -61,7 +61,12 @@ def create(
         help="client_secret_basic (default), client_secret_post, private_key_jwt (with "
         "--jwks-file or --jwks-uri), or none.",
     ),
-    id_token_alg: str = typer.Option("RS256", "--id-token-alg", help="RS256 or ES256."),
+    id_token_alg: str | None = typer.Option(
+        None,
+        "--id-token-alg",
+        help="How its ID tokens are signed: RS256 (default) or ES256 (fapi2: ES256 and "
+        "never RS256).",
+    ),
     first_party: bool = typer.Option(False, "--first-party", help="Skip the consent screen."),
     require_second_factor: bool = typer.Option(
         False,
@@ -82,6 +87,19 @@ def create(
         "--require-par",
         help="Its authorization requests only by PAR (RFC 9126): /authorize takes a "
         "request_uri from /par.",
+    ),
+    require_signed_request_object: bool = typer.Option(
+        False,
+        "--require-signed-request-object/--no-require-signed-request-object",
+        help="Its authorization requests only as signed request objects (RFC 9101), by "
+        "value at /authorize or pushed to /par; signed with its private_key_jwt keys.",
+    ),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        help="default, or fapi2 (FAPI 2.0 Security Profile: private_key_jwt, PAR, PKCE "
+        "S256, DPoP-bound tokens, https redirect URIs, ES256/PS256/EdDSA ID tokens, "
+        "60-second codes: set, or refused with what to give).",
     ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help="Where webhooks are delivered."
@@ -120,6 +138,8 @@ def create(
             require_pushed_authorization_requests=require_par,
             jwks=read_jwks(jwks_file),
             jwks_uri=jwks_uri,
+            require_signed_request_object=require_signed_request_object,
+            profile=profile,
         )
 
     data = run(action)
@@ -198,7 +218,8 @@ def update(
     auth_method: str | None = typer.Option(
         None,
         "--token-endpoint-auth-method",
-        help="client_secret_basic or client_secret_post (a confidential client stays one).",
+        help="client_secret_basic, client_secret_post or private_key_jwt (a confidential "
+        "client stays one).",
     ),
     first_party: bool | None = typer.Option(
         None, "--first-party/--no-first-party", help="Skip the consent screen, or not."
@@ -220,6 +241,20 @@ def update(
         None,
         "--require-par/--no-require-par",
         help="Its authorization requests only by PAR (RFC 9126), or not.",
+    ),
+    require_signed_request_object: bool | None = typer.Option(
+        None,
+        "--require-signed-request-object/--no-require-signed-request-object",
+        help="Its authorization requests only as signed request objects (RFC 9101), or not.",
+    ),
+    id_token_alg: str | None = typer.Option(
+        None, "--id-token-alg", help="How its ID tokens are signed: RS256 or ES256."
+    ),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        help="fapi2 (FAPI 2.0 Security Profile: what it demands is set, or refused with "
+        "what to change) or default (leaves PAR and DPoP on: turn them off yourself).",
     ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help='Where webhooks are delivered ("" removes it).'
@@ -248,6 +283,9 @@ def update(
         require_pushed_authorization_requests=require_par,
         jwks=read_jwks(jwks_file),
         jwks_uri=jwks_uri,
+        id_token_signed_response_alg=id_token_alg,
+        require_signed_request_object=require_signed_request_object,
+        profile=profile,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)
@@ -256,6 +294,15 @@ def update(
         return await playbook.update(runtime, Actor.cli(), app_id, changes)
 
     data = run(action)
+    if profile == "default":
+        typer.echo(
+            "Profile default: the flags fapi2 set stay as they are "
+            f"(require_pushed_authorization_requests: "
+            f"{data['require_pushed_authorization_requests']}, dpop_bound_access_tokens: "
+            f"{data['dpop_bound_access_tokens']}); turn them off with --no-require-par and "
+            "the DPoP option if the application no longer needs them.",
+            err=True,
+        )
     if as_json:
         print_json(data)
         return

@@ -2,7 +2,8 @@
 with a JWT it signed with one of its registered keys, instead of a secret.
 
 The assertion's ``iss`` and ``sub`` are the client_id; its ``aud`` is 1pass (the issuer,
-or the URL of the endpoint called: RP libraries send either); it expires within five
+or the URL of the endpoint called: RP libraries send either; for a client under the
+FAPI 2.0 profile, the issuer as a string and nothing else, ``clients.profiles``); it expires within five
 minutes of now (a short-lived proof, not a credential); its ``jti`` is accepted once
 (written to ``used_client_assertions`` until the assertion would have expired), on
 every process. It is signed with RS256, PS256, ES256 or EdDSA by a key of the client's
@@ -28,6 +29,7 @@ from joserfc.jws import extract_compact
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from onepass.clients import profiles
 from onepass.clients.models import UsedClientAssertion
 from onepass.clock import Clock
 from onepass.db import Database
@@ -92,6 +94,7 @@ class AssertionVerifier:
         self.database = database
         self.clock = clock
         self.keys = keys
+        self.issuer = issuer
         # The issuer, and every endpoint that authenticates clients.
         self.audiences = frozenset(
             {issuer}
@@ -112,24 +115,36 @@ class AssertionVerifier:
             raise AssertionRefused("the client's keys are not available", client.client_id)
         try:
             claims: dict[str, Any] = dict(
-                jwt.decode(assertion, keys, algorithms=list(ALGORITHMS)).claims
+                jwt.decode(
+                    assertion, keys, algorithms=profiles.signing_algs(client, ALGORITHMS)
+                ).claims
             )
         except (JoseError, ValueError, TypeError) as exc:
             raise AssertionRefused(
                 f"signature not verified: {type(exc).__name__}", client.client_id
             ) from None
         now = self.clock.timestamp()
-        self._check_claims(claims, client.client_id, now)
+        self._check_claims(claims, client, now)
         await self._take_jti(client.client_id, str(claims["jti"]), float(claims["exp"]))
 
-    def _check_claims(self, claims: dict[str, Any], client_id: str, now: float) -> None:
+    def _check_claims(self, claims: dict[str, Any], client: ClientRecord, now: float) -> None:
         def refuse(reason: str) -> AssertionRefused:
-            return AssertionRefused(reason, client_id)
+            return AssertionRefused(reason, client.client_id)
 
         aud = claims.get("aud")
-        audiences = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
-        if not audiences & self.audiences:
-            raise refuse("aud is not 1pass (the issuer or the endpoint's URL)")
+        if profiles.exact_assertion_audience(client):
+            if aud != self.issuer:
+                raise refuse("aud must be the issuer, as a string (the client's profile: fapi2)")
+        else:
+            audiences = (
+                {aud}
+                if isinstance(aud, str)
+                else {a for a in aud if isinstance(a, str)}
+                if isinstance(aud, list)
+                else set()
+            )
+            if not audiences & self.audiences:
+                raise refuse("aud is not 1pass (the issuer or the endpoint's URL)")
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or isinstance(exp, bool):
             raise refuse("exp is required")

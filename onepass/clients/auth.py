@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 
 import structlog
 
+from onepass.clients import profiles
 from onepass.clients.assertions import AssertionRefused, AssertionVerifier, peek
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
@@ -137,6 +138,9 @@ class ClientAuthenticator:
         credentials = extract_credentials(authorization, form)
         client = await self._client(credentials.client_id)
         reason = self._failed_check(client, credentials)
+        if reason is None and client is not None and profiles.requires_private_key_jwt(client):
+            # A row edited by hand does not let a FAPI 2.0 client use a secret.
+            reason = "its profile (fapi2) authenticates with private_key_jwt only"
         if reason is not None or client is None:
             log.info(
                 "token.client_authentication_failed",

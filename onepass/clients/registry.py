@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.clients import auth as client_auth
+from onepass.clients import profiles
 from onepass.clients.models import OAuthApplication
 from onepass.clients.scopes import parse_scope
 from onepass.clock import Clock
@@ -106,11 +107,14 @@ class ClientRecord:
             client_name=app.client_name,
             first_party=app.first_party,
             require_second_factor=app.require_second_factor,
-            require_pushed_authorization_requests=app.require_pushed_authorization_requests,
+            # The profile's demands hold whatever the row says (``clients.profiles``).
+            require_pushed_authorization_requests=(
+                app.require_pushed_authorization_requests or profiles.requires_par(app)
+            ),
             jwks=orjson.dumps(app.jwks, option=orjson.OPT_SORT_KEYS).decode() if app.jwks else None,
             jwks_uri=app.jwks_uri,
             id_token_signed_response_alg=app.id_token_signed_response_alg,
-            dpop_bound_access_tokens=app.dpop_bound_access_tokens,
+            dpop_bound_access_tokens=app.dpop_bound_access_tokens or profiles.requires_dpop(app),
             require_signed_request_object=app.require_signed_request_object,
             profile=app.profile,
             backchannel_logout_uri=app.backchannel_logout_uri,
@@ -193,6 +197,9 @@ class ClientSettings:
     require_pushed_authorization_requests: bool = False
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
+    require_signed_request_object: bool = False
+    dpop_bound_access_tokens: bool = False
+    profile: str | None = None  # None or "default": 1pass's default; "fapi2"
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -213,6 +220,9 @@ class ClientSettings:
             require_pushed_authorization_requests=app.require_pushed_authorization_requests,
             jwks=app.jwks,
             jwks_uri=app.jwks_uri,
+            require_signed_request_object=app.require_signed_request_object,
+            dpop_bound_access_tokens=app.dpop_bound_access_tokens,
+            profile=app.profile,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -277,7 +287,11 @@ class ClientSettings:
             if production and parts.scheme != "https":
                 raise InvalidClientSettings("webhook URLs must use https in production")
         jwks, jwks_uri = check_client_keys(self.jwks, self.jwks_uri, method, production=production)
-        return ClientSettings(
+        try:
+            profile = profiles.stored(self.profile)
+        except profiles.ProfileRefused as exc:
+            raise InvalidClientSettings(str(exc)) from None
+        checked = ClientSettings(
             name=name,
             redirect_uris=redirect_uris,
             post_logout_redirect_uris=post_logout,
@@ -294,7 +308,20 @@ class ClientSettings:
             require_pushed_authorization_requests=self.require_pushed_authorization_requests,
             jwks=jwks,
             jwks_uri=jwks_uri,
+            require_signed_request_object=self.require_signed_request_object,
+            dpop_bound_access_tokens=self.dpop_bound_access_tokens,
+            profile=profile,
         )
+        problems = profiles.registration_problems(
+            checked, production=production, id_token_algs_available=ID_TOKEN_ALGS
+        )
+        if problems:
+            raise InvalidClientSettings("; ".join(problems))
+        if profiles.requires_par(checked):
+            checked.require_pushed_authorization_requests = True
+        if profiles.requires_dpop(checked):
+            checked.dpop_bound_access_tokens = True
+        return checked
 
     def apply(self, app: OAuthApplication) -> list[str]:
         """Write these settings on ``app``; the names of the fields that changed (RFC
@@ -316,6 +343,9 @@ class ClientSettings:
             ("require_pushed_authorization_requests", self.require_pushed_authorization_requests),
             ("jwks", self.jwks),
             ("jwks_uri", self.jwks_uri),
+            ("require_signed_request_object", self.require_signed_request_object),
+            ("dpop_bound_access_tokens", self.dpop_bound_access_tokens),
+            ("profile", self.profile),
             ("webhook_url", self.webhook_url),
             ("webhook_events", self.webhook_events),
         ):
@@ -399,7 +429,7 @@ async def create_client(
     scope: str | None = None,
     public: bool = False,
     token_endpoint_auth_method: str | None = None,
-    id_token_signed_response_alg: str = "RS256",
+    id_token_signed_response_alg: str | None = None,
     first_party: bool = False,
     webhook_url: str | None = None,
     webhook_events: list[str] | None = None,
@@ -407,12 +437,26 @@ async def create_client(
     require_pushed_authorization_requests: bool = False,
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
+    require_signed_request_object: bool = False,
+    dpop_bound_access_tokens: bool = False,
+    profile: str | None = None,
     production: bool = False,
 ) -> NewClient:
+    """Register a client. Under ``profile="fapi2"`` the defaults are the profile's
+    (``private_key_jwt``, an ID token algorithm it allows) and what it demands is set
+    or, when the operator chose otherwise, refused (``clients.profiles``)."""
     grant_types = list(grant_types or default_grant_types(redirect_uris))
+    fapi2 = profile == profiles.FAPI2
     method = token_endpoint_auth_method or (
-        client_auth.NONE if public else client_auth.CLIENT_SECRET_BASIC
+        client_auth.NONE
+        if public
+        else client_auth.PRIVATE_KEY_JWT
+        if fapi2
+        else client_auth.CLIENT_SECRET_BASIC
     )
+    if id_token_signed_response_alg is None:
+        allowed = profiles.id_token_algs(ID_TOKEN_ALGS)
+        id_token_signed_response_alg = allowed[0] if fapi2 and allowed else "RS256"
     if method in client_auth.AUTH_METHODS and public != (method == client_auth.NONE):
         raise InvalidClientSettings(
             "public clients authenticate with 'none'; confidential ones with a secret"
@@ -436,6 +480,9 @@ async def create_client(
         require_pushed_authorization_requests=require_pushed_authorization_requests,
         jwks=jwks,
         jwks_uri=jwks_uri,
+        require_signed_request_object=require_signed_request_object,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
+        profile=profile,
     ).checked(production=production)
 
     # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
@@ -475,6 +522,9 @@ class ClientChanges:
     require_pushed_authorization_requests: bool | None = None
     jwks: dict[str, Any] | None = None  # replaces the JWK set ({} removes it)
     jwks_uri: str | None = None  # "" removes it
+    id_token_signed_response_alg: str | None = None
+    require_signed_request_object: bool | None = None
+    profile: str | None = None  # "default" or "fapi2"
 
 
 def _edited(
@@ -543,6 +593,13 @@ async def update_client(
         settings.require_pushed_authorization_requests = (
             changes.require_pushed_authorization_requests
         )
+    if changes.id_token_signed_response_alg is not None:
+        settings.id_token_signed_response_alg = changes.id_token_signed_response_alg
+    if changes.require_signed_request_object is not None:
+        settings.require_signed_request_object = changes.require_signed_request_object
+    if changes.profile is not None:
+        # Leaving a profile keeps the flags it set (PAR, DPoP): turned off only when asked.
+        settings.profile = changes.profile
     if changes.webhook_url is not None:
         settings.webhook_url = changes.webhook_url or None
     if changes.webhook_events is not None:
@@ -553,6 +610,10 @@ async def update_client(
         and changes.webhook_events is None
     ):
         settings.webhook_events = []  # removing the URL drops the subscriptions with it
+    if profiles.requires_par(settings) and changes.require_pushed_authorization_requests is False:
+        raise InvalidClientSettings(
+            "the fapi2 profile requires PAR: leave the profile first (--profile default)"
+        )
     changed = settings.checked(production=production).apply(app)
     if changed:
         app.updated_at = clock.now()
@@ -579,6 +640,9 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "first_party": app.first_party,
         "require_second_factor": app.require_second_factor,
         "require_pushed_authorization_requests": app.require_pushed_authorization_requests,
+        "require_signed_request_object": app.require_signed_request_object,
+        "dpop_bound_access_tokens": app.dpop_bound_access_tokens,
+        "profile": app.profile or profiles.DEFAULT,
         "jwks": app.jwks,
         "jwks_uri": app.jwks_uri,
         "webhook_url": app.webhook_url,

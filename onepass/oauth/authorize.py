@@ -12,15 +12,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from onepass.accounts.second_factor import ACR_MFA
-from onepass.clients.registry import ClientRecord
+from onepass.clients import profiles
+from onepass.clients.registry import ID_TOKEN_ALGS, ClientRecord
 from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth import pkce
 from onepass.oauth_errors import (
     InvalidRequestError,
+    InvalidRequestObjectError,
     InvalidScopeError,
     OAuthError,
-    RequestNotSupportedError,
     RequestUriNotSupportedError,
+    UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
 from onepass.web import Params, printable_name
@@ -133,8 +135,10 @@ def recheck_client_and_redirect(
 
 
 def validate_authorization_request(
-    params: Params, client: ClientRecord | None
+    params: Params, client: ClientRecord | None, *, production: bool = False
 ) -> AuthorizationRequest:
+    """The request ``params`` make (a request object's already taken out of it:
+    ``oauth.request_object``), or ``AuthorizeFatal`` / ``AuthorizeRedirectError``."""
     redirect_uri = validate_client_and_redirect(params, client)
     assert client is not None
     state = params.get("state")
@@ -150,8 +154,17 @@ def validate_authorization_request(
     for name, value in params.items():
         if len(value) > MAX_PARAM:
             raise fail(InvalidRequestError(f"parameter {name[:40]} is too long"))
-    if "request" in params:
-        raise fail(RequestNotSupportedError("request objects are not supported"))
+    problems = profiles.registration_problems(
+        client, production=production, id_token_algs_available=ID_TOKEN_ALGS
+    )
+    if problems:  # a registration edited by hand, or older than a rule of its profile
+        raise fail(
+            UnauthorizedClientError(
+                "this client's registration does not meet its profile (fapi2): " + problems[0]
+            )
+        )
+    if "request" in params:  # the route reads a request object first: one inside one
+        raise fail(InvalidRequestObjectError("a request object cannot hold another"))
     if "request_uri" in params:
         raise fail(RequestUriNotSupportedError("request_uri is not supported"))
     response_type = params.get("response_type")
@@ -176,6 +189,8 @@ def validate_authorization_request(
             raise fail(InvalidRequestError("code_challenge_method without code_challenge"))
         if client.is_public:
             raise fail(InvalidRequestError("public clients must use PKCE (code_challenge, S256)"))
+        if profiles.requires_pkce(client):
+            raise fail(InvalidRequestError("this client's profile (fapi2) requires PKCE with S256"))
     else:
         if (method or "plain") != pkce.S256:
             raise fail(InvalidRequestError("code_challenge_method must be S256"))

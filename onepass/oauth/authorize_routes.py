@@ -35,6 +35,7 @@ from onepass.accounts.signin import (
     throttled_message,
 )
 from onepass.accounts.throttle import LoginThrottled
+from onepass.clients import profiles
 from onepass.clients.registry import CLIENTS, ClientRecord
 from onepass.cookies import cookie_name
 from onepass.identity.canonical import RESOLVER, effective_user
@@ -58,7 +59,8 @@ from onepass.oauth.authorize import (
 )
 from onepass.oauth.codes import grant_consent
 from onepass.oauth.interaction import SEALER, Interaction, InteractionInvalid
-from onepass.oauth_errors import AccessDeniedError, InvalidRequestError
+from onepass.oauth.request_object import REQUEST_OBJECTS, RequestObjectRefused
+from onepass.oauth_errors import AccessDeniedError, InvalidRequestError, OAuthError
 from onepass.pages import render
 from onepass.services import Service, runtime_of
 from onepass.settings import Settings
@@ -289,7 +291,7 @@ async def continue_authorization(
             runtime.hasher,
             runtime.clock,
             issuer=runtime.settings.issuer,
-            code_ttl=runtime.settings.authorization_code_ttl,
+            code_ttl=profiles.code_ttl(client, runtime.settings.authorization_code_ttl),
             request=auth,
             client=client,
             current=current,
@@ -358,19 +360,16 @@ async def authorize(request: Request) -> Response:
     elif client is not None and par.required(
         client, settings.require_pushed_authorization_requests
     ):
-        try:
-            redirect_uri = validate_client_and_redirect(params, client)
-        except AuthorizeFatal as exc:
-            return error_page("This sign-in link is not valid", exc.description)
-        url = error_redirect(
-            redirect_uri,
-            InvalidRequestError(PAR_REQUIRED),
-            params.get("state") if "state" not in params.repeated else None,
-            settings.issuer,
-        )
-        return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
+        return _refused(request, params, client, InvalidRequestError(PAR_REQUIRED))
+    elif client is not None and "request" in params:
+        inner = await _request_object(request, params, client)
+        if isinstance(inner, Response):
+            return inner
+        params = inner
+    elif client is not None and client.require_signed_request_object:
+        return _refused(request, params, client, InvalidRequestError(SIGNED_REQUIRED))
     try:
-        auth = validate_authorization_request(params, client)
+        auth = validate_authorization_request(params, client, production=settings.is_production)
     except AuthorizeFatal as exc:
         return error_page("This sign-in link is not valid", exc.description)
     except AuthorizeRedirectError as exc:
@@ -438,6 +437,55 @@ PAR_REQUIRED = (
     "this client sends its authorization requests by PAR (RFC 9126): push them to /par "
     "and send the browser with client_id and request_uri"
 )
+
+
+SIGNED_REQUIRED = (
+    "this client sends its authorization requests as signed request objects (RFC 9101): "
+    "put them in the request parameter, or push one to /par"
+)
+
+
+def _refused(
+    request: Request,
+    params: Params,
+    client: ClientRecord,
+    error: OAuthError,
+    page: str | None = None,
+) -> Response:
+    """``error`` at the redirect URI the (outer) request names, when the client
+    registered it; otherwise on the error page (``page``, or why there is no address
+    to send it to): an unverified request never makes 1pass an open redirector."""
+    try:
+        redirect_uri = validate_client_and_redirect(params, client)
+    except AuthorizeFatal as exc:
+        return error_page("This sign-in link is not valid", page or exc.description)
+    url = error_redirect(
+        redirect_uri,
+        error,
+        params.get("state") if "state" not in params.repeated else None,
+        runtime_of(request).settings.issuer,
+    )
+    return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
+
+
+async def _request_object(
+    request: Request, params: Params, client: ClientRecord
+) -> Params | Response:
+    """The parameters of the signed request object ``params`` carry (RFC 9101 §6.3:
+    only those, and ``client_id``), or the refusal: ``invalid_request_object``
+    redirected only where the outer request names a registered redirect URI."""
+    try:
+        if "request" in params.repeated:
+            raise RequestObjectRefused("the parameter request is repeated")
+        return await REQUEST_OBJECTS.of(request).parameters(params["request"], client)
+    except RequestObjectRefused as exc:
+        return _refused(
+            request,
+            params,
+            client,
+            exc,
+            page=f"The application's signed request was refused: {exc.description}.",
+        )
 
 
 async def _pushed_request(

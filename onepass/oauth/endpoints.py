@@ -26,6 +26,7 @@ from onepass.oauth.authorize import (
 from onepass.oauth.bearer import VERIFIER
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
+from onepass.oauth.request_object import REQUEST_OBJECTS
 from onepass.oauth.revocation import revoke_access_token, revoke_family
 from onepass.oauth_errors import InvalidRequestError, InvalidTokenError, UnsupportedTokenTypeError
 from onepass.services import runtime_of
@@ -201,7 +202,8 @@ CLIENT_AUTHENTICATION = frozenset({"client_secret", "client_assertion", "client_
 )
 async def pushed_authorization_request(request: Request) -> Response:
     """RFC 9126: the client pushes its authorization request (authenticated as at
-    ``/token``); it is checked as ``/authorize`` checks it, and its ``request_uri``
+    ``/token``), as parameters or as a signed request object (`request`, RFC 9101); it
+    is checked as ``/authorize`` checks it, and its ``request_uri``
     comes back (201), for ``/authorize?client_id=…&request_uri=…``, once, within
     ``expires_in`` seconds. Errors are RFC 6749 §5.2 JSON, never redirects."""
     runtime = runtime_of(request)
@@ -213,8 +215,17 @@ async def pushed_authorization_request(request: Request) -> Response:
     params["client_id"] = client.client_id
     if "request_uri" in params:
         raise InvalidRequestError("request_uri cannot be pushed (RFC 9126 §2.1)")
+    if "request" in params:
+        # RFC 9126 §3: a signed request object; its parameters are the request (RFC
+        # 9101 §6.3), and they are what is stored.
+        params = await REQUEST_OBJECTS.of(request).parameters(params["request"], client)
+    elif client.require_signed_request_object:
+        raise InvalidRequestError(
+            "this client pushes its authorization requests as signed request objects "
+            "(RFC 9101): send them in the request parameter"
+        )
     try:
-        validate_authorization_request(params, client)
+        validate_authorization_request(params, client, production=runtime.settings.is_production)
     except AuthorizeFatal as exc:
         raise InvalidRequestError(exc.description) from None
     except AuthorizeRedirectError as exc:

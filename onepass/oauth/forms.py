@@ -10,6 +10,9 @@ __all__ = ["FORM_CONTENT_TYPE", "is_form_content_type", "parse_form"]
 
 FORM_CONTENT_TYPE = web.FORM_CONTENT_TYPE
 MAX_PARAMETER_LENGTH = 4096
+# A signed request object (RFC 9101, pushed to /par) may be longer; the body's limit
+# (ONEPASS_MAX_FORM_BYTES) still bounds the whole form.
+LONGER_PARAMETERS = {"request": 16 * 1024}
 MAX_PARAMETERS = 32
 
 
@@ -27,6 +30,6 @@ def parse_form(body: bytes) -> dict[str, str]:
         name = min(form.repeated)
         raise InvalidRequestError(f"parameter {web.printable_name(name)!r} is repeated")
     for name, value in form.items():
-        if len(value) > MAX_PARAMETER_LENGTH:
+        if len(value) > LONGER_PARAMETERS.get(name, MAX_PARAMETER_LENGTH):
             raise InvalidRequestError(f"parameter {web.printable_name(name)!r} is too long")
     return form

@@ -15,6 +15,7 @@ from onepass.clients import auth as client_auth
 from onepass.clients.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from onepass.i18n import LANGUAGES
 from onepass.keys.jwt import SUPPORTED_ALGS
+from onepass.oauth.request_object import ALGORITHMS as REQUEST_OBJECT_ALGORITHMS
 from onepass.services import Service
 from onepass.settings import Settings
 
@@ -76,7 +77,10 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "userinfo_signing_alg_values_supported": [],
-        "request_parameter_supported": False,
+        # RFC 9101: signed request objects by value, at /authorize and /par (a client's
+        # require_signed_request_object makes them its only way).
+        "request_parameter_supported": True,
+        "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGORITHMS),
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,

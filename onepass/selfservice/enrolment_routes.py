@@ -166,12 +166,16 @@ async def enrol(request: Request) -> Response:
 
 async def _continue_url(request: Request, auth: AuthorizationRequest, client: ClientRecord) -> str:
     """``/authorize`` making the RP's request again; for a client whose requests come
-    only by PAR, pushed again here (for as long as a page's form lasts: the person may
-    take a while to keep the codes)."""
+    only by PAR or only as signed request objects, pushed again here (for as long as a
+    page's form lasts: the person may take a while to keep the codes): the request was
+    verified when it came, and a pushed one is taken as verified."""
     query = auth.query(signed_in=True)
     runtime = runtime_of(request)
     settings = runtime.settings
-    if not par.required(client, settings.require_pushed_authorization_requests):
+    if not (
+        par.required(client, settings.require_pushed_authorization_requests)
+        or client.require_signed_request_object
+    ):
         return "/authorize?" + urlencode(query)
     async with runtime.database.session() as session:
         request_uri = await par.push(

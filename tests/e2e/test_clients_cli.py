@@ -1,6 +1,7 @@
 """``onepass clients`` day-2 commands, run as an operator runs them: update, rotate the
-secret with a grace, disable and enable, delete; bad input on stderr; and a change
-reaching two server processes on one PostgreSQL within the client cache TTL."""
+secret with a grace, disable and enable, delete; private_key_jwt keys and the fapi2
+profile; bad input on stderr; and a change reaching two server processes on one
+PostgreSQL within the client cache TTL."""
 
 from __future__ import annotations
 
@@ -287,3 +288,18 @@ def test_private_key_jwt_clients_register_public_keys_and_bad_keys_say_why(
     moved = cli_json(env, "clients", "update", created["client_id"], "--jwks-uri",
                      "https://rp.example/jwks.json")  # fmt: skip
     assert moved["jwks_uri"] == "https://rp.example/jwks.json" and moved["jwks"] is None
+    # The FAPI 2.0 profile: refused with what to give, then set together; leaving it
+    # keeps the flags and says so.
+    web = ["clients", "create", "--name", "bank", "--profile", "fapi2",
+           "--jwks-file", str(public)]  # fmt: skip
+    refused = cli(env, *web, "--redirect-uri", "http://rp.example/cb", check=False)
+    assert refused.returncode != 0 and "https" in refused.stderr, refused.stderr
+    bank = cli_json(env, *web, "--redirect-uri", CALLBACK, "--require-signed-request-object")
+    assert (bank["profile"], bank["token_endpoint_auth_method"]) == ("fapi2", "private_key_jwt")
+    assert bank["require_pushed_authorization_requests"] and bank["dpop_bound_access_tokens"]
+    assert bank["id_token_signed_response_alg"] == "ES256"
+    assert bank["require_signed_request_object"] is True
+    left = cli(env, "clients", "update", bank["client_id"], "--profile", "default", "--json")
+    assert "stay as they are" in left.stderr, left.stderr
+    shown = json.loads(left.stdout)
+    assert shown["profile"] == "default" and shown["require_pushed_authorization_requests"]

@@ -1,8 +1,10 @@
 """A real Node RP on openid-client 6 gets tokens from a real server, with its default
 client authentication (client_secret_post) although the client was registered for
-client_secret_basic, and with Basic; and signs a user in through a pushed
-authorization request (RFC 9126) with ``buildAuthorizationUrlWithPAR``. Installs the
-locked packages with ``npm ci``."""
+client_secret_basic, and with Basic; signs a user in through a pushed
+authorization request (RFC 9126) with ``buildAuthorizationUrlWithPAR``; authenticates
+with private_key_jwt, and signs a user in with a signed request object (RFC 9101,
+``buildAuthorizationUrlWithJAR``) pushed to /par. Installs the locked packages with
+``npm ci``."""
 
 from __future__ import annotations
 
@@ -129,9 +131,27 @@ def test_openid_client_6_signs_a_user_in_through_a_pushed_request(
         assert claims["aud"] == created["client_id"]
 
 
+def _pkjwt(node_rp: Path, *args: str) -> dict[str, object]:
+    run = subprocess.run(
+        ["node", "pkjwt.mjs", *args], cwd=node_rp, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    result: dict[str, object] = json.loads(run.stdout)
+    assert "error" not in result, result
+    return result
+
+
 def test_openid_client_6_authenticates_with_private_key_jwt(node_rp: Path, tmp_path: Path) -> None:
     """openid-client's PrivateKeyJwt signs the assertion with a key made by Node's
-    WebCrypto; the client is registered with its public JWK set (--jwks-file)."""
+    WebCrypto; the client is registered with its public JWK set (--jwks-file). Then a
+    web app registered with --require-signed-request-object and --require-par signs its
+    request with that key (buildAuthorizationUrlWithJAR), pushes it
+    (buildAuthorizationUrlWithPAR), and openid-client checks the callback and the ID
+    token itself."""
+    from urllib.parse import urlsplit
+
+    from tests.flow import log_in_and_consent
+
     keygen = subprocess.run(
         ["node", "pkjwt.mjs", "keygen"], cwd=node_rp, capture_output=True, text=True, timeout=60
     )
@@ -157,3 +177,33 @@ def test_openid_client_6_authenticates_with_private_key_jwt(node_rp: Path, tmp_p
             result["access_token"], jwks, issuer=server.url, audience=server.url
         ).claims
         assert claims["client_id"] == created["client_id"]
+
+        redirect_uri = "http://127.0.0.1:9/callback"
+        cli(server.env, "users", "create", "--email", "ada@example.com", "--password-stdin",
+            stdin="correct horse battery")  # fmt: skip
+        web = cli_json(server.env, "clients", "create", "--name", "node jar app",
+                       "--redirect-uri", redirect_uri, "--require-par",
+                       "--require-signed-request-object",
+                       "--token-endpoint-auth-method", "private_key_jwt",
+                       "--jwks-file", str(jwks_file))  # fmt: skip
+        assert web["require_signed_request_object"] is True
+        client_id = str(web["client_id"])
+        started = _pkjwt(node_rp, "jar-start", server.url, client_id, redirect_uri)
+        url = urlsplit(str(started["url"]))
+        assert url.path == "/authorize" and "request_uri=urn" in url.query
+
+        async def browse() -> str:
+            async with httpx.AsyncClient(base_url=server.url) as browser:
+                return await log_in_and_consent(
+                    browser, f"{url.path}?{url.query}", "ada@example.com", "correct horse battery"
+                )
+
+        import asyncio
+
+        callback = asyncio.run(browse())
+        finished = _pkjwt(
+            node_rp, "jar-finish", server.url, client_id, callback,
+            str(started["verifier"]), str(started["state"]), str(started["nonce"]),
+        )  # fmt: skip
+        id_claims = finished["claims"]
+        assert isinstance(id_claims, dict) and id_claims["aud"] == client_id

@@ -64,6 +64,13 @@ class ClientOut(BaseModel):
     require_pushed_authorization_requests: bool = Field(
         description="its authorization requests only by PAR (RFC 9126)"
     )
+    require_signed_request_object: bool = Field(
+        False, description="its authorization requests only as signed request objects (RFC 9101)"
+    )
+    dpop_bound_access_tokens: bool = Field(
+        False, description="its access tokens only with a DPoP proof (RFC 9449)"
+    )
+    profile: str = Field("default", description="default, or fapi2 (FAPI 2.0 Security Profile)")
     jwks: dict[str, Any] | None = Field(
         None, description="private_key_jwt: the client's public JWK set, when inline"
     )
@@ -130,6 +137,13 @@ class UpdateClientBody(Body):
     first_party: bool | None = None
     require_second_factor: bool | None = None
     require_pushed_authorization_requests: bool | None = None
+    require_signed_request_object: bool | None = None
+    id_token_signed_response_alg: Text = None
+    profile: Text = Field(
+        None,
+        description="fapi2 (what the profile demands is set, or the update refused) or "
+        "default (leaves the flags fapi2 set as they are)",
+    )
     jwks: dict[str, Any] | None = None
     jwks_uri: Text = None
     webhook_url: Text = None
@@ -151,6 +165,9 @@ class UpdateClientBody(Body):
             first_party=self.first_party,
             require_second_factor=self.require_second_factor,
             require_pushed_authorization_requests=self.require_pushed_authorization_requests,
+            require_signed_request_object=self.require_signed_request_object,
+            id_token_signed_response_alg=self.id_token_signed_response_alg,
+            profile=self.profile,
             jwks=self.jwks,
             jwks_uri=self.jwks_uri,
             webhook_url=self.webhook_url,

@@ -39,7 +39,7 @@ REDIRECTED = [
     ("negative_max_age", {"max_age": "-1"}, "invalid_request"),
     ("text_max_age", {"max_age": "soon"}, "invalid_request"),
     ("superscript_max_age", {"max_age": "²"}, "invalid_request"),
-    ("request_object", {"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+    ("unsigned_request_object", {"request": "eyJhbGciOiJub25lIn0.e30."}, "invalid_request_object"),
     ("request_uri", {"request_uri": "https://rp.example/r"}, "request_uri_not_supported"),
     ("oversized_nonce", {"nonce": "n" * 3000}, "invalid_request"),
     ("prompt_none_without_session", {"prompt": "none"}, "login_required"),
