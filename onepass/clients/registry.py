@@ -193,6 +193,9 @@ class ClientSettings:
     require_pushed_authorization_requests: bool = False
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
+    # OpenID Connect Back-Channel Logout 1.0 §2.2.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -213,6 +216,8 @@ class ClientSettings:
             require_pushed_authorization_requests=app.require_pushed_authorization_requests,
             jwks=app.jwks,
             jwks_uri=app.jwks_uri,
+            backchannel_logout_uri=app.backchannel_logout_uri,
+            backchannel_logout_session_required=app.backchannel_logout_session_required,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -277,6 +282,13 @@ class ClientSettings:
             if production and parts.scheme != "https":
                 raise InvalidClientSettings("webhook URLs must use https in production")
         jwks, jwks_uri = check_client_keys(self.jwks, self.jwks_uri, method, production=production)
+        logout_uri = self.backchannel_logout_uri
+        if logout_uri is not None:
+            logout_uri = check_backchannel_logout_uri(logout_uri, production=production)
+        if self.backchannel_logout_session_required and logout_uri is None:
+            raise InvalidClientSettings(
+                "backchannel_logout_session_required needs a backchannel_logout_uri"
+            )
         return ClientSettings(
             name=name,
             redirect_uris=redirect_uris,
@@ -294,6 +306,8 @@ class ClientSettings:
             require_pushed_authorization_requests=self.require_pushed_authorization_requests,
             jwks=jwks,
             jwks_uri=jwks_uri,
+            backchannel_logout_uri=logout_uri,
+            backchannel_logout_session_required=self.backchannel_logout_session_required,
         )
 
     def apply(self, app: OAuthApplication) -> list[str]:
@@ -318,6 +332,8 @@ class ClientSettings:
             ("jwks_uri", self.jwks_uri),
             ("webhook_url", self.webhook_url),
             ("webhook_events", self.webhook_events),
+            ("backchannel_logout_uri", self.backchannel_logout_uri),
+            ("backchannel_logout_session_required", self.backchannel_logout_session_required),
         ):
             if getattr(app, field, None) != value:
                 setattr(app, field, value)
@@ -379,6 +395,26 @@ def check_client_keys(
     return jwks, jwks_uri
 
 
+def check_backchannel_logout_uri(uri: str, *, production: bool) -> str:
+    """OpenID Connect Back-Channel Logout 1.0 §2.2: an absolute http(s) URL, https in
+    production, without credentials or a fragment. The webhook URLs' address rules (no
+    private, loopback or metadata address) are the playbook's to apply on top
+    (``webhooks.keys.check_backchannel_logout_uri``), as for a webhook URL."""
+    what = "backchannel_logout_uri"
+    if any(c.isspace() or not c.isprintable() for c in uri):
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must not contain spaces or controls")
+    parts = _split(uri, what)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must be an absolute http(s) URL")
+    if parts.fragment or "#" in uri:
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must not contain a fragment (§2.2)")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidClientSettings(f"{what} must not contain credentials (user:password@)")
+    if production and parts.scheme != "https":
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must use https in production")
+    return uri
+
+
 def default_grant_types(redirect_uris: list[str] | None) -> list[str]:
     """A client with a redirect URI signs users in and may stay signed in
     (``offline_access``); one without is a service (client_credentials is asked for)."""
@@ -407,6 +443,8 @@ async def create_client(
     require_pushed_authorization_requests: bool = False,
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
     production: bool = False,
 ) -> NewClient:
     grant_types = list(grant_types or default_grant_types(redirect_uris))
@@ -436,6 +474,8 @@ async def create_client(
         require_pushed_authorization_requests=require_pushed_authorization_requests,
         jwks=jwks,
         jwks_uri=jwks_uri,
+        backchannel_logout_uri=backchannel_logout_uri or None,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     ).checked(production=production)
 
     # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
@@ -475,6 +515,8 @@ class ClientChanges:
     require_pushed_authorization_requests: bool | None = None
     jwks: dict[str, Any] | None = None  # replaces the JWK set ({} removes it)
     jwks_uri: str | None = None  # "" removes it
+    backchannel_logout_uri: str | None = None  # "" removes it
+    backchannel_logout_session_required: bool | None = None
 
 
 def _edited(
@@ -543,6 +585,15 @@ async def update_client(
         settings.require_pushed_authorization_requests = (
             changes.require_pushed_authorization_requests
         )
+    if changes.backchannel_logout_uri is not None:
+        settings.backchannel_logout_uri = changes.backchannel_logout_uri or None
+        if (
+            not changes.backchannel_logout_uri
+            and changes.backchannel_logout_session_required is None
+        ):
+            settings.backchannel_logout_session_required = False  # goes with its URI
+    if changes.backchannel_logout_session_required is not None:
+        settings.backchannel_logout_session_required = changes.backchannel_logout_session_required
     if changes.webhook_url is not None:
         settings.webhook_url = changes.webhook_url or None
     if changes.webhook_events is not None:
@@ -583,6 +634,8 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "jwks_uri": app.jwks_uri,
         "webhook_url": app.webhook_url,
         "webhook_events": app.webhook_events,
+        "backchannel_logout_uri": app.backchannel_logout_uri,
+        "backchannel_logout_session_required": app.backchannel_logout_session_required,
         "disabled": app.disabled_at is not None,
         "disabled_at": app.disabled_at,
         "previous_secret_expires_at": app.previous_secret_expires_at
