@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from onepass.accounts import service as accounts
 from onepass.admin.api.base import (
@@ -101,6 +101,9 @@ class UserChanged(BaseModel):
     refresh_tokens_revoked: int | None = None
     consents_deleted: int | None = None
     webhooks_enqueued: int | None = None
+    logouts_enqueued: int | None = Field(
+        None, description="back-channel logouts enqueued for the RPs of the ended sessions"
+    )
 
 
 class ConsentRevoked(BaseModel):
