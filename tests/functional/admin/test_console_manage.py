@@ -342,7 +342,10 @@ async def test_user_end_sessions_with_a_fresh_code_ends_them(
     shown = await web.get(done.headers["location"])
     assert "sessions ended" in shown.text and "Firefox" not in shown.text
     [audited] = await audit_rows(rt, "users.revoke_sessions")
-    assert audited.outcome == "ok" and audited.detail == {"sessions_ended": 1}
+    assert audited.outcome == "ok" and audited.detail == {
+        "sessions_ended": 1,
+        "logouts_enqueued": 0,
+    }
     assert await outcomes(rt, "step_up:users.revoke_sessions") == [("ok", str(ada.id))]
     assert len(await live_sessions(rt, admin.id)) == 1, "the console session is not the user's"
 
