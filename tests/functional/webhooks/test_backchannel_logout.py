@@ -31,7 +31,7 @@ from onepass.playbook import merges, users
 from onepass.playbook import webhooks as webhook_playbook
 from onepass.runtime import Runtime
 from onepass.selfservice.recovery import KIND, Recovery
-from onepass.settings import Environment
+from onepass.settings import Environment, Settings
 from onepass.webhooks import outbox
 from onepass.webhooks.errors import UnsafeWebhookTarget
 from onepass.webhooks.logout_tokens import BACKCHANNEL_LOGOUT_EVENT
@@ -39,7 +39,15 @@ from onepass.webhooks.models import WebhookOutboxEntry
 from tests.conftest import ISSUER
 from tests.factories import REDIRECT_URI, Client, UserInfo, make_rp, make_user
 from tests.flow import VERIFIER, authorize_url, log_in_and_consent
-from tests.webhook_helpers import Delivery, Receiver, dispatch_once, drain, status
+from tests.webhook_helpers import (
+    Delivery,
+    Receiver,
+    attempts,
+    dispatch_once,
+    drain,
+    runtime_with,
+    status,
+)
 
 ACTOR = Actor("cli:test", "cli")
 LOGOUT = "oidc.backchannel_logout"
@@ -398,6 +406,31 @@ async def test_an_rp_without_a_logout_uri_and_no_session_gets_nothing(
     assert (await browser.get("/logout", params={"id_token_hint": tokens["id_token"]})).is_success
     await users.disable_user(runtime, ACTOR, user.email)
     assert await logout_entries(runtime) == []
+
+
+async def test_a_logout_uri_that_is_not_allowed_any_more_is_refused_at_delivery(
+    app: OnePass,
+    settings: Settings,
+    runtime: Runtime,
+    receiver: Receiver,
+    browsers: list[httpx.AsyncClient],
+) -> None:
+    user = await make_user(runtime)
+    rp = await rp_with_logout(runtime, receiver, "/bcl")  # loopback: allowed here
+    await sign_in(new_browser(app, browsers), rp, user)
+    await users.revoke_sessions(runtime, ACTOR, user.email)
+    strict = await runtime_with(
+        settings.model_copy(update={"webhook_allow_private_targets": False})
+    )
+    try:
+        await dispatch_once(strict)
+    finally:
+        await strict.close()
+    assert receiver.deliveries == []
+    [dead] = await logout_entries(runtime, status="dead")
+    assert "back-channel logout URI host 127.0.0.1 is a loopback address" in (dead.last_error or "")
+    [attempt] = await attempts(runtime, dead.id)
+    assert attempt.error_class == "unsafe_target"
 
 
 async def test_logout_uri_registration_is_checked_like_a_webhook_url(runtime: Runtime) -> None:
