@@ -7,7 +7,8 @@ like a webhook, with the same ``jti``. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,6 +52,17 @@ from tests.webhook_helpers import (
 
 ACTOR = Actor("cli:test", "cli")
 LOGOUT = "oidc.backchannel_logout"
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "integrating.md"
+
+
+def documented_reader() -> Callable[..., dict[str, Any]]:
+    """docs/integrating.md's ``read_logout_token``, as written there."""
+    section = PAGE.read_text().split("### Back-channel logout", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102 (our own page)
+    reader: Callable[..., dict[str, Any]] = namespace["read_logout_token"]
+    return reader
 
 
 # -- an RP's side ------------------------------------------------------------------------
@@ -185,6 +197,11 @@ async def test_logout_at_the_logout_endpoint_sends_each_rp_of_the_session_a_logo
     [delivery] = receiver.at("/bcl")
     claims = verify_logout_token(logout_token_of(delivery), jwks, told.client_id)
     assert claims["sid"] == sid and claims["sub"] == user.sub
+    # The RP's code in docs/integrating.md accepts it as written.
+    read = documented_reader()
+    assert read(logout_token_of(delivery), jwks, ISSUER, told.client_id)["sid"] == sid
+    with pytest.raises(Exception):  # noqa: B017 (joserfc's claim error, or ours)
+        read(logout_token_of(delivery), jwks, ISSUER, also.client_id)
     assert claims["jti"] == entry.payload["jti"]
     [to_also] = receiver.at("/also")
     assert verify_logout_token(logout_token_of(to_also), jwks, also.client_id)["sid"] == sid
@@ -372,7 +389,17 @@ async def test_a_refresh_token_holder_is_told_and_the_same_logout_is_enqueued_on
     rp = await rp_with_logout(runtime, receiver, "/bcl")
     browser = new_browser(app, browsers)
     tokens = await sign_in(browser, rp, user, scope="openid offline_access")
-    assert "refresh_token" in tokens
+    # Every ID token of the session names it, a refreshed one too.
+    jwks = await jwks_of(browser)
+    refreshed = await browser.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(rp.client_id, rp.client_secret or ""),
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    sid = id_token_claims(tokens, jwks)["sid"]
+    assert sid and id_token_claims(refreshed.json(), jwks)["sid"] == sid
+    tokens = refreshed.json()
     assert (await browser.get("/logout", params={"id_token_hint": tokens["id_token"]})).is_success
     assert len(await logout_entries(runtime)) == 1  # the session: sid
 
