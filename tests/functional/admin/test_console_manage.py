@@ -112,6 +112,15 @@ async def test_application_page_shows_registration_and_webhook_status(
     assert by_id.status_code == 200 and app.client_id in by_id.text
     missing = await web.get("/admin/applications/no-such-app")
     assert missing.status_code == 404 and "No application with client_id or id" in missing.text
+    rp = await make_rp(
+        rt,
+        name="Logged out",
+        backchannel_logout_uri="https://rp.example/bcl",
+        backchannel_logout_session_required=True,
+    )
+    shown = await web.get(f"/admin/applications/{rp.client_id}")
+    assert "Back-channel logout URI" in shown.text and "https://rp.example/bcl" in shown.text
+    assert "one logout token per session, with its sid" in shown.text
 
 
 async def test_application_edit_with_a_fresh_code_changes_redirect_uris_and_audits(
