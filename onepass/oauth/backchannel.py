@@ -8,7 +8,8 @@ RPs holding a live refresh token issued under it (its ``sid``). Each such RP wit
 the dispatcher signs its logout token when it sends it (``webhooks.logout_tokens``).
 
 - One session ends (``logout_session``: RP-initiated logout, a sign-out from the
-  account page): the token names the session (``sid``) and the user (``sub``).
+  account page, an operator ending that session): the token names the session
+  (``sid``) and the user (``sub``).
 - Every session of a user ends (``logout_user``: an operator ends them, a password is
   reset or set, the user is disabled, deleted or merged into another): the RPs of the
   user's live sessions, and those holding a live refresh token of the user. An RP
@@ -51,6 +52,7 @@ EVENT = EventType.OIDC_BACKCHANNEL_LOGOUT
 RP_LOGOUT = "rp_logout"
 SIGNED_OUT = "signed_out"
 SESSIONS_REVOKED = "sessions_revoked"
+SESSION_REVOKED = "session_revoked"
 PASSWORD_RESET = "password_reset"
 PASSWORD_SET = "password_set"
 SECOND_FACTOR_RESET = "second_factor_reset"

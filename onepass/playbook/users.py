@@ -42,7 +42,7 @@ from onepass.oauth.revocation import revoke_user_refresh_tokens
 from onepass.operators import audit
 from onepass.operators.audit import Actor
 from onepass.playbook import actions
-from onepass.refusals import Conflict
+from onepass.refusals import Conflict, NotFound
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox as webhook_outbox
 from onepass.webhooks.events import EventType
@@ -468,10 +468,20 @@ async def replace_recovery_codes(runtime: Runtime, actor: Actor, user_ref: str) 
         return codes
 
 
-async def revoke_sessions(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str, Any]:
-    """End every login session of the user (they sign in again; tokens stay valid)."""
+class SessionNotFound(NotFound):
+    """No live login session of the user by that id or sid."""
+
+
+async def revoke_sessions(
+    runtime: Runtime, actor: Actor, user_ref: str, *, session_ref: str | None = None
+) -> dict[str, Any]:
+    """End every login session of the user (they sign in again; tokens stay valid), or
+    only the live one ``session_ref`` names (its id or sid, as `users sessions` lists
+    them). The RPs of the ended sessions are told (back-channel logout)."""
     async with runtime.database.session() as session:
         user = await _locked(session, user_ref)
+        if session_ref is not None:
+            return await _revoke_one(runtime, session, actor, user, session_ref)
         logouts = await _logout(runtime, session, user, backchannel.SESSIONS_REVOKED)
         ended = await accounts.revoke_user_sessions(session, runtime.clock, user.id)
         audit.add(
@@ -488,6 +498,42 @@ async def revoke_sessions(runtime: Runtime, actor: Actor, user_ref: str) -> dict
             "sessions_ended": ended,
             "logouts_enqueued": logouts,
         }
+
+
+async def _revoke_one(
+    runtime: Runtime, session: AsyncSession, actor: Actor, user: User, session_ref: str
+) -> dict[str, Any]:
+    clock = runtime.clock
+    login = next(
+        (
+            s
+            for s in await accounts.live_sessions(session, clock, user.id)
+            if session_ref in (str(s.id), s.sid)
+        ),
+        None,
+    )
+    if login is None:
+        raise SessionNotFound(
+            f"user {user.id} has no live session {session_ref[:80]!r} "
+            "(see `onepass users sessions USER`)"
+        )
+    logouts = await backchannel.logout_session(
+        session,
+        clock,
+        login,
+        enforce=runtime.settings.enforce_canonical_resolution,
+        reason=backchannel.SESSION_REVOKED,
+    )
+    await accounts.revoke_login_session(session, clock, login.id)
+    audit.add(
+        session,
+        clock,
+        actor,
+        actions.REVOKE_SESSIONS,
+        str(user.id),
+        detail={"session_id": login.id, "sessions_ended": 1, "logouts_enqueued": logouts},
+    )
+    return {"id": user.id, "sub": user.sub, "sessions_ended": 1, "logouts_enqueued": logouts}
 
 
 async def revoke_consent(

@@ -552,3 +552,35 @@ async def test_the_registration_is_shown_changed_and_removed(runtime: Runtime) -
     )
     assert removed["backchannel_logout_uri"] is None
     assert removed["backchannel_logout_session_required"] is False  # goes with its URI
+
+
+async def test_an_operator_ending_one_session_tells_its_rps_with_its_sid(
+    app: OnePass,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    receiver: Receiver,
+    browsers: list[httpx.AsyncClient],
+) -> None:
+    user = await make_user(runtime)
+    rp = await rp_with_logout(runtime, receiver, "/bcl")
+    jwks = await jwks_of(http)
+    first = id_token_claims(await sign_in(new_browser(app, browsers), rp, user), jwks)["sid"]
+    second = id_token_claims(await sign_in(new_browser(app, browsers), rp, user), jwks)["sid"]
+
+    with pytest.raises(users.SessionNotFound, match="no live session"):
+        await users.revoke_sessions(runtime, ACTOR, user.email, session_ref="nope")
+    ended = await users.revoke_sessions(runtime, ACTOR, user.email, session_ref=second)
+    assert ended["sessions_ended"] == 1 and ended["logouts_enqueued"] == 1
+    [entry] = await logout_entries(runtime)
+    assert entry.payload["sid"] == second and entry.payload["reason"] == "session_revoked"
+    async with runtime.database.session() as session:
+        live = await session.scalars(
+            select(LoginSession.sid).where(
+                LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)
+            )
+        )
+        assert list(live) == [first]
+    await dispatch_once(runtime)
+    await receiver.wait_for(lambda: len(receiver.deliveries) == 1)
+    claims = verify_logout_token(logout_token_of(receiver.deliveries[0]), jwks, rp.client_id)
+    assert claims["sid"] == second and claims["sub"] == user.sub
