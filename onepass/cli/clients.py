@@ -112,6 +112,17 @@ def create(
         "--webhook-scheme",
         help="Webhook signatures: v1 (HMAC-SHA256 secret) or v1a (Ed25519, the RP holds a public key).",
     ),
+    backchannel_logout_uri: str | None = typer.Option(
+        None,
+        "--backchannel-logout-uri",
+        help="Where 1pass POSTs a logout token when a session of a user of it ends "
+        "(OpenID Connect Back-Channel Logout; https, the webhook URLs' rules).",
+    ),
+    backchannel_logout_session_required: bool = typer.Option(
+        False,
+        "--backchannel-logout-session-required",
+        help="Every logout token names the session (sid): one per session it had.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register an application; its secret (and webhook signing key) is printed this once."""
@@ -140,6 +151,8 @@ def create(
             jwks_uri=jwks_uri,
             require_signed_request_object=require_signed_request_object,
             profile=profile,
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=backchannel_logout_session_required,
         )
 
     data = run(action)
@@ -262,9 +275,24 @@ def update(
     event: list[str] = typer.Option(
         [], "--event", help="Webhook event types subscribed to (repeatable; replaces)."
     ),
+    backchannel_logout_uri: str | None = typer.Option(
+        None,
+        "--backchannel-logout-uri",
+        help="Where 1pass POSTs logout tokens (OpenID Connect Back-Channel Logout).",
+    ),
+    no_backchannel_logout_uri: bool = typer.Option(
+        False, "--no-backchannel-logout-uri", help="Send it no logout token any more."
+    ),
+    backchannel_logout_session_required: bool | None = typer.Option(
+        None,
+        "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
+        help="Every logout token names the session (sid), or not.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Change an application's registration; it keeps its client_id and secret."""
+    if no_backchannel_logout_uri and backchannel_logout_uri is not None:
+        fail("give --backchannel-logout-uri or --no-backchannel-logout-uri, not both", 2)
     changes = ClientChanges(
         name=name,
         add_redirect_uris=tuple(add_redirect_uri),
@@ -286,6 +314,8 @@ def update(
         id_token_signed_response_alg=id_token_alg,
         require_signed_request_object=require_signed_request_object,
         profile=profile,
+        backchannel_logout_uri="" if no_backchannel_logout_uri else backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

@@ -252,17 +252,30 @@ def sessions(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
 
 
 @app.command("revoke-sessions")
-def revoke_sessions(user_ref: str = UserRef, as_json: bool = JsonOption) -> None:
-    """End every login session of a user (they sign in again)."""
+def revoke_sessions(
+    user_ref: str = UserRef,
+    session_ref: str | None = typer.Option(
+        None,
+        "--session",
+        metavar="ID",
+        help="Only this live session (its id or sid, from `users sessions`).",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """End every login session of a user, or one (they sign in again); the RPs that had
+    them get a back-channel logout."""
 
     async def action(runtime: Runtime) -> dict[str, Any]:
-        return await users.revoke_sessions(runtime, Actor.cli(), user_ref)
+        return await users.revoke_sessions(runtime, Actor.cli(), user_ref, session_ref=session_ref)
 
     data = run(action)
     if as_json:
         print_json(data)
     else:
-        typer.echo(f"user {data['id']}: {data['sessions_ended']} session(s) ended")
+        typer.echo(
+            f"user {data['id']}: {data['sessions_ended']} session(s) ended, "
+            f"{data['logouts_enqueued']} back-channel logout(s) enqueued"
+        )
 
 
 @app.command("consents")

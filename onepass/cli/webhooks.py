@@ -181,6 +181,12 @@ def ping(
 def list_(
     status: Status | None = typer.Option(None, "--status", help="pending, delivered or dead."),
     app_id: str | None = typer.Option(None, "--app", metavar="APP_ID", help="One application."),
+    event_type: str | None = typer.Option(
+        None,
+        "--event-type",
+        metavar="T",
+        help="Only this event type (oidc.backchannel_logout: the back-channel logouts).",
+    ),
     limit: int = typer.Option(1000, "--limit", min=0, help="At most this many (0: all)."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -194,6 +200,7 @@ def list_(
                 status=status.value if status else None,
                 app_id=internal_id,
                 limit=limit or None,
+                event_type=event_type,
             )
             return await _named(session, [outbox.describe_entry(e) for e in entries])
 

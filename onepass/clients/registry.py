@@ -200,6 +200,9 @@ class ClientSettings:
     require_signed_request_object: bool = False
     dpop_bound_access_tokens: bool = False
     profile: str | None = None  # None or "default": 1pass's default; "fapi2"
+    # OpenID Connect Back-Channel Logout 1.0 §2.2.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -223,6 +226,8 @@ class ClientSettings:
             require_signed_request_object=app.require_signed_request_object,
             dpop_bound_access_tokens=app.dpop_bound_access_tokens,
             profile=app.profile,
+            backchannel_logout_uri=app.backchannel_logout_uri,
+            backchannel_logout_session_required=app.backchannel_logout_session_required,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -291,6 +296,13 @@ class ClientSettings:
             profile = profiles.stored(self.profile)
         except profiles.ProfileRefused as exc:
             raise InvalidClientSettings(str(exc)) from None
+        logout_uri = self.backchannel_logout_uri
+        if logout_uri is not None:
+            logout_uri = check_backchannel_logout_uri(logout_uri, production=production)
+        if self.backchannel_logout_session_required and logout_uri is None:
+            raise InvalidClientSettings(
+                "backchannel_logout_session_required needs a backchannel_logout_uri"
+            )
         checked = ClientSettings(
             name=name,
             redirect_uris=redirect_uris,
@@ -311,6 +323,8 @@ class ClientSettings:
             require_signed_request_object=self.require_signed_request_object,
             dpop_bound_access_tokens=self.dpop_bound_access_tokens,
             profile=profile,
+            backchannel_logout_uri=logout_uri,
+            backchannel_logout_session_required=self.backchannel_logout_session_required,
         )
         problems = profiles.registration_problems(
             checked, production=production, id_token_algs_available=ID_TOKEN_ALGS
@@ -348,6 +362,8 @@ class ClientSettings:
             ("profile", self.profile),
             ("webhook_url", self.webhook_url),
             ("webhook_events", self.webhook_events),
+            ("backchannel_logout_uri", self.backchannel_logout_uri),
+            ("backchannel_logout_session_required", self.backchannel_logout_session_required),
         ):
             if getattr(app, field, None) != value:
                 setattr(app, field, value)
@@ -409,6 +425,26 @@ def check_client_keys(
     return jwks, jwks_uri
 
 
+def check_backchannel_logout_uri(uri: str, *, production: bool) -> str:
+    """OpenID Connect Back-Channel Logout 1.0 §2.2: an absolute http(s) URL, https in
+    production, without credentials or a fragment. The webhook URLs' address rules (no
+    private, loopback or metadata address) are the playbook's to apply on top
+    (``webhooks.keys.check_backchannel_logout_uri``), as for a webhook URL."""
+    what = "backchannel_logout_uri"
+    if any(c.isspace() or not c.isprintable() for c in uri):
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must not contain spaces or controls")
+    parts = _split(uri, what)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must be an absolute http(s) URL")
+    if parts.fragment or "#" in uri:
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must not contain a fragment (§2.2)")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidClientSettings(f"{what} must not contain credentials (user:password@)")
+    if production and parts.scheme != "https":
+        raise InvalidClientSettings(f"{what} {uri[:200]!r} must use https in production")
+    return uri
+
+
 def default_grant_types(redirect_uris: list[str] | None) -> list[str]:
     """A client with a redirect URI signs users in and may stay signed in
     (``offline_access``); one without is a service (client_credentials is asked for)."""
@@ -440,6 +476,8 @@ async def create_client(
     require_signed_request_object: bool = False,
     dpop_bound_access_tokens: bool = False,
     profile: str | None = None,
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
     production: bool = False,
 ) -> NewClient:
     """Register a client. Under ``profile="fapi2"`` the defaults are the profile's
@@ -483,6 +521,8 @@ async def create_client(
         require_signed_request_object=require_signed_request_object,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
         profile=profile,
+        backchannel_logout_uri=backchannel_logout_uri or None,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     ).checked(production=production)
 
     # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
@@ -525,6 +565,8 @@ class ClientChanges:
     id_token_signed_response_alg: str | None = None
     require_signed_request_object: bool | None = None
     profile: str | None = None  # "default" or "fapi2"
+    backchannel_logout_uri: str | None = None  # "" removes it
+    backchannel_logout_session_required: bool | None = None
 
 
 def _edited(
@@ -600,6 +642,15 @@ async def update_client(
     if changes.profile is not None:
         # Leaving a profile keeps the flags it set (PAR, DPoP): turned off only when asked.
         settings.profile = changes.profile
+    if changes.backchannel_logout_uri is not None:
+        settings.backchannel_logout_uri = changes.backchannel_logout_uri or None
+        if (
+            not changes.backchannel_logout_uri
+            and changes.backchannel_logout_session_required is None
+        ):
+            settings.backchannel_logout_session_required = False  # goes with its URI
+    if changes.backchannel_logout_session_required is not None:
+        settings.backchannel_logout_session_required = changes.backchannel_logout_session_required
     if changes.webhook_url is not None:
         settings.webhook_url = changes.webhook_url or None
     if changes.webhook_events is not None:
@@ -647,6 +698,8 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "jwks_uri": app.jwks_uri,
         "webhook_url": app.webhook_url,
         "webhook_events": app.webhook_events,
+        "backchannel_logout_uri": app.backchannel_logout_uri,
+        "backchannel_logout_session_required": app.backchannel_logout_session_required,
         "disabled": app.disabled_at is not None,
         "disabled_at": app.disabled_at,
         "previous_secret_expires_at": app.previous_secret_expires_at

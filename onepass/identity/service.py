@@ -11,7 +11,9 @@ Rules (the playbook's, made checks):
   target, so every chain stays one hop;
 - the source's login sessions are revoked, and its tokens by the step the caller
   gives (``revoke_tokens``: ``onepass.oauth.revocation.revoke_merged_user``, as
-  identity does not import oauth), in the same transaction;
+  identity does not import oauth), in the same transaction; before anything changes,
+  the caller's ``logout`` step tells the source's RPs its sessions end (back-channel
+  logout: ``onepass.oauth.backchannel.logout_user``), naming the source's own ``sub``;
 - ``identity.link.created`` is enqueued for every application subscribed to it, in
   the same transaction, with an idempotency key derived from (link, application).
 """
@@ -100,11 +102,14 @@ async def merge_users(
     target_id: int,
     actor: str,
     reason: str | None = None,
+    logout: RevokeTokens | None = None,
 ) -> MergeResult:
     """Merge ``source_id`` into ``target_id`` in the caller's transaction.
 
     On SQLite the transaction must be exclusive (``merge`` does that). The source's
     tokens are the caller's to revoke, in the same transaction (``merge`` does that).
+    ``logout`` runs once the merge is known to be allowed, before the link exists and
+    the sessions end (the RPs knew the source by its own ``sub``).
     """
     if source_id == target_id:
         raise MergeError("a user cannot be merged into itself")
@@ -132,6 +137,8 @@ async def merge_users(
     if target_canonical == source_id:  # unreachable with one-hop chains; kept as the invariant
         raise MergeError("this merge would make a cycle")
 
+    if logout is not None:
+        await logout(session, clock, source_id)
     now = clock.now()
     link = IdentityLink(
         source_user_id=source_id,
@@ -198,17 +205,25 @@ async def merge(
     reason: str | None = None,
     revoke_tokens: RevokeTokens,
     also: Callable[[AsyncSession, MergeResult], None] | None = None,
+    logout: RevokeTokens | None = None,
 ) -> MergeResult:
     """Merge in its own transaction, then invalidate exactly the stale cache keys.
 
     ``revoke_tokens`` revokes the source's tokens in the same transaction (required,
     so no caller can forget it: ``onepass.oauth.revocation.revoke_merged_user``);
-    ``also`` adds to it too (the audit log's record of the merge)."""
+    ``also`` adds to it too (the audit log's record of the merge); ``logout`` tells
+    the source's RPs (``merge_users``)."""
     async with database.sessionmaker() as session, session.begin():
         if database.dialect == "sqlite":
             await lock(session, MERGE_LOCK)  # BEGIN IMMEDIATE: merges serialise
         result = await merge_users(
-            session, clock, source_id=source_id, target_id=target_id, actor=actor, reason=reason
+            session,
+            clock,
+            source_id=source_id,
+            target_id=target_id,
+            actor=actor,
+            reason=reason,
+            logout=logout,
         )
         await revoke_tokens(session, clock, source_id)
         if also is not None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.accounts.models import LoginSession, User
+from onepass.accounts.models import LoginSession, LoginSessionClient, User
 from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
@@ -89,7 +91,23 @@ async def issue_code(
         )
     )
     await session.flush()
+    await _remember_client(session, login.id, client.id, now)
     return code
+
+
+async def _remember_client(
+    session: AsyncSession, login_id: int, app_id: int, now: datetime
+) -> None:
+    """The RP signed in under this login session (OpenID Connect Back-Channel Logout 1.0
+    §2.3): it is told when the session ends (``oauth.backchannel``). Once per pair,
+    in the code's transaction: a second code for the same RP writes nothing."""
+    bind = session.bind
+    insert = pg_insert if bind is not None and bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(LoginSessionClient)
+        .values(login_session_id=login_id, oauth_application_id=app_id, created_at=now)
+        .on_conflict_do_nothing(index_elements=["login_session_id", "oauth_application_id"])
+    )
 
 
 async def refuse_code(

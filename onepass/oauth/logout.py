@@ -10,6 +10,7 @@ from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.accounts.csrf import CSRF_TOKENS, form_page
 from onepass.clients.registry import CLIENTS
+from onepass.oauth import backchannel
 from onepass.oauth.authorization import redirect_with
 from onepass.oauth.authorize_routes import _read_form, error_page, session_cookie
 from onepass.oauth.bearer import VERIFIER
@@ -89,6 +90,14 @@ async def logout(request: Request) -> Response:
 
     if current is not None:
         async with runtime.database.session() as session:
+            # The RPs of the session are told (Back-Channel Logout) in the same commit.
+            await backchannel.logout_session(
+                session,
+                runtime.clock,
+                current[0],
+                enforce=runtime.settings.enforce_canonical_resolution,
+                reason=backchannel.RP_LOGOUT,
+            )
             await accounts.revoke_login_session(session, runtime.clock, current[0].id)
     if redirect_uri is not None:
         response: Response = RedirectResponse(

@@ -84,7 +84,10 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        # OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens through the outbox
+        # (oauth.backchannel), with the session's sid, which ID tokens carry too.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "access_token_signing_alg_values_supported": [settings.access_token_alg],
     }
 

@@ -48,7 +48,13 @@ async def create(
             production=settings.is_production,
             **options,
         )
-        # In the same transaction: a refused webhook setting creates nothing.
+        # In the same transaction: a refused webhook setting creates nothing. The
+        # back-channel logout URI is delivered to by the same dispatcher: the same rules.
+        webhook_keys.check_backchannel_logout_uri(
+            new.application.backchannel_logout_uri,
+            production=settings.is_production,
+            allow_private=settings.webhook_allow_private_targets,
+        )
         signing_key = await webhook_keys.setup_application(
             session,
             runtime.box,
@@ -90,6 +96,12 @@ async def update(
             session, runtime.clock, app, changes, production=settings.is_production
         )
         signing_key = None
+        if "backchannel_logout_uri" in changed:
+            webhook_keys.check_backchannel_logout_uri(
+                app.backchannel_logout_uri,
+                production=settings.is_production,
+                allow_private=settings.webhook_allow_private_targets,
+            )
         if "webhook_url" in changed or "webhook_events" in changed:
             webhook_keys.check_webhook_settings(
                 app.webhook_url,

@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts import service as accounts
 from onepass.clients.registry import find_client
+from onepass.clock import Clock
 from onepass.identity import backfill, enforcement
 from onepass.identity.canonical import CanonicalResolver
 from onepass.identity.service import MergeResult, merge
+from onepass.oauth import backchannel
 from onepass.oauth.revocation import revoke_merged_user
 from onepass.operators import audit
 from onepass.operators.audit import Actor
@@ -37,6 +39,11 @@ async def merge_by_reference(
         source_id = (await accounts.find_user(session, source_ref)).id
         target_id = (await accounts.find_user(session, target_ref)).id
 
+    async def logout(session: AsyncSession, clock: Clock, user_id: int) -> int:
+        return await backchannel.logout_user(
+            session, clock, user_id, enforce=False, reason=backchannel.USER_MERGED
+        )
+
     def record(session: AsyncSession, result: MergeResult) -> None:
         audit.add(
             session,
@@ -57,6 +64,7 @@ async def merge_by_reference(
         reason=reason,
         revoke_tokens=revoke_merged_user,
         also=record,
+        logout=logout,
     )
     return {
         "link_id": result.link.id,

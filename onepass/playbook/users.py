@@ -37,12 +37,12 @@ from onepass.clock import Clock
 from onepass.identity import user_events
 from onepass.identity.canonical import canonical_user_id
 from onepass.identity.service import links_of
-from onepass.oauth import consents
+from onepass.oauth import backchannel, consents
 from onepass.oauth.revocation import revoke_user_refresh_tokens
 from onepass.operators import audit
 from onepass.operators.audit import Actor
 from onepass.playbook import actions
-from onepass.refusals import Conflict
+from onepass.refusals import Conflict, NotFound
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox as webhook_outbox
 from onepass.webhooks.events import EventType
@@ -180,6 +180,19 @@ async def update_user(
         return {**describe(user), "changed": changed, "webhooks_enqueued": enqueued}
 
 
+async def _logout(runtime: Runtime, session: AsyncSession, user: User, reason: str) -> int:
+    """Tell the RPs that had a session of the user that every one ends (Back-Channel
+    Logout, through the outbox), before the sessions and tokens that say who they are
+    end."""
+    return await backchannel.logout_user(
+        session,
+        runtime.clock,
+        user.id,
+        enforce=runtime.settings.enforce_canonical_resolution,
+        reason=reason,
+    )
+
+
 async def _end_access(
     session: AsyncSession, clock: Clock, user: User, reason: str
 ) -> dict[str, int]:
@@ -195,6 +208,7 @@ async def disable_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[st
     async with runtime.database.session() as session:
         user = await _locked(session, user_ref)
         changed = await accounts.set_disabled(session, clock, user, True)
+        logouts = await _logout(runtime, session, user, backchannel.USER_DISABLED)
         ended = await _end_access(session, clock, user, "user_disabled")
         enqueued = 0
         if changed:
@@ -213,6 +227,7 @@ async def disable_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[st
             "changed": changed,
             **ended,
             "webhooks_enqueued": enqueued,
+            "logouts_enqueued": logouts,
         }
 
 
@@ -242,6 +257,7 @@ async def delete_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str
     async with runtime.database.session() as session:
         user = await _locked(session, user_ref)
         accounts.check_manageable(user)
+        logouts = await _logout(runtime, session, user, backchannel.USER_DELETED)
         ended = await _end_access(session, clock, user, "user_deleted")
         forgotten = await consents.forget_user(session, user.id)
         await accounts.erase_user(session, clock, user)
@@ -268,6 +284,7 @@ async def delete_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str
             **ended,
             "consents_deleted": forgotten,
             "webhooks_enqueued": enqueued,
+            "logouts_enqueued": logouts,
         }
 
 
@@ -284,9 +301,16 @@ async def set_password(
     hashed = await asyncio.to_thread(PasswordHasher(runtime.settings).hash, password)
     async with runtime.database.session() as session:
         user = await _locked(session, user_ref)
+        accounts.check_manageable(user)
+        logouts = await _logout(runtime, session, user, backchannel.PASSWORD_SET)
         ended = await accounts.set_password_hash(session, runtime.clock, user, hashed)
         audit.add(session, runtime.clock, actor, actions.SET_PASSWORD, str(user.id))
-        return {"id": user.id, "sub": user.sub, "sessions_ended": ended}
+        return {
+            "id": user.id,
+            "sub": user.sub,
+            "sessions_ended": ended,
+            "logouts_enqueued": logouts,
+        }
 
 
 Also = Callable[[AsyncSession, User], Awaitable[None]]
@@ -415,6 +439,7 @@ async def reset_second_factor(
         if action == RESET_SECOND_FACTOR:
             had = (await second_factor.factors_of(session, user)).any
             await second_factor.remove_every_factor(session, user)
+            await _logout(runtime, session, user, backchannel.SECOND_FACTOR_RESET)
             ended = await accounts.revoke_user_sessions(session, runtime.clock, user.id)
         else:
             had = second_factor.has_totp(user)
@@ -443,10 +468,21 @@ async def replace_recovery_codes(runtime: Runtime, actor: Actor, user_ref: str) 
         return codes
 
 
-async def revoke_sessions(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str, Any]:
-    """End every login session of the user (they sign in again; tokens stay valid)."""
+class SessionNotFound(NotFound):
+    """No live login session of the user by that id or sid."""
+
+
+async def revoke_sessions(
+    runtime: Runtime, actor: Actor, user_ref: str, *, session_ref: str | None = None
+) -> dict[str, Any]:
+    """End every login session of the user (they sign in again; tokens stay valid), or
+    only the live one ``session_ref`` names (its id or sid, as `users sessions` lists
+    them). The RPs of the ended sessions are told (back-channel logout)."""
     async with runtime.database.session() as session:
         user = await _locked(session, user_ref)
+        if session_ref is not None:
+            return await _revoke_one(runtime, session, actor, user, session_ref)
+        logouts = await _logout(runtime, session, user, backchannel.SESSIONS_REVOKED)
         ended = await accounts.revoke_user_sessions(session, runtime.clock, user.id)
         audit.add(
             session,
@@ -454,9 +490,50 @@ async def revoke_sessions(runtime: Runtime, actor: Actor, user_ref: str) -> dict
             actor,
             actions.REVOKE_SESSIONS,
             str(user.id),
-            detail={"sessions_ended": ended},
+            detail={"sessions_ended": ended, "logouts_enqueued": logouts},
         )
-        return {"id": user.id, "sub": user.sub, "sessions_ended": ended}
+        return {
+            "id": user.id,
+            "sub": user.sub,
+            "sessions_ended": ended,
+            "logouts_enqueued": logouts,
+        }
+
+
+async def _revoke_one(
+    runtime: Runtime, session: AsyncSession, actor: Actor, user: User, session_ref: str
+) -> dict[str, Any]:
+    clock = runtime.clock
+    login = next(
+        (
+            s
+            for s in await accounts.live_sessions(session, clock, user.id)
+            if session_ref in (str(s.id), s.sid)
+        ),
+        None,
+    )
+    if login is None:
+        raise SessionNotFound(
+            f"user {user.id} has no live session {session_ref[:80]!r} "
+            "(see `onepass users sessions USER`)"
+        )
+    logouts = await backchannel.logout_session(
+        session,
+        clock,
+        login,
+        enforce=runtime.settings.enforce_canonical_resolution,
+        reason=backchannel.SESSION_REVOKED,
+    )
+    await accounts.revoke_login_session(session, clock, login.id)
+    audit.add(
+        session,
+        clock,
+        actor,
+        actions.REVOKE_SESSIONS,
+        str(user.id),
+        detail={"session_id": login.id, "sessions_ended": 1, "logouts_enqueued": logouts},
+    )
+    return {"id": user.id, "sub": user.sub, "sessions_ended": 1, "logouts_enqueued": logouts}
 
 
 async def revoke_consent(

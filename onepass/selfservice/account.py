@@ -33,7 +33,7 @@ from onepass.accounts.signin import SignIn
 from onepass.crypto import DecryptionError
 from onepass.i18n import LANGUAGES, N_, mail_language
 from onepass.mail import outbox
-from onepass.oauth import consents
+from onepass.oauth import backchannel, consents
 from onepass.operators.audit import Actor
 from onepass.playbook import users as playbook
 from onepass.runtime import Runtime
@@ -213,6 +213,13 @@ class Account:
         async with runtime.database.session() as session:
             for login in await accounts.live_sessions(session, runtime.clock, user.id):
                 if login.id != current.id:
+                    await backchannel.logout_session(
+                        session,
+                        runtime.clock,
+                        login,
+                        enforce=runtime.settings.enforce_canonical_resolution,
+                        reason=backchannel.SIGNED_OUT,
+                    )
                     await accounts.revoke_login_session(session, runtime.clock, login.id)
                     ended += 1
         log.info("selfservice.signed_out_others", user_id=user.id, sessions_ended=ended)

@@ -36,6 +36,7 @@ from onepass.accounts.signin import (
 from onepass.accounts.throttle import LoginThrottled
 from onepass.clients.registry import ClientNotFound
 from onepass.i18n import N_, translate
+from onepass.oauth import backchannel
 from onepass.oauth.authorize_routes import (
     WRONG_CODE,
     current_login,
@@ -475,6 +476,13 @@ async def sign_out(
 ) -> Response:
     runtime = runtime_of(request)
     async with runtime.database.session() as session:
+        await backchannel.logout_session(
+            session,
+            runtime.clock,
+            login,
+            enforce=runtime.settings.enforce_canonical_resolution,
+            reason=backchannel.SIGNED_OUT,
+        )
         await accounts.revoke_login_session(session, runtime.clock, login.id)
     return _signed_out(request, _back("signed-out"))
 

@@ -35,6 +35,7 @@ from onepass.accounts.passwords import PasswordHasher, PasswordProblem, new_pass
 from onepass.accounts.service import MAX_EMAIL_LENGTH, normalize_email, revoke_user_sessions
 from onepass.i18n import mail_language
 from onepass.mail import outbox
+from onepass.oauth import backchannel
 from onepass.oauth.revocation import revoke_user_refresh_tokens
 from onepass.runtime import Runtime
 from onepass.selfservice.quotas import Quotas
@@ -161,6 +162,13 @@ class Recovery:
             user.password_hash = password_hash
             user.updated_at = now
             await links.void_all(session, clock, KIND, user.id)
+            await backchannel.logout_user(
+                session,
+                clock,
+                user.id,
+                enforce=runtime.settings.enforce_canonical_resolution,
+                reason=backchannel.PASSWORD_RESET,
+            )
             sessions = await revoke_user_sessions(session, clock, user.id)
             tokens = await revoke_user_refresh_tokens(session, clock, user.id, "password_reset")
             mail = outbox.compose(

@@ -32,9 +32,19 @@ class EventType(StrEnum):
     # ``{"client_id", "changed": [field names], "updated_at"}``, never a secret.
     CLIENT_UPDATED = "client.updated"
 
+    # OpenID Connect Back-Channel Logout 1.0: not a webhook but a logout token POSTed to
+    # the application's ``backchannel_logout_uri`` (``webhooks.logout_tokens``), carried
+    # by the outbox so that it is retried, dead-lettered and replayed like one. Sent to
+    # every application with that URI that had a session of the user
+    # (``oauth.backchannel``), whether or not it has a webhook URL; never subscribed to.
+    OIDC_BACKCHANNEL_LOGOUT = "oidc.backchannel_logout"
+
 
 # Delivered whether or not the application subscribed to them.
 ALWAYS_DELIVERED = frozenset({EventType.TEST_PING, EventType.WEBHOOK_KEY_COMPROMISED})
+# Not webhooks: they go elsewhere than the webhook URL, and no application subscribes to
+# them (``--event`` refuses them).
+NOT_WEBHOOKS = frozenset({EventType.OIDC_BACKCHANNEL_LOGOUT})
 
 
 def parse_event_type(value: str) -> EventType:

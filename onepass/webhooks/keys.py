@@ -30,9 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.crypto import SecretBox
-from onepass.webhooks import outbox, outbox_queries, safety, signing
-from onepass.webhooks.errors import EventsWithoutUrl, SigningKeyNotFound, WebhookError
-from onepass.webhooks.events import EventType, parse_event_type
+from onepass.webhooks import logout_tokens, outbox, outbox_queries, safety, signing
+from onepass.webhooks.errors import (
+    EventsWithoutUrl,
+    SigningKeyNotFound,
+    UnknownEventType,
+    WebhookError,
+)
+from onepass.webhooks.events import NOT_WEBHOOKS, EventType, parse_event_type
 from onepass.webhooks.models import KeyState, WebhookOutboxEntry, WebhookSigningKey
 from onepass.webhooks.outbox_queries import Status
 
@@ -108,11 +113,26 @@ def check_webhook_settings(
 ) -> None:
     """Refuse an unknown event type or an unsafe webhook URL, with the reason."""
     for event in events:
-        parse_event_type(event)
+        if parse_event_type(event) in NOT_WEBHOOKS:
+            raise UnknownEventType(
+                f"{event} is not a webhook one subscribes to: it goes to the application's "
+                "back-channel logout URI (--backchannel-logout-uri)"
+            )
     if webhook_url is not None:
         safety.check_url(webhook_url, production=production, allow_private=allow_private)
     elif events:
         raise EventsWithoutUrl("--event needs --webhook-url: there is nowhere to send the events")
+
+
+def check_backchannel_logout_uri(uri: str | None, *, production: bool, allow_private: bool) -> None:
+    """Refuse a back-channel logout URI 1pass would not deliver to: the webhook URLs'
+    rules (https in production, no credentials, no fragment, no private, loopback or
+    link-local address unless ``ONEPASS_WEBHOOK_ALLOW_PRIVATE_TARGETS``), since the
+    outbox's dispatcher delivers there through the same guard."""
+    if uri is not None:
+        safety.check_url(
+            uri, production=production, allow_private=allow_private, what=logout_tokens.URI_NAME
+        )
 
 
 async def setup_application(

@@ -90,7 +90,10 @@ def envelope(event_type: str, created_at: datetime, payload: Any) -> bytes:
 
 def subscribed(app: OAuthApplication, event_type: EventType) -> bool:
     """An application with a webhook URL gets an event it subscribed to (no list: every
-    event), and always ``test.ping`` and ``webhook_key.compromised``."""
+    event), and always ``test.ping`` and ``webhook_key.compromised``. A back-channel
+    logout goes to an application with a ``backchannel_logout_uri``, webhook URL or not."""
+    if event_type is EventType.OIDC_BACKCHANNEL_LOGOUT:
+        return bool(app.backchannel_logout_uri)
     if not app.webhook_url:
         return False
     if event_type in ALWAYS_DELIVERED or not app.webhook_events:
@@ -273,9 +276,11 @@ async def list_entries(
     limit: int | None = 1000,
     after_id: int | None = None,
     newest_first: bool = False,
+    event_type: str | None = None,
 ) -> list[WebhookOutboxEntry]:
-    """Entries, oldest (or newest) first, filtered by status (pending, delivered, dead)
-    and application; ``after_id`` pages on (the entries listed after that one)."""
+    """Entries, oldest (or newest) first, filtered by status (pending, delivered, dead),
+    application and event type (``UnknownEventType`` for one 1pass does not send);
+    ``after_id`` pages on (the entries listed after that one)."""
     table = WebhookOutboxEntry
     query = select(table).order_by(table.id.desc() if newest_first else table.id)
     if after_id is not None:
@@ -284,6 +289,8 @@ async def list_entries(
         query = query.where(condition(status))
     if app_id is not None:
         query = query.where(WebhookOutboxEntry.oauth_application_id == app_id)
+    if event_type is not None:
+        query = query.where(table.event_type == parse_event_type(event_type).value)
     if limit:
         query = query.limit(limit)
     return list(await session.scalars(query))

@@ -10,6 +10,10 @@ Pure functions (no I/O, no clock of their own), after the operations playbook:
   once the schedule is exhausted, dead-lettered.
 - any other 4xx, and 3xx (redirects are not followed): dead-lettered at once.
 
+A back-channel logout (``logout_tokens``) counts only 200 and 204 as success (OpenID
+Connect Back-Channel Logout 1.0 §2.8, ``success=``): any other 2xx, and 409, is
+dead-lettered at once like a 4xx; the rest as above.
+
 The default schedule is Svix's: an immediate first attempt, then 5 s, 5 min, 30 min,
 2 h, 5 h, 10 h and 10 h (8 attempts over about 27.6 hours), each delay ±20 %.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -107,12 +112,26 @@ def decide(
     failure: TransportFailure | None = None,
     retry_after: float | None = None,
     rng: random.Random | None = None,
+    success: Collection[int] | None = None,
 ) -> Decision:
     """What to do after attempt number ``attempt`` (1-based) ended with ``status`` or ``failure``.
 
     ``retry_after`` (seconds, from ``parse_retry_after``) is honoured for retryable
     statuses, never below the schedule's (jittered) step nor above ``retry_after_max``.
+    ``success``: the only statuses that deliver (a back-channel logout's 200 and 204);
+    any other 2xx and 409 are then refusals, dead-lettered at once.
     """
+    if status is not None and success is not None:
+        if status in success:
+            return Decision(Outcome.DELIVERED, None, None)
+        if 200 <= status < 300 or status == 409:
+            expected = " or ".join(str(s) for s in sorted(success))
+            return Decision(
+                Outcome.DEAD,
+                None,
+                f"HTTP {status}: a back-channel logout endpoint answers {expected} "
+                "(OpenID Connect Back-Channel Logout 1.0 §2.8); not retried",
+            )
     if status is not None:
         if 200 <= status < 300:
             return Decision(Outcome.DELIVERED, None, None)

@@ -199,7 +199,7 @@ def host_address(host: str) -> IPAddress | None:
 
 
 @lru_cache(maxsize=4096)
-def check_url(url: str, *, production: bool, allow_private: bool) -> URL:
+def check_url(url: str, *, production: bool, allow_private: bool, what: str = "webhook URL") -> URL:
     """Parse and check a webhook URL as aiohttp will use it; ``UnsafeWebhookTarget``
     says what is wrong. Returns the parsed URL (its ``raw_host`` is where it goes).
 
@@ -211,17 +211,17 @@ def check_url(url: str, *, production: bool, allow_private: bool) -> URL:
         target = URL(url)  # exactly what aiohttp.ClientSession does with a str URL
         port = target.port
     except (ValueError, TypeError) as exc:  # UnicodeError (IDNA) is a ValueError
-        raise UnsafeWebhookTarget(f"webhook URL {url[:200]!r} is not a valid URL: {exc}") from None
+        raise UnsafeWebhookTarget(f"{what} {url[:200]!r} is not a valid URL: {exc}") from None
     if target.scheme not in ("http", "https") or not target.raw_host:
-        raise UnsafeWebhookTarget(f"webhook URL {url[:200]!r} must be an absolute http(s) URL")
+        raise UnsafeWebhookTarget(f"{what} {url[:200]!r} must be an absolute http(s) URL")
     if production and target.scheme != "https":
-        raise UnsafeWebhookTarget("webhook URLs must use https in production")
+        raise UnsafeWebhookTarget(f"{what}s must use https in production")
     if target.raw_user is not None or target.raw_password is not None:
-        raise UnsafeWebhookTarget("webhook URLs must not contain credentials (user:password@)")
+        raise UnsafeWebhookTarget(f"{what}s must not contain credentials (user:password@)")
     if target.raw_fragment:
-        raise UnsafeWebhookTarget("webhook URLs must not contain a fragment")
+        raise UnsafeWebhookTarget(f"{what}s must not contain a fragment")
     if port == 0:
-        raise UnsafeWebhookTarget("webhook URL port 0 is not valid")
+        raise UnsafeWebhookTarget(f"{what} port 0 is not valid")
     host = delivery_host(target)
     address = host_address(host)
     if allow_private:
@@ -230,12 +230,12 @@ def check_url(url: str, *, production: bool, allow_private: bool) -> URL:
         problem = address_problem(address)
         if problem is not None:
             raise UnsafeWebhookTarget(
-                f"webhook URL host {_shown(url, str(address))} is {problem}; "
+                f"{what} host {_shown(url, str(address))} is {problem}; "
                 f"deliveries there are refused {_ALLOW_HINT}"
             )
     elif host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):
         raise UnsafeWebhookTarget(
-            f"webhook URL host {_shown(url, host)} is loopback; deliveries there are refused "
+            f"{what} host {_shown(url, host)} is loopback; deliveries there are refused "
             f"{_ALLOW_HINT}"
         )
     return target

@@ -68,7 +68,9 @@ class Claimed:
 
 @dataclass(slots=True)
 class KeyRow:
-    """An application's URL and one of its valid keys (kid None: it has none)."""
+    """An application's URL and one of its valid keys (kid None: it has none), and what
+    its back-channel logouts need: where they go, its client_id (the logout token's
+    ``aud``) and the algorithm its ID tokens are signed with."""
 
     app_id: int
     url: str | None
@@ -76,6 +78,9 @@ class KeyRow:
     scheme: str | None
     sealed: str | None
     expires_at: datetime | None
+    logout_uri: str | None = None
+    client_id: str | None = None
+    id_token_alg: str | None = None
 
 
 @dataclass(slots=True)
@@ -212,7 +217,8 @@ fillfactor leaving room): entries in flight stay in the due index, skipped by th
 lease condition until their lease ends."""
 
 _KEYS_SQL = """
-SELECT a.id, a.webhook_url, k.kid, k.scheme, k.secret_encrypted, k.expires_at
+SELECT a.id, a.webhook_url, k.kid, k.scheme, k.secret_encrypted, k.expires_at,
+       a.backchannel_logout_uri, a.client_id, a.id_token_signed_response_alg
 FROM oauth_applications AS a
 LEFT JOIN webhook_signing_keys AS k
   ON k.oauth_application_id = a.id AND k.revoked_at IS NULL
@@ -481,6 +487,9 @@ class SqlStore:
                 keys.c.scheme,
                 keys.c.secret_encrypted,
                 keys.c.expires_at,
+                apps.c.backchannel_logout_uri,
+                apps.c.client_id,
+                apps.c.id_token_signed_response_alg,
             )
             .select_from(
                 apps.outerjoin(

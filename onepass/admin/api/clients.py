@@ -77,6 +77,12 @@ class ClientOut(BaseModel):
     jwks_uri: str | None = Field(None, description="private_key_jwt: where its JWK set is")
     webhook_url: str | None
     webhook_events: list[str]
+    backchannel_logout_uri: str | None = Field(
+        None, description="where logout tokens go (OpenID Connect Back-Channel Logout 1.0)"
+    )
+    backchannel_logout_session_required: bool = Field(
+        False, description="every logout token names the session (sid)"
+    )
     disabled: bool
     disabled_at: datetime | None
     previous_secret_expires_at: datetime | None = Field(
@@ -122,7 +128,8 @@ def _ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 class UpdateClientBody(Body):
     """Fields left out stay as they are; lists given replace, except the add/remove
     pairs of URIs. ``webhook_url: ""`` removes the webhook URL, ``policy_uri: ""`` and
-    ``tos_uri: ""`` the privacy policy and terms."""
+    ``tos_uri: ""`` the privacy policy and terms, ``backchannel_logout_uri: ""`` the
+    back-channel logout URI."""
 
     client_name: Text = None
     add_redirect_uris: Strings = []
@@ -148,6 +155,8 @@ class UpdateClientBody(Body):
     jwks_uri: Text = None
     webhook_url: Text = None
     webhook_events: Strings | None = None
+    backchannel_logout_uri: Text = None
+    backchannel_logout_session_required: bool | None = None
     action_request_nonce: Text = None
 
     def changes(self) -> ClientChanges:
@@ -172,6 +181,8 @@ class UpdateClientBody(Body):
             jwks_uri=self.jwks_uri,
             webhook_url=self.webhook_url,
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
+            backchannel_logout_uri=self.backchannel_logout_uri,
+            backchannel_logout_session_required=self.backchannel_logout_session_required,
         )
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from onepass.accounts import service as accounts
 from onepass.admin.api.base import (
@@ -101,6 +101,9 @@ class UserChanged(BaseModel):
     refresh_tokens_revoked: int | None = None
     consents_deleted: int | None = None
     webhooks_enqueued: int | None = None
+    logouts_enqueued: int | None = Field(
+        None, description="back-channel logouts enqueued for the RPs of the ended sessions"
+    )
 
 
 class ConsentRevoked(BaseModel):
@@ -112,6 +115,10 @@ class ConsentRevoked(BaseModel):
 
 
 # -- request bodies -----------------------------------------------------------------
+
+
+class RevokeSessionsBody(ChangeBody):
+    session: Text = Field(None, description="only this live session: its id or sid")
 
 
 class UpdateBody(Body):
@@ -192,7 +199,6 @@ async def _simple(request: Request, who: Caller, action: str, user: str) -> Resp
         actions.DISABLE_USER: users.disable_user,
         actions.ENABLE_USER: users.enable_user,
         actions.DELETE_USER: users.delete_user,
-        actions.REVOKE_SESSIONS: users.revoke_sessions,
     }[action]
     return await change(
         who, action, user, body.action_request_nonce, lambda who: do(who.runtime, who.actor, user)
@@ -242,14 +248,23 @@ async def post_delete(
 @router.post(
     "/users/{user}/revoke_sessions",
     name="revoke_sessions",
-    openapi_extra=ChangeBody.openapi(),
+    openapi_extra=RevokeSessionsBody.openapi(),
     responses={200: {"model": UserChanged}},
 )
 async def post_revoke_sessions(
     request: Request, who: Annotated[Caller, acting(actions.REVOKE_SESSIONS)], user: str
 ) -> Response:
-    """End every login session of the user (step-up ``users.revoke_sessions``)."""
-    return await _simple(request, who, actions.REVOKE_SESSIONS, user)
+    """End every login session of the user, or the one ``session`` names (its id or
+    sid), step-up ``users.revoke_sessions``; the RPs that had them get a back-channel
+    logout."""
+    body = await body_of(request, RevokeSessionsBody)
+    return await change(
+        who,
+        actions.REVOKE_SESSIONS,
+        user,
+        body.action_request_nonce,
+        lambda who: users.revoke_sessions(who.runtime, who.actor, user, session_ref=body.session),
+    )
 
 
 @router.post(

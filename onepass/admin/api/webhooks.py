@@ -46,15 +46,22 @@ async def webhook_outbox(
     who: WebhooksReader,
     status: str | None = Query(None, pattern="^(pending|delivered|dead)$"),
     app: str | None = Query(None, max_length=200),
+    event_type: str | None = Query(None, max_length=100),
     limit: int = Query(100, ge=1, le=1000),
     after_id: int | None = Query(None, ge=0, le=MAX_ID),
 ) -> Response:
-    """Outbox entries, oldest first (``?status=dead``: the dead-letter queue)."""
+    """Outbox entries, oldest first (``?status=dead``: the dead-letter queue;
+    ``?event_type=oidc.backchannel_logout``: the back-channel logouts)."""
     with answered():
         async with who.runtime.database.session(readonly=True) as session:
             app_id = (await find_client(session, app)).id if app is not None else None
             entries = await outbox.list_entries(
-                session, status=status, app_id=app_id, limit=limit, after_id=after_id
+                session,
+                status=status,
+                app_id=app_id,
+                limit=limit,
+                after_id=after_id,
+                event_type=event_type,
             )
     rows = [outbox.describe_entry(e) for e in entries]
     return _json({"entries": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None})

@@ -109,6 +109,7 @@ async def _check_deliveries(
         "connection": " Connection errors for several RPs point at 1pass's own network or egress.",
         "timeout": " Timeouts for several RPs point at 1pass's own network, or overloaded dispatchers.",
         "no_signing_key": " No signing key: check `onepass webhooks keys list APP_ID` and ONEPASS_SECRET_KEY.",
+        "no_logout_signing_key": " Logout tokens cannot be signed: check `onepass keys list` and ONEPASS_SECRET_KEY.",
     }.get(verdict.common_error or "", "")
     reason = (
         f"webhook deliveries are failing across the board: {percent}% of {verdict.attempts} "

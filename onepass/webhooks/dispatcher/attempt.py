@@ -19,12 +19,16 @@ import structlog
 
 from onepass import __version__
 from onepass.clock import Clock
+from onepass.keys.keyring import NoActiveKey
 from onepass.settings import Settings
-from onepass.webhooks import outbox, resolver, safety, signing
+from onepass.webhooks import logout_tokens, outbox, resolver, safety, signing
+from onepass.webhooks.dispatcher.logout import LogoutKeys
 from onepass.webhooks.dispatcher.targets import Target
 from onepass.webhooks.errors import UnsafeWebhookTarget
+from onepass.webhooks.events import EventType
 from onepass.webhooks.retry import (
     Decision,
+    Outcome,
     RetryPolicy,
     TransportFailure,
     decide,
@@ -54,9 +58,12 @@ def error_class(r: Result) -> str | None:
     """The attempt log's ``error_class``: the failure's kind, or ``http_status``."""
     if r.failure is not None:
         return r.failure.kind
-    if r.status is not None and not 200 <= r.status < 300 and r.status != 409:
+    if r.status is not None and r.decision.outcome is not Outcome.DELIVERED:
         return "http_status"
     return None
+
+
+LOGOUT = EventType.OIDC_BACKCHANNEL_LOGOUT.value
 
 
 class _Failure(Exception):
@@ -76,8 +83,10 @@ class Sender:
         rng: random.Random,
         *,
         concurrency: int,
+        logout_keys: LogoutKeys | None = None,
     ) -> None:
         self.settings = settings
+        self.logout_keys = logout_keys
         self.clock = clock
         self.policy = policy
         self.rng = rng
@@ -107,12 +116,69 @@ class Sender:
         if self._http is not None:
             await self._http.close()
 
-    def _check_url(self, url: str) -> None:
+    def _check_url(self, url: str, what: str = "webhook URL") -> None:
         safety.check_url(
             url,
             production=self.settings.is_production,
             allow_private=self.settings.webhook_allow_private_targets,
+            what=what,
         )
+
+    def _webhook(
+        self, entry: Claimed, target: Target, signers: list[signing.Signer]
+    ) -> tuple[str, bytes, dict[str, str], list[str]]:
+        """A webhook: the JSON envelope, signed (Standard Webhooks)."""
+        if not target.url:
+            raise _Failure("no_webhook_url", "the application has no webhook URL", False)
+        if not signers:
+            raise _Failure(
+                "no_signing_key",
+                target.error
+                or "the application has no valid webhook signing key (create one with "
+                "`onepass webhooks keys rotate APP_ID`)",
+                True,
+            )
+        self._check_url(target.url)
+        body = outbox.envelope(entry.event_type, entry.created_at, entry.payload)
+        headers = signing.signature_headers(
+            entry.idempotency_key, int(self.clock.timestamp()), body, signers
+        )
+        headers["content-type"] = "application/json"
+        return target.url, body, headers, [s.kid for s in signers]
+
+    async def _logout(
+        self, entry: Claimed, target: Target
+    ) -> tuple[str, bytes, dict[str, str], list[str]]:
+        """A back-channel logout (OpenID Connect Back-Channel Logout 1.0 §2.5): a logout
+        token signed now, POSTed as a form; the JWT is its own signature."""
+        uri = target.logout_uri
+        if not uri:
+            raise _Failure(
+                "no_backchannel_logout_uri",
+                "the application has no back-channel logout URI any more",
+                False,
+            )
+        self._check_url(uri, logout_tokens.URI_NAME)
+        alg = target.id_token_alg or "RS256"
+        try:
+            if self.logout_keys is None:
+                raise NoActiveKey("this dispatcher has no key ring")
+            signer = await self.logout_keys.signer(alg)
+        except NoActiveKey as exc:
+            raise _Failure(
+                "no_logout_signing_key",
+                f"cannot sign the logout token: {exc} (see `onepass keys list`)",
+                True,
+            ) from None
+        token = logout_tokens.sign(
+            signer,
+            issuer=self.settings.issuer,
+            client_id=target.client_id or entry.payload.get("client_id", ""),
+            payload=entry.payload,
+            now=int(self.clock.timestamp()),
+        )
+        headers = {"content-type": logout_tokens.CONTENT_TYPE}
+        return uri, logout_tokens.request_body(token), headers, [signer.kid]
 
     async def deliver(self, entry: Claimed, target: Target) -> Result:
         """Sign and POST one entry; classify the outcome. Never raises for the RP's faults."""
@@ -126,27 +192,16 @@ class Sender:
         body_text: str | None = None
         signers = target.signers_at(started_at)
         sent_kids: list[str] = []
+        logout = entry.event_type == LOGOUT
         try:
-            if not target.url:
-                raise _Failure("no_webhook_url", "the application has no webhook URL", False)
-            if not signers:
-                raise _Failure(
-                    "no_signing_key",
-                    target.error
-                    or "the application has no valid webhook signing key (create one with "
-                    "`onepass webhooks keys rotate APP_ID`)",
-                    True,
-                )
-            self._check_url(target.url)
-            body = outbox.envelope(entry.event_type, entry.created_at, entry.payload)
-            headers = signing.signature_headers(
-                entry.idempotency_key, int(self.clock.timestamp()), body, signers
-            )
-            headers["content-type"] = "application/json"
+            if logout:
+                url, body, headers, kids = await self._logout(entry, target)
+            else:
+                url, body, headers, kids = self._webhook(entry, target, signers)
             headers["user-agent"] = USER_AGENT
-            sent_kids = [s.kid for s in signers]
+            sent_kids = kids
             async with self._http.post(
-                target.url, data=body, headers=headers, allow_redirects=False
+                url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), started_at)
@@ -176,7 +231,8 @@ class Sender:
             if isinstance(exc.os_error, resolver.UnsafeAddressError):  # resolver.guarded_socket
                 failure = TransportFailure("unsafe_target", str(exc.os_error), False)
         except aiohttp.InvalidURL as exc:
-            failure = TransportFailure("invalid_url", f"invalid webhook URL: {exc}", False)
+            what = logout_tokens.URI_NAME if logout else "webhook URL"
+            failure = TransportFailure("invalid_url", f"invalid {what}: {exc}", False)
         except aiohttp.ClientError as exc:
             failure = TransportFailure("connection", f"{type(exc).__name__}: {exc}"[:300], True)
         except OSError as exc:
@@ -192,6 +248,7 @@ class Sender:
             failure=failure,
             retry_after=retry_after,
             rng=self.rng,
+            success=logout_tokens.SUCCESS_STATUSES if logout else None,
         )
         return Result(
             entry=entry,

@@ -53,6 +53,7 @@ from onepass.runtime import Runtime
 from onepass.settings import Settings
 from onepass.webhooks import outbox
 from onepass.webhooks.dispatcher.attempt import Result, Sender
+from onepass.webhooks.dispatcher.logout import LogoutKeys
 from onepass.webhooks.dispatcher.recording import Recorder, Stats
 from onepass.webhooks.dispatcher.targets import Target, Targets
 from onepass.webhooks.listener import Listener
@@ -115,7 +116,20 @@ class Dispatcher:
         self.store = store
         self._listen = listen and database is not None and database.dialect == "postgresql"
         self._listener: Listener | None = None
-        self._sender = Sender(settings, clock, self.policy, self.rng, concurrency=self.concurrency)
+        # Back-channel logouts sign logout tokens with 1pass's keys (read on first use).
+        logout_keys = (
+            LogoutKeys(database, box, clock, refresh_interval=settings.key_refresh_interval)
+            if database is not None
+            else None
+        )
+        self._sender = Sender(
+            settings,
+            clock,
+            self.policy,
+            self.rng,
+            concurrency=self.concurrency,
+            logout_keys=logout_keys,
+        )
         self._targets = Targets(store, box, clock)
         self._recorder = Recorder(store, clock, self.name, self.stats)
         self._tasks: set[asyncio.Task[None]] = set()

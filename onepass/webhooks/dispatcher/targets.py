@@ -22,11 +22,15 @@ MAX_SIGNING_KEYS = 5
 
 @dataclass
 class Target:
-    """What one application's deliveries need: its URL and its signing keys."""
+    """What one application's deliveries need: its URL and its signing keys; for its
+    back-channel logouts, their URI, its client_id and its ID tokens' algorithm."""
 
     url: str | None
     keys: list[tuple[signing.Signer, datetime | None]] = field(default_factory=list)
     error: str | None = None
+    logout_uri: str | None = None
+    client_id: str | None = None
+    id_token_alg: str | None = None
 
     def signers_at(self, now: datetime) -> list[signing.Signer]:
         signers = [s for s, expires in self.keys if expires is None or expires > now]
@@ -53,6 +57,9 @@ class Targets:
         for row in await self.store.keys(app_ids, self.clock.now()):
             target = targets[row.app_id]
             target.url = row.url
+            target.logout_uri = row.logout_uri
+            target.client_id = row.client_id
+            target.id_token_alg = row.id_token_alg
             if row.kid is None or row.sealed is None or row.scheme is None:
                 continue
             signer = self._signers.get(row.kid)

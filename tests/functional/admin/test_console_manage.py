@@ -112,6 +112,15 @@ async def test_application_page_shows_registration_and_webhook_status(
     assert by_id.status_code == 200 and app.client_id in by_id.text
     missing = await web.get("/admin/applications/no-such-app")
     assert missing.status_code == 404 and "No application with client_id or id" in missing.text
+    rp = await make_rp(
+        rt,
+        name="Logged out",
+        backchannel_logout_uri="https://rp.example/bcl",
+        backchannel_logout_session_required=True,
+    )
+    shown = await web.get(f"/admin/applications/{rp.client_id}")
+    assert "Back-channel logout URI" in shown.text and "https://rp.example/bcl" in shown.text
+    assert "one logout token per session, with its sid" in shown.text
 
 
 async def test_application_edit_with_a_fresh_code_changes_redirect_uris_and_audits(
@@ -342,7 +351,10 @@ async def test_user_end_sessions_with_a_fresh_code_ends_them(
     shown = await web.get(done.headers["location"])
     assert "sessions ended" in shown.text and "Firefox" not in shown.text
     [audited] = await audit_rows(rt, "users.revoke_sessions")
-    assert audited.outcome == "ok" and audited.detail == {"sessions_ended": 1}
+    assert audited.outcome == "ok" and audited.detail == {
+        "sessions_ended": 1,
+        "logouts_enqueued": 0,
+    }
     assert await outcomes(rt, "step_up:users.revoke_sessions") == [("ok", str(ada.id))]
     assert len(await live_sessions(rt, admin.id)) == 1, "the console session is not the user's"
 

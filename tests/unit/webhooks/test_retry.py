@@ -158,3 +158,24 @@ def test_parse_schedule() -> None:
     assert parse_schedule("") == ()
     with pytest.raises(ValueError):
         parse_schedule("5s,soon")
+
+
+@pytest.mark.parametrize("status", [200, 204])
+def test_a_back_channel_logout_is_delivered_by_200_or_204_only(status: int) -> None:
+    decision = decide(RetryPolicy.default(), attempt=1, status=status, success={200, 204})
+    assert decision.outcome is Outcome.DELIVERED and decision.reason is None
+
+
+@pytest.mark.parametrize("status", [201, 202, 299, 409, 400, 401])
+def test_a_back_channel_logout_answered_otherwise_dies_at_once(status: int) -> None:
+    decision = decide(RetryPolicy.default(), attempt=1, status=status, success={200, 204})
+    assert decision.outcome is Outcome.DEAD
+    assert f"HTTP {status}" in (decision.reason or "")
+
+
+@pytest.mark.parametrize("status", [500, 503, 408, 429])
+def test_a_back_channel_logout_answered_5xx_is_retried_like_a_webhook(status: int) -> None:
+    decision = decide(
+        RetryPolicy.default(), attempt=1, status=status, success={200, 204}, rng=random.Random(1)
+    )
+    assert decision.outcome is Outcome.RETRY
