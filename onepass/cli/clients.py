@@ -61,7 +61,9 @@ def create(
         help="client_secret_basic (default), client_secret_post, private_key_jwt (with "
         "--jwks-file or --jwks-uri), or none.",
     ),
-    id_token_alg: str = typer.Option("RS256", "--id-token-alg", help="RS256 or ES256."),
+    id_token_alg: str = typer.Option(
+        "RS256", "--id-token-alg", help="RS256, PS256, ES256 or EdDSA: one of ONEPASS_SIGNING_ALGS."
+    ),
     first_party: bool = typer.Option(False, "--first-party", help="Skip the consent screen."),
     require_second_factor: bool = typer.Option(
         False,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,13 +28,16 @@ from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
 from onepass.ids import random_identifier
+from onepass.keys.jwt import SUPPORTED_ALGS
 from onepass.refusals import Invalid, NotFound, Refusal
 from onepass.services import Service
 
 log = structlog.get_logger("onepass.clients")
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-ID_TOKEN_ALGS = ("RS256", "ES256")
+# What a client's id_token_signed_response_alg may be: every algorithm the key ring can
+# keep keys for (``keys.jwt.SUPPORTED_ALGS``; the FAPI 2.0 subset is ``keys.jwt.FAPI_ALGS``).
+ID_TOKEN_ALGS = SUPPORTED_ALGS
 
 
 class ClientError(Refusal):
@@ -379,6 +382,21 @@ def check_client_keys(
     return jwks, jwks_uri
 
 
+def check_id_token_alg(alg: str, signing_algs: Collection[str]) -> None:
+    """``InvalidClientSettings`` unless ID tokens can be signed with ``alg`` here: one of
+    ``ID_TOKEN_ALGS`` that the key ring keeps keys for (``signing_algs``,
+    ONEPASS_SIGNING_ALGS)."""
+    if alg not in ID_TOKEN_ALGS:
+        raise InvalidClientSettings(
+            f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}"
+        )
+    if alg not in signing_algs:
+        raise InvalidClientSettings(
+            f"id_token_signed_response_alg {alg} has no signing key on this server: "
+            f"ONEPASS_SIGNING_ALGS is {','.join(signing_algs)} (add {alg} to it and restart)"
+        )
+
+
 def default_grant_types(redirect_uris: list[str] | None) -> list[str]:
     """A client with a redirect URI signs users in and may stay signed in
     (``offline_access``); one without is a service (client_credentials is asked for)."""
@@ -408,7 +426,11 @@ async def create_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     production: bool = False,
+    signing_algs: Collection[str] | None = None,
 ) -> NewClient:
+    """Register a client. ``signing_algs`` (ONEPASS_SIGNING_ALGS) refuses an
+    ``id_token_signed_response_alg`` the key ring keeps no key for; None: any of
+    ``ID_TOKEN_ALGS``."""
     grant_types = list(grant_types or default_grant_types(redirect_uris))
     method = token_endpoint_auth_method or (
         client_auth.NONE if public else client_auth.CLIENT_SECRET_BASIC
@@ -437,6 +459,8 @@ async def create_client(
         jwks=jwks,
         jwks_uri=jwks_uri,
     ).checked(production=production)
+    if signing_algs is not None:
+        check_id_token_alg(settings.id_token_signed_response_alg, signing_algs)
 
     # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
     secret = None if public or method == client_auth.PRIVATE_KEY_JWT else generate_client_secret()

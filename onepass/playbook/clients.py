@@ -46,6 +46,7 @@ async def create(
             runtime.hasher,
             runtime.clock,
             production=settings.is_production,
+            signing_algs=settings.signing_algorithms,
             **options,
         )
         # In the same transaction: a refused webhook setting creates nothing.
