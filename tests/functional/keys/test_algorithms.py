@@ -6,6 +6,8 @@ by 1pass's own verifier at /userinfo; discovery lists exactly the algorithms kep
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -185,6 +187,13 @@ async def test_tokens_signed_with_the_algorithm_verify_with_joserfc_and_at_useri
         sub={"essential": True},
         exp={"essential": True},
     ).validate(id_token.claims)
+    # at_hash (OIDC Core §3.1.3.6) with the hash of the alg: SHA-512 for Ed25519, as
+    # openid-client and node-oidc-provider compute it.
+    digest = (hashlib.sha512 if alg == "EdDSA" else hashlib.sha256)(
+        tokens["access_token"].encode()
+    ).digest()
+    half = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+    assert id_token.claims["at_hash"] == half
     with pytest.raises(Exception, match=r"not allowed|not supported"):
         jwt.decode(tokens["id_token"], keyset, algorithms=["RS256"])
 

@@ -136,17 +136,17 @@ def test_an_algorithm_1pass_does_not_sign_with_is_refused(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     monkeypatch.setenv("ONEPASS_SIGNING_ALGS", value)
-    with pytest.raises(ConfigError, match="ONEPASS_SIGNING_ALGS: .*not an algorithm.*EdDSA"):
+    with pytest.raises(ConfigError, match=r"ONEPASS_SIGNING_ALGS: .*not an algorithm.*EdDSA"):
         load_settings()
 
 
 def test_signing_algorithms_without_rs256_are_refused() -> None:
-    with pytest.raises(ConfigError, match="ONEPASS_SIGNING_ALGS .*must include RS256"):
+    with pytest.raises(ConfigError, match=r"ONEPASS_SIGNING_ALGS .*must include RS256"):
         Settings(signing_algs="PS256,ES256").check()
 
 
 def test_the_access_token_algorithm_needs_a_key() -> None:
-    with pytest.raises(ConfigError, match="ONEPASS_ACCESS_TOKEN_ALG=EdDSA .*ONEPASS_SIGNING_ALGS"):
+    with pytest.raises(ConfigError, match=r"ONEPASS_ACCESS_TOKEN_ALG=EdDSA .*ONEPASS_SIGNING_ALGS"):
         Settings(access_token_alg="EdDSA").check()
     Settings(access_token_alg="EdDSA", signing_algs="RS256,ES256,EdDSA").check()
     Settings(access_token_alg="PS256", signing_algs="RS256,PS256").check()
