@@ -229,6 +229,11 @@ def update(
     event: list[str] = typer.Option(
         [], "--event", help="Webhook event types subscribed to (repeatable; replaces)."
     ),
+    id_token_alg: str | None = typer.Option(
+        None,
+        "--id-token-alg",
+        help="Sign its ID tokens with RS256, PS256, ES256 or EdDSA (one of ONEPASS_SIGNING_ALGS).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Change an application's registration; it keeps its client_id and secret."""
@@ -250,6 +255,7 @@ def update(
         require_pushed_authorization_requests=require_par,
         jwks=read_jwks(jwks_file),
         jwks_uri=jwks_uri,
+        id_token_signed_response_alg=id_token_alg,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

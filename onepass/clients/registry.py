@@ -499,6 +499,7 @@ class ClientChanges:
     require_pushed_authorization_requests: bool | None = None
     jwks: dict[str, Any] | None = None  # replaces the JWK set ({} removes it)
     jwks_uri: str | None = None  # "" removes it
+    id_token_signed_response_alg: str | None = None
 
 
 def _edited(
@@ -517,10 +518,18 @@ async def update_client(
     changes: ClientChanges,
     *,
     production: bool = False,
+    signing_algs: Collection[str] | None = None,
 ) -> list[str]:
     """Apply ``changes`` to ``app`` under the rules of ``create_client``; the names of
-    the fields that changed (none: nothing is written)."""
+    the fields that changed (none: nothing is written). A new
+    ``id_token_signed_response_alg`` must be one ``signing_algs`` keeps keys for (the
+    current one is left alone, even if its algorithm was taken out of the setting:
+    changing it is how the client is moved)."""
     settings = ClientSettings.of(app)
+    alg = changes.id_token_signed_response_alg
+    if alg is not None and alg != app.id_token_signed_response_alg:
+        check_id_token_alg(alg, ID_TOKEN_ALGS if signing_algs is None else signing_algs)
+        settings.id_token_signed_response_alg = alg
     if changes.name is not None:
         settings.name = changes.name
     settings.redirect_uris = _edited(

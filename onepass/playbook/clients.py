@@ -88,7 +88,12 @@ async def update(
         app = await find_client(session, app_ref)
         had_webhook = app.webhook_url is not None
         changed = await registry.update_client(
-            session, runtime.clock, app, changes, production=settings.is_production
+            session,
+            runtime.clock,
+            app,
+            changes,
+            production=settings.is_production,
+            signing_algs=settings.signing_algorithms,
         )
         signing_key = None
         if "webhook_url" in changed or "webhook_events" in changed:

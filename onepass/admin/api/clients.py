@@ -134,6 +134,7 @@ class UpdateClientBody(Body):
     jwks_uri: Text = None
     webhook_url: Text = None
     webhook_events: Strings | None = None
+    id_token_signed_response_alg: Text = None
     action_request_nonce: Text = None
 
     def changes(self) -> ClientChanges:
@@ -155,6 +156,7 @@ class UpdateClientBody(Body):
             jwks_uri=self.jwks_uri,
             webhook_url=self.webhook_url,
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
+            id_token_signed_response_alg=self.id_token_signed_response_alg,
         )
 
 

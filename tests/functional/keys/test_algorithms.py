@@ -16,7 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from onepass.app import OnePass
-from onepass.clients.registry import InvalidClientSettings
+from onepass.clients.registry import ClientChanges, InvalidClientSettings
 from onepass.keys import service
 from onepass.keys.jws import InvalidJWS, JWSVerifier
 from onepass.keys.jwt import JWTSigner
@@ -336,6 +336,31 @@ async def test_an_algorithm_taken_out_of_the_setting_is_retired_at_the_next_star
     )
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
+
+    # The client can still be changed, and moved to an algorithm that has keys (not to
+    # one that has none), by a process that runs with the new setting.
+    restarted = Runtime.build(make_settings(database_url, redis_url, signing_algs="RS256,ES256"))
+    try:
+        changed = await clients_playbook.update(
+            restarted, Actor.cli(), client.client_id, ClientChanges(name="Renamed")
+        )
+        assert changed["id_token_signed_response_alg"] == "PS256"
+        with pytest.raises(InvalidClientSettings, match="EdDSA has no signing key"):
+            await clients_playbook.update(
+                restarted,
+                Actor.cli(),
+                client.client_id,
+                ClientChanges(id_token_signed_response_alg="EdDSA"),
+            )
+        moved = await clients_playbook.update(
+            restarted,
+            Actor.cli(),
+            client.client_id,
+            ClientChanges(id_token_signed_response_alg="ES256"),
+        )
+        assert moved["id_token_signed_response_alg"] == "ES256"
+    finally:
+        await restarted.close()
 
 
 @pytest.mark.parametrize("signing_algs", ["RS256,ES256"])
