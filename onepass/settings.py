@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
@@ -24,6 +24,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = structlog.get_logger("onepass.settings")
 
 SECRET_KEY_MIN_LENGTH = 32
+
+# The JWS algorithms 1pass's key ring can keep keys for (``onepass.keys.jwt.SUPPORTED_ALGS``
+# is this list): RS256 (RSASSA-PKCS1-v1_5, OpenID Connect's mandatory one), PS256
+# (RSASSA-PSS), ES256 (ECDSA P-256) and EdDSA (Ed25519).
+SigningAlg = Literal["RS256", "PS256", "ES256", "EdDSA"]
+SIGNING_ALGS: tuple[str, ...] = get_args(SigningAlg)
+DEFAULT_SIGNING_ALGS = "RS256,ES256"
 
 
 class ConfigError(Exception):
@@ -81,7 +88,12 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     secret_key: str | None = Field(default=None, repr=False)
 
-    access_token_alg: Literal["ES256", "RS256"] = "ES256"
+    # The algorithms the key ring keeps signing keys for (an active and a next key each,
+    # created at start): what ID tokens may be signed with (a client's
+    # id_token_signed_response_alg) and what discovery advertises. RS256 is always one
+    # (OpenID Connect's mandatory algorithm), and so is the access token's.
+    signing_algs: str = DEFAULT_SIGNING_ALGS
+    access_token_alg: SigningAlg = "ES256"
     access_token_ttl: int = Field(default=3600, ge=60, le=86400)
     # Audience of access tokens that name no resource (RFC 9068 requires one);
     # defaults to the issuer.
@@ -325,6 +337,22 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(networks)
 
+    @field_validator("signing_algs")
+    @classmethod
+    def _signing_algs(cls, value: str) -> str:
+        known = {alg.lower(): alg for alg in SIGNING_ALGS}
+        algs = []
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            alg = known.get(item.lower())
+            if alg is None:
+                raise ValueError(
+                    f"{item[:60]!r} is not an algorithm 1pass signs with; give some of "
+                    f"{', '.join(SIGNING_ALGS)}, comma-separated"
+                )
+            algs.append(alg)
+        # One order whatever the order given: discovery and the JWKS stay the same bytes.
+        return ",".join(alg for alg in SIGNING_ALGS if alg in algs)
+
     @field_validator("signup_email_domains")
     @classmethod
     def _domains(cls, value: str) -> str:
@@ -343,6 +371,11 @@ class Settings(BaseSettings):
 
         parse_schedule(value)  # raises ValueError naming the bad step
         return value
+
+    @property
+    def signing_algorithms(self) -> tuple[str, ...]:
+        """``ONEPASS_SIGNING_ALGS`` read: the algorithms the key ring keeps keys for."""
+        return tuple(self.signing_algs.split(",")) if self.signing_algs else ()
 
     @property
     def signup_domains(self) -> list[str]:
@@ -388,6 +421,17 @@ class Settings(BaseSettings):
                 )
             if not self.issuer.startswith("https://"):
                 raise ConfigError("ONEPASS_ISSUER must be an https URL when ONEPASS_ENV=production")
+        algs = self.signing_algorithms
+        if "RS256" not in algs:
+            raise ConfigError(
+                f"ONEPASS_SIGNING_ALGS ({self.signing_algs or 'empty'}) must include RS256, "
+                "the algorithm every OpenID Connect RP can verify (OpenID Connect Core §15.1)"
+            )
+        if self.access_token_alg not in algs:
+            raise ConfigError(
+                f"ONEPASS_ACCESS_TOKEN_ALG={self.access_token_alg} has no signing key: add it "
+                f"to ONEPASS_SIGNING_ALGS (now {self.signing_algs})"
+            )
         if self.webhook_lease_seconds < self.webhook_timeout + 1:
             raise ConfigError(
                 "ONEPASS_WEBHOOK_LEASE_SECONDS must exceed ONEPASS_WEBHOOK_TIMEOUT by at least "

@@ -37,13 +37,30 @@ async def check_enforcement(runtime: Runtime) -> None:
 
 
 async def prepare(runtime: Runtime) -> None:
-    """Apply migrations, create missing signing keys, prove the secret key opens them."""
+    """Apply migrations, create the signing keys missing for ONEPASS_SIGNING_ALGS, retire
+    those of an algorithm taken out of it, prove the secret key opens the active ones."""
     await migrate.upgrade(runtime.database)
+    settings = runtime.settings
+    algs = settings.signing_algorithms
     async with runtime.database.session(exclusive=KEYS_LOCK) as session:
-        created = await keys.ensure_keys(session, runtime.box, runtime.clock)
+        created = await keys.ensure_keys(session, runtime.box, runtime.clock, algs)
+        retired = await keys.retire_unlisted(
+            session,
+            runtime.clock,
+            algs,
+            keys.retention(settings.max_token_ttl, settings.key_refresh_interval),
+        )
         active = [k for k in await keys.list_keys(session) if k.state == KeyState.ACTIVE]
     for key in created:
         log.info("keys.created", kid=key.kid, alg=key.alg, state=key.state)
+    for key in retired:
+        log.warning(
+            "keys.retired_unlisted",
+            kid=key.kid,
+            alg=key.alg,
+            remove_after=key.remove_after.isoformat() if key.remove_after else None,
+            hint="its algorithm is not in ONEPASS_SIGNING_ALGS",
+        )
     await check_enforcement(runtime)
     for key in active:
         try:

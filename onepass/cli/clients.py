@@ -64,8 +64,8 @@ def create(
     id_token_alg: str | None = typer.Option(
         None,
         "--id-token-alg",
-        help="How its ID tokens are signed: RS256 (default) or ES256 (fapi2: ES256 and "
-        "never RS256).",
+        help="How its ID tokens are signed: RS256 (default), PS256, ES256 or EdDSA, one of "
+        "ONEPASS_SIGNING_ALGS (fapi2: ES256 by default, never RS256).",
     ),
     first_party: bool = typer.Option(False, "--first-party", help="Skip the consent screen."),
     require_second_factor: bool = typer.Option(
@@ -261,7 +261,9 @@ def update(
         help="Its authorization requests only as signed request objects (RFC 9101), or not.",
     ),
     id_token_alg: str | None = typer.Option(
-        None, "--id-token-alg", help="How its ID tokens are signed: RS256 or ES256."
+        None,
+        "--id-token-alg",
+        help="Sign its ID tokens with RS256, PS256, ES256 or EdDSA (one of ONEPASS_SIGNING_ALGS).",
     ),
     profile: str | None = typer.Option(
         None,

@@ -29,13 +29,23 @@ def describe(key: SigningKey) -> dict[str, Any]:
     return {column: getattr(key, column) for column in ("id", *COLUMNS)}
 
 
+ALGS_HELP = (
+    "Only this algorithm (RS256, PS256, ES256 or EdDSA; one of ONEPASS_SIGNING_ALGS). "
+    "Repeat for several."
+)
+
+
 @app.command("list")
-def list_(as_json: bool = JsonOption) -> None:
-    """Every signing key with its state and dates."""
+def list_(
+    algs: list[str] = typer.Option([], "--alg", help="Only this algorithm's keys. Repeatable."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Every signing key with its algorithm, state and dates."""
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         async with runtime.database.session() as session:
-            return [describe(k) for k in await service.list_keys(session)]
+            keys = await service.list_keys(session)
+        return [describe(k) for k in keys if not algs or k.alg in algs]
 
     rows = run(action)
     if as_json:
@@ -49,12 +59,14 @@ def rotate(
     force: bool = typer.Option(
         False, "--force", help="Rotate even if RPs may not have fetched the next key yet."
     ),
+    algs: list[str] = typer.Option([], "--alg", help=ALGS_HELP),
     as_json: bool = JsonOption,
 ) -> None:
-    """Promote next → active, keep the old key published as retired, create a new next key."""
+    """Promote next → active, keep the old key published as retired, create a new next key
+    (for every algorithm of ONEPASS_SIGNING_ALGS, or the ones --alg names)."""
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
-        return await keys_playbook.rotate_signing_keys(runtime, Actor.cli(), force=force)
+        return await keys_playbook.rotate_signing_keys(runtime, Actor.cli(), force=force, algs=algs)
 
     rows = run(action)
     if as_json:

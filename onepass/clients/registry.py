@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,13 +29,16 @@ from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
 from onepass.ids import random_identifier
+from onepass.keys.jwt import SUPPORTED_ALGS
 from onepass.refusals import Invalid, NotFound, Refusal
 from onepass.services import Service
 
 log = structlog.get_logger("onepass.clients")
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-ID_TOKEN_ALGS = ("RS256", "ES256")
+# What a client's id_token_signed_response_alg may be: every algorithm the key ring can
+# keep keys for (``keys.jwt.SUPPORTED_ALGS``; the FAPI 2.0 subset is ``keys.jwt.FAPI_ALGS``).
+ID_TOKEN_ALGS = SUPPORTED_ALGS
 
 
 class ClientError(Refusal):
@@ -445,6 +448,21 @@ def check_backchannel_logout_uri(uri: str, *, production: bool) -> str:
     return uri
 
 
+def check_id_token_alg(alg: str, signing_algs: Collection[str]) -> None:
+    """``InvalidClientSettings`` unless ID tokens can be signed with ``alg`` here: one of
+    ``ID_TOKEN_ALGS`` that the key ring keeps keys for (``signing_algs``,
+    ONEPASS_SIGNING_ALGS)."""
+    if alg not in ID_TOKEN_ALGS:
+        raise InvalidClientSettings(
+            f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}"
+        )
+    if alg not in signing_algs:
+        raise InvalidClientSettings(
+            f"id_token_signed_response_alg {alg} has no signing key on this server: "
+            f"ONEPASS_SIGNING_ALGS is {','.join(signing_algs)} (add {alg} to it and restart)"
+        )
+
+
 def default_grant_types(redirect_uris: list[str] | None) -> list[str]:
     """A client with a redirect URI signs users in and may stay signed in
     (``offline_access``); one without is a service (client_credentials is asked for)."""
@@ -479,10 +497,13 @@ async def create_client(
     backchannel_logout_uri: str | None = None,
     backchannel_logout_session_required: bool = False,
     production: bool = False,
+    signing_algs: Collection[str] | None = None,
 ) -> NewClient:
     """Register a client. Under ``profile="fapi2"`` the defaults are the profile's
     (``private_key_jwt``, an ID token algorithm it allows) and what it demands is set
-    or, when the operator chose otherwise, refused (``clients.profiles``)."""
+    or, when the operator chose otherwise, refused (``clients.profiles``).
+    ``signing_algs`` (ONEPASS_SIGNING_ALGS) refuses an ``id_token_signed_response_alg``
+    the key ring keeps no key for; None: any of ``ID_TOKEN_ALGS``."""
     grant_types = list(grant_types or default_grant_types(redirect_uris))
     fapi2 = profile == profiles.FAPI2
     method = token_endpoint_auth_method or (
@@ -493,7 +514,9 @@ async def create_client(
         else client_auth.CLIENT_SECRET_BASIC
     )
     if id_token_signed_response_alg is None:
-        allowed = profiles.id_token_algs(ID_TOKEN_ALGS)
+        allowed = profiles.id_token_algs(
+            ID_TOKEN_ALGS if signing_algs is None else tuple(signing_algs)
+        )
         id_token_signed_response_alg = allowed[0] if fapi2 and allowed else "RS256"
     if method in client_auth.AUTH_METHODS and public != (method == client_auth.NONE):
         raise InvalidClientSettings(
@@ -524,6 +547,8 @@ async def create_client(
         backchannel_logout_uri=backchannel_logout_uri or None,
         backchannel_logout_session_required=backchannel_logout_session_required,
     ).checked(production=production)
+    if signing_algs is not None:
+        check_id_token_alg(settings.id_token_signed_response_alg, signing_algs)
 
     # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
     secret = None if public or method == client_auth.PRIVATE_KEY_JWT else generate_client_secret()
@@ -585,10 +610,18 @@ async def update_client(
     changes: ClientChanges,
     *,
     production: bool = False,
+    signing_algs: Collection[str] | None = None,
 ) -> list[str]:
     """Apply ``changes`` to ``app`` under the rules of ``create_client``; the names of
-    the fields that changed (none: nothing is written)."""
+    the fields that changed (none: nothing is written). A new
+    ``id_token_signed_response_alg`` must be one ``signing_algs`` keeps keys for (the
+    current one is left alone, even if its algorithm was taken out of the setting:
+    changing it is how the client is moved)."""
     settings = ClientSettings.of(app)
+    alg = changes.id_token_signed_response_alg
+    if alg is not None and alg != app.id_token_signed_response_alg:
+        check_id_token_alg(alg, ID_TOKEN_ALGS if signing_algs is None else signing_algs)
+        settings.id_token_signed_response_alg = alg
     if changes.name is not None:
         settings.name = changes.name
     settings.redirect_uris = _edited(
@@ -635,8 +668,6 @@ async def update_client(
         settings.require_pushed_authorization_requests = (
             changes.require_pushed_authorization_requests
         )
-    if changes.id_token_signed_response_alg is not None:
-        settings.id_token_signed_response_alg = changes.id_token_signed_response_alg
     if changes.require_signed_request_object is not None:
         settings.require_signed_request_object = changes.require_signed_request_object
     if changes.profile is not None:

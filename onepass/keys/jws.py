@@ -4,9 +4,12 @@ Verification goes straight to ``cryptography``, as signing does (``keys.jwt``): 
 public keys are built once per key-ring version (the ring replaces ``jwks_body`` on every
 refresh that changes the keys), the key is the one the header's ``kid`` names, and the
 header's ``alg`` must be that key's own (RFC 8725 §3.1: no ``none``, no algorithm
-confusion: an RS256 key never checks an HMAC, an ES256 key never an RS256 signature).
-ES256 signatures are the fixed-size ``r || s`` of RFC 7518 §3.4, converted to DER for
-``cryptography``. joserfc stays the independent verifier of the tests and of RPs.
+confusion: an RS256 key never checks an HMAC, an ES256 key never an RS256 signature,
+and an RSA key published for PS256 never checks an RS256 signature, nor the reverse:
+each key is checked with the one algorithm of its JWK's ``alg``). ES256 signatures are
+the fixed-size ``r || s`` of RFC 7518 §3.4, converted to DER for ``cryptography``; PS256
+is RSASSA-PSS with MGF1-SHA256 and a 32-byte salt (§3.5); EdDSA is Ed25519 (RFC 8037).
+joserfc stays the independent verifier of the tests and of RPs.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from onepass.keys.jwt import PSS_PADDING
 from onepass.keys.keyring import KeyRing
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _ES256_SIGNATURE_BYTES = 64
+_ED25519_KEY_BYTES = 32
 
 
 class InvalidJWS(ValueError):
@@ -57,11 +62,14 @@ def _integer(jwk: Mapping[str, Any], name: str) -> int:
     return int.from_bytes(_b64decode(value), "big")
 
 
+VerifyingKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+
 @dataclass(frozen=True)
 class PublicKey:
     kid: str
     alg: str
-    key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+    key: VerifyingKey
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any]) -> PublicKey:
@@ -69,31 +77,40 @@ class PublicKey:
         kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
         if not isinstance(kid, str) or jwk.get("use", "sig") != "sig":
             raise ValueError("not a signing key with a kid")
-        key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+        key: VerifyingKey
         if alg == "ES256" and kty == "EC" and jwk.get("crv") == "P-256":
             numbers = ec.EllipticCurvePublicNumbers(
                 _integer(jwk, "x"), _integer(jwk, "y"), ec.SECP256R1()
             )
             key = numbers.public_key()
-        elif alg == "RS256" and kty == "RSA":
+        elif alg in ("RS256", "PS256") and kty == "RSA":
             key = rsa.RSAPublicNumbers(_integer(jwk, "e"), _integer(jwk, "n")).public_key()
+        elif alg == "EdDSA" and kty == "OKP" and jwk.get("crv") == "Ed25519":
+            x = jwk.get("x")
+            raw = _b64decode(x) if isinstance(x, str) else b""
+            if len(raw) != _ED25519_KEY_BYTES:
+                raise ValueError("an Ed25519 key is 32 bytes")
+            key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
         else:
             raise ValueError(f"unsupported key {kty!r}/{alg!r}")
         return cls(kid, alg, key)
 
     def verify(self, signature: bytes, signing_input: bytes) -> None:
         """Raises ``InvalidJWS`` unless ``signature`` is this key's over ``signing_input``."""
+        key = self.key
         try:
-            if isinstance(self.key, ec.EllipticCurvePublicKey):
+            if isinstance(key, ec.EllipticCurvePublicKey):
                 if len(signature) != _ES256_SIGNATURE_BYTES:
                     raise InvalidJWS("an ES256 signature is 64 bytes")
                 r = int.from_bytes(signature[:32], "big")
                 s = int.from_bytes(signature[32:], "big")
-                self.key.verify(
-                    encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256())
-                )
+                key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
+            elif isinstance(key, ed25519.Ed25519PublicKey):
+                key.verify(signature, signing_input)
+            elif self.alg == "PS256":  # this key's own algorithm (from_jwk), not the header's
+                key.verify(signature, signing_input, PSS_PADDING, hashes.SHA256())
             else:
-                self.key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+                key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature:
             raise InvalidJWS("bad signature") from None
 

@@ -1,6 +1,7 @@
 """Signing-key lifecycle.
 
-Each algorithm (RS256, required by OpenID Connect, and ES256) has its own set:
+Each algorithm the deployment keeps keys for (``ONEPASS_SIGNING_ALGS``: RS256, required
+by OpenID Connect, and ES256 by default; PS256 and EdDSA on demand) has its own set:
 
 * ``next``: published in the JWKS but not yet signing, so an RP that caches the
   JWKS already holds the key that will sign after the next rotation;
@@ -9,11 +10,15 @@ Each algorithm (RS256, required by OpenID Connect, and ES256) has its own set:
   expired (``remove_after``);
 * ``removed``: unpublished, private key wiped.
 
-``rotate`` promotes next → active, active → retired, and creates a new next key.
+``rotate`` promotes next → active, active → retired, and creates a new next key, for
+every algorithm or for the ones named. An algorithm taken out of ``ONEPASS_SIGNING_ALGS``
+has its active and next keys retired at the next start (``retire_unlisted``): they stay
+published until the tokens they signed have expired, as after a rotation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +29,7 @@ from onepass.clock import Clock
 from onepass.crypto import SecretBox
 from onepass.keys import jwt
 from onepass.keys.models import KeyState, SigningKey
-from onepass.refusals import Conflict
+from onepass.refusals import Conflict, Invalid
 
 # The lock of every change to the signing keys (``Database.session(exclusive=KEYS_LOCK)``):
 # rotation, and the keys created at start-up.
@@ -72,15 +77,48 @@ async def _keys_by_alg(session: AsyncSession, alg: str) -> dict[str, list[Signin
     return grouped
 
 
-async def ensure_keys(session: AsyncSession, box: SecretBox, clock: Clock) -> list[SigningKey]:
-    """Create whatever key is missing (an active and a next per algorithm).
+class UnsupportedAlgorithm(Invalid):
+    """An algorithm 1pass does not sign with, or one this deployment keeps no keys for."""
 
-    Called on every start; creates the first keys on the first start. The caller's
-    transaction must be exclusive (``Database.session(exclusive=...)``).
+
+def check_algorithms(requested: Sequence[str], configured: Collection[str]) -> list[str]:
+    """``requested`` (``keys rotate --alg``), each one an algorithm ``configured`` keeps
+    keys for; ``UnsupportedAlgorithm`` naming the setting otherwise."""
+    algs = list(dict.fromkeys(requested))
+    for alg in algs:
+        if alg not in jwt.SUPPORTED_ALGS:
+            raise UnsupportedAlgorithm(
+                f"{alg[:40]!r} is not a signing algorithm of 1pass; it signs with "
+                f"{', '.join(jwt.SUPPORTED_ALGS)}"
+            )
+        if alg not in configured:
+            raise UnsupportedAlgorithm(
+                f"this deployment keeps no {alg} keys: ONEPASS_SIGNING_ALGS is "
+                f"{','.join(configured)}; add {alg} to it and restart, which creates its keys"
+            )
+    return algs
+
+
+def retention(max_token_ttl: int, propagation_delay: float) -> timedelta:
+    """How long a retired key stays published: the longest token it may have signed,
+    the time other processes may still sign with it before they notice, a minute of
+    clock skew."""
+    return timedelta(seconds=max_token_ttl + propagation_delay + 60)
+
+
+async def ensure_keys(
+    session: AsyncSession, box: SecretBox, clock: Clock, algs: Sequence[str]
+) -> list[SigningKey]:
+    """Create whatever key is missing (an active and a next per algorithm of ``algs``,
+    ``ONEPASS_SIGNING_ALGS``).
+
+    Called on every start; creates the first keys on the first start, and those of an
+    algorithm added to the setting. The caller's transaction must be exclusive
+    (``Database.session(exclusive=...)``).
     """
     created = []
     now = clock.now()
-    for alg in jwt.SUPPORTED_ALGS:
+    for alg in algs:
         keys = await _keys_by_alg(session, alg)
         if not keys[KeyState.ACTIVE]:
             if keys[KeyState.NEXT]:
@@ -93,6 +131,31 @@ async def ensure_keys(session: AsyncSession, box: SecretBox, clock: Clock) -> li
     session.add_all(created)
     await session.flush()
     return created
+
+
+async def retire_unlisted(
+    session: AsyncSession, clock: Clock, algs: Collection[str], keep_for: timedelta
+) -> list[SigningKey]:
+    """Retire the active and next keys of every algorithm not in ``algs`` (taken out of
+    ``ONEPASS_SIGNING_ALGS``): no new token is signed with them, and they stay published
+    for ``keep_for`` (``retention``), until the tokens they signed have expired.
+
+    Called at start, in the transaction of ``ensure_keys``; a client still registered
+    with such an algorithm gets ``temporarily_unavailable`` at the token endpoint.
+    """
+    now = clock.now()
+    rows = await session.scalars(
+        select(SigningKey).where(
+            SigningKey.alg.not_in(list(algs)),
+            SigningKey.state.in_((KeyState.ACTIVE, KeyState.NEXT)),
+        )
+    )
+    retired = []
+    for row in rows:
+        row.state, row.retired_at, row.remove_after = KeyState.RETIRED, now, now + keep_for
+        retired.append(row)
+    await session.flush()
+    return retired
 
 
 class RotationTooSoon(Conflict):
@@ -113,11 +176,14 @@ async def rotate(
     box: SecretBox,
     clock: Clock,
     *,
+    algs: Sequence[str],
     max_token_ttl: int,
     propagation_delay: float,
     min_next_age: float = 0,
 ) -> list[Rotation]:
-    """Rotate every algorithm's keys; remove retired keys whose tokens have all expired.
+    """Rotate the keys of each of ``algs`` (every algorithm of ``ONEPASS_SIGNING_ALGS``,
+    or the ones ``keys rotate --alg`` names: ``check_algorithms``); remove retired keys
+    whose tokens have all expired. The keys of other algorithms are left as they are.
 
     A retired key stays published for ``max_token_ttl`` plus ``propagation_delay``
     (the time other processes may still sign with it before they notice) plus a
@@ -127,9 +193,9 @@ async def rotate(
     propagation delay) is refused with ``RotationTooSoon``: an RP that fetched the
     JWKS just before that key appeared would not know it. Pass 0 to force.
     """
-    await ensure_keys(session, box, clock)
+    await ensure_keys(session, box, clock, algs)
     now = clock.now()
-    for alg in jwt.SUPPORTED_ALGS:
+    for alg in algs:
         for key in (await _keys_by_alg(session, alg))[KeyState.NEXT]:
             age = (now - key.created_at).total_seconds()
             if age < min_next_age:
@@ -138,10 +204,10 @@ async def rotate(
                     f"for {min_next_age:.0f}s and would not know it yet. Wait "
                     f"{min_next_age - age:.0f}s, or pass --force in an emergency."
                 )
-    keep_for = timedelta(seconds=max_token_ttl + propagation_delay + 60)
+    keep_for = retention(max_token_ttl, propagation_delay)
     await remove_expired(session, clock)
     rotations = []
-    for alg in jwt.SUPPORTED_ALGS:
+    for alg in algs:
         keys = await _keys_by_alg(session, alg)
         retired_kid = None
         for old in keys[KeyState.ACTIVE]:

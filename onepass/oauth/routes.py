@@ -14,7 +14,6 @@ from onepass.accounts.service import ACR_PASSWORD
 from onepass.clients import auth as client_auth
 from onepass.clients.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from onepass.i18n import LANGUAGES
-from onepass.keys.jwt import SUPPORTED_ALGS
 from onepass.oauth.request_object import ALGORITHMS as REQUEST_OBJECT_ALGORITHMS
 from onepass.services import Service
 from onepass.settings import Settings
@@ -75,7 +74,9 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         # acr_values=urn:1pass:acr:mfa asks for (and then requires) two-step verification.
         "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        # The algorithms the key ring keeps an active key for (ONEPASS_SIGNING_ALGS: the
+        # start creates them, and retires those of an algorithm taken out of it).
+        "id_token_signing_alg_values_supported": list(settings.signing_algorithms),
         "userinfo_signing_alg_values_supported": [],
         # RFC 9101: signed request objects by value, at /authorize and /par (a client's
         # require_signed_request_object makes them its only way).

@@ -112,8 +112,10 @@ class TokenEndpoint:
             raise UnauthorizedClientError(f"this client may not use the {grant_type} grant")
         try:
             response = await grant.create_token_response(self.ctx, client, form)
-        except NoActiveKey:
-            log.error("token.no_active_key", alg=self.ctx.settings.access_token_alg)
+        except NoActiveKey as exc:
+            # The access token's key, or the ID token's of this client's
+            # id_token_signed_response_alg (an algorithm taken out of ONEPASS_SIGNING_ALGS).
+            log.error("token.no_active_key", client_id=client.client_id, detail=str(exc))
             raise TemporarilyUnavailableError(
                 "no signing key is available; try again shortly"
             ) from None

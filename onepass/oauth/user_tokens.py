@@ -224,6 +224,7 @@ def sign_tokens(
             acr=auth.acr,
             amr=auth.amr,
             sid=auth.sid,
+            alg=plan.id_signer.alg,
         )
         body["id_token"] = plan.id_signer.sign(claims, typ="JWT")
     if plan.refresh is not None:

@@ -32,7 +32,9 @@ async def up(request: Request) -> JSONResponse:
     """200 when the database answers, every needed signing key is active, and this
     process holds those keys, fresh; else 503 naming the failing check."""
     runtime = runtime_of(request)
-    required: set[str] = {"RS256", runtime.settings.access_token_alg}
+    # Every algorithm of ONEPASS_SIGNING_ALGS (RS256 and the access token's among them):
+    # a client registered with any of them fails at the token endpoint without its key.
+    required: set[str] = set(runtime.settings.signing_algorithms)
     checks = await run_checks(runtime.database, KEYRING.of(request), required)
     healthy = all(check.ok for check in checks)
     return JSONResponse(

@@ -42,7 +42,9 @@ def _iso(value: datetime) -> str:
 
 async def read_status(runtime: Runtime, keyring: KeyRing) -> dict[str, Any]:
     """The status document."""
-    required: set[str] = {"RS256", runtime.settings.access_token_alg}
+    # Every algorithm of ONEPASS_SIGNING_ALGS (RS256 and the access token's among them):
+    # a client registered with any of them fails at the token endpoint without its key.
+    required: set[str] = set(runtime.settings.signing_algorithms)
     checks = await run_checks(runtime.database, keyring, required)
     healthy = all(check.ok for check in checks)
     incidents: list[dict[str, Any]] = []

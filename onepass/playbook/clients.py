@@ -46,6 +46,7 @@ async def create(
             runtime.hasher,
             runtime.clock,
             production=settings.is_production,
+            signing_algs=settings.signing_algorithms,
             **options,
         )
         # In the same transaction: a refused webhook setting creates nothing. The
@@ -93,7 +94,12 @@ async def update(
         app = await find_client(session, app_ref)
         had_webhook = app.webhook_url is not None
         changed = await registry.update_client(
-            session, runtime.clock, app, changes, production=settings.is_production
+            session,
+            runtime.clock,
+            app,
+            changes,
+            production=settings.is_production,
+            signing_algs=settings.signing_algorithms,
         )
         signing_key = None
         if "backchannel_logout_uri" in changed:

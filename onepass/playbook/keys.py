@@ -6,7 +6,7 @@ and ``onepass.webhooks.keys``'s."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -96,14 +96,20 @@ async def compromise_webhook_key(
 
 
 async def rotate_signing_keys(
-    runtime: Runtime, actor: Actor, *, force: bool = False
+    runtime: Runtime, actor: Actor, *, force: bool = False, algs: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
+    """Rotate the JWKS keys of ``algs`` (none named: every algorithm of
+    ONEPASS_SIGNING_ALGS); an algorithm the deployment keeps no keys for, or that 1pass
+    does not sign with, is refused (``UnsupportedAlgorithm``) before anything changes."""
     settings = runtime.settings
+    configured = settings.signing_algorithms
+    chosen = signing_keys.check_algorithms(algs, configured) if algs else list(configured)
     async with runtime.database.session(exclusive=KEYS_LOCK) as session:
         rotations = await signing_keys.rotate(
             session,
             runtime.box,
             runtime.clock,
+            algs=chosen,
             max_token_ttl=settings.max_token_ttl,
             propagation_delay=settings.key_refresh_interval,
             min_next_age=0 if force else settings.jwks_max_age + settings.key_refresh_interval,
@@ -117,6 +123,7 @@ async def rotate_signing_keys(
             "jwks",
             detail={
                 "force": force,
+                "algs": chosen,
                 "activated_kids": [r.activated_kid for r in rotations],
                 "retired_kids": [r.retired_kid for r in rotations if r.retired_kid],
             },

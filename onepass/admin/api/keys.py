@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import Request, Response
+from pydantic import Field
 
 from onepass.admin.api.base import (
     MAX_GRACE,
@@ -33,6 +34,9 @@ class RotateWebhookKeyBody(Body):
 
 class RotateSigningKeysBody(Body):
     force: bool = False
+    # Only these algorithms' keys (RS256, PS256, ES256, EdDSA); none: every one of
+    # ONEPASS_SIGNING_ALGS.
+    algs: list[Annotated[str, Field(max_length=16)]] = Field(default_factory=list, max_length=4)
     action_request_nonce: Text = None
 
 
@@ -97,13 +101,14 @@ async def post_compromise_webhook_key(
 async def post_rotate_signing_keys(
     request: Request, who: Annotated[Caller, acting(actions.ROTATE_SIGNING_KEYS)]
 ) -> Response:
-    """Rotate the JWKS signing keys (step-up); ``"force": true`` as `keys rotate --force`."""
+    """Rotate the JWKS signing keys (step-up); ``"force": true`` as `keys rotate --force`,
+    ``"algs": ["PS256"]`` as `keys rotate --alg PS256`."""
     body = await body_of(request, RotateSigningKeysBody)
-    force = body.force
+    force, algs = body.force, body.algs
     return await change(
         who,
         actions.ROTATE_SIGNING_KEYS,
         "jwks",
         body.action_request_nonce,
-        lambda who: keys.rotate_signing_keys(who.runtime, who.actor, force=force),
+        lambda who: keys.rotate_signing_keys(who.runtime, who.actor, force=force, algs=algs),
     )

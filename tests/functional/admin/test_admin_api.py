@@ -437,6 +437,21 @@ async def test_compromise_and_rotation_through_the_api(
     )
     assert jwks.status_code == 200
     assert {r["alg"] for r in jwks.json()} == {"RS256", "ES256"}
+    nonce = await nonce_for(api, admin, clock, "signing_keys.rotate", "jwks")
+    one = await api.post(
+        "/api/v1/admin/signing_keys/rotate",
+        json={"action_request_nonce": nonce, "force": True, "algs": ["ES256"]},
+        headers=bearer(admin.token),
+    )
+    assert one.status_code == 200 and [r["alg"] for r in one.json()] == ["ES256"]
+    nonce = await nonce_for(api, admin, clock, "signing_keys.rotate", "jwks")
+    refused = await api.post(
+        "/api/v1/admin/signing_keys/rotate",
+        json={"action_request_nonce": nonce, "force": True, "algs": ["HS256"]},
+        headers=bearer(admin.token),
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+    assert "'HS256' is not a signing algorithm of 1pass" in refused.json()["message"]
     actions = {(r.action, r.outcome) for r in await audit_rows(rt)}
     assert {
         ("webhook_keys.compromise", "ok"),

@@ -38,6 +38,7 @@ async def rotate(runtime: Runtime, clock: FrozenClock | None = None) -> list[ser
             session,
             runtime.box,
             clock or runtime.clock,
+            algs=runtime.settings.signing_algorithms,
             max_token_ttl=runtime.settings.max_token_ttl,
             propagation_delay=runtime.settings.key_refresh_interval,
         )
@@ -153,7 +154,9 @@ async def test_concurrent_first_starts_create_one_active_key_per_algorithm(
 
     async def start() -> None:
         async with runtime.database.session(exclusive=KEYS_LOCK) as session:
-            await service.ensure_keys(session, runtime.box, runtime.clock)
+            await service.ensure_keys(
+                session, runtime.box, runtime.clock, runtime.settings.signing_algorithms
+            )
 
     await asyncio.gather(*(start() for _ in range(4)))
     keys = await states(runtime)
@@ -217,6 +220,7 @@ async def test_rotation_is_refused_while_the_next_key_may_be_unknown_to_cached_j
                 session,
                 runtime.box,
                 clock,
+                algs=("RS256", "ES256"),
                 max_token_ttl=3600,
                 propagation_delay=1,
                 min_next_age=min_age,
@@ -227,6 +231,7 @@ async def test_rotation_is_refused_while_the_next_key_may_be_unknown_to_cached_j
             session,
             runtime.box,
             clock,
+            algs=("RS256", "ES256"),
             max_token_ttl=3600,
             propagation_delay=1,
             min_next_age=min_age,

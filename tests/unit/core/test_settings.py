@@ -114,3 +114,39 @@ def test_good_branding_is_kept_normalised(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.privacy_url == "http://localhost:3000/privacy"
     monkeypatch.setenv("ONEPASS_BRAND_LOGO_URL", "/static/acme-logo.svg")
     assert load_settings().brand_logo_url == "/static/acme-logo.svg"
+
+
+def test_signing_algorithms_default_to_rs256_and_es256() -> None:
+    settings = Settings()
+    assert settings.signing_algorithms == ("RS256", "ES256")
+    settings.check()
+
+
+def test_signing_algorithms_are_read_in_one_order_whatever_the_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ONEPASS_SIGNING_ALGS", " eddsa, ES256,RS256 ,PS256,es256")
+    settings = load_settings()
+    assert settings.signing_algs == "RS256,PS256,ES256,EdDSA"
+    assert settings.signing_algorithms == ("RS256", "PS256", "ES256", "EdDSA")
+
+
+@pytest.mark.parametrize("value", ["RS256,HS256", "RS256,none", "RS256,ES512"])
+def test_an_algorithm_1pass_does_not_sign_with_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ONEPASS_SIGNING_ALGS", value)
+    with pytest.raises(ConfigError, match=r"ONEPASS_SIGNING_ALGS: .*not an algorithm.*EdDSA"):
+        load_settings()
+
+
+def test_signing_algorithms_without_rs256_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"ONEPASS_SIGNING_ALGS .*must include RS256"):
+        Settings(signing_algs="PS256,ES256").check()
+
+
+def test_the_access_token_algorithm_needs_a_key() -> None:
+    with pytest.raises(ConfigError, match=r"ONEPASS_ACCESS_TOKEN_ALG=EdDSA .*ONEPASS_SIGNING_ALGS"):
+        Settings(access_token_alg="EdDSA").check()
+    Settings(access_token_alg="EdDSA", signing_algs="RS256,ES256,EdDSA").check()
+    Settings(access_token_alg="PS256", signing_algs="RS256,PS256").check()

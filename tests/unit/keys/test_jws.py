@@ -11,7 +11,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from onepass.keys.jws import InvalidJWS, JWSVerifier
 from onepass.keys.jwt import JWTSigner, b64url, generate_private_key, public_jwk
@@ -34,11 +34,12 @@ def make(alg: str) -> tuple[JWTSigner, dict[str, Any], Any]:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    joserfc_key = (ECKey if alg == "ES256" else RSAKey).import_key(pem)
+    kind = {"ES256": ECKey, "EdDSA": OKPKey}.get(alg, RSAKey)
+    joserfc_key = kind.import_key(pem)  # type: ignore[attr-defined]
     return JWTSigner(jwk["kid"], alg, key), jwk, joserfc_key
 
 
-@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256", "EdDSA"])
 def test_each_accepts_what_the_other_signs(alg: str) -> None:
     signer, jwk, joserfc_key = make(alg)
     verifier = JWSVerifier(Ring([jwk]))  # type: ignore[arg-type]
@@ -47,11 +48,13 @@ def test_each_accepts_what_the_other_signs(alg: str) -> None:
     assert verifier.verify(by_joserfc) == (header, {"sub": "a", "n": 1})
     ours = signer.sign({"sub": "b"}, typ="at+jwt")
     assert verifier.verify(ours)[1] == {"sub": "b"}
-    assert jwt.decode(ours, KeySet.import_key_set({"keys": [jwk]})).claims == {"sub": "b"}
+    keyset = KeySet.import_key_set({"keys": [jwk]})
+    assert jwt.decode(ours, keyset, algorithms=[alg]).claims == {"sub": "b"}
 
 
 def hmac_signed(alg: str, jwk: dict[str, Any]) -> str:
-    secret = RSAKey.import_key(jwk).as_pem(private=False)
+    kind = OKPKey if jwk["kty"] == "OKP" else RSAKey
+    secret = kind.import_key(jwk).as_pem(private=False)  # type: ignore[attr-defined]
     head = b64url(orjson.dumps({"alg": alg, "kid": jwk["kid"]})) + b"." + b64url(b'{"sub":"a"}')
     return (head + b"." + b64url(hmac.new(secret, head, hashlib.sha256).digest())).decode()
 
@@ -74,6 +77,55 @@ def test_a_key_checks_only_its_own_algorithm() -> None:
         hmac_signed("HS256", rs_jwk),
         hmac_signed("RS256", rs_jwk),
         jwt.encode({"alg": "none", "kid": es_jwk["kid"]}, claims, None, algorithms=["none"]),
+    ]
+    for token in crossed:
+        with pytest.raises(InvalidJWS):
+            verifier.verify(token)
+
+
+def test_rsa_keys_of_rs256_and_ps256_check_only_their_own_padding() -> None:
+    """Two RSA keys, one published for RS256 and one for PS256: a token whose header says
+    RS256 signed (with PKCS#1 v1.5) by the PS256 key is refused, and the reverse, whether
+    it names the signing key's kid or the other key's; so is a PS256 header over a
+    PKCS#1 v1.5 signature of the PS256 key. Only each key's own algorithm verifies."""
+    rs, rs_jwk, rs_joserfc = make("RS256")
+    ps, ps_jwk, ps_joserfc = make("PS256")
+    verifier = JWSVerifier(Ring([rs_jwk, ps_jwk]))  # type: ignore[arg-type]
+    claims = {"sub": "a"}
+    crossed = [
+        # The header's alg is not the key's (the key the kid names).
+        jwt.encode({"alg": "RS256", "kid": ps_jwk["kid"]}, claims, ps_joserfc, ["RS256"]),
+        jwt.encode({"alg": "PS256", "kid": rs_jwk["kid"]}, claims, rs_joserfc, ["PS256"]),
+        # 1pass's own signer given the other algorithm for the same key.
+        JWTSigner(ps_jwk["kid"], "RS256", ps.key).sign(claims),
+        JWTSigner(rs_jwk["kid"], "PS256", rs.key).sign(claims),
+        # The header says the key's alg, the signature is the other padding.
+        jwt.encode({"alg": "RS256", "kid": ps_jwk["kid"]}, claims, ps_joserfc, ["RS256"]).replace(
+            b64url(orjson.dumps({"alg": "RS256", "kid": ps_jwk["kid"]})).decode(),
+            b64url(orjson.dumps({"alg": "PS256", "kid": ps_jwk["kid"]})).decode(),
+        ),
+    ]
+    for token in crossed:
+        with pytest.raises(InvalidJWS):
+            verifier.verify(token)
+    assert verifier.verify(ps.sign(claims))[1] == claims
+    assert verifier.verify(rs.sign(claims))[1] == claims
+
+
+def test_an_eddsa_key_checks_only_eddsa() -> None:
+    ed, ed_jwk, ed_joserfc = make("EdDSA")
+    _, es_jwk, es_joserfc = make("ES256")
+    verifier = JWSVerifier(Ring([ed_jwk, es_jwk]))  # type: ignore[arg-type]
+    claims = {"sub": "a"}
+    assert verifier.verify(ed.sign(claims))[1] == claims
+    header, verified = verifier.verify(
+        jwt.encode({"alg": "EdDSA"} | {"kid": ed_jwk["kid"]}, claims, ed_joserfc, ["EdDSA"])
+    )
+    assert header["alg"] == "EdDSA" and verified == claims
+    crossed = [
+        jwt.encode({"alg": "EdDSA", "kid": es_jwk["kid"]}, claims, ed_joserfc, ["EdDSA"]),
+        jwt.encode({"alg": "ES256", "kid": ed_jwk["kid"]}, claims, es_joserfc, ["ES256"]),
+        hmac_signed("HS256", ed_jwk),
     ]
     for token in crossed:
         with pytest.raises(InvalidJWS):
