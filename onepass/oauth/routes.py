@@ -15,6 +15,7 @@ from onepass.clients import auth as client_auth
 from onepass.clients.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from onepass.i18n import LANGUAGES
 from onepass.keys.jwt import SUPPORTED_ALGS
+from onepass.oauth.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from onepass.services import Service
 from onepass.settings import Settings
 
@@ -82,6 +83,8 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,
         "access_token_signing_alg_values_supported": [settings.access_token_alg],
+        # RFC 9449 §5.1: DPoP proofs at /token, /par and /userinfo.
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
 
 
