@@ -83,6 +83,12 @@ def create(
         help="Its authorization requests only by PAR (RFC 9126): /authorize takes a "
         "request_uri from /par.",
     ),
+    dpop_bound: bool = typer.Option(
+        False,
+        "--dpop-bound-access-tokens/--no-dpop-bound-access-tokens",
+        help="Its tokens only with a DPoP proof (RFC 9449): a token request without one "
+        "is refused.",
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help="Where webhooks are delivered."
     ),
@@ -120,6 +126,7 @@ def create(
             require_pushed_authorization_requests=require_par,
             jwks=read_jwks(jwks_file),
             jwks_uri=jwks_uri,
+            dpop_bound_access_tokens=dpop_bound,
         )
 
     data = run(action)
@@ -221,6 +228,11 @@ def update(
         "--require-par/--no-require-par",
         help="Its authorization requests only by PAR (RFC 9126), or not.",
     ),
+    dpop_bound: bool | None = typer.Option(
+        None,
+        "--dpop-bound-access-tokens/--no-dpop-bound-access-tokens",
+        help="Its tokens only with a DPoP proof (RFC 9449), or not.",
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help='Where webhooks are delivered ("" removes it).'
     ),
@@ -248,6 +260,7 @@ def update(
         require_pushed_authorization_requests=require_par,
         jwks=read_jwks(jwks_file),
         jwks_uri=jwks_uri,
+        dpop_bound_access_tokens=dpop_bound,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

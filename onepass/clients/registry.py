@@ -193,6 +193,7 @@ class ClientSettings:
     require_pushed_authorization_requests: bool = False
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
+    dpop_bound_access_tokens: bool = False
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -213,6 +214,7 @@ class ClientSettings:
             require_pushed_authorization_requests=app.require_pushed_authorization_requests,
             jwks=app.jwks,
             jwks_uri=app.jwks_uri,
+            dpop_bound_access_tokens=app.dpop_bound_access_tokens,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -294,6 +296,7 @@ class ClientSettings:
             require_pushed_authorization_requests=self.require_pushed_authorization_requests,
             jwks=jwks,
             jwks_uri=jwks_uri,
+            dpop_bound_access_tokens=self.dpop_bound_access_tokens,
         )
 
     def apply(self, app: OAuthApplication) -> list[str]:
@@ -316,6 +319,7 @@ class ClientSettings:
             ("require_pushed_authorization_requests", self.require_pushed_authorization_requests),
             ("jwks", self.jwks),
             ("jwks_uri", self.jwks_uri),
+            ("dpop_bound_access_tokens", self.dpop_bound_access_tokens),
             ("webhook_url", self.webhook_url),
             ("webhook_events", self.webhook_events),
         ):
@@ -407,6 +411,7 @@ async def create_client(
     require_pushed_authorization_requests: bool = False,
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
+    dpop_bound_access_tokens: bool = False,
     production: bool = False,
 ) -> NewClient:
     grant_types = list(grant_types or default_grant_types(redirect_uris))
@@ -436,6 +441,7 @@ async def create_client(
         require_pushed_authorization_requests=require_pushed_authorization_requests,
         jwks=jwks,
         jwks_uri=jwks_uri,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     ).checked(production=production)
 
     # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
@@ -475,6 +481,7 @@ class ClientChanges:
     require_pushed_authorization_requests: bool | None = None
     jwks: dict[str, Any] | None = None  # replaces the JWK set ({} removes it)
     jwks_uri: str | None = None  # "" removes it
+    dpop_bound_access_tokens: bool | None = None
 
 
 def _edited(
@@ -543,6 +550,8 @@ async def update_client(
         settings.require_pushed_authorization_requests = (
             changes.require_pushed_authorization_requests
         )
+    if changes.dpop_bound_access_tokens is not None:
+        settings.dpop_bound_access_tokens = changes.dpop_bound_access_tokens
     if changes.webhook_url is not None:
         settings.webhook_url = changes.webhook_url or None
     if changes.webhook_events is not None:
@@ -581,6 +590,7 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "require_pushed_authorization_requests": app.require_pushed_authorization_requests,
         "jwks": app.jwks,
         "jwks_uri": app.jwks_uri,
+        "dpop_bound_access_tokens": app.dpop_bound_access_tokens,
         "webhook_url": app.webhook_url,
         "webhook_events": app.webhook_events,
         "disabled": app.disabled_at is not None,

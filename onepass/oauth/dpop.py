@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
-from joserfc.jws import extract_compact
+from joserfc.jws import JWSRegistry, extract_compact
 
 from onepass.cache import Cache
 from onepass.clock import Clock
@@ -65,6 +65,9 @@ MIN_RSA_BITS = 2048
 # Members that make a JWK private (RFC 7518 §6.2.2, §6.3.2, RFC 8037 §2), or a secret.
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+# joserfc's default header limit (512 bytes) is less than an RSA key's jwk takes.
+_REGISTRY = JWSRegistry(algorithms=ALGORITHMS)
+_REGISTRY.max_header_length = MAX_PROOF
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -179,7 +182,7 @@ class DPoP:
         if len(proof) > MAX_PROOF or proof.count(".") != 2:
             raise ProofRefused("the DPoP proof is not a compact JWS of at most 8 KB")
         try:
-            compact = extract_compact(proof.encode("ascii"))
+            compact = extract_compact(proof.encode("ascii"), registry=_REGISTRY)
             header = compact.protected
             claims = orjson.loads(compact.payload)
         except (JoseError, ValueError, UnicodeError, TypeError):
@@ -191,9 +194,11 @@ class DPoP:
             raise ProofRefused(f"the DPoP proof's alg must be one of {', '.join(ALGORITHMS)}")
         key = _public_key(header.get("jwk"), KEY_TYPES[alg])
         try:
-            jws.deserialize_compact(proof, key, algorithms=[alg])
+            verified = jws.validate_compact(compact, key, registry=_REGISTRY)
         except (JoseError, ValueError, TypeError):
-            raise ProofRefused("the DPoP proof's signature does not verify with its jwk") from None
+            verified = False
+        if not verified:
+            raise ProofRefused("the DPoP proof's signature does not verify with its jwk")
         if not isinstance(claims, dict):
             raise ProofRefused("the DPoP proof's payload is not a JSON object")
         self._check_claims(claims, method, url, access_token)

@@ -68,6 +68,9 @@ class ClientOut(BaseModel):
         None, description="private_key_jwt: the client's public JWK set, when inline"
     )
     jwks_uri: str | None = Field(None, description="private_key_jwt: where its JWK set is")
+    dpop_bound_access_tokens: bool = Field(
+        False, description="its tokens only with a DPoP proof (RFC 9449)"
+    )
     webhook_url: str | None
     webhook_events: list[str]
     disabled: bool
@@ -132,6 +135,7 @@ class UpdateClientBody(Body):
     require_pushed_authorization_requests: bool | None = None
     jwks: dict[str, Any] | None = None
     jwks_uri: Text = None
+    dpop_bound_access_tokens: bool | None = None
     webhook_url: Text = None
     webhook_events: Strings | None = None
     action_request_nonce: Text = None
@@ -153,6 +157,7 @@ class UpdateClientBody(Body):
             require_pushed_authorization_requests=self.require_pushed_authorization_requests,
             jwks=self.jwks,
             jwks_uri=self.jwks_uri,
+            dpop_bound_access_tokens=self.dpop_bound_access_tokens,
             webhook_url=self.webhook_url,
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
         )
