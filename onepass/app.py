@@ -128,9 +128,10 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         AssertionVerifier(runtime.database, runtime.clock, settings.issuer, client_keys),
     )
     secret_key = settings.secret_key or ""
-    # DPoP proofs (RFC 9449): jti replay refused across workers through the cache.
+    # DPoP proofs (RFC 9449): a jti is spent for every worker in Redis when there is
+    # one, else in this process's memory.
     dpop = DPoP(
-        runtime.cache,
+        runtime.cache if settings.redis_url else None,
         runtime.clock,
         secret_key=secret_key,
         window=settings.dpop_proof_window,

@@ -15,9 +15,9 @@ only, of the type ``alg`` names, which the signature verifies with (joserfc); ``
 has it, never the ``Host`` header), compared without query or fragment after the
 normalisation of RFC 3986 §6.2.2 and §6.2.3; ``iat`` within ``ONEPASS_DPOP_PROOF_WINDOW``
 seconds of now either way; ``ath``; the server's nonce when required. ``DPoP.take``
-then spends the ``jti`` (§11.1): once, in the shared cache (Redis, so every worker of
-every machine refuses a replay; one process's bounded memory without Redis), for as
-long as the proof's ``iat`` is acceptable.
+then spends the ``jti`` (§11.1): once, in Redis when it is configured (every worker of
+every machine refuses a replay), else in this process's memory (``SpentProofs``,
+bounded), for as long as the proof's ``iat`` is acceptable.
 
 Nonces (§8, §9) are stateless: an HMAC, keyed from ``ONEPASS_SECRET_KEY``, of the
 current time step (one window long); the current and the previous step's are accepted,
@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -87,6 +88,35 @@ class Proof:
 
     jkt: str
     jti: str
+    iat: float
+
+
+class SpentProofs:
+    """The proofs spent in this process, without Redis: each until its ``iat`` leaves
+    the window. Entries come in nearly in expiry order (a proof's iat is about now), so
+    the expired ones leave from the front, in constant time; past ``MAX`` entries (a
+    sustained rate no process reaches with a signature to verify per proof) the oldest
+    is forgotten, so memory stays bounded."""
+
+    MAX = 1_000_000
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._until: OrderedDict[bytes, float] = OrderedDict()
+
+    def spend(self, key: bytes, until: float) -> bool:
+        """Whether ``key`` was not spent yet (it is now, until ``until``)."""
+        now = self._clock.timestamp()
+        entries = self._until
+        while entries and entries[next(iter(entries))] <= now:
+            entries.popitem(last=False)
+        seen = entries.get(key)
+        if seen is not None and seen > now:
+            return False
+        if len(entries) >= self.MAX:
+            entries.popitem(last=False)
+        entries[key] = until
+        return True
 
 
 def b64url(data: bytes) -> str:
@@ -136,14 +166,16 @@ class DPoP:
 
     def __init__(
         self,
-        cache: Cache,
+        cache: Cache | None,
         clock: Clock,
         *,
         secret_key: str,
         window: int,
         require_nonce: bool,
     ) -> None:
+        # Redis (shared by every worker), or None: this process's memory.
         self._cache = cache
+        self._spent = SpentProofs(clock)
         self._clock = clock
         self._window = window  # ONEPASS_DPOP_PROOF_WINDOW
         self.require_nonce = require_nonce  # ONEPASS_DPOP_REQUIRE_NONCE
@@ -202,7 +234,7 @@ class DPoP:
         if not isinstance(claims, dict):
             raise ProofRefused("the DPoP proof's payload is not a JSON object")
         self._check_claims(claims, method, url, access_token)
-        return Proof(jkt=key.thumbprint(), jti=claims["jti"])
+        return Proof(jkt=key.thumbprint(), jti=claims["jti"], iat=float(claims["iat"]))
 
     def _check_claims(
         self, claims: dict[str, Any], method: str, url: str, access_token: str | None
@@ -237,10 +269,16 @@ class DPoP:
     async def take(self, proof: Proof) -> None:
         """Spend the proof's ``jti`` (§11.1): a second use within the window is refused,
         in every worker that shares the cache. Call it once everything else passed."""
-        digest = b64url(hashlib.sha256(f"{proof.jkt}\x00{proof.jti}".encode()).digest())
-        # A proof is acceptable while its iat is within the window of now: at most twice
-        # the window after it was first seen.
-        if not await self._cache.set(f"dpop:jti:{digest}", "1", 2 * self._window + 1, nx=True):
+        digest = hashlib.sha256(f"{proof.jkt}\x00{proof.jti}".encode()).digest()[:16]
+        # A proof is acceptable until its iat is a window old (check: at most two windows
+        # from now, for an iat ahead of the server's clock).
+        until = proof.iat + self._window + 1
+        if self._cache is None:
+            fresh = self._spent.spend(digest, until)
+        else:
+            ttl = max(until - self._clock.timestamp(), 1.0)
+            fresh = await self._cache.set(f"dpop:jti:{b64url(digest)}", "1", ttl, nx=True)
+        if not fresh:
             raise ProofRefused("this DPoP proof was already used: make a new one per request")
 
 

@@ -12,14 +12,18 @@ from joserfc.jwk import RSAKey
 
 from onepass.cache import MemoryCache
 from onepass.clock import FrozenClock
-from onepass.oauth.dpop import DPoP, ProofRefused, is_thumbprint, normalized_url
+from onepass.oauth.dpop import DPoP, ProofRefused, SpentProofs, is_thumbprint, normalized_url
 from tests.dpop import TOKEN_URL, Holder
 
 NOW = datetime.fromtimestamp(int(time.time()), UTC)
 
 
-def dpop(clock: FrozenClock, *, nonce: bool = False, window: int = 60) -> DPoP:
-    return DPoP(MemoryCache(clock), clock, secret_key="k" * 40, window=window, require_nonce=nonce)
+def dpop(
+    clock: FrozenClock, *, nonce: bool = False, window: int = 60, shared: bool = False
+) -> DPoP:
+    """``shared``: spend jtis in a cache (as Redis is), else in the process's memory."""
+    cache = MemoryCache(clock) if shared else None
+    return DPoP(cache, clock, secret_key="k" * 40, window=window, require_nonce=nonce)
 
 
 @pytest.mark.parametrize(
@@ -46,9 +50,10 @@ def test_a_thumbprint_is_43_base64url_characters() -> None:
     assert not is_thumbprint("short") and not is_thumbprint("+" * 43)
 
 
-def test_a_proof_gives_its_keys_thumbprint_and_is_taken_once() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "cache"])
+def test_a_proof_gives_its_keys_thumbprint_and_is_taken_once(shared: bool) -> None:
     clock = FrozenClock(NOW)
-    checker, holder = dpop(clock), Holder()
+    checker, holder = dpop(clock, shared=shared), Holder()
     proof = holder.proof(iat=clock.timestamp())
     checked = checker.check(proof, method="POST", url=TOKEN_URL)
     assert checked.jkt == holder.jkt
@@ -132,3 +137,19 @@ def test_a_resource_needs_the_access_tokens_hash(access_token_claims: dict[str, 
     )  # fmt: skip
     with pytest.raises(ProofRefused, match="ath"):
         dpop(clock).check(proof, method="GET", url="http://testserver/userinfo", access_token="t")
+
+
+def test_spent_proofs_are_forgotten_once_out_of_the_window_and_stay_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FrozenClock(NOW)
+    spent = SpentProofs(clock)
+    until = clock.timestamp() + 61
+    assert spent.spend(b"a", until) and not spent.spend(b"a", until)
+    clock.advance(62)
+    assert spent.spend(b"b", clock.timestamp() + 61)
+    assert len(spent._until) == 1, "the expired entry left from the front"
+    monkeypatch.setattr(SpentProofs, "MAX", 3)
+    for key in (b"c", b"d", b"e"):
+        assert spent.spend(key, clock.timestamp() + 61)
+    assert len(spent._until) == 3
