@@ -27,6 +27,7 @@ so every worker accepts every other's and a nonce lives one to two windows.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -133,6 +134,7 @@ def is_thumbprint(value: str) -> bool:
     return len(value) == 43 and _BASE64URL.fullmatch(value) is not None
 
 
+@functools.lru_cache(maxsize=256)
 def normalized_url(url: str) -> str | None:
     """``url`` without query and fragment, normalised as RFC 3986 §6.2.2 and §6.2.3 say
     (scheme and host in lower case, the scheme's default port and an empty path made
@@ -164,6 +166,8 @@ def proof_header(values: list[bytes]) -> str | None:
 class DPoP:
     """Checks proofs (``check``), spends their ``jti`` (``take``) and makes nonces."""
 
+    MAX_KEYS = 4096
+
     def __init__(
         self,
         cache: Cache | None,
@@ -176,6 +180,8 @@ class DPoP:
         # Redis (shared by every worker), or None: this process's memory.
         self._cache = cache
         self._spent = SpentProofs(clock)
+        # a protected header's text -> (its key, its thumbprint)
+        self._keys: OrderedDict[str, tuple[Any, str]] = OrderedDict()
         self._clock = clock
         self._window = window  # ONEPASS_DPOP_PROOF_WINDOW
         self.require_nonce = require_nonce  # ONEPASS_DPOP_REQUIRE_NONCE
@@ -219,22 +225,39 @@ class DPoP:
             claims = orjson.loads(compact.payload)
         except (JoseError, ValueError, UnicodeError, TypeError):
             raise ProofRefused("the DPoP proof is not a readable JWS") from None
-        if header.get("typ") != PROOF_TYPE:
-            raise ProofRefused("the DPoP proof's typ must be dpop+jwt")
-        alg = header.get("alg")
-        if alg not in KEY_TYPES:
-            raise ProofRefused(f"the DPoP proof's alg must be one of {', '.join(ALGORITHMS)}")
-        key = _public_key(header.get("jwk"), KEY_TYPES[alg])
+        segment = proof[: proof.index(".")]
+        key, jkt = self._key(segment, header)
         try:
             verified = jws.validate_compact(compact, key, registry=_REGISTRY)
         except (JoseError, ValueError, TypeError):
             verified = False
         if not verified:
             raise ProofRefused("the DPoP proof's signature does not verify with its jwk")
+        if segment not in self._keys:  # kept once a proof verified with it
+            if len(self._keys) >= self.MAX_KEYS:
+                self._keys.popitem(last=False)
+            self._keys[segment] = (key, jkt)
         if not isinstance(claims, dict):
             raise ProofRefused("the DPoP proof's payload is not a JSON object")
         self._check_claims(claims, method, url, access_token)
-        return Proof(jkt=key.thumbprint(), jti=claims["jti"], iat=float(claims["iat"]))
+        return Proof(jkt=jkt, jti=claims["jti"], iat=float(claims["iat"]))
+
+    def _key(self, segment: str, header: dict[str, Any]) -> tuple[Any, str]:
+        """The header's public key and its thumbprint. A client signs every proof with
+        one key, so the protected header's text comes back request after request: its
+        key is imported and its thumbprint computed once (the costliest steps after the
+        signature), and kept, once a proof verified with it, among the ``MAX_KEYS``
+        latest."""
+        known = self._keys.get(segment)
+        if known is not None:
+            return known
+        if header.get("typ") != PROOF_TYPE:
+            raise ProofRefused("the DPoP proof's typ must be dpop+jwt")
+        alg = header.get("alg")
+        if alg not in KEY_TYPES:
+            raise ProofRefused(f"the DPoP proof's alg must be one of {', '.join(ALGORITHMS)}")
+        key = _public_key(header.get("jwk"), KEY_TYPES[alg])
+        return key, key.thumbprint()
 
     def _check_claims(
         self, claims: dict[str, Any], method: str, url: str, access_token: str | None
