@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -467,3 +468,47 @@ async def test_with_nonces_required_a_proof_must_carry_the_servers(runtime: Runt
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"].startswith('DPoP error="use_dpop_nonce"')
         assert refused.headers["dpop-nonce"]
+
+
+def integrating_example() -> str:
+    """docs/integrating.md's DPoP verification example, as written."""
+    page = (Path(__file__).resolve().parents[3] / "docs" / "integrating.md").read_text()
+    after = page.split("### Verifying a DPoP-bound access token in your API", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_integrating_example_verifies_a_bound_token_at_an_api(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """What an RP's API runs, read from the page: it takes a bound token with its key's
+    proof once, and refuses a replay, another key's proof, a Bearer scheme, a proof for
+    another URL, and an unbound token."""
+    code = integrating_example()
+    placeholder = 'ISSUER = "https://id.example.com"'
+    assert placeholder in code
+    namespace: dict[str, Any] = {}
+    exec(code.replace(placeholder, f"ISSUER = {ISSUER!r}"), namespace)  # noqa: S102
+    verify = namespace["verify_dpop_request"]
+    client = await make_client(runtime)
+    holder, thief = Holder("PS256"), Holder()
+    token = (await client_credentials(http, client, holder.proof())).json()["access_token"]
+    keys = await jwks(http)
+    api = "https://api.example.com/things"
+
+    def call(authorization: str, *proofs: str, url: str = api) -> dict[str, Any]:
+        return dict(verify(authorization, list(proofs), "GET", url, keys))
+
+    proof = holder.proof("GET", api, access_token=token)
+    assert call(f"DPoP {token}", proof)["cnf"] == {"jkt": holder.jkt}
+    plain = (await client_credentials(http, client)).json()["access_token"]
+    refused = [
+        (f"DPoP {token}", proof),  # replayed
+        (f"DPoP {token}", thief.proof("GET", api, access_token=token)),
+        (f"Bearer {token}", holder.proof("GET", api, access_token=token)),
+        (f"DPoP {token}", holder.proof("GET", api + "/other", access_token=token)),
+        (f"DPoP {token}", holder.proof("GET", api)),  # no ath
+        (f"DPoP {plain}", holder.proof("GET", api, access_token=plain)),
+    ]
+    for authorization, bad in refused:
+        with pytest.raises(PermissionError):
+            call(authorization, bad)
