@@ -112,8 +112,10 @@ class SpentProofs:
         while entries and entries[next(iter(entries))] <= now:
             entries.popitem(last=False)
         seen = entries.get(key)
-        if seen is not None and seen > now:
-            return False
+        if seen is not None:
+            if seen > now:
+                return False
+            del entries[key]  # expired behind a later one: in again at the end
         if len(entries) >= self.MAX:
             entries.popitem(last=False)
         entries[key] = until
@@ -137,8 +139,8 @@ def is_thumbprint(value: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def normalized_url(url: str) -> str | None:
     """``url`` without query and fragment, normalised as RFC 3986 §6.2.2 and §6.2.3 say
-    (scheme and host in lower case, the scheme's default port and an empty path made
-    explicit-free, percent-escapes in upper case); None for what is not an http(s) URL."""
+    (scheme and host in lower case, no default port, an empty path as ``/``,
+    percent-escapes in upper case); None for what is not an http(s) URL."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port

@@ -70,7 +70,8 @@ async def _token_request(request: Request) -> tuple[dict[str, str], ClientRecord
 @router.post("/userinfo", openapi_extra=api_docs.form("access_token"))
 async def userinfo() -> Response:
     """OIDC Core §5.3: the claims of the access token's scope. The token in the
-    `Authorization: Bearer` header (RFC 6750 §2.1) or the form's `access_token` (§2.2)."""
+    `Authorization: Bearer` header (RFC 6750 §2.1) or the form's `access_token` (§2.2);
+    a DPoP-bound token in `Authorization: DPoP` with a `DPoP` proof (RFC 9449 §7.1)."""
     raise StarletteHTTPException(404)
 
 

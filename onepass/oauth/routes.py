@@ -114,7 +114,8 @@ async def openid_configuration() -> Response:
         "RFC 6749 §3.2: `authorization_code` (with PKCE), `refresh_token` (rotated at each "
         "use) and `client_credentials`. Confidential clients authenticate with HTTP Basic "
         "(`client_secret_basic`) or `client_id` and `client_secret` in the form "
-        "(`client_secret_post`); public clients send `client_id`."
+        "(`client_secret_post`); public clients send `client_id`. A `DPoP` header (RFC 9449) "
+        "binds the tokens to the proof's key (`token_type: DPoP`)."
     ),
     response_model=api_docs.TokenResponse,
     responses=api_docs.oauth_errors(400, 401, 413, 503),
