@@ -15,9 +15,9 @@ only, of the type ``alg`` names, which the signature verifies with (joserfc); ``
 has it, never the ``Host`` header), compared without query or fragment after the
 normalisation of RFC 3986 §6.2.2 and §6.2.3; ``iat`` within ``ONEPASS_DPOP_PROOF_WINDOW``
 seconds of now either way; ``ath``; the server's nonce when required. ``DPoP.take``
-then spends the ``jti`` (§11.1): once, in Redis when it is configured (every worker of
-every machine refuses a replay), else in this process's memory (``SpentProofs``,
-bounded), for as long as the proof's ``iat`` is acceptable.
+then spends the ``jti`` (§11.1): once, in this process's memory (``SpentProofs``,
+bounded) and in Redis when it is configured (every worker of every machine refuses a
+replay), for as long as the proof's ``iat`` is acceptable.
 
 Nonces (§8, §9) are stateless: an HMAC, keyed from ``ONEPASS_SECRET_KEY``, of the
 current time step (one window long); the current and the previous step's are accepted,
@@ -179,7 +179,7 @@ class DPoP:
         window: int,
         require_nonce: bool,
     ) -> None:
-        # Redis (shared by every worker), or None: this process's memory.
+        # Redis (shared by every worker), or None: this process's memory only.
         self._cache = cache
         self._spent = SpentProofs(clock)
         # a protected header's text -> (its key, its thumbprint)
@@ -298,9 +298,10 @@ class DPoP:
         # A proof is acceptable until its iat is a window old (check: at most two windows
         # from now, for an iat ahead of the server's clock).
         until = proof.iat + self._window + 1
-        if self._cache is None:
-            fresh = self._spent.spend(digest, until)
-        else:
+        # This process's memory always (so a replay to it is refused even while Redis is
+        # away and the shared cache falls back to a few seconds' memory), then Redis.
+        fresh = self._spent.spend(digest, until)
+        if fresh and self._cache is not None:
             ttl = max(until - self._clock.timestamp(), 1.0)
             fresh = await self._cache.set(f"dpop:jti:{b64url(digest)}", "1", ttl, nx=True)
         if not fresh:
