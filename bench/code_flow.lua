@@ -17,6 +17,10 @@
 --                       slice starts it over instead of stopping
 --   BENCH_IDLE_PATH     the harmless GET returned once a slice is used up (default /up)
 --
+-- and, for bench/dpop.py:
+--   BENCH_DPOP=1        each line is a DPoP proof (RFC 9449), sent once in the DPoP header
+--                       of POST BENCH_PATH, whose body is BENCH_BODY_PREFIX .. SUFFIX
+--
 -- setup(thread) gives each wrk thread its own slice of the file (lines first..last),
 -- init() builds that slice's requests once, before wrk starts its clock, and request()
 -- hands them out in order, so no token is sent twice, by one thread or by two. When a
@@ -37,6 +41,8 @@ local suffix = os.getenv("BENCH_BODY_SUFFIX") or ""
 local file = os.getenv("BENCH_TOKENS_FILE")
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local bearer = os.getenv("BENCH_BEARER") == "1"
+local dpop = os.getenv("BENCH_DPOP") == "1"
+local authorization = os.getenv("BENCH_AUTHORIZATION")
 local cycle = os.getenv("BENCH_CYCLE") == "1"
 local idle_path = os.getenv("BENCH_IDLE_PATH") or "/up"
 
@@ -44,7 +50,7 @@ wrk.method = "POST"
 wrk.path = path
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Accept"] = "application/json"
-wrk.headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
+wrk.headers["Authorization"] = authorization
 
 -- ------------------------------------------------------------------ main state
 
@@ -99,6 +105,14 @@ function init(args)
          if n >= first and n <= last and bearer then
             local headers = { Accept = "application/json", Authorization = "Bearer " .. line }
             requests[#requests + 1] = wrk.format("GET", path, headers, nil)
+         elseif n >= first and n <= last and dpop then
+            local headers = {
+               ["Content-Type"] = "application/x-www-form-urlencoded",
+               Accept = "application/json",
+               Authorization = authorization,
+               DPoP = line,
+            }
+            requests[#requests + 1] = wrk.format("POST", path, headers, prefix .. suffix)
          elseif n >= first and n <= last then
             requests[#requests + 1] = wrk.format(nil, nil, nil, prefix .. line .. suffix)
          end

@@ -144,6 +144,7 @@ AUTHORIZATION_REQUEST = (
     "response_mode",
     "request_uri",  # RFC 9126: a request pushed to /par (then only client_id beside it)
     "request",  # RFC 9101: a signed request object (then only client_id beside it counts)
+    "dpop_jkt",  # RFC 9449 §10: the code is bound to this DPoP key's thumbprint
 )
 AUTHORIZATION_REQUIRED = ("client_id", "redirect_uri", "response_type", "scope")
 # OIDC RP-Initiated Logout 1.0 §2.

@@ -52,6 +52,7 @@ from onepass.oauth.asgi import Receive, Scope, Send
 from onepass.oauth.authorize_routes import ENROLMENT
 from onepass.oauth.bearer import VERIFIER, AccessTokenVerifier
 from onepass.oauth.client_keys import FetchedKeys
+from onepass.oauth.dpop import DPOP, DPoP
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
@@ -128,14 +129,24 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         runtime.clock,
         AssertionVerifier(runtime.database, runtime.clock, settings.issuer, client_keys),
     )
+    secret_key = settings.secret_key or ""
+    # DPoP proofs (RFC 9449): a jti is spent for every worker in Redis when there is
+    # one, else in this process's memory.
+    dpop = DPoP(
+        runtime.cache if settings.redis_url else None,
+        runtime.clock,
+        secret_key=secret_key,
+        window=settings.dpop_proof_window,
+        require_nonce=settings.dpop_require_nonce,
+    )
     token_endpoint = TokenEndpoint(
         ctx,
         authenticator,
         [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
+        dpop=dpop,
         max_body=settings.max_form_bytes,
         metrics=instruments.TOKENS,
     )
-    secret_key = settings.secret_key or ""
     throttle = LoginThrottle(
         runtime.cache,
         Limits(
@@ -150,6 +161,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     services.provide(CLIENTS, clients)
     services.provide(RESOLVER, resolver)
     services.provide(CLIENT_AUTHENTICATOR, authenticator)
+    services.provide(DPOP, dpop)
     discovery = orjson.dumps(oauth_routes.discovery_document(settings))
     services.provide(DISCOVERY, discovery)
     services.provide(SEALER, Sealer(secret_key, settings.interaction_ttl))
@@ -189,7 +201,9 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         ),
     )
     userinfo = UserInfoEndpoint(
-        UserInfo(verifier, runtime.direct, settings.enforce_canonical_resolution),
+        UserInfo(verifier, runtime.direct, settings.enforce_canonical_resolution, dpop),
+        dpop,
+        issuer=settings.issuer,
         max_body=settings.max_form_bytes,
     )
     well_known = WellKnown(

@@ -94,19 +94,36 @@ class TemporarilyUnavailableError(OAuthError):
 
 
 class InvalidTokenError(OAuthError):
-    """RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid."""
+    """RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid.
+    ``scheme``: the challenge's scheme, ``Bearer`` or ``DPoP`` (RFC 9449 §7.1, whose
+    ``algs`` are given as ``params``)."""
 
     error = "invalid_token"
     status_code = 401
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, scheme: str = "Bearer", params: str = "") -> None:
+        realm = 'realm="1pass", ' if scheme == "Bearer" else ""
         super().__init__(
             description,
             headers={
-                "www-authenticate": f'Bearer realm="1pass", error="invalid_token", '
-                f'error_description="{_description_charset(description)}"'
+                "www-authenticate": f'{scheme} {realm}error="{self.error}", '
+                f'error_description="{_description_charset(description)}"{params}'
             },
         )
+
+
+class InvalidDPoPProofError(OAuthError):
+    """RFC 9449 §5 (token endpoint: 400) and §7.1 (a resource: 401 with a DPoP
+    challenge, ``status_code`` and ``headers`` given): the DPoP proof is invalid."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonceError(OAuthError):
+    """RFC 9449 §8 and §9: send the proof again with the nonce of the ``DPoP-Nonce``
+    header."""
+
+    error = "use_dpop_nonce"
 
 
 class UnsupportedTokenTypeError(OAuthError):

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     # whether every client must push (each client may be made to, on its own).
     par_ttl: int = Field(default=60, ge=10, le=600)
     require_pushed_authorization_requests: bool = False
+    # DPoP (RFC 9449): how far a proof's iat may be from now, either way, in seconds (its
+    # jti is remembered for twice that); whether the token endpoint and userinfo require
+    # a nonce of the server's (DPoP-Nonce, §8 and §9), valid for one to two windows.
+    dpop_proof_window: int = Field(default=60, ge=5, le=600)
+    dpop_require_nonce: bool = False
     login_session_ttl: int = Field(default=14 * 86400, ge=300)
     # A page's login or consent form stays valid this long.
     interaction_ttl: int = Field(default=600, ge=60, le=3600)

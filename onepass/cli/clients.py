@@ -101,6 +101,12 @@ def create(
         "S256, DPoP-bound tokens, https redirect URIs, ES256/PS256/EdDSA ID tokens, "
         "60-second codes: set, or refused with what to give).",
     ),
+    dpop_bound: bool = typer.Option(
+        False,
+        "--dpop-bound-access-tokens/--no-dpop-bound-access-tokens",
+        help="Its tokens only with a DPoP proof (RFC 9449): a token request without one "
+        "is refused.",
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help="Where webhooks are delivered."
     ),
@@ -153,6 +159,7 @@ def create(
             profile=profile,
             backchannel_logout_uri=backchannel_logout_uri,
             backchannel_logout_session_required=backchannel_logout_session_required,
+            dpop_bound_access_tokens=dpop_bound,
         )
 
     data = run(action)
@@ -271,6 +278,11 @@ def update(
         help="fapi2 (FAPI 2.0 Security Profile: what it demands is set, or refused with "
         "what to change) or default (leaves PAR and DPoP on: turn them off yourself).",
     ),
+    dpop_bound: bool | None = typer.Option(
+        None,
+        "--dpop-bound-access-tokens/--no-dpop-bound-access-tokens",
+        help="Its tokens only with a DPoP proof (RFC 9449), or not.",
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help='Where webhooks are delivered ("" removes it).'
     ),
@@ -318,6 +330,7 @@ def update(
         profile=profile,
         backchannel_logout_uri="" if no_backchannel_logout_uri else backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
+        dpop_bound_access_tokens=dpop_bound,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

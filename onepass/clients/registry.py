@@ -592,6 +592,7 @@ class ClientChanges:
     profile: str | None = None  # "default" or "fapi2"
     backchannel_logout_uri: str | None = None  # "" removes it
     backchannel_logout_session_required: bool | None = None
+    dpop_bound_access_tokens: bool | None = None
 
 
 def _edited(
@@ -682,6 +683,8 @@ async def update_client(
             settings.backchannel_logout_session_required = False  # goes with its URI
     if changes.backchannel_logout_session_required is not None:
         settings.backchannel_logout_session_required = changes.backchannel_logout_session_required
+    if changes.dpop_bound_access_tokens is not None:
+        settings.dpop_bound_access_tokens = changes.dpop_bound_access_tokens
     if changes.webhook_url is not None:
         settings.webhook_url = changes.webhook_url or None
     if changes.webhook_events is not None:

@@ -16,6 +16,7 @@ from onepass.clients import profiles
 from onepass.clients.registry import ID_TOKEN_ALGS, ClientRecord
 from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth import pkce
+from onepass.oauth.dpop import is_thumbprint
 from onepass.oauth_errors import (
     InvalidRequestError,
     InvalidRequestObjectError,
@@ -64,6 +65,8 @@ class AuthorizationRequest:
     acr_values: list[str] = field(default_factory=list)
     # The languages the RP asks its pages in (OIDC Core §3.1.2.1), most preferred first.
     ui_locales: list[str] = field(default_factory=list)
+    # RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
+    dpop_jkt: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +94,7 @@ class AuthorizationRequest:
             "login_hint": self.login_hint,
             "acr_values": " ".join(self.acr_values) or None,
             "ui_locales": " ".join(self.ui_locales) or None,
+            "dpop_jkt": self.dpop_jkt,
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -204,6 +208,10 @@ def validate_authorization_request(
     if "none" in prompt and len(prompt) > 1:
         raise fail(InvalidRequestError("prompt=none cannot be combined with other values"))
 
+    dpop_jkt = params.get("dpop_jkt")
+    if dpop_jkt is not None and not is_thumbprint(dpop_jkt):
+        raise fail(InvalidRequestError("dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url)"))
+
     max_age = None
     if "max_age" in params:
         raw = params["max_age"]
@@ -224,6 +232,7 @@ def validate_authorization_request(
         login_hint=params.get("login_hint"),
         ui_locales=params.get("ui_locales", "").split()[:10],
         acr_values=_acr_values(params.get("acr_values", "").split(), client),
+        dpop_jkt=dpop_jkt,
     )
 
 

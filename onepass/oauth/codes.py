@@ -18,6 +18,7 @@ from onepass.crypto import KeyedHasher
 from onepass.db import Database
 from onepass.oauth import pkce
 from onepass.oauth.authorize import AuthorizationRequest
+from onepass.oauth.dpop import check_binding
 from onepass.oauth.models import AuthorizationCode, Consent
 from onepass.oauth.revocation import revoke_access_token, revoke_family
 from onepass.oauth_errors import InvalidGrantError, InvalidRequestError
@@ -86,6 +87,7 @@ async def issue_code(
             acr=login.acr,
             amr=list(login.amr),
             sid=login.sid,
+            dpop_jkt=request.dpop_jkt,
             created_at=now,
             expires_at=now + timedelta(seconds=ttl),
         )
@@ -117,11 +119,14 @@ async def refuse_code(
     client: ClientRecord,
     redirect_uri: str,
     verifier: str | None,
+    jkt: str | None = None,
 ) -> NoReturn:
     """Why a code could not be redeemed (``oauth.grants.authorization_code``).
 
     A code presented a second time is a replay (RFC 6749 §4.1.2): every token issued
-    from it is revoked, committed before the ``invalid_grant`` answer.
+    from it is revoked, committed before the ``invalid_grant`` answer. A code bound to a
+    DPoP key (``dpop_jkt``) and asked for without a proof of that key was not redeemed,
+    and stays usable by its client with the right key (RFC 9449 §10).
     """
     async with database.session() as session:
         row = await session.scalar(
@@ -135,6 +140,7 @@ async def refuse_code(
             if row.expires_at <= clock.now():
                 raise InvalidGrantError("the authorization code has expired")
             check_redemption(row, redirect_uri, verifier)
+            check_binding(row.dpop_jkt, jkt, "authorization code")
             raise InvalidGrantError("the authorization code could not be used; try again")
         await revoke_code_tokens(session, clock, row)
     raise InvalidGrantError(

@@ -24,6 +24,7 @@ from onepass.oauth.authorize import (
     validate_authorization_request,
 )
 from onepass.oauth.bearer import VERIFIER
+from onepass.oauth.dpop import DPOP, ProofRefused, proof_header, request_error
 from onepass.oauth.forms import is_form_content_type, parse_form
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.request_object import REQUEST_OBJECTS
@@ -70,7 +71,8 @@ async def _token_request(request: Request) -> tuple[dict[str, str], ClientRecord
 @router.post("/userinfo", openapi_extra=api_docs.form("access_token"))
 async def userinfo() -> Response:
     """OIDC Core §5.3: the claims of the access token's scope. The token in the
-    `Authorization: Bearer` header (RFC 6750 §2.1) or the form's `access_token` (§2.2)."""
+    `Authorization: Bearer` header (RFC 6750 §2.1) or the form's `access_token` (§2.2);
+    a DPoP-bound token in `Authorization: DPoP` with a `DPoP` proof (RFC 9449 §7.1)."""
     raise StarletteHTTPException(404)
 
 
@@ -142,10 +144,11 @@ async def introspect(request: Request) -> Response:
                 return inactive
             body: dict[str, Any] = {
                 "active": True,
-                "token_type": "Bearer",
+                # RFC 9449 §6.2: a DPoP-bound token says so, and which key it is bound to.
+                "token_type": "DPoP" if "cnf" in claims else "Bearer",
                 **{
                     k: claims[k]
-                    for k in ("iss", "sub", "aud", "client_id", "scope", "iat", "exp", "jti")
+                    for k in ("iss", "sub", "aud", "client_id", "scope", "iat", "exp", "jti", "cnf")
                     if k in claims
                 },
             }
@@ -171,19 +174,19 @@ async def introspect(request: Request) -> Response:
             )
         ):
             return inactive
-        return JSONResponse(
-            {
-                "active": True,
-                "token_type": "refresh_token",
-                "client_id": client.client_id,
-                "sub": user.sub,
-                "scope": row.scope,
-                "iat": int(row.created_at.timestamp()),
-                "exp": int(min(row.expires_at, row.family_expires_at).timestamp()),
-                "iss": runtime.settings.issuer,
-            },
-            headers=NO_STORE,
-        )
+        refresh: dict[str, Any] = {
+            "active": True,
+            "token_type": "refresh_token",
+            "client_id": client.client_id,
+            "sub": user.sub,
+            "scope": row.scope,
+            "iat": int(row.created_at.timestamp()),
+            "exp": int(min(row.expires_at, row.family_expires_at).timestamp()),
+            "iss": runtime.settings.issuer,
+        }
+        if row.dpop_jkt is not None:  # a public client's, bound to its DPoP key
+            refresh["cnf"] = {"jkt": row.dpop_jkt}
+        return JSONResponse(refresh, headers=NO_STORE)
 
 
 # What authenticates the client at /par, not part of the authorization request.
@@ -224,6 +227,20 @@ async def pushed_authorization_request(request: Request) -> Response:
             "this client pushes its authorization requests as signed request objects "
             "(RFC 9101): send them in the request parameter"
         )
+    proofs = [value.encode("latin-1") for value in request.headers.getlist("dpop")]
+    if proofs:
+        # RFC 9449 §10.1: a proof at /par binds the code to its key, as dpop_jkt would.
+        dpop = DPOP.of(request)
+        try:
+            proof = dpop.check(
+                proof_header(proofs) or "", method="POST", url=f"{runtime.settings.issuer}/par"
+            )
+            await dpop.take(proof)
+        except ProofRefused as exc:
+            raise request_error(exc, dpop) from None
+        if params.get("dpop_jkt", proof.jkt) != proof.jkt:
+            raise InvalidRequestError("dpop_jkt is not the thumbprint of the DPoP proof's key")
+        params["dpop_jkt"] = proof.jkt
     try:
         validate_authorization_request(params, client, production=runtime.settings.is_production)
     except AuthorizeFatal as exc:
@@ -233,6 +250,9 @@ async def pushed_authorization_request(request: Request) -> Response:
     ttl = runtime.settings.par_ttl
     async with runtime.database.session() as session:
         request_uri = await par.push(session, runtime.hasher, runtime.clock, client, params, ttl)
+    nonce = DPOP.of(request).nonce_headers() if proofs else {}
     return JSONResponse(
-        {"request_uri": request_uri, "expires_in": ttl}, status_code=201, headers=NO_STORE
+        {"request_uri": request_uri, "expires_in": ttl},
+        status_code=201,
+        headers={**NO_STORE, **nonce},
     )

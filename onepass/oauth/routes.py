@@ -14,6 +14,7 @@ from onepass.accounts.service import ACR_PASSWORD
 from onepass.clients import auth as client_auth
 from onepass.clients.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from onepass.i18n import LANGUAGES
+from onepass.oauth.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from onepass.oauth.request_object import ALGORITHMS as REQUEST_OBJECT_ALGORITHMS
 from onepass.services import Service
 from onepass.settings import Settings
@@ -90,6 +91,8 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "access_token_signing_alg_values_supported": [settings.access_token_alg],
+        # RFC 9449 §5.1: DPoP proofs at /token, /par and /userinfo.
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
 
 
@@ -119,7 +122,8 @@ async def openid_configuration() -> Response:
         "RFC 6749 §3.2: `authorization_code` (with PKCE), `refresh_token` (rotated at each "
         "use) and `client_credentials`. Confidential clients authenticate with HTTP Basic "
         "(`client_secret_basic`) or `client_id` and `client_secret` in the form "
-        "(`client_secret_post`); public clients send `client_id`."
+        "(`client_secret_post`); public clients send `client_id`. A `DPoP` header (RFC 9449) "
+        "binds the tokens to the proof's key (`token_type: DPoP`)."
     ),
     response_model=api_docs.TokenResponse,
     responses=api_docs.oauth_errors(400, 401, 413, 503),

@@ -8,6 +8,12 @@ on (``:enforce``), that user's canonical user. When it returns no row, the grant
 slow way (``oauth.codes.refuse_code``, ``oauth.grants.refresh_token.refuse``: the ORM) to
 tell the client why and to revoke what a replay must revoke.
 
+DPoP (RFC 9449): a code bound to a key (``dpop_jkt``, §10) is redeemed, and a refresh
+token bound to one (a public client's, §5) rotated, only with a proof of that key
+(``:jkt``, NULL without a proof): one more condition of the same ``WHERE``. The next
+refresh token is bound to ``refresh_jkt``: a rotated token's own, or for a code the
+proof's key when the client is public (``:refresh_jkt``).
+
 On SQLite the new refresh token is a second statement of the same transaction (SQLite
 runs both in microseconds, in this process). On PostgreSQL each grant is one statement:
 the ``UPDATE`` and the refresh token's ``INSERT`` in one ``WITH``, committed on its own,
@@ -31,7 +37,9 @@ ROTATE_REFRESH_TOKEN = statement(
     WHERE token_hash = :token_hash AND oauth_application_id = :client
       AND rotated_at IS NULL AND revoked_at IS NULL
       AND expires_at > :now AND family_expires_at > :now
+      AND (dpop_jkt IS NULL OR dpop_jkt = :jkt)
     RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at,
+        dpop_jkt AS refresh_jkt,
         (SELECT sub FROM users u WHERE u.id = refresh_tokens.user_id) AS user_sub,
         (SELECT disabled_at FROM users u WHERE u.id = refresh_tokens.user_id) AS user_disabled_at,
         (SELECT t.id FROM identity_links l JOIN users t ON t.id = l.target_user_id
@@ -49,10 +57,10 @@ INSERT_REFRESH_TOKEN = statement(
     """
     INSERT INTO refresh_tokens (token_hash, family_id, oauth_application_id, user_id, scope,
         sid, auth_time, acr, amr, created_at, expires_at, family_expires_at,
-        access_token_jti, access_token_expires_at)
+        access_token_jti, access_token_expires_at, dpop_jkt)
     VALUES (:token_hash, :family_id, :oauth_application_id, :user_id, :scope,
         :sid, :auth_time, :acr, :amr, :created_at, :expires_at, :family_expires_at,
-        :access_token_jti, :access_token_expires_at)
+        :access_token_jti, :access_token_expires_at, :dpop_jkt)
     """,
     datetimes=(
         "auth_time",
@@ -76,6 +84,7 @@ REDEEM_CODE = statement(
     WHERE code_hash = :code_hash AND oauth_application_id = :client
       AND redeemed_at IS NULL AND expires_at > :now AND redirect_uri = :redirect_uri
       AND (code_challenge = :challenge OR (code_challenge IS NULL AND :challenge IS NULL))
+      AND (dpop_jkt IS NULL OR dpop_jkt = :jkt)
     RETURNING user_id, scope, nonce, auth_time, acr, amr, sid, refresh_token_family,
         (SELECT sub FROM users u WHERE u.id = authorization_codes.user_id) AS user_sub,
         (SELECT disabled_at FROM users u
@@ -100,13 +109,13 @@ REDEEM_CODE = statement(
 _INSERT_FROM_WHO = """
     INSERT INTO refresh_tokens (token_hash, family_id, oauth_application_id, user_id, scope,
         sid, auth_time, acr, amr, created_at, expires_at, family_expires_at,
-        access_token_jti, access_token_expires_at)
+        access_token_jti, access_token_expires_at, dpop_jkt)
     SELECT :refresh_hash, who.family_id, :client, COALESCE(who.target_id, who.user_id),
         COALESCE(:refresh_scope, CASE WHEN ' ' || who.scope || ' ' LIKE '% offline_access %'
             THEN who.scope ELSE concat_ws(' ', NULLIF(who.scope, ''), 'offline_access') END),
         who.sid, who.auth_time, who.acr, who.amr, :created_at,
         LEAST(who.family_expires_at, :sliding_expires_at), who.family_expires_at,
-        :access_token_jti, :access_token_expires_at
+        :access_token_jti, :access_token_expires_at, who.refresh_jkt
     FROM who
     WHERE who.family_id IS NOT NULL AND who.user_sub IS NOT NULL
       AND who.user_disabled_at IS NULL AND who.target_disabled_at IS NULL
@@ -139,7 +148,9 @@ ROTATE_REFRESH_TOKEN_PG = statement(
           AND rotated_at IS NULL AND revoked_at IS NULL
           AND expires_at > :now AND family_expires_at > :now
           AND string_to_array(scope, ' ') @> CAST(:requested AS text[])
-        RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at
+          AND (dpop_jkt IS NULL OR dpop_jkt = CAST(:jkt AS varchar))
+        RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at,
+            dpop_jkt AS refresh_jkt
         """
     ),
     datetimes=(
@@ -165,9 +176,11 @@ REDEEM_CODE_PG = statement(
         WHERE code_hash = :code_hash AND oauth_application_id = :client
           AND redeemed_at IS NULL AND expires_at > :now AND redirect_uri = :redirect_uri
           AND (code_challenge = :challenge OR (code_challenge IS NULL AND :challenge IS NULL))
+          AND (dpop_jkt IS NULL OR dpop_jkt = CAST(:jkt AS varchar))
         RETURNING user_id, scope, nonce, auth_time, acr, amr, sid,
             refresh_token_family AS family_id,
-            CAST(:family_expires_at AS timestamptz) AS family_expires_at
+            CAST(:family_expires_at AS timestamptz) AS family_expires_at,
+            CAST(:refresh_jkt AS varchar) AS refresh_jkt
         """
     ),
     datetimes=(

@@ -9,6 +9,16 @@ from onepass.keys.jwt import JWTSigner
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1
 
 
+def bound(jkt: str | None) -> dict[str, Any] | None:
+    """The claims binding an access token to a DPoP key (RFC 9449 §6.1: ``cnf.jkt``)."""
+    return {"cnf": {"jkt": jkt}} if jkt is not None else None
+
+
+def token_type(jkt: str | None) -> str:
+    """The response's ``token_type``: ``DPoP`` for a bound token (RFC 9449 §5)."""
+    return "DPoP" if jkt is not None else "Bearer"
+
+
 def sign_access_token(
     signer: JWTSigner,
     *,

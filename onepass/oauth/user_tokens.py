@@ -21,7 +21,7 @@ from onepass.keys.jwt import JWTSigner
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.id_token import id_token_claims
 from onepass.oauth.statements import INSERT_REFRESH_TOKEN
-from onepass.oauth.tokens import sign_access_token
+from onepass.oauth.tokens import bound, sign_access_token, token_type
 from onepass.oauth_errors import InvalidGrantError
 
 
@@ -87,6 +87,10 @@ class TokenPlan:
     access_token_jti: str
     access_token_expires_at: datetime
     refresh: RefreshPlan | None
+    # DPoP (RFC 9449): the key the access token is bound to (``cnf.jkt``), and the one
+    # the next refresh token is (a public client's, §5; a rotation keeps its token's).
+    jkt: str | None = None
+    refresh_jkt: str | None = None
 
     @property
     def refresh_family(self) -> str | None:
@@ -112,13 +116,18 @@ class TokenPlan:
             "family_expires_at": refresh.family_expires_at,
             "access_token_jti": self.access_token_jti,
             "access_token_expires_at": self.access_token_expires_at,
+            "jkt": self.jkt,
+            "refresh_jkt": self.refresh_jkt,
         }
 
 
-def plan_tokens(ctx: TokenContext, client: ClientRecord, scope: list[str]) -> TokenPlan:
+def plan_tokens(
+    ctx: TokenContext, client: ClientRecord, scope: list[str], jkt: str | None = None
+) -> TokenPlan:
     """The access token always, an ID token with ``openid``, and a refresh token with
-    ``offline_access`` for a client allowed the refresh grant. Raises ``NoActiveKey``
-    before anything is consumed."""
+    ``offline_access`` for a client allowed the refresh grant; bound to the DPoP key
+    ``jkt`` when the request had a proof (the refresh token only for a public client).
+    Raises ``NoActiveKey`` before anything is consumed."""
     settings = ctx.settings
     now = int(ctx.clock.timestamp())
     access_signer = ctx.keyring.signer(settings.access_token_alg)
@@ -143,6 +152,8 @@ def plan_tokens(ctx: TokenContext, client: ClientRecord, scope: list[str]) -> To
         access_token_jti=secrets.token_urlsafe(16),
         access_token_expires_at=datetime.fromtimestamp(now + settings.access_token_ttl, UTC),
         refresh=refresh,
+        jkt=jkt,
+        refresh_jkt=jkt if client.is_public else None,
     )
 
 
@@ -179,6 +190,7 @@ async def store_refresh_token(
             "family_expires_at": family_expires_at,
             "access_token_jti": plan.access_token_jti,
             "access_token_expires_at": plan.access_token_expires_at,
+            "dpop_jkt": plan.refresh_jkt,
         },
     )
 
@@ -204,10 +216,11 @@ def sign_tokens(
         now=plan.now,
         ttl=settings.access_token_ttl,
         jti=plan.access_token_jti,
+        extra=bound(plan.jkt),
     )
     body: dict[str, Any] = {
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": token_type(plan.jkt),
         "expires_in": settings.access_token_ttl,
         "scope": " ".join(plan.scope),
     }

@@ -6,6 +6,11 @@ reads the user, whether the token was revoked and the user's canonical user; the
 is checked by the per-process client cache as every protocol endpoint does. With
 ``ENFORCE_CANONICAL_RESOLUTION`` on, a user merged into another is refused: the link is
 read in the same statement, from the database, not from the canonical cache.
+
+DPoP (RFC 9449 §7): a token bound to a key (``cnf.jkt``) is honoured only with the
+``DPoP`` scheme and a proof of that key (checked by ``userinfo_endpoint``, its ``jti``
+spent here once the token is known good); as a Bearer token it is refused, so a stolen
+bound token is of no use without the key.
 """
 
 from __future__ import annotations
@@ -15,23 +20,50 @@ from typing import Any
 
 from onepass.db.direct import DirectStore
 from onepass.oauth.bearer import AccessTokenVerifier
+from onepass.oauth.dpop import ALGS, DPoP, Proof, ProofRefused, resource_error
 from onepass.oauth.statements import USERINFO
 from onepass.oauth_errors import InvalidRequestError, InvalidTokenError
 
+BEARER = "Bearer"
+DPOP = "DPoP"
 
-def bearer_token(authorization: list[str], form: Mapping[str, str] | None) -> str:
-    """RFC 6750 §2.1 (the ``Authorization`` header) or §2.2 (the form body): exactly one."""
+
+def access_token(authorization: list[str], form: Mapping[str, str] | None) -> tuple[str, str]:
+    """The scheme and the token: RFC 6750 §2.1 (the ``Authorization`` header, Bearer),
+    §2.2 (the form body) or RFC 9449 §7.1 (the header, DPoP); exactly one."""
     from_form = (form or {}).get("access_token")
     if len(authorization) > 1 or (authorization and from_form):
         raise InvalidRequestError("send the access token once")
     if authorization:
         scheme, _, token = authorization[0].partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidTokenError("use the Bearer scheme")
-        return token.strip()
+        scheme = {"bearer": BEARER, "dpop": DPOP}.get(scheme.lower(), "")
+        if not scheme or not token.strip():
+            raise InvalidTokenError("use the Bearer or DPoP scheme")
+        return scheme, token.strip()
     if from_form:
-        return from_form
+        return BEARER, from_form
     raise InvalidTokenError("an access token is required")
+
+
+def dpop_refusal(description: str) -> InvalidTokenError:
+    """``invalid_token`` with a DPoP challenge (RFC 9449 §7.1)."""
+    return InvalidTokenError(description, scheme=DPOP, params=ALGS)
+
+
+def check_binding(claims: Mapping[str, Any], proof: Proof | None) -> None:
+    """RFC 9449 §7.1: a bound token (``cnf.jkt``) only with a proof of its key, and a
+    proof only with a bound token (no downgrade either way)."""
+    cnf = claims.get("cnf")
+    bound = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if proof is None:
+        if bound is not None:
+            raise dpop_refusal(
+                "the access token is DPoP-bound: send it with the DPoP scheme and a proof"
+            )
+    elif bound is None:
+        raise dpop_refusal("the access token is not DPoP-bound: send it with the Bearer scheme")
+    elif bound != proof.jkt:
+        raise dpop_refusal("the DPoP proof is not of the key the access token is bound to")
 
 
 def userinfo_claims(user: Mapping[str, Any], scope: set[str]) -> dict[str, Any]:
@@ -48,14 +80,24 @@ def userinfo_claims(user: Mapping[str, Any], scope: set[str]) -> dict[str, Any]:
 
 
 class UserInfo:
-    def __init__(self, verifier: AccessTokenVerifier, direct: DirectStore, enforce: bool) -> None:
+    def __init__(
+        self, verifier: AccessTokenVerifier, direct: DirectStore, enforce: bool, dpop: DPoP
+    ) -> None:
         self._verifier = verifier
         self._direct = direct
         self._enforce = enforce  # ENFORCE_CANONICAL_RESOLUTION
+        self._dpop = dpop
 
-    async def claims(self, token: str) -> dict[str, Any]:
-        """The UserInfo response for ``token``, or ``InvalidTokenError`` (RFC 6750 §3.1)."""
+    async def claims(self, token: str, proof: Proof | None = None) -> dict[str, Any]:
+        """The UserInfo response for ``token`` (with the request's checked DPoP proof,
+        if any), or ``InvalidTokenError`` (RFC 6750 §3.1, RFC 9449 §7.1)."""
         claims = self._verifier.decode(token)
+        check_binding(claims, proof)
+        if proof is not None:
+            try:
+                await self._dpop.take(proof)
+            except ProofRefused as exc:
+                raise resource_error(exc, self._dpop) from None
         user = await self._direct.read(USERINFO, {"jti": claims["jti"], "sub": claims["sub"]})
         if user is not None and user["revoked"] is not None:
             raise InvalidTokenError("the access token was revoked")

@@ -3,8 +3,8 @@ client authentication (client_secret_post) although the client was registered fo
 client_secret_basic, and with Basic; signs a user in through a pushed
 authorization request (RFC 9126) with ``buildAuthorizationUrlWithPAR``; authenticates
 with private_key_jwt, and signs a user in with a signed request object (RFC 9101,
-``buildAuthorizationUrlWithJAR``) pushed to /par. Installs the locked packages with
-``npm ci``."""
+``buildAuthorizationUrlWithJAR``) pushed to /par; and signs a user in with DPoP (RFC
+9449), nonces required. Installs the locked packages with ``npm ci``."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def node_rp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed (CI has them)")
     where = tmp_path_factory.mktemp("node-rp")
-    for name in ("package.json", "package-lock.json", "rp.mjs", "par.mjs", "pkjwt.mjs"):
+    for name in ("package.json", "package-lock.json", "rp.mjs", "par.mjs", "pkjwt.mjs", "dpop.mjs"):
         shutil.copy(NODE_RP / name, where / name)
     subprocess.run(
         ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
@@ -78,9 +78,9 @@ def test_openid_client_6_gets_tokens_with_post_and_basic_from_a_basic_client(
         assert shown["token_endpoint_auth_method"] == "client_secret_basic"
 
 
-def _node(node_rp: Path, *args: str) -> dict[str, object]:
+def _node(node_rp: Path, *args: str, script: str = "par.mjs") -> dict[str, object]:
     run = subprocess.run(
-        ["node", "par.mjs", *args], cwd=node_rp, capture_output=True, text=True, timeout=60
+        ["node", script, *args], cwd=node_rp, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0, run.stderr
     result: dict[str, object] = json.loads(run.stdout)
@@ -207,3 +207,66 @@ def test_openid_client_6_authenticates_with_private_key_jwt(node_rp: Path, tmp_p
         )  # fmt: skip
         id_claims = finished["claims"]
         assert isinstance(id_claims, dict) and id_claims["aud"] == client_id
+
+
+def test_openid_client_6_signs_a_user_in_with_dpop_and_server_nonces(
+    node_rp: Path, tmp_path: Path
+) -> None:
+    """A client registered with --dpop-bound-access-tokens: openid-client pushes the
+    request with a proof (the code is bound to its key), exchanges the code, calls
+    userinfo and refreshes, each with a fresh proof, answering ``use_dpop_nonce`` with the
+    server's ``DPoP-Nonce`` itself; joserfc checks the tokens' ``cnf.jkt``."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from joserfc.jwk import ECKey
+
+    from tests.flow import log_in_and_consent
+
+    redirect_uri = "http://127.0.0.1:9/callback"
+    env = base_env(f"sqlite:///{tmp_path}/d.db", ONEPASS_DPOP_REQUIRE_NONCE="true")
+    cli(env, "db", "upgrade")
+    cli(env, "users", "create", "--email", "ada@example.com", "--password-stdin",
+        stdin="correct horse battery")  # fmt: skip
+    with Server(env, log_path=tmp_path / "server.log") as server:
+        created = cli_json(server.env, "clients", "create", "--name", "node dpop app",
+                           "--redirect-uri", redirect_uri, "--dpop-bound-access-tokens")  # fmt: skip
+        assert created["dpop_bound_access_tokens"] is True
+        secret = str(created["client_secret"])
+        started = _node(node_rp, "start", server.url, created["client_id"], secret,
+                        redirect_uri, script="dpop.mjs")  # fmt: skip
+        url = urlsplit(str(started["url"]))
+
+        async def browse() -> str:
+            async with httpx.AsyncClient(base_url=server.url) as browser:
+                return await log_in_and_consent(
+                    browser, f"{url.path}?{url.query}", "ada@example.com", "correct horse battery"
+                )
+
+        callback = asyncio.run(browse())
+        finished = _node(
+            node_rp, "finish", server.url, created["client_id"], secret, callback,
+            str(started["verifier"]), str(started["state"]), str(started["nonce"]),
+            json.dumps(started["keys"]), script="dpop.mjs",
+        )  # fmt: skip
+        assert finished["token_type"] == finished["refreshed_token_type"] == "dpop"
+        keys = started["keys"]
+        assert isinstance(keys, dict)
+        jkt = ECKey.import_key(keys["publicKey"]).thumbprint()
+        userinfo = finished["userinfo"]
+        assert isinstance(userinfo, dict) and userinfo["email"] == "ada@example.com"
+        jwks = httpx.get(f"{server.url}/.well-known/jwks.json").json()
+        for name in ("access_token", "refreshed_access_token"):
+            claims = verify_access_token(
+                str(finished[name]), jwks, issuer=server.url, audience=server.url
+            ).claims
+            assert claims["cnf"] == {"jkt": jkt}
+        bearer = httpx.get(
+            f"{server.url}/userinfo",
+            headers={"authorization": f"Bearer {finished['access_token']}"},
+        )
+        assert bearer.status_code == 401
+        assert bearer.headers["www-authenticate"].startswith('DPoP error="invalid_token"')
+        updated = cli_json(server.env, "clients", "update", created["client_id"],
+                           "--no-dpop-bound-access-tokens")  # fmt: skip
+        assert updated["dpop_bound_access_tokens"] is False

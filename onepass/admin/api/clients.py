@@ -153,6 +153,7 @@ class UpdateClientBody(Body):
     )
     jwks: dict[str, Any] | None = None
     jwks_uri: Text = None
+    dpop_bound_access_tokens: bool | None = None
     webhook_url: Text = None
     webhook_events: Strings | None = None
     backchannel_logout_uri: Text = None
@@ -179,6 +180,7 @@ class UpdateClientBody(Body):
             profile=self.profile,
             jwks=self.jwks,
             jwks_uri=self.jwks_uri,
+            dpop_bound_access_tokens=self.dpop_bound_access_tokens,
             webhook_url=self.webhook_url,
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
             backchannel_logout_uri=self.backchannel_logout_uri,

@@ -6,6 +6,10 @@ the refresh token inserted, in one write (``oauth.statements``: one transaction 
 statements on SQLite, one statement on PostgreSQL). A request that fails a check leaves
 the code unused. When nothing was redeemed, ``oauth.codes.refuse_code`` tells the client
 why, and revokes what a replayed code issued.
+
+DPoP (RFC 9449): with a proof, the tokens are bound to its key (a public client's refresh
+token too); a code bound to a key (``dpop_jkt``, §10) is redeemed only with a proof of
+it, by the same statement's ``WHERE``: another key, or none, leaves it unused.
 """
 
 from __future__ import annotations
@@ -31,7 +35,12 @@ class AuthorizationCodeGrant:
     grant_type = "authorization_code"
 
     async def create_token_response(
-        self, ctx: TokenContext, client: ClientRecord, form: dict[str, str]
+        self,
+        ctx: TokenContext,
+        client: ClientRecord,
+        form: dict[str, str],
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         code = form.get("code")
         if code is None:
@@ -45,7 +54,7 @@ class AuthorizationCodeGrant:
         code_hash = ctx.hasher.hash(code[:512])
         # The code's scope is known once it is redeemed: planned as if it gave a refresh
         # token (the statement records the family only when its scope has offline_access).
-        draft = plan_tokens(ctx, client, ["offline_access"])
+        draft = plan_tokens(ctx, client, ["offline_access"], jkt)
         params = {
             "code_hash": code_hash,
             "client": client.id,
@@ -56,6 +65,7 @@ class AuthorizationCodeGrant:
             "access_token_jti": draft.access_token_jti,
             "access_token_expires_at": draft.access_token_expires_at,
             "refresh_family": draft.refresh_family,
+            "jkt": jkt,
         }
         if ctx.direct.dialect == "postgresql":
             statement_params = draft.statement_params(ctx.hasher) if draft.refresh else {}
@@ -79,7 +89,9 @@ class AuthorizationCodeGrant:
                     user = grantee(row)  # a refusal rolls the redemption back
                     await store_refresh_token(ctx, tx, plan, client=client, user=user, row=row)
         if row is None:
-            await refuse_code(ctx.database, ctx.clock, code_hash, client, redirect_uri, verifier)
+            await refuse_code(
+                ctx.database, ctx.clock, code_hash, client, redirect_uri, verifier, jkt
+            )
         auth = AuthInfo.of(row)
         return sign_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=row["nonce"])
 
@@ -91,4 +103,5 @@ _NO_REFRESH: dict[str, Any] = {
     "created_at": None,
     "sliding_expires_at": None,
     "family_expires_at": None,
+    "refresh_jkt": None,
 }

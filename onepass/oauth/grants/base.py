@@ -31,7 +31,14 @@ class Grant(Protocol):
     grant_type: str
 
     async def create_token_response(
-        self, ctx: TokenContext, client: ClientRecord, form: dict[str, str]
+        self,
+        ctx: TokenContext,
+        client: ClientRecord,
+        form: dict[str, str],
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
-        """Validate the request for this grant and return the token response body."""
+        """Validate the request for this grant and return the token response body;
+        ``jkt``: the thumbprint of the key of the request's DPoP proof (RFC 9449), which
+        what is issued is bound to."""
         ...

@@ -12,7 +12,7 @@ from typing import Any
 from onepass.clients.registry import ClientRecord
 from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth.grants.base import TokenContext
-from onepass.oauth.tokens import sign_access_token
+from onepass.oauth.tokens import bound, sign_access_token, token_type
 from onepass.oauth_errors import InvalidRequestError
 
 
@@ -25,7 +25,12 @@ class ClientCredentialsGrant:
         return grant_scope(parse_scope(form.get("scope")), client.scopes, user_present=False)
 
     async def create_token_response(
-        self, ctx: TokenContext, client: ClientRecord, form: dict[str, str]
+        self,
+        ctx: TokenContext,
+        client: ClientRecord,
+        form: dict[str, str],
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         scope = self.validate_token_request(client, form)
         settings = ctx.settings
@@ -39,10 +44,11 @@ class ClientCredentialsGrant:
             now=int(ctx.clock.timestamp()),
             ttl=settings.access_token_ttl,
             jti=secrets.token_urlsafe(16),
+            extra=bound(jkt),
         )
         body: dict[str, Any] = {
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": token_type(jkt),
             "expires_in": settings.access_token_ttl,
         }
         if scope:

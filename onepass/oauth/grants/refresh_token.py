@@ -5,10 +5,16 @@ successor inserted, in one write (``oauth.statements``: one transaction of two s
 on SQLite, one statement on PostgreSQL). When nothing was rotated, ``refuse`` reads the
 token to tell the client why, and revokes the whole family when an already-rotated token
 comes back.
+
+DPoP (RFC 9449 §5): a public client's refresh token bound to a key is rotated only with a
+proof of that key (a condition of the same statement; another key, or none, leaves it
+unused and is ``invalid_grant``), and its successor is bound to the same key. A
+confidential client's are not bound: its authentication is the binding.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, NoReturn
 
 from sqlalchemy import select
@@ -16,6 +22,7 @@ from sqlalchemy import select
 from onepass.clients.registry import ClientRecord
 from onepass.clients.scopes import parse_scope
 from onepass.db.direct import Row
+from onepass.oauth.dpop import check_binding
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_family
@@ -44,7 +51,12 @@ class RefreshTokenGrant:
     grant_type = "refresh_token"
 
     async def create_token_response(
-        self, ctx: TokenContext, client: ClientRecord, form: dict[str, str]
+        self,
+        ctx: TokenContext,
+        client: ClientRecord,
+        form: dict[str, str],
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         presented = form.get("refresh_token")
         if presented is None:
@@ -52,12 +64,13 @@ class RefreshTokenGrant:
         requested = parse_scope(form.get("scope"))
         token_hash = ctx.hasher.hash(presented[:512])
         # The scope is the grant's, known once the token is rotated (``for_scope``).
-        draft = plan_tokens(ctx, client, ["offline_access"])
+        draft = plan_tokens(ctx, client, ["offline_access"], jkt)
         params = {
             "token_hash": token_hash,
             "client": client.id,
             "now": ctx.clock.now(),
             "enforce": ctx.settings.enforce_canonical_resolution,
+            "jkt": jkt,
         }
         if ctx.direct.dialect == "postgresql":
             row = await ctx.direct.write_one(
@@ -80,7 +93,7 @@ class RefreshTokenGrant:
                     user = grantee(row)  # a refusal rolls the rotation back
                     await store_refresh_token(ctx, tx, plan, client=client, user=user, row=row)
         if row is None:
-            await refuse(ctx, client, token_hash, requested)
+            await refuse(ctx, client, token_hash, requested, jkt)
         auth = AuthInfo.of(row)
         return sign_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=None)
 
@@ -91,14 +104,21 @@ def _plan(
     granted = row["scope"].split()
     if requested and not set(requested) <= set(granted):
         raise InvalidScopeError(WIDENED)
-    return draft.for_scope(ctx, client, reissued_scope(requested, granted))
+    # The successor is bound to the key the rotated token was bound to (or to none).
+    plan = replace(draft, refresh_jkt=row["refresh_jkt"])
+    return plan.for_scope(ctx, client, reissued_scope(requested, granted))
 
 
 async def refuse(
-    ctx: TokenContext, client: ClientRecord, token_hash: str, requested: list[str]
+    ctx: TokenContext,
+    client: ClientRecord,
+    token_hash: str,
+    requested: list[str],
+    jkt: str | None = None,
 ) -> NoReturn:
     """Why a refresh token could not be rotated; a rotated one presented again (stolen
-    or replayed) revokes its family, committed before the refusal."""
+    or replayed) revokes its family, committed before the refusal. A token bound to a
+    DPoP key, presented without a proof of that key, is refused and stays usable."""
     async with ctx.database.session() as session:
         row = await session.scalar(
             select(RefreshToken).where(RefreshToken.token_hash == token_hash)
@@ -112,7 +132,9 @@ async def refuse(
             raise InvalidGrantError("the refresh token has expired")
         if requested and not set(requested) <= set(row.scope.split()):
             raise InvalidScopeError(WIDENED)
-        if row.rotated_at is None:  # not rotated, yet not matched: it expired in between
+        if row.rotated_at is None:
+            check_binding(row.dpop_jkt, jkt, "refresh token")
+            # not rotated, yet not matched: it expired in between
             raise InvalidGrantError("the refresh token could not be used; try again")
         await revoke_family(session, ctx.clock, row.family_id, "refresh_reuse")
     raise InvalidGrantError(

@@ -106,6 +106,7 @@ def refresh_values(user_id: int, app_id: int, **overrides: Any) -> dict[str, Any
         "family_expires_at": now + timedelta(days=30),
         "access_token_jti": None,
         "access_token_expires_at": None,
+        "dpop_jkt": None,
     }
     values.update(overrides)
     return values
@@ -247,11 +248,23 @@ async def test_expiry_comparisons_in_sql_agree_with_what_the_orm_stored(runtime:
     async with direct.write() as tx:
         rotated = await tx.one(
             ROTATE_REFRESH_TOKEN,
-            {"now": now, "token_hash": live["token_hash"], "client": app_id, "enforce": False},
+            {
+                "now": now,
+                "token_hash": live["token_hash"],
+                "client": app_id,
+                "enforce": False,
+                "jkt": None,
+            },
         )
         refused = await tx.one(
             ROTATE_REFRESH_TOKEN,
-            {"now": now, "token_hash": expired["token_hash"], "client": app_id, "enforce": False},
+            {
+                "now": now,
+                "token_hash": expired["token_hash"],
+                "client": app_id,
+                "enforce": False,
+                "jkt": None,
+            },
         )
     assert rotated is not None and refused is None
     assert rotated["amr"] == ["pwd", "otp"]

@@ -321,7 +321,7 @@ async def test_requests_that_are_not_one_are_invalid_requests(
     assert_invalid_token(await http.get("/userinfo"), "an access token is required")
     assert_invalid_token(
         await http.get("/userinfo", headers={"authorization": f"Basic {token}"}),
-        "use the Bearer scheme",
+        "use the Bearer or DPoP scheme",
     )
     assert_invalid_token(await http.post("/userinfo", content=b"", headers=form))
 
