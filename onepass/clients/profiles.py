@@ -14,7 +14,8 @@ One place holds the profile's rules, and both sides ask it:
   a rule, cannot weaken the profile: ``registration_problems`` (``/authorize``, ``/par``
   refuse a client that no longer meets it), ``requires_par``, ``requires_dpop`` (folded
   into ``ClientRecord`` by ``ClientRecord.of``), ``requires_pkce``, ``code_ttl``,
-  ``exact_assertion_audience`` and ``requires_private_key_jwt``.
+  ``exact_assertion_audience``, ``requires_private_key_jwt`` and
+  ``rotates_refresh_tokens``.
 
 Leaving the profile (``--profile default``) changes no flag: PAR and DPoP stay on until
 the operator turns them off (``--no-require-par``...), so nothing is weakened by
@@ -156,6 +157,16 @@ def exact_assertion_audience(client: Registration) -> bool:
     """§5.3, general: a client assertion's ``aud`` is the issuer, as a string, and nothing
     else (other clients may also name the endpoint's URL, as RP libraries do)."""
     return is_fapi2(client)
+
+
+def rotates_refresh_tokens(client: Registration) -> bool:
+    """§5.3, general: "shall not use refresh token rotation unless, in the case a response
+    with a new refresh token is not received and stored by the client, retrying the
+    request (with the previous refresh token) will succeed". A profile client's refresh
+    token is confidential and its access tokens sender-constrained, so 1pass does not
+    rotate it: a refresh answers without a new refresh token, and the same one works
+    again (its sliding expiry moves on; the family's absolute expiry still ends it)."""
+    return not is_fapi2(client)
 
 
 def code_ttl(client: Registration, default: int) -> int:

@@ -53,6 +53,43 @@ ROTATE_REFRESH_TOKEN = statement(
     json=("amr",),
 )
 
+# A refresh token used without rotation (a FAPI 2.0 client, ``clients.profiles``): the
+# same checks as ROTATE_REFRESH_TOKEN (and, as on PostgreSQL, the requested scope within
+# the grant's), its sliding expiry moved on and the access token issued alongside
+# recorded (revoked with the family); the token stays usable. Both engines.
+USE_REFRESH_TOKEN = statement(
+    """
+    UPDATE refresh_tokens SET
+        expires_at = CASE WHEN family_expires_at < :sliding_expires_at
+            THEN family_expires_at ELSE :sliding_expires_at END,
+        access_token_jti = :access_token_jti,
+        access_token_expires_at = :access_token_expires_at
+    WHERE token_hash = :token_hash AND oauth_application_id = :client
+      AND rotated_at IS NULL AND revoked_at IS NULL
+      AND expires_at > :now AND family_expires_at > :now
+      AND (dpop_jkt IS NULL OR dpop_jkt = :jkt)
+    RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at,
+        dpop_jkt AS refresh_jkt,
+        (SELECT sub FROM users u WHERE u.id = refresh_tokens.user_id) AS user_sub,
+        (SELECT disabled_at FROM users u WHERE u.id = refresh_tokens.user_id) AS user_disabled_at,
+        (SELECT t.id FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_id,
+        (SELECT t.sub FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_sub,
+        (SELECT t.disabled_at FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_disabled_at
+    """,
+    datetimes=(
+        "now",
+        "sliding_expires_at",
+        "access_token_expires_at",
+        "auth_time",
+        "family_expires_at",
+        *_USER_COLUMNS,
+    ),
+    json=("amr",),
+)
+
 INSERT_REFRESH_TOKEN = statement(
     """
     INSERT INTO refresh_tokens (token_hash, family_id, oauth_application_id, user_id, scope,

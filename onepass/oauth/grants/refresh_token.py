@@ -4,7 +4,8 @@ The presented token is rotated by the ``UPDATE … RETURNING`` that checks it, a
 successor inserted, in one write (``oauth.statements``: one transaction of two statements
 on SQLite, one statement on PostgreSQL). When nothing was rotated, ``refuse`` reads the
 token to tell the client why, and revokes the whole family when an already-rotated token
-comes back.
+comes back. A FAPI 2.0 client's token is not rotated
+(``clients.profiles.rotates_refresh_tokens``): it is used again until it expires.
 
 DPoP (RFC 9449 §5): a public client's refresh token bound to a key is rotated only with a
 proof of that key (a condition of the same statement; another key, or none, leaves it
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy import select
 
+from onepass.clients import profiles
 from onepass.clients.registry import ClientRecord
 from onepass.clients.scopes import parse_scope
 from onepass.db.direct import Row
@@ -26,9 +28,14 @@ from onepass.oauth.dpop import check_binding
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.models import RefreshToken
 from onepass.oauth.revocation import revoke_family
-from onepass.oauth.statements import ROTATE_REFRESH_TOKEN, ROTATE_REFRESH_TOKEN_PG
+from onepass.oauth.statements import (
+    ROTATE_REFRESH_TOKEN,
+    ROTATE_REFRESH_TOKEN_PG,
+    USE_REFRESH_TOKEN,
+)
 from onepass.oauth.user_tokens import (
     AuthInfo,
+    Grantee,
     TokenPlan,
     grantee,
     plan_tokens,
@@ -72,7 +79,12 @@ class RefreshTokenGrant:
             "enforce": ctx.settings.enforce_canonical_resolution,
             "jkt": jkt,
         }
-        if ctx.direct.dialect == "postgresql":
+        if not profiles.rotates_refresh_tokens(client):
+            used = await _use_without_rotation(ctx, client, draft, requested, params)
+            row = None if used is None else used[0]
+            if used is not None:
+                row, plan, user = used
+        elif ctx.direct.dialect == "postgresql":
             row = await ctx.direct.write_one(
                 ROTATE_REFRESH_TOKEN_PG,
                 {
@@ -96,6 +108,35 @@ class RefreshTokenGrant:
             await refuse(ctx, client, token_hash, requested, jkt)
         auth = AuthInfo.of(row)
         return sign_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=None)
+
+
+async def _use_without_rotation(
+    ctx: TokenContext,
+    client: ClientRecord,
+    draft: TokenPlan,
+    requested: list[str],
+    params: dict[str, Any],
+) -> tuple[Row, TokenPlan, Grantee] | None:
+    """A profile client's refresh (``profiles.rotates_refresh_tokens``): the token is
+    checked and its sliding expiry moved on by one statement, in a transaction that a
+    refusal (a widened scope, a disabled user) rolls back; the answer has no new refresh
+    token, so the client keeps using the one it has (RFC 6749 §6)."""
+    refresh = draft.refresh
+    sliding = refresh.sliding_expires_at if refresh else ctx.clock.now()
+    async with ctx.direct.write() as tx:
+        row = await tx.one(
+            USE_REFRESH_TOKEN,
+            {
+                **params,
+                "sliding_expires_at": sliding,
+                "access_token_jti": draft.access_token_jti,
+                "access_token_expires_at": draft.access_token_expires_at,
+            },
+        )
+        if row is None:
+            return None
+        plan = replace(_plan(ctx, client, draft, requested, row), refresh=None)
+        return row, plan, grantee(row)
 
 
 def _plan(

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import select, update
 
 from onepass.app import OnePass, create_app
@@ -29,8 +29,10 @@ from onepass.oauth import pkce
 from onepass.oauth.models import AuthorizationCode
 from onepass.runtime import Runtime
 from tests.conftest import ISSUER
+from tests.dpop import USERINFO_URL, Holder
 from tests.factories import REDIRECT_URI, Client, make_rp, make_user
 from tests.flow import log_in_and_consent
+from tests.oidc import verify_access_token
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 VERIFIER = secrets.token_urlsafe(48)
@@ -335,3 +337,87 @@ async def test_a_fapi2_clients_assertions_and_request_objects_are_never_rs256(
     no_redirect = await push(http, client, key, redirect_uri="")
     assert no_redirect.status_code == 400, "§5.3: redirect_uri required in the pushed request"
     assert no_redirect.json()["error"] == "invalid_request"
+
+
+# -- the whole flow, with DPoP ---------------------------------------------------------------
+
+
+async def test_a_fapi2_client_gets_dpop_bound_tokens_and_refreshes_without_rotation(
+    http: httpx.AsyncClient, runtime: Runtime, key: ECKey
+) -> None:
+    """PAR with an assertion naming the issuer, PKCE S256, a code exchanged with a DPoP
+    proof (none: refused, the code kept); the access tokens carry the proof key's
+    ``cnf.jkt`` (checked with joserfc against the JWKS) and the ID token is ES256. The
+    refresh token is not rotated (FAPI 2.0 §5.3.2.1 #10): a refresh answers without a new
+    one, and the same token refreshes again, as a client that lost a response would."""
+    user = await make_user(runtime)
+    client = await fapi2_client(runtime, key, scope="openid email offline_access")
+    holder = Holder()
+    pushed = await push(http, client, key, scope="openid email offline_access")
+    assert pushed.status_code == 201, pushed.text
+    url = "/authorize?" + urlencode(
+        {"client_id": client.client_id, "request_uri": pushed.json()["request_uri"]}
+    )
+    callback = await log_in_and_consent(http, url, user.email, user.password)
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+
+    def token_form(**grant: str) -> dict[str, str]:
+        return {
+            **grant,
+            "client_assertion_type": JWT_BEARER,
+            "client_assertion": assertion(client.client_id, key),
+        }
+
+    exchange = token_form(
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT_URI,
+        code_verifier=VERIFIER,
+    )
+    no_proof = await http.post("/token", data=exchange)
+    assert no_proof.status_code == 400 and no_proof.json()["error"] == "invalid_dpop_proof"
+    exchange["client_assertion"] = assertion(client.client_id, key)
+    issued = await http.post("/token", data=exchange, headers={"DPoP": holder.proof()})
+    assert issued.status_code == 200, issued.text
+    body = issued.json()
+    assert body["token_type"] == "DPoP"
+    jwks = (await http.get("/.well-known/jwks.json")).json()
+    claims = verify_access_token(body["access_token"], jwks, issuer=ISSUER, audience=ISSUER)
+    assert claims.claims["cnf"] == {"jkt": holder.jkt}
+    header = jwt.decode(body["id_token"], KeySet.import_key_set(jwks), algorithms=["ES256"]).header
+    assert header["alg"] == "ES256"
+    refresh_token = body["refresh_token"]
+
+    for _ in range(2):  # the same refresh token, twice: it was not rotated
+        refreshed = await http.post(
+            "/token",
+            data=token_form(grant_type="refresh_token", refresh_token=refresh_token),
+            headers={"DPoP": holder.proof()},
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        again = refreshed.json()
+        assert "refresh_token" not in again, "no rotation: the client keeps its token"
+        assert again["token_type"] == "DPoP"
+        fresh = verify_access_token(again["access_token"], jwks, issuer=ISSUER, audience=ISSUER)
+        assert fresh.claims["cnf"] == {"jkt": holder.jkt}
+        assert fresh.claims["jti"] != claims.claims["jti"]
+
+    # Revoking the token ends it, and the access token issued with the last refresh.
+    revoked = await http.post(
+        "/revoke", data=token_form(token=refresh_token, token_type_hint="refresh_token")
+    )
+    assert revoked.status_code == 200
+    after = await http.post(
+        "/token",
+        data=token_form(grant_type="refresh_token", refresh_token=refresh_token),
+        headers={"DPoP": holder.proof()},
+    )
+    assert after.status_code == 400 and after.json()["error"] == "invalid_grant"
+    userinfo = await http.get(
+        "/userinfo",
+        headers={
+            "Authorization": f"DPoP {again['access_token']}",
+            "DPoP": holder.proof("GET", USERINFO_URL, access_token=again["access_token"]),
+        },
+    )
+    assert userinfo.status_code == 401
