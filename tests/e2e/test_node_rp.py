@@ -29,8 +29,8 @@ def node_rp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed (CI has them)")
     where = tmp_path_factory.mktemp("node-rp")
-    for name in ("package.json", "package-lock.json", "rp.mjs", "par.mjs", "pkjwt.mjs", "dpop.mjs"):
-        shutil.copy(NODE_RP / name, where / name)
+    for path in [NODE_RP / "package.json", NODE_RP / "package-lock.json", *NODE_RP.glob("*.mjs")]:
+        shutil.copy(path, where / path.name)
     subprocess.run(
         ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
         cwd=where,
@@ -147,8 +147,11 @@ def test_openid_client_6_authenticates_with_private_key_jwt(node_rp: Path, tmp_p
     web app registered with --require-signed-request-object and --require-par signs its
     request with that key (buildAuthorizationUrlWithJAR), pushes it
     (buildAuthorizationUrlWithPAR), and openid-client checks the callback and the ID
-    token itself."""
+    token itself. Last, a client registered --profile fapi2 does all of it with DPoP
+    (fapi2.mjs): PAR + JAR + private_key_jwt + PKCE + DPoP, refreshes not rotated."""
     from urllib.parse import urlsplit
+
+    from joserfc.jwk import ECKey
 
     from tests.flow import log_in_and_consent
 
@@ -207,6 +210,39 @@ def test_openid_client_6_authenticates_with_private_key_jwt(node_rp: Path, tmp_p
         )  # fmt: skip
         id_claims = finished["claims"]
         assert isinstance(id_claims, dict) and id_claims["aud"] == client_id
+
+        # All of it together, as FAPI 2.0 has it: a client registered --profile fapi2
+        # with the same keys; openid-client signs the request, pushes it with a DPoP
+        # proof, exchanges the code and refreshes twice with the one refresh token.
+        fapi = cli_json(server.env, "clients", "create", "--name", "node fapi2 app",
+                        "--redirect-uri", redirect_uri, "--profile", "fapi2",
+                        "--jwks-file", str(jwks_file))  # fmt: skip
+        assert fapi["profile"] == "fapi2" and fapi["dpop_bound_access_tokens"] is True
+        assert fapi["token_endpoint_auth_method"] == "private_key_jwt"
+        fapi_id = str(fapi["client_id"])
+        started = _node(node_rp, "start", server.url, fapi_id, redirect_uri, script="fapi2.mjs")
+        url = urlsplit(str(started["url"]))
+        assert url.path == "/authorize" and "request_uri=urn" in url.query
+        callback = asyncio.run(browse())
+        finished = _node(
+            node_rp, "finish", server.url, fapi_id, callback,
+            str(started["verifier"]), str(started["state"]), str(started["nonce"]),
+            json.dumps(started["keys"]), script="fapi2.mjs",
+        )  # fmt: skip
+        assert finished["token_type"] == "dpop"
+        keys = started["keys"]
+        assert isinstance(keys, dict)
+        jkt = ECKey.import_key(keys["publicKey"]).thumbprint()
+        refreshes = finished["refreshes"]
+        assert isinstance(refreshes, list) and len(refreshes) == 2
+        assert all(r["refresh_token"] is None for r in refreshes), "not rotated under fapi2"
+        for token in [finished["access_token"], *(r["access_token"] for r in refreshes)]:
+            claims = verify_access_token(
+                str(token), jwks, issuer=server.url, audience=server.url
+            ).claims
+            assert claims["cnf"] == {"jkt": jkt} and claims["client_id"] == fapi_id
+        userinfo = finished["userinfo"]
+        assert isinstance(userinfo, dict) and userinfo["email"] == "ada@example.com"
 
 
 def test_openid_client_6_signs_a_user_in_with_dpop_and_server_nonces(
