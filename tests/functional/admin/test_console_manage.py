@@ -121,6 +121,26 @@ async def test_application_page_shows_registration_and_webhook_status(
     shown = await web.get(f"/admin/applications/{rp.client_id}")
     assert "Back-channel logout URI" in shown.text and "https://rp.example/bcl" in shown.text
     assert "one logout token per session, with its sid" in shown.text
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", {"kid": "bank-key-1"})
+    bank = await make_rp(
+        rt, name="Bank", profile="fapi2", jwks={"keys": [key.as_dict(private=False)]}
+    )
+    fapi = await web.get(f"/admin/applications/{bank.client_id}")
+    facts = fapi.text.replace("\n", "")
+    assert "FAPI 2.0 (<code>fapi2</code>)" in facts and "bank-key-1" in facts
+    for fact in (
+        "Authorization requests only by PAR</dt><dd>yes",
+        "Tokens only with a DPoP proof</dt><dd>yes",
+        "Authorization requests only as signed request objects</dt><dd>no",
+        "ID tokens signed with</dt><dd><code>ES256</code>",
+        "<code>private_key_jwt</code>",
+    ):
+        assert fact in facts, fact
+    plain = await web.get(f"/admin/applications/{rp.client_id}")
+    assert "Tokens only with a DPoP proof</dt><dd>no" in plain.text
+    assert "1pass default" in plain.text
 
 
 async def test_application_edit_with_a_fresh_code_changes_redirect_uris_and_audits(
