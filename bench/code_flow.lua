@@ -20,6 +20,9 @@
 -- and, for bench/dpop.py:
 --   BENCH_DPOP=1        each line is a DPoP proof (RFC 9449), sent once in the DPoP header
 --                       of POST BENCH_PATH, whose body is BENCH_BODY_PREFIX .. SUFFIX
+--   BENCH_DPOP_TOKENS=1 each line is "TOKEN<TAB>PROOF": a single-use token (a refresh
+--                       token) sent in the body, BENCH_BODY_PREFIX .. TOKEN .. SUFFIX,
+--                       with its own DPoP proof in the DPoP header, the pair sent once
 --
 -- setup(thread) gives each wrk thread its own slice of the file (lines first..last),
 -- init() builds that slice's requests once, before wrk starts its clock, and request()
@@ -42,6 +45,7 @@ local file = os.getenv("BENCH_TOKENS_FILE")
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local bearer = os.getenv("BENCH_BEARER") == "1"
 local dpop = os.getenv("BENCH_DPOP") == "1"
+local dpop_tokens = os.getenv("BENCH_DPOP_TOKENS") == "1"
 local authorization = os.getenv("BENCH_AUTHORIZATION")
 local cycle = os.getenv("BENCH_CYCLE") == "1"
 local idle_path = os.getenv("BENCH_IDLE_PATH") or "/up"
@@ -113,6 +117,18 @@ function init(args)
                DPoP = line,
             }
             requests[#requests + 1] = wrk.format("POST", path, headers, prefix .. suffix)
+         elseif n >= first and n <= last and dpop_tokens then
+            local token, proof = string.match(line, "^([^\t]+)\t([^\t]+)$")
+            if token == nil then
+               error("BENCH_DPOP_TOKENS: line " .. n .. " is not TOKEN<TAB>PROOF")
+            end
+            local headers = {
+               ["Content-Type"] = "application/x-www-form-urlencoded",
+               Accept = "application/json",
+               Authorization = authorization,
+               DPoP = proof,
+            }
+            requests[#requests + 1] = wrk.format("POST", path, headers, prefix .. token .. suffix)
          elseif n >= first and n <= last then
             requests[#requests + 1] = wrk.format(nil, nil, nil, prefix .. line .. suffix)
          end
