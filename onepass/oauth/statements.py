@@ -31,9 +31,9 @@ _USER_COLUMNS = ("user_disabled_at", "target_disabled_at")
 
 # ---------------------------------------------------------------------------- SQLite
 
-ROTATE_REFRESH_TOKEN = statement(
-    """
-    UPDATE refresh_tokens SET rotated_at = :now
+# A refresh token that may be used (by this client, not rotated, revoked or expired, and
+# with a proof of the DPoP key it is bound to), and what its use returns.
+_USABLE_REFRESH_TOKEN = """
     WHERE token_hash = :token_hash AND oauth_application_id = :client
       AND rotated_at IS NULL AND revoked_at IS NULL
       AND expires_at > :now AND family_expires_at > :now
@@ -48,15 +48,18 @@ ROTATE_REFRESH_TOKEN = statement(
             WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_sub,
         (SELECT t.disabled_at FROM identity_links l JOIN users t ON t.id = l.target_user_id
             WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_disabled_at
-    """,
+"""
+
+ROTATE_REFRESH_TOKEN = statement(
+    "UPDATE refresh_tokens SET rotated_at = :now " + _USABLE_REFRESH_TOKEN,  # noqa: S608
     datetimes=("now", "auth_time", "family_expires_at", *_USER_COLUMNS),
     json=("amr",),
 )
 
 # A refresh token used without rotation (a FAPI 2.0 client, ``clients.profiles``): the
-# same checks as ROTATE_REFRESH_TOKEN (and, as on PostgreSQL, the requested scope within
-# the grant's), its sliding expiry moved on and the access token issued alongside
-# recorded (revoked with the family); the token stays usable. Both engines.
+# same checks as ROTATE_REFRESH_TOKEN, its sliding expiry moved on and the access token
+# issued alongside recorded (revoked with the family); the token stays usable. Both
+# engines.
 USE_REFRESH_TOKEN = statement(
     """
     UPDATE refresh_tokens SET
@@ -64,21 +67,8 @@ USE_REFRESH_TOKEN = statement(
             THEN family_expires_at ELSE :sliding_expires_at END,
         access_token_jti = :access_token_jti,
         access_token_expires_at = :access_token_expires_at
-    WHERE token_hash = :token_hash AND oauth_application_id = :client
-      AND rotated_at IS NULL AND revoked_at IS NULL
-      AND expires_at > :now AND family_expires_at > :now
-      AND (dpop_jkt IS NULL OR dpop_jkt = :jkt)
-    RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at,
-        dpop_jkt AS refresh_jkt,
-        (SELECT sub FROM users u WHERE u.id = refresh_tokens.user_id) AS user_sub,
-        (SELECT disabled_at FROM users u WHERE u.id = refresh_tokens.user_id) AS user_disabled_at,
-        (SELECT t.id FROM identity_links l JOIN users t ON t.id = l.target_user_id
-            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_id,
-        (SELECT t.sub FROM identity_links l JOIN users t ON t.id = l.target_user_id
-            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_sub,
-        (SELECT t.disabled_at FROM identity_links l JOIN users t ON t.id = l.target_user_id
-            WHERE l.source_user_id = refresh_tokens.user_id AND :enforce) AS target_disabled_at
-    """,
+    """
+    + _USABLE_REFRESH_TOKEN,
     datetimes=(
         "now",
         "sliding_expires_at",

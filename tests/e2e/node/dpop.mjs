@@ -8,6 +8,7 @@
 // Prints one JSON line (start: the URL, the checks and the key pair as JWKs).
 import * as client from "openid-client";
 import * as oauth from "oauth4webapi";
+import { exported, imported } from "./dpop_keys.mjs";
 
 const [mode, issuer, clientId, clientSecret, ...rest] = process.argv.slice(2);
 const options = { execute: [client.allowInsecureRequests] }; // the test server is http
@@ -18,21 +19,7 @@ const config = await client.discovery(
   client.ClientSecretBasic(clientSecret),
   options,
 );
-const ES256 = { name: "ECDSA", namedCurve: "P-256" };
 
-async function exported(keyPair) {
-  return {
-    privateKey: await crypto.subtle.exportKey("jwk", keyPair.privateKey),
-    publicKey: await crypto.subtle.exportKey("jwk", keyPair.publicKey),
-  };
-}
-
-async function imported(keys) {
-  return {
-    privateKey: await crypto.subtle.importKey("jwk", keys.privateKey, ES256, false, ["sign"]),
-    publicKey: await crypto.subtle.importKey("jwk", keys.publicKey, ES256, true, ["verify"]),
-  };
-}
 
 try {
   if (mode === "start") {

@@ -9,9 +9,9 @@
 import { readFile } from "node:fs/promises";
 import * as client from "openid-client";
 import * as oauth from "oauth4webapi";
+import { ES256, exported, imported } from "./dpop_keys.mjs";
 
 const [mode, issuer, clientId, ...rest] = process.argv.slice(2);
-const ES256 = { name: "ECDSA", namedCurve: "P-256" };
 const privateJwk = JSON.parse(await readFile("key.json", "utf8"));
 const key = await crypto.subtle.importKey("jwk", privateJwk, ES256, false, ["sign"]);
 const config = await client.discovery(
@@ -22,19 +22,6 @@ const config = await client.discovery(
   { execute: [client.allowInsecureRequests] }, // the test server is http
 );
 
-async function exported(keyPair) {
-  return {
-    privateKey: await crypto.subtle.exportKey("jwk", keyPair.privateKey),
-    publicKey: await crypto.subtle.exportKey("jwk", keyPair.publicKey),
-  };
-}
-
-async function imported(keys) {
-  return {
-    privateKey: await crypto.subtle.importKey("jwk", keys.privateKey, ES256, false, ["sign"]),
-    publicKey: await crypto.subtle.importKey("jwk", keys.publicKey, ES256, true, ["verify"]),
-  };
-}
 
 try {
   if (mode === "start") {
