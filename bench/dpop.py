@@ -413,7 +413,7 @@ def print_table(report: dict[str, Any]) -> None:
     print(
         f"POST /token with and without DPoP, {cfg['connections']} connections, server on CPU "
         f"{cfg['server_cpus']}, wrk on CPU {cfg['load_cpus']}, 1pass workers={cfg['workers']}, "
-        f"median of {cfg['runs']} x {cfg['duration']:g}s"
+        f"ID tokens {cfg['id_token_alg']}, median of {cfg['runs']} x {cfg['duration']:g}s"
     )
     header = (
         f"{'target':<19} {'workload':<24} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
@@ -461,6 +461,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(WORKLOADS),
         help=f"comma-separated workloads to measure (default all: {','.join(WORKLOADS)})",
     )
+    p.add_argument(
+        "--id-token-alg",
+        choices=("RS256", "ES256"),
+        default="RS256",
+        help="ID token alg of the refreshes, on both sides (default RS256, as users get)",
+    )
     p.add_argument("--skip-baseline", action="store_true", help="no node-oidc-provider")
     args = p.parse_args(argv)
     only = {w.strip() for w in args.only.split(",") if w.strip()}
@@ -473,7 +479,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"--duration and --warmup at most {MAX_DURATION:g}s: a run's proofs are made just "
             f"before it, and 1pass accepts a proof for {PROOF_WINDOW}s"
         )
-    args.id_token_alg = "RS256"  # the default on both sides; refreshes return an ID token
     return args
 
 
