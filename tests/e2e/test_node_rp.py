@@ -9,7 +9,6 @@ with private_key_jwt, and signs a user in with a signed request object (RFC 9101
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,25 +19,6 @@ from tests.e2e.server import Server, base_env, cli, cli_json
 from tests.oidc import verify_access_token
 
 pytestmark = pytest.mark.e2e
-
-NODE_RP = Path(__file__).parent / "node"
-
-
-@pytest.fixture(scope="module")
-def node_rp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed (CI has them)")
-    where = tmp_path_factory.mktemp("node-rp")
-    for path in [NODE_RP / "package.json", NODE_RP / "package-lock.json", *NODE_RP.glob("*.mjs")]:
-        shutil.copy(path, where / path.name)
-    subprocess.run(
-        ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=where,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return where
 
 
 def test_openid_client_6_gets_tokens_with_post_and_basic_from_a_basic_client(
