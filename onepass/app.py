@@ -70,7 +70,7 @@ from onepass.ops import routes as ops_routes
 from onepass.ops.home import home_page, wants_html
 from onepass.ops.status import STATUS_PAGE, StatusPage
 from onepass.pages import Brand, use_brand
-from onepass.process import settle_gc
+from onepass.process import DRAINING, settle_gc
 from onepass.runtime import Runtime
 from onepass.selfservice import account_routes, enrolment_routes
 from onepass.selfservice import routes as selfservice_routes
@@ -355,6 +355,8 @@ class OnePass:
         )
         if self.settle:
             settle_gc()
+            # SIGTERM: /readyz says 503 for ONEPASS_SHUTDOWN_DELAY before uvicorn drains.
+            DRAINING.install(asyncio.get_running_loop(), runtime.settings.shutdown_delay)
         try:
             yield
         finally:

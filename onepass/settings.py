@@ -198,6 +198,13 @@ class Settings(BaseSettings):
     access_log: bool = False
     log_level: str = "info"
 
+    # Graceful shutdown (onepass.process.Draining): after SIGTERM, /readyz answers 503 for
+    # shutdown_delay seconds while requests are still served (give a load balancer's
+    # readiness probe time to notice); then the server stops accepting and gives the
+    # requests in flight shutdown_grace seconds.
+    shutdown_delay: float = Field(default=0.0, ge=0, le=120)
+    shutdown_grace: float = Field(default=10.0, ge=1, le=600)
+
     # How long a canonical-user resolution is cached (Redis; the in-process cache keeps
     # it a few seconds only, since it cannot be invalidated from other processes).
     canonical_cache_ttl: float = Field(default=3600, ge=1)

@@ -75,5 +75,5 @@ def serve(
         access_log=settings.access_log,
         log_config=None,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
     )

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from onepass.db import Database
 from onepass.keys import service as keys
 from onepass.keys.keyring import KeyRing
+from onepass.release import Release, schema_state
 
 CHECK_TIMEOUT = 3.0
 
@@ -67,3 +68,33 @@ async def run_checks(database: Database, keyring: KeyRing, required_algs: set[st
     else:
         keys_check = await check_signing_keys(database, required_algs)
     return [db, keys_check, check_key_ring(keyring, required_algs)]
+
+
+async def applied_revision(database: Database) -> str | None:
+    """The migration the database is at (Alembic's ``alembic_version``)."""
+    async with asyncio.timeout(CHECK_TIMEOUT), database.engine.connect() as conn:
+        return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+
+
+async def check_schema(database: Database, release: Release) -> Check:
+    try:
+        applied = await applied_revision(database)
+    except Exception as exc:
+        return Check("schema", False, f"cannot be read: {type(exc).__name__}")
+    ok, detail = schema_state(applied, release.revision)
+    return Check("schema", ok, detail)
+
+
+async def run_readiness(
+    database: Database, keyring: KeyRing, required_algs: set[str], release: Release, draining: bool
+) -> list[Check]:
+    """``/readyz``: this process may take traffic. The database answers at a schema this
+    release runs on, the process holds its signing keys, and it is not shutting down."""
+    db = await check_database(database)
+    schema = (
+        await check_schema(database, release)
+        if db.ok
+        else Check("schema", False, "not checked: database unreachable")
+    )
+    shutdown = Check("shutdown", not draining, "draining" if draining else "serving")
+    return [db, schema, check_key_ring(keyring, required_algs), shutdown]

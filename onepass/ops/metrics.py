@@ -22,11 +22,12 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.instruments import REGISTRY, flush_all
+from onepass.release import current as current_release
 from onepass.webhooks import outbox_queries
 
 __all__ = ["CONTENT_TYPE_LATEST", "OutboxSnapshot", "read_outbox", "render"]
@@ -116,6 +117,21 @@ def outbox_families(snapshot: OutboxSnapshot) -> list[Metric]:
     ]
 
 
+def release_family() -> Metric:
+    """``onepass_release_info{version, commit, revision} 1``: what this process runs, so a
+    dashboard shows two releases serving at once during (or after a stuck) deploy."""
+    release = current_release()
+    return InfoMetricFamily(
+        "onepass_release",
+        "The release this process runs: version, git commit, newest migration it ships.",
+        value={
+            "version": release.version,
+            "commit": release.commit or "unknown",
+            "revision": release.revision,
+        },
+    )
+
+
 def render(snapshot: OutboxSnapshot) -> bytes:
     """This scrape's text: every process's metrics (multiprocess mode) or this one's,
     then the outbox gauges."""
@@ -126,7 +142,7 @@ def render(snapshot: OutboxSnapshot) -> bytes:
         MultiProcessCollector(registry, path=multiproc_dir)
     else:
         registry.register(_Registry())
-    registry.register(_Families(outbox_families(snapshot)))
+    registry.register(_Families([release_family(), *outbox_families(snapshot)]))
     return generate_latest(registry)
 
 

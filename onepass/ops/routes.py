@@ -10,10 +10,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from onepass import i18n
 from onepass.keys.keyring import KEYRING
 from onepass.ops import metrics
-from onepass.ops.health import run_checks
+from onepass.ops.health import run_checks, run_readiness
 from onepass.ops.home import FAVICON
 from onepass.ops.status import STATUS_PAGE
 from onepass.pages import Brand, render
+from onepass.process import DRAINING
+from onepass.release import current as current_release
 from onepass.services import runtime_of
 
 router = APIRouter(tags=["ops"])
@@ -43,6 +45,51 @@ async def up(request: Request) -> JSONResponse:
             "checks": {check.name: check.detail for check in checks},
         },
         status_code=200 if healthy else 503,
+        headers={"cache-control": "no-store"},
+    )
+
+
+@router.get("/livez")
+async def livez() -> JSONResponse:
+    """200 while this process answers; asks nothing of the database (a liveness probe
+    that restarts a process because PostgreSQL is down would only add to the outage)."""
+    return JSONResponse(
+        {"status": "ok", "release": current_release().describe()},
+        headers={"cache-control": "no-store"},
+    )
+
+
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "not ready; `checks` names why",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def readyz(request: Request) -> JSONResponse:
+    """200 when this process may take traffic: the database answers at a schema this
+    release runs on (its own migration or a later one), the process holds its signing
+    keys, and it is not draining for shutdown; else 503 naming the check. The body
+    names the release (version, commit, migration) for the playbook's triage."""
+    runtime = runtime_of(request)
+    release = current_release()
+    checks = await run_readiness(
+        runtime.database,
+        KEYRING.of(request),
+        set(runtime.settings.signing_algorithms),
+        release,
+        DRAINING.active,
+    )
+    ready = all(check.ok for check in checks)
+    return JSONResponse(
+        {
+            "status": "ready" if ready else "not_ready",
+            "checks": {check.name: check.detail for check in checks},
+            "release": release.describe(),
+        },
+        status_code=200 if ready else 503,
         headers={"cache-control": "no-store"},
     )
 
