@@ -68,9 +68,11 @@ from onepass.oauth.well_known import WellKnown
 from onepass.oauth_errors import OAuthError
 from onepass.ops import routes as ops_routes
 from onepass.ops.home import home_page, wants_html
+from onepass.ops.releases import run_heartbeat
 from onepass.ops.status import STATUS_PAGE, StatusPage
 from onepass.pages import Brand, use_brand
 from onepass.process import DRAINING, settle_gc
+from onepass.release import current as current_release
 from onepass.runtime import Runtime
 from onepass.selfservice import account_routes, enrolment_routes
 from onepass.selfservice import routes as selfservice_routes
@@ -353,6 +355,18 @@ class OnePass:
             if runtime.settings.webhook_embedded_dispatcher
             else None
         )
+        # `onepass serve`: this worker's release in process_heartbeats (onepass triage).
+        beat_stop = asyncio.Event()
+        beating = (
+            asyncio.create_task(
+                run_heartbeat(
+                    runtime.database, runtime.clock, current_release(), "serve", beat_stop
+                ),
+                name="release-heartbeat",
+            )
+            if self.settle
+            else None
+        )
         if self.settle:
             settle_gc()
             # SIGTERM: /readyz says 503 for ONEPASS_SHUTDOWN_DELAY before uvicorn drains.
@@ -361,6 +375,9 @@ class OnePass:
             yield
         finally:
             webhooks_stop.set()
+            beat_stop.set()
+            if beating is not None:
+                await beating
             if webhooks_task is not None:
                 await webhooks_task  # finishes the deliveries in flight, releases the rest
             refresher.cancel()

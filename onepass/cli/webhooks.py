@@ -140,8 +140,21 @@ def dispatch(
                     stats = await dispatcher.run_once(stop, force=force)
                     mail_sent = await MailDelivery.of(runtime).deliver_all_due()
                 else:
-                    async with delivering(runtime, stop):
-                        stats = await dispatcher.run(stop, force=force)
+                    from onepass.ops.releases import run_heartbeat
+                    from onepass.release import current
+
+                    beat_stop = asyncio.Event()
+                    beating = asyncio.create_task(
+                        run_heartbeat(
+                            runtime.database, runtime.clock, current(), "dispatch", beat_stop
+                        )
+                    )
+                    try:
+                        async with delivering(runtime, stop):
+                            stats = await dispatcher.run(stop, force=force)
+                    finally:
+                        beat_stop.set()
+                        await beating
             return {"dispatcher": dispatcher.name, **stats.as_json(), "mail_attempted": mail_sent}
         finally:
             if lock is not None:

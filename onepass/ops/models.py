@@ -89,3 +89,21 @@ class IncidentUpdate(Base):
 # grows with every delivery, so that read goes through an index on started_at. The
 # table belongs to webhooks; the index is the operations domain's, created by 0006.
 Index("ix_webhook_delivery_attempts_started_at", WebhookDeliveryAttempt.started_at)
+
+
+class ProcessHeartbeat(Base):
+    """A running server worker or dispatcher and the release it runs, refreshed every few
+    seconds (``ops.releases``): ``onepass triage`` names processes running different
+    releases at once, the playbook's "which deploys are recent?"."""
+
+    __tablename__ = "process_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    kind: Mapped[str] = mapped_column(String(16))  # serve | dispatch
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(40))
+    commit: Mapped[str | None] = mapped_column(String(40))
+    revision: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -40,6 +40,10 @@ def test_triage_against_a_running_server_then_a_stopped_one(tmp_path: Path) -> N
         assert code == 0, (report, stderr)
         assert report["severity"] == "ok" and report["reasons"] == []
         assert {c["name"] for c in report["checks"]} >= {"up", "jwks", "token_endpoint"}
+        # The server's worker reported the release it runs; one release, so ok.
+        (running,) = next(c for c in report["checks"] if c["name"] == "releases")["value"]
+        assert running["processes"] == 1 and running["kinds"] == ["serve"]
+        assert running["revision"] == httpx.get(f"{server.url}/livez").json()["release"]["revision"]
         human = cli(server.env, "triage", check=False)
         assert human.returncode == 0 and "severity: ok" in human.stdout
         page = httpx.get(f"{server.url}/status", timeout=5)

@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.clients.models import OAuthApplication
 from onepass.mail.models import MailOutboxEntry
+from onepass.ops import releases
 from onepass.ops.severity import Finding, Severity, assess_deliveries, duration_text, name_list
 from onepass.ops.triage.report import CheckResult, Thresholds
+from onepass.release import current as current_release
 from onepass.webhooks import outbox_queries
 from onepass.webhooks.models import WebhookDeliveryAttempt
 
@@ -54,6 +56,7 @@ async def database_checks(
             checks.append(await _check_backlog(session, now, thresholds))
             checks.append(await _check_dead_letters(session))
             checks.append(await _check_mail(session, now))
+            checks.append(await _check_releases(session, now))
             return checks
     except Exception as exc:
         # Nothing here is worth a traceback at 3 a.m.: say what failed and go on.
@@ -236,3 +239,32 @@ async def _check_mail(session: AsyncSession, now: datetime) -> CheckResult:
         "ONEPASS_SMTP_URL and the SMTP server's answer in the error."
     )
     return CheckResult("mail", False, dead or 0, detail, [Finding(Severity.SEV3, reason)])
+
+
+async def _check_releases(session: AsyncSession, now: datetime) -> CheckResult:
+    """The playbook's "which deploys are recent?": the releases the running server
+    workers and dispatchers report (``ops.releases``), and whether they differ."""
+    groups = await releases.running(session, now)
+    value = [g.describe() for g in groups]
+    mine = current_release()
+    if not groups:
+        return CheckResult(
+            "releases",
+            True,
+            value,
+            f"no process has reported in the last {releases.STALE_AFTER.seconds} s "
+            f"(this triage runs {mine.label()})",
+        )
+    parts = [
+        f"{len(g.processes)} on {g.release.label()} ({', '.join(sorted({p.host for p in g.processes}))})"
+        for g in groups
+    ]
+    if len(groups) == 1:
+        return CheckResult("releases", True, value, f"every process runs one release: {parts[0]}")
+    reason = (
+        "processes run different releases at once: "
+        + "; ".join(parts)
+        + ". During a rolling deploy this lasts minutes; if it lasts, a host missed the "
+        "deploy or a rollback stopped half-way (docs/deploying.md, rolling back)."
+    )
+    return CheckResult("releases", False, value, "; ".join(parts), [Finding(Severity.SEV3, reason)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -11,8 +12,11 @@ from onepass.app import OnePass
 from onepass.cache import RedisCache
 from onepass.clock import Clock, FrozenClock, SystemClock
 from onepass.db import Database
+from onepass.ops import releases
+from onepass.ops.releases import beat, run_heartbeat
 from onepass.ops.severity import Severity
 from onepass.ops.triage import Report, Thresholds, triage
+from onepass.release import Release, current
 from onepass.runtime import Runtime
 from tests.conftest import database_stopped
 from tests.e2e.server import free_port
@@ -31,6 +35,7 @@ CHECKS = [
     "webhook_backlog",
     "webhook_dead_letters",
     "mail",
+    "releases",
     "redis",
 ]
 
@@ -283,3 +288,49 @@ async def test_triage_is_sev3_when_mail_does_not_get_through(
     assert "Relaying denied" in str(mail_check["detail"])
     [reason] = report.reasons
     assert reason.startswith("sev3: mail is not getting through") and "onepass mail list" in reason
+
+
+async def test_triage_names_processes_running_different_releases(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The playbook's "which deploys are recent?": two hosts mid-deploy, one process gone
+    quiet long ago (not counted)."""
+    now = runtime.clock.now()
+    old = Release("0.1.0", "a" * 40, "0019")
+    new = Release("0.2.0", "b" * 40, "0020")
+    async with runtime.database.session() as session:
+        for name, release, seen in [
+            ("api-1:10", old, now),
+            ("api-1:11", old, now - timedelta(seconds=5)),
+            ("api-2:10", new, now),
+            ("api-3:10", Release("0.0.9", None, "0018"), now - timedelta(minutes=10)),
+        ]:
+            await beat(session, name=name, kind="serve", release=release, started=now, now=seen)
+    report = await run_triage(http, runtime.database, FrozenClock(now))
+    assert report.severity is Severity.SEV3
+    releases = check(report, "releases")
+    assert releases["ok"] is False
+    assert [(r["version"], r["processes"], r["hosts"]) for r in releases["value"]] == [
+        ("0.1.0", 2, ["api-1"]),
+        ("0.2.0", 1, ["api-2"]),
+    ]
+    (reason,) = report.reasons
+    assert "different releases" in reason and "api-2" in reason and "api-3" not in reason
+
+
+async def test_a_heartbeat_runs_until_stopped_and_then_removes_its_row(runtime: Runtime) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_heartbeat(runtime.database, runtime.clock, current(), "dispatch", stop)
+    )
+    for _ in range(100):
+        async with runtime.database.session() as session:
+            rows = await releases.running(session, runtime.clock.now())
+        if rows:
+            break
+        await asyncio.sleep(0.02)
+    assert [(r.release, [p.kind for p in r.processes]) for r in rows] == [(current(), ["dispatch"])]
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    async with runtime.database.session() as session:
+        assert await releases.running(session, runtime.clock.now()) == []
