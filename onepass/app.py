@@ -291,6 +291,18 @@ def _browsing(request: Request) -> bool:
     )
 
 
+async def _load_secrets_until_done(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(2.0)
+        try:
+            await runtime.load_installation_secrets()
+        except Exception as exc:
+            log.error("secrets.load_failed", error=type(exc).__name__)
+            continue
+        log.info("secrets.loaded")
+        return
+
+
 class OnePass:
     """The ASGI entry point: the bare handlers first, FastAPI for the rest. Its
     lifespan builds the process's services (``services``, see ``onepass.services``)."""
@@ -332,6 +344,20 @@ class OnePass:
             runtime.clock,
             refresh_interval=runtime.settings.key_refresh_interval,
         )
+        secrets_loader: asyncio.Task[None] | None = None
+        try:
+            await runtime.load_installation_secrets()
+        except DecryptionError as exc:
+            await runtime.close()
+            raise StartupError(
+                f"{exc}; ONEPASS_SECRET_KEY (or one of ONEPASS_SECRET_KEY_FALLBACKS) must be "
+                "the key the installation's secrets were sealed with"
+            ) from None
+        except Exception as exc:
+            # The database may be down at start: keep trying, or hashes would be computed
+            # under the wrong key once it answers.
+            log.error("secrets.initial_load_failed", error=type(exc).__name__)
+            secrets_loader = asyncio.create_task(_load_secrets_until_done(runtime))
         try:
             await keyring.refresh()
         except DecryptionError as exc:
@@ -360,7 +386,12 @@ class OnePass:
         beating = (
             asyncio.create_task(
                 run_heartbeat(
-                    runtime.database, runtime.clock, current_release(), "serve", beat_stop
+                    runtime.database,
+                    runtime.clock,
+                    current_release(),
+                    "serve",
+                    beat_stop,
+                    runtime.box.fingerprints,
                 ),
                 name="release-heartbeat",
             )
@@ -382,6 +413,10 @@ class OnePass:
                 await webhooks_task  # finishes the deliveries in flight, releases the rest
             refresher.cancel()
             metrics_flusher.cancel()
+            if secrets_loader is not None:
+                secrets_loader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await secrets_loader
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             with contextlib.suppress(asyncio.CancelledError):

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     issuer: str = "http://127.0.0.1:8000"
     secret_key: str | None = Field(default=None, repr=False)
+    # Earlier keys that still decrypt (never encrypt), comma-separated: the steps of a
+    # rotation of ONEPASS_SECRET_KEY (`onepass secrets rotate`, docs/deploying.md).
+    secret_key_fallbacks: str | None = Field(default=None, repr=False)
 
     # The algorithms the key ring keeps signing keys for (an active and a next key each,
     # created at start): what ID tokens may be signed with (a client's
@@ -461,6 +464,10 @@ class Settings(BaseSettings):
         if rest in ("", ":memory:"):
             return None
         return Path(rest)
+
+    @property
+    def secret_key_fallback_list(self) -> list[str]:
+        return [k.strip() for k in (self.secret_key_fallbacks or "").split(",") if k.strip()]
 
     def with_secret_key(self) -> Settings:
         """Return settings whose ``secret_key`` is set.

@@ -153,6 +153,8 @@ def run(action: Callable[[Runtime], Awaitable[T]], *, check_schema: bool = True)
                     "the database schema is not up to date: run `onepass db upgrade` "
                     "(or start `onepass serve`, which migrates)"
                 )
+            if check_schema:
+                await runtime.load_installation_secrets()
             return await action(runtime)
         finally:
             owed = getattr(runtime.cache, "lost_writes", 0)

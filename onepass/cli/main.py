@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "cache": "onepass.cli.identity:cache_app",
     "admin": "onepass.cli.admin:app",
     "incidents": "onepass.cli.ops:incidents_app",
+    "secrets": "onepass.cli.secrets:app",
 }
 
 

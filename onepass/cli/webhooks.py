@@ -146,7 +146,12 @@ def dispatch(
                     beat_stop = asyncio.Event()
                     beating = asyncio.create_task(
                         run_heartbeat(
-                            runtime.database, runtime.clock, current(), "dispatch", beat_stop
+                            runtime.database,
+                            runtime.clock,
+                            current(),
+                            "dispatch",
+                            beat_stop,
+                            runtime.box.fingerprints,
                         )
                     )
                     try:

@@ -38,7 +38,7 @@ KEYS_LOCK = "signing_keys"
 PUBLISHED_STATES = (KeyState.NEXT, KeyState.ACTIVE, KeyState.RETIRED)
 
 
-def _box_context(kid: str) -> str:
+def box_context(kid: str) -> str:
     return f"signing_key:{kid}"
 
 
@@ -51,7 +51,7 @@ def new_key(box: SecretBox, alg: str, state: KeyState, now: datetime) -> Signing
         alg=alg,
         state=state,
         public_jwk=public,
-        private_key_encrypted=box.encrypt(jwt.private_key_to_pem(private), _box_context(kid)),
+        private_key_encrypted=box.encrypt(jwt.private_key_to_pem(private), box_context(kid)),
         created_at=now,
         activated_at=now if state is KeyState.ACTIVE else None,
     )
@@ -61,7 +61,7 @@ def load_signer(box: SecretBox, key: SigningKey) -> jwt.JWTSigner:
     """Decrypt a stored key; raises ``DecryptionError`` if ONEPASS_SECRET_KEY is wrong."""
     if key.private_key_encrypted is None:
         raise ValueError(f"signing key {key.kid} has no private key (removed)")
-    pem = box.decrypt(key.private_key_encrypted, _box_context(key.kid))
+    pem = box.decrypt(key.private_key_encrypted, box_context(key.kid))
     return jwt.JWTSigner(kid=key.kid, alg=key.alg, key=jwt.private_key_from_pem(pem))
 
 

@@ -63,7 +63,7 @@ def compose(kind: str, to: str, language: str, context: dict[str, Any]) -> Mail:
     )
 
 
-def _context(entry_id: int) -> str:
+def box_context(entry_id: int) -> str:
     return f"mail_outbox_entries:{entry_id}"
 
 
@@ -86,7 +86,7 @@ async def enqueue(
     session.add(entry)
     await session.flush()
     entry.body_encrypted = box.encrypt(
-        orjson.dumps({"text": mail.text, "html": mail.html}), _context(entry.id)
+        orjson.dumps({"text": mail.text, "html": mail.html}), box_context(entry.id)
     )
     return entry
 
@@ -95,7 +95,7 @@ def body_of(box: SecretBox, entry: MailOutboxEntry) -> tuple[str, str] | None:
     """The text and HTML of a mail whose body is still kept."""
     if entry.body_encrypted is None:
         return None
-    body = orjson.loads(box.decrypt(entry.body_encrypted, _context(entry.id)))
+    body = orjson.loads(box.decrypt(entry.body_encrypted, box_context(entry.id)))
     return body["text"], body["html"]
 
 

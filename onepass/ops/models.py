@@ -105,5 +105,7 @@ class ProcessHeartbeat(Base):
     version: Mapped[str] = mapped_column(String(40))
     commit: Mapped[str | None] = mapped_column(String(40))
     revision: Mapped[str] = mapped_column(String(32))
+    # The secret keys this process decrypts with (crypto.fingerprint), comma-separated.
+    key_fingerprints: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,13 +45,20 @@ async def beat(
     release: Release,
     started: datetime,
     now: datetime,
+    keys: Sequence[str] = (),
 ) -> None:
-    """Record that process ``name`` runs ``release`` as of ``now``."""
+    """Record that process ``name`` runs ``release`` and decrypts with the secret keys
+    of fingerprints ``keys``, as of ``now``."""
+    fingerprints = ",".join(keys)[:200]
     updated = await session.execute(
         update(ProcessHeartbeat)
         .where(ProcessHeartbeat.name == name)
         .values(
-            seen_at=now, version=release.version, commit=release.commit, revision=release.revision
+            seen_at=now,
+            version=release.version,
+            commit=release.commit,
+            revision=release.revision,
+            key_fingerprints=fingerprints,
         )
     )
     if updated.rowcount:  # type: ignore[attr-defined]
@@ -65,6 +73,7 @@ async def beat(
             version=release.version,
             commit=release.commit,
             revision=release.revision,
+            key_fingerprints=fingerprints,
             started_at=started,
             seen_at=now,
         )
@@ -76,7 +85,12 @@ async def forget(session: AsyncSession, name: str) -> None:
 
 
 async def run_heartbeat(
-    database: Database, clock: Clock, release: Release, kind: str, stop: asyncio.Event
+    database: Database,
+    clock: Clock,
+    release: Release,
+    kind: str,
+    stop: asyncio.Event,
+    keys: Sequence[str] = (),
 ) -> None:
     """Beat until ``stop`` is set, then remove this process's row. A database that does
     not answer is logged and tried again at the next beat (never fatal)."""
@@ -85,7 +99,13 @@ async def run_heartbeat(
         try:
             async with asyncio.timeout(BEAT_TIMEOUT), database.session() as session:
                 await beat(
-                    session, name=name, kind=kind, release=release, started=started, now=clock.now()
+                    session,
+                    name=name,
+                    kind=kind,
+                    release=release,
+                    started=started,
+                    now=clock.now(),
+                    keys=keys,
                 )
         except Exception as exc:
             log.warning("releases.heartbeat_failed", error=type(exc).__name__)
@@ -111,13 +131,17 @@ class RunningRelease:
         }
 
 
+async def live_processes(session: AsyncSession, now: datetime) -> list[ProcessHeartbeat]:
+    """The processes seen within ``STALE_AFTER``."""
+    rows = await session.scalars(
+        select(ProcessHeartbeat).where(ProcessHeartbeat.seen_at > now - STALE_AFTER)
+    )
+    return list(rows.all())
+
+
 async def running(session: AsyncSession, now: datetime) -> list[RunningRelease]:
     """The releases processes seen within ``STALE_AFTER`` run, most processes first."""
-    rows = (
-        await session.scalars(
-            select(ProcessHeartbeat).where(ProcessHeartbeat.seen_at > now - STALE_AFTER)
-        )
-    ).all()
+    rows = await live_processes(session, now)
     groups: dict[Release, list[ProcessHeartbeat]] = defaultdict(list)
     for row in rows:
         groups[Release(row.version, row.commit, row.revision)].append(row)

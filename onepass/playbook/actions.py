@@ -43,6 +43,7 @@ REPLAY_DLQ = "webhook_outbox.replay_dlq"
 ROTATE_WEBHOOK_KEY = "webhook_keys.rotate"
 COMPROMISE_WEBHOOK_KEY = "webhook_keys.compromise"
 ROTATE_SIGNING_KEYS = "signing_keys.rotate"
+ROTATE_SECRET_KEY = "secret_key.rotate"  # audited; the CLI's only (it is given the key)
 MERGE_USERS = "users.merge"
 INVALIDATE_CANONICAL = "cache.invalidate_canonical"
 # Users and administrators (day-2 management).

@@ -8,6 +8,7 @@ from alembic import context
 
 import onepass.accounts.models
 import onepass.clients.models
+import onepass.db.installation
 import onepass.identity.models
 import onepass.keys.models
 import onepass.mail.models
