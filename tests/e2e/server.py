@@ -57,13 +57,20 @@ class Server:
     """``onepass serve`` on a free port; stopped with SIGTERM on exit."""
 
     def __init__(
-        self, env: dict[str, str], *, workers: int = 1, log_path: Path, host: str = "127.0.0.1"
+        self,
+        env: dict[str, str],
+        *,
+        workers: int = 1,
+        log_path: Path,
+        host: str = "127.0.0.1",
+        issuer: str | None = None,
     ) -> None:
         """``host``: the issuer's host name (``localhost`` for passkeys, which browsers
-        refuse on an IP address); the server listens on 127.0.0.1 either way."""
+        refuse on an IP address); the server listens on 127.0.0.1 either way.
+        ``issuer``: another issuer than the server's own URL (behind a proxy)."""
         self.port = free_port()
         self.url = f"http://{host}:{self.port}"
-        self.env = {**env, "ONEPASS_ISSUER": self.url}
+        self.env = {**env, "ONEPASS_ISSUER": issuer or self.url}
         self.workers = workers
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
