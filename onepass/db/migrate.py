@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -12,6 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from onepass.db.engine import Database
+
+log = structlog.get_logger("onepass.db.migrate")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: several processes starting at once take turns migrating.
@@ -26,9 +29,30 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+def _ahead(applied: set[str], heads: set[str]) -> bool:
+    """The database is at a later migration than this code ships (a newer release
+    migrated it): expand/contract lets this release run on it unchanged, which is what a
+    rollback and the old half of a rolling upgrade rely on (docs/deploying.md)."""
+    if len(applied) != 1 or len(heads) != 1:
+        return False
+    (at,), (head,) = applied, heads
+    return at.isdigit() and head.isdigit() and int(at) > int(head)
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+    if revision == "head":
+        applied = set(MigrationContext.configure(connection).get_current_heads())
+        heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+        if _ahead(applied, heads):
+            log.warning(
+                "migrations.schema_ahead",
+                applied=sorted(applied),
+                shipped=sorted(heads),
+                hint="a newer release migrated this database; this release runs on it as is",
+            )
+            return
     command.upgrade(alembic_config(connection), revision)
 
 
@@ -43,10 +67,12 @@ async def upgrade(database: Database, revision: str = "head") -> None:
 
 def _current(connection: Connection) -> bool:
     applied = set(MigrationContext.configure(connection).get_current_heads())
-    return applied == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return applied == heads or _ahead(applied, heads)
 
 
 async def schema_is_current(database: Database) -> bool:
-    """True when every migration has been applied."""
+    """True when every migration this code ships has been applied (a database a newer
+    release migrated further is current too: expand/contract)."""
     async with database.engine.connect() as conn:
         return await conn.run_sync(_current)
