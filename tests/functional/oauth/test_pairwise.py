@@ -491,3 +491,79 @@ async def test_discovery_and_admin_api_show_the_subject_type(
         runtime, Actor.cli(), rp["client_id"], ClientChanges(subject_type="public")
     )
     assert changed["subject_type"] == "public" and changed["sector_identifier_uri"] is None
+
+
+async def test_authlib_code_flow_for_a_pairwise_client(
+    app: OnePass, http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Authlib's client as the RP, joserfc verifying the ID token: the pairwise sub is
+    the one userinfo gives and stays across a refresh."""
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+    user = await make_user(runtime)
+    redirect_uri = "https://authlib.example/cb"
+    rp = await register(runtime, subject_type="pairwise", redirect_uris=[redirect_uri])
+    jwks = (await http.get("/.well-known/jwks.json")).json()
+    async with AsyncOAuth2Client(
+        rp["client_id"],
+        rp["client_secret"],
+        redirect_uri=redirect_uri,
+        scope=SCOPE,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="client_secret_basic",
+        transport=httpx.ASGITransport(app=app),
+        base_url=ISSUER,
+    ) as client:
+        url, _state = client.create_authorization_url(
+            f"{ISSUER}/authorize", code_verifier=VERIFIER, nonce="n"
+        )
+        callback = await log_in_and_consent(http, url, user.email, user.password)
+        token = await client.fetch_token(
+            f"{ISSUER}/token", authorization_response=callback, code_verifier=VERIFIER
+        )
+        sub = id_token_sub(token["id_token"], jwks, rp["client_id"])
+        assert sub != user.sub and user.sub not in sub
+        assert (await client.get(f"{ISSUER}/userinfo")).json()["sub"] == sub
+        refreshed = await client.refresh_token(
+            f"{ISSUER}/token", refresh_token=token["refresh_token"]
+        )
+        decoded = jwt.decode(
+            refreshed["id_token"], KeySet.import_key_set(jwks), algorithms=["RS256"]
+        )
+        assert decoded.claims["sub"] == sub and decoded.claims["aud"] == rp["client_id"]
+
+
+async def test_tokens_of_a_client_that_changed_its_subject_type_are_refused(
+    app: OnePass, http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Changing the subject type changes every sub the RP sees: the tokens it holds name
+    users by subs it no longer has, and are refused in the protocol's own format."""
+    import asyncio
+
+    user = await make_user(runtime)
+    rp = await register(runtime, subject_type="pairwise", redirect_uris=["https://a.example/cb"])
+    tokens = await sign_in(app, http, rp, user)
+    await playbook.update(
+        runtime, Actor.cli(), rp["client_id"], ClientChanges(subject_type="public")
+    )
+    await asyncio.sleep(runtime.settings.client_cache_ttl + 0.1)
+    userinfo = await http.get(
+        "/userinfo", headers={"authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert userinfo.status_code == 401
+    assert userinfo.json()["error"] == "invalid_token"
+    assert 'error="invalid_token"' in userinfo.headers["www-authenticate"]
+    introspected = await http.post(
+        "/introspect",
+        data={"token": tokens["access_token"]},
+        auth=(rp["client_id"], rp["client_secret"]),
+    )
+    # Introspection reports the token as it was issued (as a client_credentials token,
+    # whose sub is no user): its sub is still the one the RP was given.
+    assert introspected.status_code == 200
+    assert introspected.json()["sub"] == id_token_sub(
+        tokens["id_token"], (await http.get("/.well-known/jwks.json")).json(), rp["client_id"]
+    )
+    # A new sign-in gives the public sub.
+    again = await sign_in(app, http, rp, user)
+    assert one_sub(await subs_seen(http, rp, again)) == user.sub
