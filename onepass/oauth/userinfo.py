@@ -99,13 +99,13 @@ class UserInfo:
                 await self._dpop.take(proof)
             except ProofRefused as exc:
                 raise resource_error(exc, self._dpop) from None
-        client = await self._verifier.registered_client(claims["client_id"])
-        # A pairwise client's token names the user by its sector's sub (``clients.subjects``).
-        sector = sector_of(client) if client is not None else None
         params = {"jti": claims["jti"], "sub": claims["sub"]}
-        if sector is None:
-            user = await self._direct.read(USERINFO, params)
-        else:
+        user = await self._direct.read(USERINFO, params)
+        client = await self._verifier.registered_client(claims["client_id"])
+        # A pairwise client's token names the user by its sector's sub (``clients.subjects``):
+        # read again by it (a public client's token, by far the most, reads once).
+        sector = sector_of(client) if client is not None else None
+        if sector is not None:
             user = await self._direct.read(USERINFO_PAIRWISE, {**params, "sector": sector})
         if user is not None and user["revoked"] is not None:
             raise InvalidTokenError("the access token was revoked")
