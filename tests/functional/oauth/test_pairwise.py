@@ -567,3 +567,55 @@ async def test_tokens_of_a_client_that_changed_its_subject_type_are_refused(
     # A new sign-in gives the public sub.
     again = await sign_in(app, http, rp, user)
     assert one_sub(await subs_seen(http, rp, again)) == user.sub
+
+
+async def test_logout_tokens_name_the_user_by_the_rps_sub(
+    app: OnePass, http: httpx.AsyncClient, runtime: Runtime, server: Receiver
+) -> None:
+    """Back-channel logout tokens carry the sub of the RP's sector, for one session
+    (RP-initiated logout with the pairwise id_token_hint) and for all of a user's."""
+    from onepass.playbook import users as user_playbook
+    from tests.functional.webhooks.test_backchannel_logout import (
+        logout_token_of,
+        verify_logout_token,
+    )
+
+    user = await make_user(runtime)
+    rp = await register(
+        runtime,
+        subject_type="pairwise",
+        redirect_uris=["https://a.example/cb"],
+        backchannel_logout_uri=server.url("/bcl"),
+    )
+    jwks = (await http.get("/.well-known/jwks.json")).json()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": rp["client_id"],
+                "redirect_uri": rp["redirect_uris"][0],
+                "scope": SCOPE,
+                "nonce": "n",
+                "code_challenge": pkce.s256(VERIFIER),
+                "code_challenge_method": "S256",
+            }
+        )
+        callback = await log_in_and_consent(
+            browser, f"/authorize?{query}", user.email, user.password
+        )
+        tokens = await redeem(http, rp, parse_qs(urlsplit(callback).query)["code"][0])
+        sub = id_token_sub(tokens["id_token"], jwks, rp["client_id"])
+        out = await browser.get("/logout", params={"id_token_hint": tokens["id_token"]})
+        assert out.status_code == 200 and 'name="csrf_token"' not in out.text
+    await drain(runtime)
+    (one,) = server.at("/bcl")
+    claims = verify_logout_token(logout_token_of(one), jwks, rp["client_id"])
+    assert claims["sub"] == sub and claims["sid"]
+
+    await sign_in(app, http, rp, user)  # a live refresh token: its RP is told
+    await user_playbook.revoke_sessions(runtime, Actor.cli(), str(user.id))
+    await drain(runtime)
+    (_, every) = server.at("/bcl")
+    claims = verify_logout_token(logout_token_of(every), jwks, rp["client_id"])
+    assert claims["sub"] == sub and user.sub not in every.body.decode()
