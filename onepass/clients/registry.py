@@ -733,10 +733,35 @@ async def update_client(
         raise InvalidClientSettings(
             "the fapi2 profile requires PAR: leave the profile first (--profile default)"
         )
-    changed = settings.checked(production=production).apply(app)
+    checked = settings.checked(production=production)
+    _check_sector_kept(app, checked, changes)
+    changed = checked.apply(app)
     if changed:
         app.updated_at = clock.now()
     return changed
+
+
+def _check_sector_kept(
+    app: OAuthApplication, settings: ClientSettings, changes: ClientChanges
+) -> None:
+    """A pairwise client's sector changes only when the operator says so (a new subject
+    type or sector identifier URI): moving its redirect URIs to another host would give
+    every user a new ``sub`` at the RP (``clients.subjects``)."""
+    before = subjects.sector_of(app)
+    after = subjects.sector(
+        settings.subject_type, settings.redirect_uris, settings.sector_identifier_uri
+    )
+    if (
+        before is not None
+        and after != before
+        and changes.subject_type is None
+        and changes.sector_identifier_uri is None
+    ):
+        raise InvalidClientSettings(
+            f"this would move the pairwise client from sector {before} to {after}, and so "
+            "change the sub of every user it knows; keep a redirect URI on "
+            f"{before}, or give a sector_identifier_uri on {before} listing the new ones"
+        )
 
 
 def describe_client(app: OAuthApplication) -> dict[str, Any]:

@@ -155,14 +155,25 @@ def check_sector_document(body: bytes, redirect_uris: Sequence[str]) -> None:
 
 def sector_of(client: ClientRecord | OAuthApplication) -> str | None:
     """The client's sector (a host), or None for a public client."""
-    if client.subject_type != PAIRWISE:
+    return sector(
+        client.subject_type, client.redirect_uris, client.sector_identifier_uri, client.client_id
+    )
+
+
+def sector(
+    subject_type: str,
+    redirect_uris: Sequence[str],
+    sector_identifier_uri: str | None,
+    client_id: str = "",
+) -> str | None:
+    """The sector of a client of these settings (a host), or None for a public one."""
+    if subject_type != PAIRWISE:
         return None
-    uri = client.sector_identifier_uri
-    if uri is not None:
-        return _host(uri) or uri
+    if sector_identifier_uri is not None:
+        return _host(sector_identifier_uri) or sector_identifier_uri
     # Registration refuses redirect URIs on several hosts; the first one decides if a
     # row was written otherwise.
-    return next((h for h in map(_host, client.redirect_uris) if h), client.client_id)
+    return next((h for h in map(_host, redirect_uris) if h), client_id)
 
 
 def _new_sub() -> str:

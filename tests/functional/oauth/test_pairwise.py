@@ -487,6 +487,17 @@ async def test_discovery_and_admin_api_show_the_subject_type(
     config = (await http.get("/.well-known/openid-configuration")).json()
     assert config["subject_types_supported"] == ["public", "pairwise"]
     rp = await register(runtime, subject_type="pairwise", redirect_uris=["https://a.example/cb"])
+    # Moving the redirect URIs to another host would move the sector: refused.
+    with pytest.raises(Invalid, match=r"from sector a\.example to b\.example"):
+        await playbook.update(
+            runtime,
+            Actor.cli(),
+            rp["client_id"],
+            ClientChanges(
+                add_redirect_uris=("https://b.example/cb",),
+                remove_redirect_uris=("https://a.example/cb",),
+            ),
+        )
     changed = await playbook.update(
         runtime, Actor.cli(), rp["client_id"], ClientChanges(subject_type="public")
     )

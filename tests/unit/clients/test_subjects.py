@@ -13,6 +13,7 @@ from onepass.clients.subjects import (
     SubjectSettingsRefused,
     check_sector_document,
     check_subject_settings,
+    sector,
     sector_of,
 )
 
@@ -42,6 +43,12 @@ def test_the_sector_is_the_host_of_the_redirect_uris_or_of_the_sector_identifier
     assert sector_of(record(PAIRWISE, TWO_HOSTS, "https://Sector.example/s.json")) == (
         "sector.example"
     )
+
+
+def test_sector_of_settings() -> None:
+    assert sector(PUBLIC, ONE_HOST, None) is None
+    assert sector(PAIRWISE, ["https://x.example/cb"], None) == "x.example"
+    assert sector(PAIRWISE, TWO_HOSTS, "https://s.example/s.json") == "s.example"
 
 
 def test_public_is_the_default_and_needs_nothing() -> None:
