@@ -630,3 +630,29 @@ async def test_logout_tokens_name_the_user_by_the_rps_sub(
     (_, every) = server.at("/bcl")
     claims = verify_logout_token(logout_token_of(every), jwks, rp["client_id"])
     assert claims["sub"] == sub and user.sub not in every.body.decode()
+
+
+async def test_concurrent_first_uses_agree_on_one_sub(runtime: Runtime) -> None:
+    """Token requests racing to make a user's first sub of a sector all get the same
+    one, by the grants' direct path and the ORM's alike."""
+    import asyncio
+
+    from onepass.clients.registry import ClientRecord
+
+    user = await make_user(runtime)
+    rp = await register(runtime, subject_type="pairwise", redirect_uris=["https://a.example/cb"])
+    async with runtime.database.session() as session:
+        record = ClientRecord.of(await find_client(session, rp["client_id"]))
+
+    async def by_orm() -> str:
+        async with runtime.database.session() as session:
+            return await subjects.subject_for(session, runtime.clock, record, user.id, user.sub)
+
+    direct = [
+        subjects.direct_subject_for(runtime.direct, runtime.clock, record, user.id, user.sub)
+        for _ in range(8)
+    ]
+    got = await asyncio.gather(*direct, *(by_orm() for _ in range(4)))
+    assert len(set(got)) == 1 and got[0] != user.sub
+    async with runtime.database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(PairwiseSubject)) == 1
