@@ -129,6 +129,18 @@ def create(
         "--backchannel-logout-session-required",
         help="Every logout token names the session (sid): one per session it had.",
     ),
+    subject_type: str = typer.Option(
+        "public",
+        "--subject-type",
+        help="public (every RP sees the same sub) or pairwise (a sub of its own sector: "
+        "OpenID Connect Core §8.1).",
+    ),
+    sector_identifier_uri: str | None = typer.Option(
+        None,
+        "--sector-identifier-uri",
+        help="pairwise: an https URL serving a JSON array of the client's redirect URIs; "
+        "its host is the sector (needed when the redirect URIs are on several hosts).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register an application; its secret (and webhook signing key) is printed this once."""
@@ -160,6 +172,8 @@ def create(
             backchannel_logout_uri=backchannel_logout_uri,
             backchannel_logout_session_required=backchannel_logout_session_required,
             dpop_bound_access_tokens=dpop_bound,
+            subject_type=subject_type,
+            sector_identifier_uri=sector_identifier_uri,
         )
 
     data = run(action)
@@ -302,6 +316,16 @@ def update(
         "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
         help="Every logout token names the session (sid), or not.",
     ),
+    subject_type: str | None = typer.Option(
+        None,
+        "--subject-type",
+        help="public or pairwise (OpenID Connect Core §8.1): the sub its users have changes.",
+    ),
+    sector_identifier_uri: str | None = typer.Option(
+        None,
+        "--sector-identifier-uri",
+        help='pairwise: an https URL serving a JSON array of its redirect URIs ("" removes it).',
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Change an application's registration; it keeps its client_id and secret."""
@@ -331,6 +355,8 @@ def update(
         backchannel_logout_uri="" if no_backchannel_logout_uri else backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
         dpop_bound_access_tokens=dpop_bound,
+        subject_type=subject_type,
+        sector_identifier_uri=sector_identifier_uri,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

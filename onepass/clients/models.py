@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, String, Text, false, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -74,6 +74,13 @@ class OAuthApplication(Base):
     backchannel_logout_session_required: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # OpenID Connect Core 1.0 §8: "public" (every RP sees users.sub) or "pairwise" (a
+    # sub of the client's sector, ``clients.subjects``); the sector is the host of
+    # sector_identifier_uri when given, else of the redirect URIs.
+    subject_type: Mapped[str] = mapped_column(
+        String(16), default="public", server_default=text("'public'")
+    )
+    sector_identifier_uri: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # The webhook claim skips disabled applications' entries: this (usually empty)
@@ -101,3 +108,19 @@ class UsedClientAssertion(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index(None, "expires_at"),)
+
+
+class PairwiseSubject(Base):
+    """The ``sub`` a sector's RPs know a user by (OpenID Connect Core 1.0 §8.1): random,
+    made on first use (``clients.subjects``), so it reveals nothing about the user's
+    public ``sub`` and no key rotation changes it. Unique, so that userinfo and
+    introspection find the user from it in one index probe."""
+
+    __tablename__ = "pairwise_subjects"
+
+    sector: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    sub: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

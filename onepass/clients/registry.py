@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.clients import auth as client_auth
-from onepass.clients import profiles
+from onepass.clients import profiles, subjects
 from onepass.clients.models import OAuthApplication
 from onepass.clients.scopes import parse_scope
 from onepass.clock import Clock
@@ -89,6 +89,9 @@ class ClientRecord:
     # POSIX timestamp; 0: there is none).
     previous_secret_hash: str | None = None
     previous_secret_expires: float = 0.0
+    # OpenID Connect Core §8 (``clients.subjects``): "public" or "pairwise".
+    subject_type: str = subjects.PUBLIC
+    sector_identifier_uri: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -128,6 +131,8 @@ class ClientRecord:
                 if app.previous_secret_hash and app.previous_secret_expires_at
                 else 0.0
             ),
+            subject_type=app.subject_type or subjects.PUBLIC,
+            sector_identifier_uri=app.sector_identifier_uri,
         )
 
 
@@ -206,6 +211,9 @@ class ClientSettings:
     # OpenID Connect Back-Channel Logout 1.0 §2.2.
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    # OpenID Connect Core §8.1 (``clients.subjects``).
+    subject_type: str = subjects.PUBLIC
+    sector_identifier_uri: str | None = None
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -231,6 +239,8 @@ class ClientSettings:
             profile=app.profile,
             backchannel_logout_uri=app.backchannel_logout_uri,
             backchannel_logout_session_required=app.backchannel_logout_session_required,
+            subject_type=app.subject_type or subjects.PUBLIC,
+            sector_identifier_uri=app.sector_identifier_uri,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -306,6 +316,15 @@ class ClientSettings:
             raise InvalidClientSettings(
                 "backchannel_logout_session_required needs a backchannel_logout_uri"
             )
+        try:
+            subjects.check_subject_settings(
+                self.subject_type,
+                redirect_uris,
+                self.sector_identifier_uri,
+                production=production,
+            )
+        except subjects.SubjectSettingsRefused as exc:
+            raise InvalidClientSettings(str(exc)) from None
         checked = ClientSettings(
             name=name,
             redirect_uris=redirect_uris,
@@ -328,6 +347,8 @@ class ClientSettings:
             profile=profile,
             backchannel_logout_uri=logout_uri,
             backchannel_logout_session_required=self.backchannel_logout_session_required,
+            subject_type=self.subject_type,
+            sector_identifier_uri=self.sector_identifier_uri,
         )
         problems = profiles.registration_problems(
             checked, production=production, id_token_algs_available=ID_TOKEN_ALGS
@@ -367,6 +388,8 @@ class ClientSettings:
             ("webhook_events", self.webhook_events),
             ("backchannel_logout_uri", self.backchannel_logout_uri),
             ("backchannel_logout_session_required", self.backchannel_logout_session_required),
+            ("subject_type", self.subject_type),
+            ("sector_identifier_uri", self.sector_identifier_uri),
         ):
             if getattr(app, field, None) != value:
                 setattr(app, field, value)
@@ -496,6 +519,8 @@ async def create_client(
     profile: str | None = None,
     backchannel_logout_uri: str | None = None,
     backchannel_logout_session_required: bool = False,
+    subject_type: str | None = None,
+    sector_identifier_uri: str | None = None,
     production: bool = False,
     signing_algs: Collection[str] | None = None,
 ) -> NewClient:
@@ -546,6 +571,8 @@ async def create_client(
         profile=profile,
         backchannel_logout_uri=backchannel_logout_uri or None,
         backchannel_logout_session_required=backchannel_logout_session_required,
+        subject_type=subject_type or subjects.PUBLIC,
+        sector_identifier_uri=sector_identifier_uri or None,
     ).checked(production=production)
     if signing_algs is not None:
         check_id_token_alg(settings.id_token_signed_response_alg, signing_algs)
@@ -593,6 +620,9 @@ class ClientChanges:
     backchannel_logout_uri: str | None = None  # "" removes it
     backchannel_logout_session_required: bool | None = None
     dpop_bound_access_tokens: bool | None = None
+    # OpenID Connect Core §8.1: "public" or "pairwise"; sector_identifier_uri "" removes it.
+    subject_type: str | None = None
+    sector_identifier_uri: str | None = None
 
 
 def _edited(
@@ -685,6 +715,10 @@ async def update_client(
         settings.backchannel_logout_session_required = changes.backchannel_logout_session_required
     if changes.dpop_bound_access_tokens is not None:
         settings.dpop_bound_access_tokens = changes.dpop_bound_access_tokens
+    if changes.subject_type is not None:
+        settings.subject_type = changes.subject_type
+    if changes.sector_identifier_uri is not None:
+        settings.sector_identifier_uri = changes.sector_identifier_uri or None
     if changes.webhook_url is not None:
         settings.webhook_url = changes.webhook_url or None
     if changes.webhook_events is not None:
@@ -699,10 +733,35 @@ async def update_client(
         raise InvalidClientSettings(
             "the fapi2 profile requires PAR: leave the profile first (--profile default)"
         )
-    changed = settings.checked(production=production).apply(app)
+    checked = settings.checked(production=production)
+    _check_sector_kept(app, checked, changes)
+    changed = checked.apply(app)
     if changed:
         app.updated_at = clock.now()
     return changed
+
+
+def _check_sector_kept(
+    app: OAuthApplication, settings: ClientSettings, changes: ClientChanges
+) -> None:
+    """A pairwise client's sector changes only when the operator says so (a new subject
+    type or sector identifier URI): moving its redirect URIs to another host would give
+    every user a new ``sub`` at the RP (``clients.subjects``)."""
+    before = subjects.sector_of(app)
+    after = subjects.sector(
+        settings.subject_type, settings.redirect_uris, settings.sector_identifier_uri
+    )
+    if (
+        before is not None
+        and after != before
+        and changes.subject_type is None
+        and changes.sector_identifier_uri is None
+    ):
+        raise InvalidClientSettings(
+            f"this would move the pairwise client from sector {before} to {after}, and so "
+            "change the sub of every user it knows; keep a redirect URI on "
+            f"{before}, or give a sector_identifier_uri on {before} listing the new ones"
+        )
 
 
 def describe_client(app: OAuthApplication) -> dict[str, Any]:
@@ -734,6 +793,8 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "webhook_events": app.webhook_events,
         "backchannel_logout_uri": app.backchannel_logout_uri,
         "backchannel_logout_session_required": app.backchannel_logout_session_required,
+        "subject_type": app.subject_type or subjects.PUBLIC,
+        "sector_identifier_uri": app.sector_identifier_uri,
         "disabled": app.disabled_at is not None,
         "disabled_at": app.disabled_at,
         "previous_secret_expires_at": app.previous_secret_expires_at

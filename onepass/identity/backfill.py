@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from onepass.accounts.models import User
 from onepass.clients.models import OAuthApplication
+from onepass.clients.subjects import subject_for
 from onepass.clock import Clock
 from onepass.db import Database
 from onepass.identity.models import IdentityLink
@@ -65,7 +66,14 @@ async def backfill_links(
                 )
             rows = (
                 await session.execute(
-                    select(IdentityLink.id, IdentityLink.created_at, source.sub, target.sub)
+                    select(
+                        IdentityLink.id,
+                        IdentityLink.created_at,
+                        source.id,
+                        source.sub,
+                        target.id,
+                        target.sub,
+                    )
                     .join(source, source.id == IdentityLink.source_user_id)
                     .join(target, target.id == IdentityLink.target_user_id)
                     .where(IdentityLink.id > after)
@@ -75,13 +83,19 @@ async def backfill_links(
             ).all()
             if not rows:
                 return result
+            # The subs this RP knows: a pairwise RP's are its sector's (``clients.subjects``).
             events = [
                 Event(
                     EventType.IDENTITY_LINK_CREATED,
-                    link_payload(link_id, created_at, source_sub, target_sub),
+                    link_payload(
+                        link_id,
+                        created_at,
+                        await subject_for(session, clock, app, source_id, source_sub),
+                        await subject_for(session, clock, app, target_id, target_sub),
+                    ),
                     link_idempotency_key(link_id, application_id),
                 )
-                for link_id, created_at, source_sub, target_sub in rows
+                for link_id, created_at, source_id, source_sub, target_id, target_sub in rows
             ]
             # A link already sent conflicts on the outbox's unique (application, key)
             # index and is skipped: always an index probe, whatever the planner

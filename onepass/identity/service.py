@@ -15,7 +15,8 @@ Rules (the playbook's, made checks):
   the caller's ``logout`` step tells the source's RPs its sessions end (back-channel
   logout: ``onepass.oauth.backchannel.logout_user``), naming the source's own ``sub``;
 - ``identity.link.created`` is enqueued for every application subscribed to it, in
-  the same transaction, with an idempotency key derived from (link, application).
+  the same transaction, with an idempotency key derived from (link, application); each
+  is told the subs it knows (a pairwise RP its sector's: ``clients.subjects``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from onepass.accounts.models import User
 from onepass.accounts.service import revoke_user_sessions
 from onepass.clients.models import OAuthApplication
+from onepass.clients.subjects import subject_for
 from onepass.clock import Clock
 from onepass.db.engine import Database, lock
 from onepass.identity.canonical import CanonicalResolver, canonical_user_id
@@ -170,18 +172,26 @@ async def merge_users(
     await revoke_user_sessions(session, clock, source_id)
 
     enqueued = 0
-    payload = link_payload(
-        link.id,
-        link.created_at,
-        source.sub,
-        target.sub,
-        [{"link_id": link_id, "source_sub": subs[user]} for link_id, user in repointed_rows],
-    )
     applications = await session.scalars(
         select(OAuthApplication).where(OAuthApplication.webhook_url.is_not(None))
     )
-    for app in applications:
+    for app in list(applications):
         if subscribed(app, EventType.IDENTITY_LINK_CREATED):
+            # Each RP is told the subs it knows: a pairwise RP its sector's
+            # (``clients.subjects``), so it can find both accounts it has.
+            async def seen(user_id: int, sub: str, app: OAuthApplication = app) -> str:
+                return await subject_for(session, clock, app, user_id, sub)
+
+            payload = link_payload(
+                link.id,
+                link.created_at,
+                await seen(source.id, source.sub),
+                await seen(target.id, target.sub),
+                [
+                    {"link_id": link_id, "source_sub": await seen(user, subs[user])}
+                    for link_id, user in repointed_rows
+                ],
+            )
             await enqueue(
                 session,
                 app,

@@ -2,7 +2,8 @@
 ``user.deleted``, enqueued in the transaction of the change for every application
 subscribed to them (``webhooks.outbox.subscribed``), as ``identity.link.created`` is.
 
-RPs know a person by the canonical user's ``sub``. A user merged into another is no
+RPs know a person by the canonical user's ``sub`` (a pairwise RP by its sector's,
+``clients.subjects``). A user merged into another is no
 longer a person RPs know on its own: a change to it (its own password disabled, its
 own data erased) sends nothing, since the canonical user RPs see did not change.
 """
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import User
 from onepass.clients.models import OAuthApplication
+from onepass.clients.subjects import subject_for
 from onepass.clock import Clock
 from onepass.identity.canonical import canonical_user_id
 from onepass.webhooks.events import EventType
@@ -34,19 +36,19 @@ async def notify(
     application; returns how many. Nothing for a user merged into another."""
     if await canonical_user_id(session, user.id) != user.id:
         return 0
-    payload = {"sub": user.sub, **(data or {})}
     # user.deleted happens once; the others may happen again, each its own event.
-    key = (
-        f"{event_type.value}:{user.sub}"
-        if event_type is EventType.USER_DELETED
-        else f"{event_type.value}:{user.sub}:{secrets.token_urlsafe(9)}"
-    )
+    suffix = "" if event_type is EventType.USER_DELETED else f":{secrets.token_urlsafe(9)}"
     enqueued = 0
     applications = await session.scalars(
         select(OAuthApplication).where(OAuthApplication.webhook_url.is_not(None))
     )
-    for app in applications:
+    for app in list(applications):
         if subscribed(app, event_type):
+            # The sub this RP knows (a pairwise RP's, ``clients.subjects``); the key
+            # is sent too (``webhook-id``), so it names that sub and no other.
+            sub = await subject_for(session, clock, app, user.id, user.sub)
+            payload = {"sub": sub, **(data or {})}
+            key = f"{event_type.value}:{sub}{suffix}"
             await enqueue(session, app, event_type, payload, key, clock=clock)
             enqueued += 1
     return enqueued

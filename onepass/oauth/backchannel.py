@@ -39,6 +39,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.accounts.models import LoginSession, LoginSessionClient, User
+from onepass.clients import subjects
 from onepass.clients.models import OAuthApplication
 from onepass.clock import Clock
 from onepass.identity.canonical import canonical_user_id
@@ -61,15 +62,16 @@ USER_DELETED = "user_deleted"
 USER_MERGED = "user_merged"
 
 
-async def _sub(session: AsyncSession, user_id: int, enforce: bool) -> str:
-    """The ``sub`` RPs know the user by (ID tokens': the canonical user's with
-    enforcement on)."""
+async def _sub(session: AsyncSession, user_id: int, enforce: bool) -> tuple[int, str]:
+    """The user RPs know (ID tokens': the canonical user with enforcement on) and its
+    public ``sub``; a pairwise RP's is ``subjects.subject_for`` of them."""
     shown = await canonical_user_id(session, user_id) if enforce else user_id
     sub = await session.scalar(select(User.sub).where(User.id == shown))
     if sub is None and shown != user_id:
+        shown = user_id
         sub = await session.scalar(select(User.sub).where(User.id == user_id))
     assert sub is not None, "the user exists"
-    return sub
+    return shown, sub
 
 
 def _live_tokens(clock: Clock) -> Any:
@@ -150,9 +152,10 @@ async def logout_session(
     apps = await _applications(session, app_ids)
     if not apps:
         return 0
-    sub = await _sub(session, login.user_id, enforce)
+    shown, public_sub = await _sub(session, login.user_id, enforce)
     enqueued = 0
     for app in apps:
+        sub = await subjects.subject_for(session, clock, app, shown, public_sub)
         enqueued += await _enqueue(
             session, clock, app, sub=sub, sid=login.sid, key=_sid_key(login.sid), reason=reason
         )
@@ -204,9 +207,10 @@ async def logout_user(
     apps = await _applications(session, sids_of)
     if not apps:
         return 0
-    sub = await _sub(session, user_id, enforce)
+    shown, public_sub = await _sub(session, user_id, enforce)
     enqueued = 0
     for app in apps:
+        sub = await subjects.subject_for(session, clock, app, shown, public_sub)
         sids = sorted(s for s in sids_of[app.id] if s)
         if app.backchannel_logout_session_required and sids:
             for sid in sids:

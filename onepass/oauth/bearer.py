@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from onepass.clients.registry import ClientCache
+from onepass.clients.registry import ClientCache, ClientRecord
 from onepass.clock import Clock
 from onepass.keys.jws import InvalidJWS, JWSVerifier
 from onepass.keys.keyring import KeyRing
@@ -82,8 +82,13 @@ class AccessTokenVerifier:
     async def issued_to_registered_client(self, client_id: str) -> bool:
         """Whether ``client_id`` (of a token 1pass issued) is still in the registry, by
         the per-process client cache that every protocol endpoint uses."""
+        return await self.registered_client(client_id) is not None
+
+    async def registered_client(self, client_id: str) -> ClientRecord | None:
+        """The client ``client_id`` (of a token 1pass issued) while it is in the
+        registry, by the per-process client cache that every protocol endpoint uses."""
         try:
-            return await self._clients.get(client_id) is not None
+            return await self._clients.get(client_id)
         except Exception as exc:  # database down: asyncpg raises OSError, not SQLAlchemyError
             log.error("bearer.client_lookup_failed", error=type(exc).__name__)
             raise TemporarilyUnavailableError(

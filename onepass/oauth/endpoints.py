@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onepass import api_docs
 from onepass.accounts.models import User
+from onepass.clients import subjects
 from onepass.clients.auth import CLIENT_AUTHENTICATOR
 from onepass.clients.registry import ClientRecord
 from onepass.identity.canonical import RESOLVER, merged_away
@@ -134,7 +135,11 @@ async def introspect(request: Request) -> Response:
                 return inactive
             if claims.get("client_id") != client.client_id:
                 return inactive
-            user = await session.scalar(select(User).where(User.sub == claims["sub"]))
+            if subjects.sector_of(client) is None:
+                user = await session.scalar(select(User).where(User.sub == claims["sub"]))
+            else:  # a pairwise client's token names the user by its sector's sub
+                user_id = await subjects.user_of_subject(session, client, claims["sub"])
+                user = await session.get(User, user_id) if user_id is not None else None
             if user is not None and (
                 user.disabled_at is not None
                 or await merged_away(
@@ -174,11 +179,15 @@ async def introspect(request: Request) -> Response:
             )
         ):
             return inactive
+        sub = await subjects.existing_subject(session, client, user.id, user.sub)
+        if sub is None:  # a token issued before the client became pairwise
+            async with runtime.database.session() as writer:
+                sub = await subjects.subject_for(writer, runtime.clock, client, user.id, user.sub)
         refresh: dict[str, Any] = {
             "active": True,
             "token_type": "refresh_token",
             "client_id": client.client_id,
-            "sub": user.sub,
+            "sub": sub,
             "scope": row.scope,
             "iat": int(row.created_at.timestamp()),
             "exp": int(min(row.expires_at, row.family_expires_at).timestamp()),

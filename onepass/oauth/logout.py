@@ -9,13 +9,16 @@ from onepass import api_docs, i18n
 from onepass.accounts import csrf as csrf_mod
 from onepass.accounts import service as accounts
 from onepass.accounts.csrf import CSRF_TOKENS, form_page
-from onepass.clients.registry import CLIENTS
+from onepass.accounts.models import User
+from onepass.clients import subjects
+from onepass.clients.registry import CLIENTS, ClientRecord
 from onepass.oauth import backchannel
 from onepass.oauth.authorization import redirect_with
 from onepass.oauth.authorize_routes import _read_form, error_page, session_cookie
 from onepass.oauth.bearer import VERIFIER
 from onepass.oauth_errors import InvalidTokenError
 from onepass.pages import render
+from onepass.runtime import Runtime
 from onepass.services import runtime_of
 from onepass.web import printable_name, query_params
 
@@ -77,10 +80,11 @@ async def logout(request: Request) -> Response:
         request.cookies.get(csrf_mod.cookie_for(runtime.settings)), params.get("csrf_token")
     )
     # An ID token vouches for its RP only while that RP is registered.
+    hint_client = await clients.get(hint_claims["aud"]) if hint_claims is not None else None
     trusted_hint = (
         hint_claims is not None
-        and (current is None or current[1].sub == hint_claims["sub"])
-        and await clients.get(hint_claims["aud"]) is not None
+        and hint_client is not None
+        and (current is None or await _names(runtime, hint_client, current[1], hint_claims["sub"]))
     )
     if current is not None and not (confirmed or trusted_hint):
         kept = {k: params[k] for k in LOGOUT_PARAMS if k in params}
@@ -115,6 +119,15 @@ async def logout(request: Request) -> Response:
         samesite="lax",
     )
     return response
+
+
+async def _names(runtime: Runtime, client: ClientRecord, user: User, sub: str) -> bool:
+    """Whether ``sub`` (an ID token's, of ``client``) is ``user``'s as ``client`` sees
+    it (a pairwise client's sector's, ``clients.subjects``)."""
+    if subjects.sector_of(client) is None:
+        return user.sub == sub
+    async with runtime.database.session(readonly=True) as session:
+        return await subjects.user_of_subject(session, client, sub) == user.id
 
 
 def _language(request: Request) -> str:

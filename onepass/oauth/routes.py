@@ -74,7 +74,7 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "ui_locales_supported": list(LANGUAGES),
         # acr_values=urn:1pass:acr:mfa asks for (and then requires) two-step verification.
         "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],  # OIDC Core §8, clients.subjects
         # The algorithms the key ring keeps an active key for (ONEPASS_SIGNING_ALGS: the
         # start creates them, and retires those of an algorithm taken out of it).
         "id_token_signing_alg_values_supported": list(settings.signing_algorithms),

@@ -236,3 +236,17 @@ USERINFO = statement(
     """,
     datetimes=("updated_at", "disabled_at"),
 )
+
+# UserInfo for a pairwise client's token (OIDC Core §8.1, ``clients.subjects``): the user
+# found from the token's ``sub`` in the client's sector, by the same one read.
+USERINFO_PAIRWISE = statement(
+    """
+    SELECT users.id, p.sub, email, email_verified, name, updated_at, disabled_at,
+        (SELECT 1 FROM revoked_access_tokens WHERE jti = :jti) AS revoked,
+        (SELECT target_user_id FROM identity_links
+            WHERE identity_links.source_user_id = users.id) AS canonical_user_id
+    FROM pairwise_subjects p JOIN users ON users.id = p.user_id
+    WHERE p.sub = :sub AND p.sector = :sector
+    """,
+    datetimes=("updated_at", "disabled_at"),
+)

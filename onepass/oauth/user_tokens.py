@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from onepass.clients.registry import ClientRecord
+from onepass.clients.subjects import direct_subject_for
 from onepass.crypto import KeyedHasher
 from onepass.db.direct import Row, Transaction
 from onepass.keys.jwt import JWTSigner
@@ -193,6 +194,22 @@ async def store_refresh_token(
             "dpop_jkt": plan.refresh_jkt,
         },
     )
+
+
+async def issue_tokens(
+    ctx: TokenContext,
+    plan: TokenPlan,
+    *,
+    client: ClientRecord,
+    user: Grantee,
+    auth: AuthInfo,
+    nonce: str | None,
+) -> dict[str, Any]:
+    """``sign_tokens`` for the ``sub`` the client sees (``clients.subjects``: the user's
+    own for a public client, read nowhere; the sector's for a pairwise one)."""
+    sub = await direct_subject_for(ctx.direct, ctx.clock, client, user.id, user.sub)
+    seen = user if sub == user.sub else Grantee(user.id, sub)
+    return sign_tokens(ctx, plan, client=client, user=seen, auth=auth, nonce=nonce)
 
 
 def sign_tokens(

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from onepass.clients.subjects import sector_of
 from onepass.db.direct import DirectStore
 from onepass.oauth.bearer import AccessTokenVerifier
 from onepass.oauth.dpop import ALGS, DPoP, Proof, ProofRefused, resource_error
-from onepass.oauth.statements import USERINFO
+from onepass.oauth.statements import USERINFO, USERINFO_PAIRWISE
 from onepass.oauth_errors import InvalidRequestError, InvalidTokenError
 
 BEARER = "Bearer"
@@ -98,10 +99,17 @@ class UserInfo:
                 await self._dpop.take(proof)
             except ProofRefused as exc:
                 raise resource_error(exc, self._dpop) from None
-        user = await self._direct.read(USERINFO, {"jti": claims["jti"], "sub": claims["sub"]})
+        params = {"jti": claims["jti"], "sub": claims["sub"]}
+        user = await self._direct.read(USERINFO, params)
+        client = await self._verifier.registered_client(claims["client_id"])
+        # A pairwise client's token names the user by its sector's sub (``clients.subjects``):
+        # read again by it (a public client's token, by far the most, reads once).
+        sector = sector_of(client) if client is not None else None
+        if sector is not None:
+            user = await self._direct.read(USERINFO_PAIRWISE, {**params, "sector": sector})
         if user is not None and user["revoked"] is not None:
             raise InvalidTokenError("the access token was revoked")
-        if not await self._verifier.issued_to_registered_client(claims["client_id"]):
+        if client is None:
             raise InvalidTokenError("the client of this access token is no longer registered")
         scope = set(str(claims.get("scope", "")).split())
         if "openid" not in scope:

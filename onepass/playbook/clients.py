@@ -10,7 +10,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from onepass.clients import registry
+from onepass.clients import registry, subjects
+from onepass.clients.models import OAuthApplication
 from onepass.clients.registry import ClientChanges, describe_client, find_client
 from onepass.operators import audit
 from onepass.operators.audit import Actor
@@ -26,6 +27,7 @@ from onepass.runtime import Runtime
 from onepass.webhooks import keys as webhook_keys
 from onepass.webhooks import outbox
 from onepass.webhooks.events import EventType
+from onepass.webhooks.fetch import fetch_document
 from onepass.webhooks.models import WebhookSigningKey
 from onepass.webhooks.outbox import timestamp_text
 
@@ -40,6 +42,8 @@ async def create(
     """Register an application (``registry.create_client``'s options) with its first
     webhook signing key; the answer holds the secret and the key's secret, this once."""
     settings = runtime.settings
+    sector_uri = options.get("sector_identifier_uri") or None
+    document = await _sector_document(runtime, sector_uri, options.get("subject_type"))
     async with runtime.database.session() as session:
         new = await registry.create_client(
             session,
@@ -65,6 +69,7 @@ async def create(
             production=settings.is_production,
             allow_private=settings.webhook_allow_private_targets,
         )
+        _check_sector(new.application, sector_uri, document)
         data = describe_client(new.application)
         audit.add(
             session,
@@ -90,6 +95,20 @@ async def update(
     subscribed. An application given a webhook URL for the first time gets its first
     signing key (its secret in the answer, this once)."""
     settings = runtime.settings
+    sector_uri, document = None, None
+    if (
+        changes.add_redirect_uris
+        or changes.remove_redirect_uris
+        or changes.subject_type is not None
+        or changes.sector_identifier_uri is not None
+    ):
+        async with runtime.database.session(readonly=True) as session:
+            current = await find_client(session, app_ref)
+            sector_uri = current.sector_identifier_uri
+            subject_type = current.subject_type
+        if changes.sector_identifier_uri is not None:
+            sector_uri = changes.sector_identifier_uri or None
+        document = await _sector_document(runtime, sector_uri, changes.subject_type or subject_type)
     async with runtime.database.session() as session:
         app = await find_client(session, app_ref)
         had_webhook = app.webhook_url is not None
@@ -101,6 +120,8 @@ async def update(
             production=settings.is_production,
             signing_algs=settings.signing_algorithms,
         )
+        if {"redirect_uris", "subject_type", "sector_identifier_uri"} & set(changed):
+            _check_sector(app, sector_uri, document)
         signing_key = None
         if "backchannel_logout_uri" in changed:
             webhook_keys.check_backchannel_logout_uri(
@@ -142,6 +163,38 @@ async def update(
     if signing_key is not None:
         data["webhook_signing_key"] = signing_key.as_json()
     return data
+
+
+async def _sector_document(
+    runtime: Runtime, uri: str | None, subject_type: str | None
+) -> bytes | None:
+    """A pairwise client's sector identifier document (OpenID Connect Registration §5),
+    fetched before the transaction (a slow server holds no lock) with the webhooks'
+    guard against SSRF; None when there is none to fetch."""
+    if uri is None or subject_type != subjects.PAIRWISE:
+        return None
+    settings = runtime.settings
+    # The URL's own rules first: a refusal says what is wrong with it, not the fetch's.
+    subjects.check_subject_settings(subjects.PAIRWISE, (), uri, production=settings.is_production)
+    return await fetch_document(
+        uri,
+        what="sector_identifier_uri",
+        production=settings.is_production,
+        allow_private=settings.webhook_allow_private_targets,
+        max_bytes=subjects.MAX_SECTOR_DOCUMENT_BYTES,
+    )
+
+
+def _check_sector(app: OAuthApplication, fetched_uri: str | None, document: bytes | None) -> None:
+    """A pairwise client with a sector identifier URI: its document lists every redirect
+    URI the client now has (checked at registration and whenever they change)."""
+    if app.subject_type != subjects.PAIRWISE or app.sector_identifier_uri is None:
+        return
+    if document is None or fetched_uri != app.sector_identifier_uri:
+        raise subjects.SubjectSettingsRefused(
+            "the client's sector_identifier_uri changed while this update ran; try again"
+        )
+    subjects.check_sector_document(document, app.redirect_uris)
 
 
 def _signs(key: WebhookSigningKey, runtime: Runtime) -> bool:

@@ -33,6 +33,7 @@ from onepass.accounts import service as accounts
 from onepass.accounts.models import LoginSession, User
 from onepass.accounts.passwords import PasswordHasher, password_problem
 from onepass.clients.registry import find_client
+from onepass.clients.subjects import subject_for
 from onepass.clock import Clock
 from onepass.identity import user_events
 from onepass.identity.canonical import canonical_user_id
@@ -548,12 +549,14 @@ async def revoke_consent(
         notified = None
         if removed or revoked:
             revoked_at = timestamp_text(runtime.clock.now())
+            # The sub this RP knows (a pairwise RP's sector's), in the key (webhook-id) too.
+            sub = await subject_for(session, runtime.clock, app, user.id, user.sub)
             notified = await webhook_outbox.enqueue(
                 session,
                 app,
                 EventType.CONSENT_REVOKED.value,
-                {"sub": user.sub, "client_id": app.client_id, "revoked_at": revoked_at},
-                f"consent.revoked:{user.sub}:{secrets.token_urlsafe(9)}",
+                {"sub": sub, "client_id": app.client_id, "revoked_at": revoked_at},
+                f"consent.revoked:{sub}:{secrets.token_urlsafe(9)}",
                 clock=runtime.clock,
             )
         audit.add(

@@ -83,6 +83,10 @@ class ClientOut(BaseModel):
     backchannel_logout_session_required: bool = Field(
         False, description="every logout token names the session (sid)"
     )
+    subject_type: str = Field("public", description="public or pairwise (OpenID Connect Core §8.1)")
+    sector_identifier_uri: str | None = Field(
+        None, description="pairwise: the JSON array of its redirect URIs; its host is the sector"
+    )
     disabled: bool
     disabled_at: datetime | None
     previous_secret_expires_at: datetime | None = Field(
@@ -158,6 +162,8 @@ class UpdateClientBody(Body):
     webhook_events: Strings | None = None
     backchannel_logout_uri: Text = None
     backchannel_logout_session_required: bool | None = None
+    subject_type: Text = None
+    sector_identifier_uri: Text = None
     action_request_nonce: Text = None
 
     def changes(self) -> ClientChanges:
@@ -185,6 +191,8 @@ class UpdateClientBody(Body):
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
             backchannel_logout_uri=self.backchannel_logout_uri,
             backchannel_logout_session_required=self.backchannel_logout_session_required,
+            subject_type=self.subject_type,
+            sector_identifier_uri=self.sector_identifier_uri,
         )
 
 

@@ -24,8 +24,8 @@ from onepass.oauth.statements import REDEEM_CODE, REDEEM_CODE_PG
 from onepass.oauth.user_tokens import (
     AuthInfo,
     grantee,
+    issue_tokens,
     plan_tokens,
-    sign_tokens,
     store_refresh_token,
 )
 from onepass.oauth_errors import InvalidRequestError
@@ -93,7 +93,9 @@ class AuthorizationCodeGrant:
                 ctx.database, ctx.clock, code_hash, client, redirect_uri, verifier, jkt
             )
         auth = AuthInfo.of(row)
-        return sign_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=row["nonce"])
+        return await issue_tokens(
+            ctx, plan, client=client, user=user, auth=auth, nonce=row["nonce"]
+        )
 
 
 # The PostgreSQL statement's refresh-token parameters for a client without the refresh

@@ -38,8 +38,8 @@ from onepass.oauth.user_tokens import (
     Grantee,
     TokenPlan,
     grantee,
+    issue_tokens,
     plan_tokens,
-    sign_tokens,
     store_refresh_token,
 )
 from onepass.oauth_errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
@@ -107,7 +107,7 @@ class RefreshTokenGrant:
         if row is None:
             await refuse(ctx, client, token_hash, requested, jkt)
         auth = AuthInfo.of(row)
-        return sign_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=None)
+        return await issue_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=None)
 
 
 async def _use_without_rotation(
