@@ -64,10 +64,13 @@ class Server:
         log_path: Path,
         host: str = "127.0.0.1",
         issuer: str | None = None,
+        cwd: Path | None = None,
     ) -> None:
         """``host``: the issuer's host name (``localhost`` for passkeys, which browsers
         refuse on an IP address); the server listens on 127.0.0.1 either way.
-        ``issuer``: another issuer than the server's own URL (behind a proxy)."""
+        ``issuer``: another issuer than the server's own URL (behind a proxy). ``cwd``:
+        where it runs (``python -m onepass`` imports the ``onepass`` found there first)."""
+        self.cwd = cwd
         self.port = free_port()
         self.url = f"http://{host}:{self.port}"
         self.env = {**env, "ONEPASS_ISSUER": issuer or self.url}
@@ -80,6 +83,7 @@ class Server:
         self.process = subprocess.Popen(
             [*ONEPASS, "serve", "--port", str(self.port), "--workers", str(self.workers)],
             env=self.env,
+            cwd=self.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

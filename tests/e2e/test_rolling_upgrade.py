@@ -51,17 +51,17 @@ def previous_release(where: Path) -> Path:
 
 
 class OldServer(Server):
-    """`onepass serve` of the previous release's code (same virtualenv)."""
+    """`onepass serve` of the previous release's code (same virtualenv): run from its
+    directory, where `python -m onepass` finds that code first."""
 
     def __init__(self, code: Path, env: dict[str, str], **kwargs: object) -> None:
-        super().__init__({**env, "PYTHONPATH": str(code)}, **kwargs)  # type: ignore[arg-type]
-        self.code = code
+        super().__init__(env, cwd=code, **kwargs)  # type: ignore[arg-type]
 
 
 def old_cli(code: Path, env: dict[str, str], *args: str) -> dict[str, object]:
     result = subprocess.run(
         [sys.executable, "-m", "onepass", *args, "--json"],
-        env={**env, "PYTHONPATH": str(code)}, capture_output=True, text=True, timeout=60,
+        env=env, cwd=code, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     data: dict[str, object] = __import__("json").loads(result.stdout)
@@ -140,8 +140,7 @@ def test_the_previous_release_serves_through_the_upgrade_and_reads_what_this_one
 ) -> None:
     code = previous_release(tmp_path / "previous")
     env = base_env(f"sqlite:///{tmp_path}/u.db")
-    port_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
-    with OldServer(code, port_env, log_path=tmp_path / "old.log") as old:
+    with OldServer(code, env, log_path=tmp_path / "old.log") as old:
         issuer = old.url
         # It is the previous release's code that serves: it has no /livez yet.
         assert httpx.get(f"{old.url}/livez", timeout=5).status_code == 404
@@ -152,7 +151,7 @@ def test_the_previous_release_serves_through_the_upgrade_and_reads_what_this_one
         subprocess.run(
             [sys.executable, "-m", "onepass", "users", "create", "--email", "ada@example.com",
              "--password-stdin"],
-            env={**old.env, "PYTHONPATH": str(code)}, input="correct horse battery\n",
+            env=old.env, cwd=code, input="correct horse battery\n",
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         before = sign_in(old.url, rp)
