@@ -77,7 +77,7 @@ async def _streams(
             )
             .order_by(SsfStream.id)
         )
-    ).tuples()
+    ).all()
     return [(s, a) for s, a in rows if event in (s.events_delivered or [])]
 
 
