@@ -9,6 +9,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,12 +31,7 @@ from onepass.webhooks import outbox, secevents
 from onepass.webhooks.models import WebhookOutboxEntry
 from tests.conftest import ISSUER
 from tests.factories import Client, UserInfo, make_rp, make_user
-from tests.functional.webhooks.test_backchannel_logout import (  # noqa: F401 (a fixture)
-    browsers,
-    jwks_of,
-    new_browser,
-    sign_in,
-)
+from tests.functional.webhooks.test_backchannel_logout import jwks_of, new_browser, sign_in
 from tests.webhook_helpers import Delivery, Receiver, dispatch_once, drain, runtime_with, status
 
 ACTOR = Actor("cli:test", "cli")
@@ -44,6 +40,14 @@ EVERY_EVENT = list(secevents.SUPPORTED)
 
 
 # -- an RP's side ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def browsers(app: OnePass) -> AsyncIterator[list[httpx.AsyncClient]]:
+    opened: list[httpx.AsyncClient] = []
+    yield opened
+    for browser in opened:
+        await browser.aclose()
 
 
 async def ssf_rp(runtime: Runtime, name: str = "ssf rp") -> Client:
