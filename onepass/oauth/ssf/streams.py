@@ -262,7 +262,9 @@ async def set_status(
     """§8.1.2.2: enabled, paused (SETs held, sent once enabled again) or disabled (SETs
     dropped, those held too)."""
     body = _object(body)
-    stream = await _stream_of(session, app, body.get("stream_id"), lock=True)
+    if "stream_id" not in body:
+        raise bad("stream_id is required")
+    stream = await _stream_of(session, app, body["stream_id"], lock=True)
     new = body.get("status")
     if new not in STATUSES:
         raise bad(f"status must be one of {', '.join(STATUSES)}")
@@ -300,7 +302,9 @@ async def verify(session: AsyncSession, ctx: Context, app: OAuthApplication, bod
     """§8.1.4.2: send a verification SET (with the receiver's ``state``) over the stream,
     whatever events it requested; a disabled stream drops it."""
     body = _object(body)
-    stream = await _stream_of(session, app, body.get("stream_id"))
+    if "stream_id" not in body:
+        raise bad("stream_id is required")
+    stream = await _stream_of(session, app, body["stream_id"])
     state = _text(body.get("state"), "state")
     event: dict[str, Any] = {} if state is None else {"state": state}
     await enqueue(

@@ -339,6 +339,14 @@ async def test_every_bad_request_is_refused_in_ssf_terms(
     assert bad_status.status_code == 400 and "status must be" in bad_status.text
     assert (await http.get("/ssf/status", headers=bearer(token))).status_code == 400
     assert (await http.delete("/ssf/stream", headers=bearer(token))).status_code == 400
+    for path in ("/ssf/verify", "/ssf/status"):
+        no_stream = await http.post(path, json={"status": "paused"}, headers=bearer(token))
+        assert no_stream.status_code == 400 and "stream_id" in no_stream.text
+    for method in ("POST", "PATCH", "PUT"):
+        huge = await http.request(
+            method, "/ssf/stream", content=b"[" * 3_000_000, headers=bearer(token)
+        )
+        assert huge.status_code == 413 and huge.json()["error"] == "invalid_request", method
     verify_unknown = await http.post("/ssf/verify", json={"stream_id": "x"}, headers=bearer(token))
     assert verify_unknown.status_code == 404
     not_poll = await http.post("/ssf/poll", json={}, headers=bearer(token))
