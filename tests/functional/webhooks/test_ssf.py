@@ -9,7 +9,8 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +36,7 @@ from tests.functional.webhooks.test_backchannel_logout import jwks_of, new_brows
 from tests.webhook_helpers import Delivery, Receiver, dispatch_once, drain, runtime_with, status
 
 ACTOR = Actor("cli:test", "cli")
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "integrating.md"
 SSF_SET = "ssf.set"
 EVERY_EVENT = list(secevents.SUPPORTED)
 
@@ -110,6 +112,16 @@ def verify_set(token: str, jwks: dict[str, Any], client_id: str) -> dict[str, An
     assert "sub" not in claims and "exp" not in claims
     assert len(claims["events"]) == 1
     return claims
+
+
+def documented_reader() -> Callable[..., dict[str, Any]]:
+    """docs/integrating.md's ``read_set``, as written there."""
+    section = PAGE.read_text().split("### Verifying a SET", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102 (our own page)
+    reader: Callable[..., dict[str, Any]] = namespace["read_set"]
+    return reader
 
 
 def set_of(delivery: Delivery) -> str:
@@ -490,6 +502,34 @@ async def test_each_cause_pushes_its_set_to_the_rps_that_know_the_user(
         assert "new-value" not in body  # an email is not sent to an RP without its consent
     assert receiver.at("/stranger") == []
     assert all(e.delivered_at is not None for e in await ssf_entries(runtime))
+    # The RP's code in docs/integrating.md accepts them as written.
+    read_set = documented_reader()
+    for delivery in receiver.deliveries:
+        claims = read_set(set_of(delivery), jwks, ISSUER, rp.client_id)
+        assert claims["sub_id"]["format"] == "iss_sub"
+    with pytest.raises(ValueError, match="not a security event token"):
+        read_set(await manage_token(http, rp), jwks, ISSUER, rp.client_id)
+
+
+async def test_an_enabled_account_is_told_as_risc_account_enabled(
+    app: OnePass,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    receiver: Receiver,
+    browsers: list[httpx.AsyncClient],
+) -> None:
+    rp = await ssf_rp(runtime)
+    user = await make_user(runtime)
+    await sign_in(new_browser(app, browsers), rp, user)
+    await push_stream(
+        http, await manage_token(http, rp), receiver, events=[secevents.ACCOUNT_ENABLED]
+    )
+    await users.disable_user(runtime, ACTOR, user.email)
+    await users.enable_user(runtime, ACTOR, user.email)
+    await users.enable_user(runtime, ACTOR, user.email)  # no change: nothing to tell
+    [claims] = await received(runtime, receiver, http, rp, 1)
+    assert list(claims["events"]) == [secevents.ACCOUNT_ENABLED]
+    assert claims["sub_id"] == subject(user)
 
 
 async def test_only_the_requested_events_are_sent(
