@@ -23,6 +23,7 @@ from onepass.accounts.models import User
 from onepass.accounts.passwords import PasswordHasher
 from onepass.app import OnePass
 from onepass.identity.canonical import CanonicalResolver
+from onepass.oauth.ssf import signals as ssf
 from onepass.operators.audit import Actor
 from onepass.playbook import merges, users
 from onepass.playbook import webhooks as webhook_playbook
@@ -670,3 +671,30 @@ async def test_a_poll_stream_returns_sets_until_they_are_acknowledged(
         assert answer.status_code == 400, bad
         assert answer.json()["err"] == "invalid_request"
     assert (await http.post("/ssf/poll", json={})).status_code == 401
+
+
+async def test_a_rolled_back_change_tells_no_one(
+    app: OnePass,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    receiver: Receiver,
+    browsers: list[httpx.AsyncClient],
+) -> None:
+    rp = await ssf_rp(runtime)
+    user = await make_user(runtime)
+    await sign_in(new_browser(app, browsers), rp, user)
+    await push_stream(http, await manage_token(http, rp), receiver)
+
+    class Failed(Exception):
+        pass
+
+    with pytest.raises(Failed):
+        async with runtime.database.session() as session:
+            told = await ssf.tell(
+                session, runtime.clock, runtime.settings, user.id, secevents.ACCOUNT_DISABLED
+            )
+            assert told == 1  # written in the transaction...
+            raise Failed  # ...that never commits
+    assert await ssf_entries(runtime) == []
+    await dispatch_once(runtime)
+    assert receiver.deliveries == []
