@@ -698,3 +698,30 @@ async def test_a_rolled_back_change_tells_no_one(
     assert await ssf_entries(runtime) == []
     await dispatch_once(runtime)
     assert receiver.deliveries == []
+
+
+async def test_an_authenticator_app_added_by_the_user_and_reset_by_an_operator_is_told(
+    app: OnePass,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    receiver: Receiver,
+    browsers: list[httpx.AsyncClient],
+) -> None:
+    rp = await ssf_rp(runtime)
+    user = await make_user(runtime)
+    await sign_in(new_browser(app, browsers), rp, user)
+    await push_stream(
+        http, await manage_token(http, rp), receiver, events=[secevents.CREDENTIAL_CHANGE]
+    )
+    person = Actor(f"user:{user.sub}", "account", user_id=user.id)
+
+    async def nothing(session: Any, user: Any) -> None:
+        return None
+
+    await users.enrol_totp(runtime, person, user.email, "JBSWY3DPEHPK3PXP", 1, also=nothing)
+    await users.reset_second_factor(runtime, ACTOR, user.email)
+    await users.reset_second_factor(runtime, ACTOR, user.email)  # none left: nothing to tell
+    told = await received(runtime, receiver, http, rp, 2)
+    bodies = [c["events"][secevents.CREDENTIAL_CHANGE] for c in told]
+    changes = {(b["credential_type"], b["change_type"], b["initiating_entity"]) for b in bodies}
+    assert changes == {("app", "create", "user"), ("app", "delete", "admin")}
