@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from onepass import api_docs
 from onepass.clients.models import OAuthApplication
 from onepass.keys.keyring import KEYRING
 from onepass.oauth.bearer import VERIFIER
@@ -36,6 +37,14 @@ router = APIRouter(tags=["shared signals"])
 
 SCOPE = "ssf.manage"
 NO_STORE = {"cache-control": "no-store"}
+# What the OpenAPI document declares (schemathesis holds every answer to it).
+ERRORS = api_docs.oauth_errors(400, 401, 403, 404, 413, 503)
+CREATE_ERRORS = api_docs.oauth_errors(400, 401, 403, 404, 409, 413, 503)
+_OBJECT = {"application/json": {"schema": {"type": "object"}}}
+POLL_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    400: {"description": 'RFC 8936 §2.4: {"err", "description"}', "content": _OBJECT},
+}
 
 
 def configuration(issuer: str) -> dict[str, Any]:
@@ -130,7 +139,7 @@ async def _run(request: Request, action: Any, *, success: int = 200) -> Response
     return JSONResponse(result, status_code=success, headers=NO_STORE)
 
 
-@router.post("/ssf/stream", status_code=201)
+@router.post("/ssf/stream", status_code=201, responses=CREATE_ERRORS)
 async def create_stream(request: Request) -> Response:
     """SSF 1.0 §8.1.1.1: create the client's stream (201); 409 if it has one."""
 
@@ -140,7 +149,7 @@ async def create_stream(request: Request) -> Response:
     return await _run(request, action, success=201)
 
 
-@router.get("/ssf/stream")
+@router.get("/ssf/stream", responses=ERRORS)
 async def read_stream(request: Request, stream_id: str | None = None) -> Response:
     """SSF 1.0 §8.1.1.2: the client's stream."""
 
@@ -150,7 +159,7 @@ async def read_stream(request: Request, stream_id: str | None = None) -> Respons
     return await _run(request, action)
 
 
-@router.patch("/ssf/stream")
+@router.patch("/ssf/stream", responses=ERRORS)
 async def update_stream(request: Request) -> Response:
     """SSF 1.0 §8.1.1.3: change the members given."""
 
@@ -160,7 +169,7 @@ async def update_stream(request: Request) -> Response:
     return await _run(request, action)
 
 
-@router.put("/ssf/stream")
+@router.put("/ssf/stream", responses=ERRORS)
 async def replace_stream(request: Request) -> Response:
     """SSF 1.0 §8.1.1.4: replace every receiver-supplied member."""
 
@@ -170,7 +179,7 @@ async def replace_stream(request: Request) -> Response:
     return await _run(request, action)
 
 
-@router.delete("/ssf/stream", status_code=204)
+@router.delete("/ssf/stream", status_code=204, responses=ERRORS)
 async def delete_stream(request: Request, stream_id: str | None = None) -> Response:
     """SSF 1.0 §8.1.1.5: delete the stream (204)."""
 
@@ -180,7 +189,7 @@ async def delete_stream(request: Request, stream_id: str | None = None) -> Respo
     return await _run(request, action, success=204)
 
 
-@router.get("/ssf/status")
+@router.get("/ssf/status", responses=ERRORS)
 async def read_status(request: Request, stream_id: str | None = None) -> Response:
     """SSF 1.0 §8.1.2.1: the stream's status."""
 
@@ -190,7 +199,7 @@ async def read_status(request: Request, stream_id: str | None = None) -> Respons
     return await _run(request, action)
 
 
-@router.post("/ssf/status")
+@router.post("/ssf/status", responses=ERRORS)
 async def update_status(request: Request) -> Response:
     """SSF 1.0 §8.1.2.2: enable, pause or disable the stream."""
 
@@ -200,7 +209,7 @@ async def update_status(request: Request) -> Response:
     return await _run(request, action)
 
 
-@router.post("/ssf/verify", status_code=204)
+@router.post("/ssf/verify", status_code=204, responses=ERRORS)
 async def verify_stream(request: Request) -> Response:
     """SSF 1.0 §8.1.4.2: send a verification SET over the stream (204)."""
 
@@ -210,7 +219,7 @@ async def verify_stream(request: Request) -> Response:
     return await _run(request, action, success=204)
 
 
-@router.post("/ssf/poll")
+@router.post("/ssf/poll", responses=POLL_ERRORS)
 async def poll(request: Request) -> Response:
     """RFC 8936 §2: acknowledge SETs and receive the next ones,
     ``{"sets": {jti: SET}, "moreAvailable": bool}``; never waits."""
