@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass import api_docs
 from onepass.clients.models import OAuthApplication
-from onepass.keys.keyring import KEYRING
+from onepass.keys.keyring import KEYRING, NoActiveKey
 from onepass.oauth.bearer import VERIFIER
 from onepass.oauth.ssf import streams
 from onepass.oauth.ssf.streams import Context, SsfError
@@ -243,7 +243,13 @@ async def poll(request: Request) -> Response:
     issuer = runtime.settings.issuer
     sets: dict[str, str] = {}
     if payloads:
-        signer = KEYRING.of(request).signer(app.id_token_signed_response_alg or "RS256")
+        try:
+            signer = KEYRING.of(request).signer(app.id_token_signed_response_alg or "RS256")
+        except NoActiveKey:
+            # Nothing was handed out: the acknowledgements stand, the SETs wait.
+            return _error(
+                SsfError(503, "temporarily_unavailable", "no signing key; try again shortly")
+            )
         for payload in payloads:
             sets[payload["jti"]] = secevents.sign(signer, issuer=issuer, payload=payload, now=now)
     return JSONResponse({"sets": sets, "moreAvailable": more}, headers=NO_STORE)

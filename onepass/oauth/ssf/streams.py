@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.clients.models import OAuthApplication
@@ -206,8 +207,15 @@ async def create(
         updated_at=now,
     )
     _apply(ctx, stream, body, replace=True)
-    session.add(stream)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(stream)
+            await session.flush()
+    except IntegrityError:
+        # Two creations at once: the other one's stream won (one per client).
+        raise SsfError(
+            409, "conflict", "this client already has a stream (one per client)"
+        ) from None
     return describe(ctx, stream, app)
 
 
