@@ -17,9 +17,10 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy import select
 
 from onepass.accounts import links
-from onepass.accounts.models import User
+from onepass.accounts.models import LoginSession, User
 from onepass.accounts.passwords import PasswordHasher
 from onepass.app import OnePass
 from onepass.identity.canonical import CanonicalResolver
@@ -28,6 +29,7 @@ from onepass.operators.audit import Actor
 from onepass.playbook import merges, users
 from onepass.playbook import webhooks as webhook_playbook
 from onepass.runtime import Runtime
+from onepass.selfservice.account import ACCOUNT
 from onepass.selfservice.recovery import KIND, Recovery
 from onepass.webhooks import outbox, secevents
 from onepass.webhooks.models import WebhookOutboxEntry
@@ -725,3 +727,29 @@ async def test_an_authenticator_app_added_by_the_user_and_reset_by_an_operator_i
     bodies = [c["events"][secevents.CREDENTIAL_CHANGE] for c in told]
     changes = {(b["credential_type"], b["change_type"], b["initiating_entity"]) for b in bodies}
     assert changes == {("app", "create", "user"), ("app", "delete", "admin")}
+
+
+async def test_signing_out_other_sessions_from_the_account_page_is_session_revoked(
+    app: OnePass,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    receiver: Receiver,
+    browsers: list[httpx.AsyncClient],
+) -> None:
+    rp = await ssf_rp(runtime)
+    user = await make_user(runtime)
+    await sign_in(new_browser(app, browsers), rp, user)
+    await sign_in(new_browser(app, browsers), rp, user)  # a second session
+    await push_stream(
+        http, await manage_token(http, rp), receiver, events=[secevents.SESSION_REVOKED]
+    )
+    async with runtime.database.session() as session:
+        row = await session.get(User, user.id)
+        current = await session.scalar(
+            select(LoginSession).where(LoginSession.user_id == user.id).order_by(LoginSession.id)
+        )
+    assert row is not None and current is not None
+    assert await app.services.get(ACCOUNT).sign_out_others(row, current) == 1
+    [claims] = await received(runtime, receiver, http, rp, 1)
+    assert claims["events"][secevents.SESSION_REVOKED]["initiating_entity"] == "user"
+    assert claims["sub_id"] == subject(user)
