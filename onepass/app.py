@@ -60,6 +60,7 @@ from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.interaction import SEALER, Sealer
 from onepass.oauth.request_object import REQUEST_OBJECTS, RequestObjects
 from onepass.oauth.routes import DISCOVERY
+from onepass.oauth.ssf import routes as ssf_routes
 from onepass.oauth.token_endpoint import TokenEndpoint
 from onepass.oauth.userinfo import UserInfo
 from onepass.oauth.userinfo_endpoint import UserInfoEndpoint
@@ -471,6 +472,7 @@ def create_app(
     api.include_router(account_routes.router)
     api.include_router(enrolment_routes.router)
     api.include_router(webhook_routes.router)
+    api.include_router(ssf_routes.router)
     api.include_router(admin_api.router)
     api.include_router(admin_reference.router)
     api.include_router(admin_console.router)

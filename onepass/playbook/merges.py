@@ -16,6 +16,7 @@ from onepass.identity.canonical import CanonicalResolver
 from onepass.identity.service import MergeResult, merge
 from onepass.oauth import backchannel
 from onepass.oauth.revocation import revoke_merged_user
+from onepass.oauth.ssf import signals as ssf
 from onepass.operators import audit
 from onepass.operators.audit import Actor
 from onepass.playbook.actions import MERGE_USERS
@@ -40,6 +41,9 @@ async def merge_by_reference(
         target_id = (await accounts.find_user(session, target_ref)).id
 
     async def logout(session: AsyncSession, clock: Clock, user_id: int) -> int:
+        # Before the merge changes anything: the Shared Signals streams that asked for
+        # merges are told too (``oauth.ssf.signals.tell_merge``).
+        await ssf.tell_merge(session, clock, runtime.settings, user_id, target_id)
         return await backchannel.logout_user(
             session, clock, user_id, enforce=False, reason=backchannel.USER_MERGED
         )

@@ -40,12 +40,14 @@ from onepass.identity.canonical import canonical_user_id
 from onepass.identity.service import links_of
 from onepass.oauth import backchannel, consents
 from onepass.oauth.revocation import revoke_user_refresh_tokens
+from onepass.oauth.ssf import signals as ssf
 from onepass.operators import audit
 from onepass.operators.audit import Actor
 from onepass.playbook import actions
 from onepass.refusals import Conflict, NotFound
 from onepass.runtime import Runtime
 from onepass.webhooks import outbox as webhook_outbox
+from onepass.webhooks import secevents
 from onepass.webhooks.events import EventType
 from onepass.webhooks.outbox import timestamp_text
 
@@ -175,6 +177,12 @@ async def update_user(
                 EventType.USER_UPDATED,
                 {"changed": changed, "updated_at": timestamp_text(user.updated_at)},
             )
+        if "email" in changed:
+            # RISC identifier-changed without ``new-value``: as ``user.updated``, the RP
+            # may not hold the consent to see the address (it reads /userinfo).
+            await _signal(
+                runtime, session, user, secevents.IDENTIFIER_CHANGED, ssf.timestamped(clock)
+            )
         audit.add(
             session, clock, actor, actions.UPDATE_USER, str(user.id), detail={"changed": changed}
         )
@@ -194,6 +202,26 @@ async def _logout(runtime: Runtime, session: AsyncSession, user: User, reason: s
     )
 
 
+async def _signal(
+    runtime: Runtime, session: AsyncSession, user: User, event: str, body: dict[str, Any]
+) -> int:
+    """Tell the Shared Signals streams that asked for ``event`` about the user (CAEP,
+    RISC: ``oauth.ssf.signals``), in the transaction of the change."""
+    return await ssf.tell(session, runtime.clock, runtime.settings, user.id, event, body)
+
+
+def _initiator(actor: Actor) -> str:
+    """CAEP's ``initiating_entity``: the person (from /account) or an operator."""
+    return "user" if actor.user_id is not None and actor.via == "account" else "admin"
+
+
+async def _credential_change(
+    runtime: Runtime, session: AsyncSession, actor: Actor, user: User, kind: str, change: str
+) -> int:
+    body = ssf.credential_change(runtime.clock, kind, change, _initiator(actor))
+    return await _signal(runtime, session, user, secevents.CREDENTIAL_CHANGE, body)
+
+
 async def _end_access(
     session: AsyncSession, clock: Clock, user: User, reason: str
 ) -> dict[str, int]:
@@ -210,6 +238,10 @@ async def disable_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[st
         user = await _locked(session, user_ref)
         changed = await accounts.set_disabled(session, clock, user, True)
         logouts = await _logout(runtime, session, user, backchannel.USER_DISABLED)
+        if changed:
+            await _signal(
+                runtime, session, user, secevents.ACCOUNT_DISABLED, ssf.timestamped(clock)
+            )
         ended = await _end_access(session, clock, user, "user_disabled")
         enqueued = 0
         if changed:
@@ -241,6 +273,7 @@ async def enable_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str
         enqueued = 0
         if changed:
             enqueued = await user_events.notify(session, clock, user, EventType.USER_ENABLED)
+            await _signal(runtime, session, user, secevents.ACCOUNT_ENABLED, ssf.timestamped(clock))
         audit.add(session, clock, actor, actions.ENABLE_USER, str(user.id))
         return {
             "id": user.id,
@@ -259,6 +292,7 @@ async def delete_user(runtime: Runtime, actor: Actor, user_ref: str) -> dict[str
         user = await _locked(session, user_ref)
         accounts.check_manageable(user)
         logouts = await _logout(runtime, session, user, backchannel.USER_DELETED)
+        await _signal(runtime, session, user, secevents.ACCOUNT_PURGED, ssf.timestamped(clock))
         ended = await _end_access(session, clock, user, "user_deleted")
         forgotten = await consents.forget_user(session, user.id)
         await accounts.erase_user(session, clock, user)
@@ -304,6 +338,7 @@ async def set_password(
         user = await _locked(session, user_ref)
         accounts.check_manageable(user)
         logouts = await _logout(runtime, session, user, backchannel.PASSWORD_SET)
+        await _credential_change(runtime, session, actor, user, secevents.PASSWORD, "update")
         ended = await accounts.set_password_hash(session, runtime.clock, user, hashed)
         audit.add(session, runtime.clock, actor, actions.SET_PASSWORD, str(user.id))
         return {
@@ -341,6 +376,7 @@ async def enrol_totp(
         if first_only and not first:
             raise FactorExists("two-step verification is already on for this account")
         await second_factor.enrol_totp(session, runtime.box, user, secret, step)
+        await _credential_change(runtime, session, actor, user, secevents.APP, "create")
         codes = await second_factor.replace_recovery_codes(
             session, runtime.hasher, runtime.clock, user.id
         )
@@ -381,6 +417,7 @@ async def add_passkey(
         passkey = await passkeys.register(
             session, rp, runtime.clock, user, challenge, credential, name
         )
+        await _credential_change(runtime, session, actor, user, secevents.FIDO2_PLATFORM, "create")
         codes = None
         if first or not await second_factor.remaining_recovery_codes(session, user.id):
             codes = await second_factor.replace_recovery_codes(
@@ -408,6 +445,7 @@ async def remove_passkey(
         accounts.check_manageable(user)
         if not await second_factor.remove_passkey(session, user, passkey_id):
             return False
+        await _credential_change(runtime, session, actor, user, secevents.FIDO2_PLATFORM, "delete")
         await also(session, user)
         audit.add(
             session,
@@ -441,10 +479,14 @@ async def reset_second_factor(
             had = (await second_factor.factors_of(session, user)).any
             await second_factor.remove_every_factor(session, user)
             await _logout(runtime, session, user, backchannel.SECOND_FACTOR_RESET)
+            if had:
+                await _credential_change(runtime, session, actor, user, secevents.APP, "delete")
             ended = await accounts.revoke_user_sessions(session, runtime.clock, user.id)
         else:
             had = second_factor.has_totp(user)
             await second_factor.remove_totp(session, user)
+            if had:
+                await _credential_change(runtime, session, actor, user, secevents.APP, "delete")
         if also is not None:
             await also(session, user)
         audit.add(
@@ -484,6 +526,13 @@ async def revoke_sessions(
         if session_ref is not None:
             return await _revoke_one(runtime, session, actor, user, session_ref)
         logouts = await _logout(runtime, session, user, backchannel.SESSIONS_REVOKED)
+        await _signal(
+            runtime,
+            session,
+            user,
+            secevents.SESSION_REVOKED,
+            ssf.timestamped(runtime.clock, initiating_entity="admin"),
+        )
         ended = await accounts.revoke_user_sessions(session, runtime.clock, user.id)
         audit.add(
             session,
@@ -524,6 +573,13 @@ async def _revoke_one(
         login,
         enforce=runtime.settings.enforce_canonical_resolution,
         reason=backchannel.SESSION_REVOKED,
+    )
+    await _signal(
+        runtime,
+        session,
+        user,
+        secevents.SESSION_REVOKED,
+        ssf.timestamped(clock, initiating_entity="admin"),
     )
     await accounts.revoke_login_session(session, clock, login.id)
     audit.add(

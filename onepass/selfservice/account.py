@@ -34,12 +34,14 @@ from onepass.crypto import DecryptionError
 from onepass.i18n import LANGUAGES, N_, mail_language
 from onepass.mail import outbox
 from onepass.oauth import backchannel, consents
+from onepass.oauth.ssf import signals as ssf
 from onepass.operators.audit import Actor
 from onepass.playbook import users as playbook
 from onepass.runtime import Runtime
 from onepass.selfservice.recovery import PasswordRefused
 from onepass.selfservice.signup import ADDRESS_TAKEN, NOT_AN_ADDRESS
 from onepass.services import Service
+from onepass.webhooks import secevents
 
 log = structlog.get_logger("onepass.selfservice")
 
@@ -222,6 +224,16 @@ class Account:
                     )
                     await accounts.revoke_login_session(session, runtime.clock, login.id)
                     ended += 1
+            if ended:
+                # CAEP session-revoked, by the person, for the Shared Signals streams.
+                await ssf.tell(
+                    session,
+                    runtime.clock,
+                    runtime.settings,
+                    user.id,
+                    secevents.SESSION_REVOKED,
+                    ssf.timestamped(runtime.clock, initiating_entity="user"),
+                )
         log.info("selfservice.signed_out_others", user_id=user.id, sessions_ended=ended)
         return ended
 

@@ -37,9 +37,11 @@ from onepass.i18n import mail_language
 from onepass.mail import outbox
 from onepass.oauth import backchannel
 from onepass.oauth.revocation import revoke_user_refresh_tokens
+from onepass.oauth.ssf import signals as ssf
 from onepass.runtime import Runtime
 from onepass.selfservice.quotas import Quotas
 from onepass.services import Service
+from onepass.webhooks import secevents
 
 log = structlog.get_logger("onepass.selfservice")
 
@@ -168,6 +170,14 @@ class Recovery:
                 user.id,
                 enforce=runtime.settings.enforce_canonical_resolution,
                 reason=backchannel.PASSWORD_RESET,
+            )
+            await ssf.tell(
+                session,
+                clock,
+                runtime.settings,
+                user.id,
+                secevents.CREDENTIAL_CHANGE,
+                ssf.credential_change(clock, secevents.PASSWORD, "update", "user"),
             )
             sessions = await revoke_user_sessions(session, clock, user.id)
             tokens = await revoke_user_refresh_tokens(session, clock, user.id, "password_reset")

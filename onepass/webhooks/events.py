@@ -39,12 +39,19 @@ class EventType(StrEnum):
     # (``oauth.backchannel``), whether or not it has a webhook URL; never subscribed to.
     OIDC_BACKCHANNEL_LOGOUT = "oidc.backchannel_logout"
 
+    # OpenID Shared Signals Framework 1.0: not a webhook but a Security Event Token
+    # (RFC 8417) POSTed to the application's SSF stream endpoint (RFC 8935,
+    # ``webhooks.secevents``), carried by the outbox so that it is retried,
+    # dead-lettered and replayed like one. Enqueued only for an application whose push
+    # stream asked for the event (``oauth.ssf``); never subscribed to as a webhook.
+    SSF_SET = "ssf.set"
+
 
 # Delivered whether or not the application subscribed to them.
 ALWAYS_DELIVERED = frozenset({EventType.TEST_PING, EventType.WEBHOOK_KEY_COMPROMISED})
 # Not webhooks: they go elsewhere than the webhook URL, and no application subscribes to
 # them (``--event`` refuses them).
-NOT_WEBHOOKS = frozenset({EventType.OIDC_BACKCHANNEL_LOGOUT})
+NOT_WEBHOOKS = frozenset({EventType.OIDC_BACKCHANNEL_LOGOUT, EventType.SSF_SET})
 
 
 def parse_event_type(value: str) -> EventType:

@@ -143,3 +143,58 @@ class WebhookSigningKey(Base):
 
     def signs_at(self, when: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > when)
+
+
+# --------------------------------------------------------------------------- Shared Signals
+
+
+class SsfStream(Base):
+    """An OpenID Shared Signals Framework 1.0 stream (§8.1): what one application asked
+    to receive, and how. One stream per application (``oauth_application_id`` unique).
+
+    Its SETs are delivered through the outbox (``ssf.set`` entries) when it pushes
+    (RFC 8935), or kept in ``ssf_queued_sets`` until the RP polls them (RFC 8936); a
+    paused push stream keeps them there too, until it is enabled again.
+    """
+
+    __tablename__ = "ssf_streams"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    oauth_application_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_applications.id", ondelete="CASCADE"), unique=True
+    )
+    # §8.1.1 ``stream_id``: opaque, what the RP names it by.
+    stream_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # ``urn:ietf:rfc:8935`` (push) or ``urn:ietf:rfc:8936`` (poll).
+    delivery_method: Mapped[str] = mapped_column(String(40))
+    # Push only: where SETs are POSTed (checked as webhook URLs are).
+    endpoint_url: Mapped[str | None] = mapped_column(Text)
+    # Push only: the ``Authorization`` header sent with them, AES-GCM under
+    # ONEPASS_SECRET_KEY, bound to the stream id.
+    authorization_header_encrypted: Mapped[str | None] = mapped_column(Text)
+    events_requested: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    events_delivered: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    description: Mapped[str | None] = mapped_column(Text)
+    # §8.1.2: enabled, paused (SETs held), disabled (SETs dropped).
+    status: Mapped[str] = mapped_column(String(16), default="enabled")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SsfQueuedSet(Base):
+    """A SET waiting for its RP: to be polled (RFC 8936; gone once acknowledged), or
+    held while its push stream is paused (moved to the outbox when it is enabled).
+
+    ``payload`` holds the claims an outbox entry's would (never a signature): the SET is
+    signed when it is handed out, with the same ``jti`` every time."""
+
+    __tablename__ = "ssf_queued_sets"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    ssf_stream_id: Mapped[int] = mapped_column(ForeignKey("ssf_streams.id", ondelete="CASCADE"))
+    jti: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("ssf_stream_id", "jti"),)

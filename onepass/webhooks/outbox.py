@@ -94,6 +94,8 @@ def subscribed(app: OAuthApplication, event_type: EventType) -> bool:
     logout goes to an application with a ``backchannel_logout_uri``, webhook URL or not."""
     if event_type is EventType.OIDC_BACKCHANNEL_LOGOUT:
         return bool(app.backchannel_logout_uri)
+    if event_type is EventType.SSF_SET:
+        return True  # its stream asked for it (``oauth.ssf`` enqueues only then)
     if not app.webhook_url:
         return False
     if event_type in ALWAYS_DELIVERED or not app.webhook_events:

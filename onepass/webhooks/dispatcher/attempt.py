@@ -21,8 +21,9 @@ from onepass import __version__
 from onepass.clock import Clock
 from onepass.keys.keyring import NoActiveKey
 from onepass.settings import Settings
-from onepass.webhooks import logout_tokens, outbox, resolver, safety, signing
+from onepass.webhooks import logout_tokens, outbox, resolver, safety, secevents, signing
 from onepass.webhooks.dispatcher.logout import LogoutKeys
+from onepass.webhooks.dispatcher.streams import Streams
 from onepass.webhooks.dispatcher.targets import Target
 from onepass.webhooks.errors import UnsafeWebhookTarget
 from onepass.webhooks.events import EventType
@@ -64,6 +65,7 @@ def error_class(r: Result) -> str | None:
 
 
 LOGOUT = EventType.OIDC_BACKCHANNEL_LOGOUT.value
+SSF_SET = EventType.SSF_SET.value
 
 
 class _Failure(Exception):
@@ -84,9 +86,11 @@ class Sender:
         *,
         concurrency: int,
         logout_keys: LogoutKeys | None = None,
+        streams: Streams | None = None,
     ) -> None:
         self.settings = settings
         self.logout_keys = logout_keys
+        self.streams = streams
         self.clock = clock
         self.policy = policy
         self.rng = rng
@@ -180,6 +184,46 @@ class Sender:
         headers = {"content-type": logout_tokens.CONTENT_TYPE}
         return uri, logout_tokens.request_body(token), headers, [signer.kid]
 
+    async def _secevent(self, entry: Claimed) -> tuple[str, bytes, dict[str, str], list[str]]:
+        """A Shared Signals push (RFC 8935 §2): the SET signed now with 1pass's key (the
+        client's ID token algorithm), POSTed as ``application/secevent+jwt`` with the
+        stream's Authorization header. The stream is read now: paused, it is retried
+        later; disabled or gone, the entry is dead (disabled drops events: SSF §8.1.2)."""
+        stream = await self.streams.get(entry.app_id) if self.streams is not None else None
+        if stream is None:
+            raise _Failure("no_ssf_stream", "the application has no SSF stream any more", False)
+        if stream.delivery_method != secevents.PUSH or not stream.endpoint_url:
+            raise _Failure(
+                "ssf_not_push", "the application's SSF stream is not a push stream", False
+            )
+        if stream.status == "disabled":
+            raise _Failure("ssf_stream_disabled", "the SSF stream is disabled", False)
+        if stream.status == "paused":
+            raise _Failure("ssf_stream_paused", "the SSF stream is paused", True)
+        if stream.error is not None:
+            raise _Failure("ssf_authorization", stream.error, True)
+        self._check_url(stream.endpoint_url, secevents.URI_NAME)
+        try:
+            if self.logout_keys is None:
+                raise NoActiveKey("this dispatcher has no key ring")
+            signer = await self.logout_keys.signer(stream.id_token_alg or "RS256")
+        except NoActiveKey as exc:
+            raise _Failure(
+                "no_set_signing_key",
+                f"cannot sign the SET: {exc} (see `onepass keys list`)",
+                True,
+            ) from None
+        token = secevents.sign(
+            signer,
+            issuer=self.settings.issuer,
+            payload={**entry.payload, "client_id": stream.client_id},
+            now=int(self.clock.timestamp()),
+        )
+        headers = {"content-type": secevents.CONTENT_TYPE, "accept": "application/json"}
+        if stream.authorization:
+            headers["authorization"] = stream.authorization
+        return stream.endpoint_url, token.encode("ascii"), headers, [signer.kid]
+
     async def deliver(self, entry: Claimed, target: Target) -> Result:
         """Sign and POST one entry; classify the outcome. Never raises for the RP's faults."""
         assert self._http is not None
@@ -193,9 +237,12 @@ class Sender:
         signers = target.signers_at(started_at)
         sent_kids: list[str] = []
         logout = entry.event_type == LOGOUT
+        ssf = entry.event_type == SSF_SET
         try:
             if logout:
                 url, body, headers, kids = await self._logout(entry, target)
+            elif ssf:
+                url, body, headers, kids = await self._secevent(entry)
             else:
                 url, body, headers, kids = self._webhook(entry, target, signers)
             headers["user-agent"] = USER_AGENT
@@ -231,7 +278,9 @@ class Sender:
             if isinstance(exc.os_error, resolver.UnsafeAddressError):  # resolver.guarded_socket
                 failure = TransportFailure("unsafe_target", str(exc.os_error), False)
         except aiohttp.InvalidURL as exc:
-            what = logout_tokens.URI_NAME if logout else "webhook URL"
+            what = (
+                logout_tokens.URI_NAME if logout else secevents.URI_NAME if ssf else "webhook URL"
+            )
             failure = TransportFailure("invalid_url", f"invalid {what}: {exc}", False)
         except aiohttp.ClientError as exc:
             failure = TransportFailure("connection", f"{type(exc).__name__}: {exc}"[:300], True)
@@ -250,6 +299,17 @@ class Sender:
             rng=self.rng,
             success=logout_tokens.SUCCESS_STATUSES if logout else None,
         )
+        if ssf and status == 400:
+            # RFC 8935 §2.3: the receiver refused this SET and says why; the same SET
+            # would be refused again, so it is dead at once (``webhooks retry`` or
+            # ``replay-dlq`` once the cause is fixed).
+            why = secevents.push_error(body_text)
+            decision = Decision(
+                Outcome.DEAD,
+                None,
+                f"HTTP 400: the receiver refused the SET"
+                f"{f' ({why})' if why else ''} (RFC 8935 §2.3); not retried",
+            )
         return Result(
             entry=entry,
             started_at=started_at,

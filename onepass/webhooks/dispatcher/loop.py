@@ -55,6 +55,7 @@ from onepass.webhooks import outbox
 from onepass.webhooks.dispatcher.attempt import Result, Sender
 from onepass.webhooks.dispatcher.logout import LogoutKeys
 from onepass.webhooks.dispatcher.recording import Recorder, Stats
+from onepass.webhooks.dispatcher.streams import Streams
 from onepass.webhooks.dispatcher.targets import Target, Targets
 from onepass.webhooks.listener import Listener
 from onepass.webhooks.retry import RetryPolicy
@@ -129,6 +130,8 @@ class Dispatcher:
             self.rng,
             concurrency=self.concurrency,
             logout_keys=logout_keys,
+            # Shared Signals pushes read their stream at each attempt.
+            streams=Streams(database, box) if database is not None else None,
         )
         self._targets = Targets(store, box, clock)
         self._recorder = Recorder(store, clock, self.name, self.stats)
