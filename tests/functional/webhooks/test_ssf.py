@@ -753,3 +753,32 @@ async def test_signing_out_other_sessions_from_the_account_page_is_session_revok
     [claims] = await received(runtime, receiver, http, rp, 1)
     assert claims["events"][secevents.SESSION_REVOKED]["initiating_entity"] == "user"
     assert claims["sub_id"] == subject(user)
+
+
+async def test_a_pairwise_rp_is_told_about_the_user_by_its_own_sub(
+    app: OnePass,
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    receiver: Receiver,
+    browsers: list[httpx.AsyncClient],
+) -> None:
+    """OIDC Core §8.1 and SSF: the SET names the user as the ID token did for this RP."""
+    rp = await make_rp(
+        runtime,
+        name="pairwise ssf rp",
+        grant_types=["authorization_code", "refresh_token", "client_credentials"],
+        scope="openid email offline_access ssf.manage api:read",
+        subject_type="pairwise",
+    )
+    user = await make_user(runtime)
+    tokens = await sign_in(new_browser(app, browsers), rp, user)
+    id_sub = jwt.decode(
+        tokens["id_token"], KeySet.import_key_set(await jwks_of(http)), algorithms=["RS256"]
+    ).claims["sub"]
+    assert id_sub != user.sub
+    await push_stream(
+        http, await manage_token(http, rp), receiver, events=[secevents.ACCOUNT_DISABLED]
+    )
+    await users.disable_user(runtime, ACTOR, user.email)
+    [claims] = await received(runtime, receiver, http, rp, 1)
+    assert claims["sub_id"] == {"format": "iss_sub", "iss": ISSUER, "sub": id_sub}
