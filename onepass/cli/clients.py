@@ -129,6 +129,13 @@ def create(
         "--backchannel-logout-session-required",
         help="Every logout token names the session (sid): one per session it had.",
     ),
+    jarm_alg: str | None = typer.Option(
+        None,
+        "--authorization-signed-response-alg",
+        help="How its signed authorization responses (JARM, response_mode=jwt...) are "
+        "signed: RS256 (default), PS256, ES256 or EdDSA, one of ONEPASS_SIGNING_ALGS "
+        "(fapi2: its ID token algorithm by default, never RS256).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register an application; its secret (and webhook signing key) is printed this once."""
@@ -160,6 +167,7 @@ def create(
             backchannel_logout_uri=backchannel_logout_uri,
             backchannel_logout_session_required=backchannel_logout_session_required,
             dpop_bound_access_tokens=dpop_bound,
+            authorization_signed_response_alg=jarm_alg,
         )
 
     data = run(action)
@@ -302,6 +310,12 @@ def update(
         "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
         help="Every logout token names the session (sid), or not.",
     ),
+    jarm_alg: str | None = typer.Option(
+        None,
+        "--authorization-signed-response-alg",
+        help='Sign its JARM responses with RS256, PS256, ES256 or EdDSA ("" returns to '
+        "the default).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Change an application's registration; it keeps its client_id and secret."""
@@ -331,6 +345,7 @@ def update(
         backchannel_logout_uri="" if no_backchannel_logout_uri else backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
         dpop_bound_access_tokens=dpop_bound,
+        authorization_signed_response_alg=jarm_alg,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

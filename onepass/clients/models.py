@@ -74,6 +74,9 @@ class OAuthApplication(Base):
     backchannel_logout_session_required: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # JARM §3: how its signed authorization responses are signed; NULL: the default
+    # (RS256; under the fapi2 profile, its ID token algorithm).
+    authorization_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         # The webhook claim skips disabled applications' entries: this (usually empty)

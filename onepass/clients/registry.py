@@ -39,6 +39,8 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 # What a client's id_token_signed_response_alg may be: every algorithm the key ring can
 # keep keys for (``keys.jwt.SUPPORTED_ALGS``; the FAPI 2.0 subset is ``keys.jwt.FAPI_ALGS``).
 ID_TOKEN_ALGS = SUPPORTED_ALGS
+# What a client's authorization_signed_response_alg (JARM §3) may be: the same.
+AUTHORIZATION_RESPONSE_ALGS = SUPPORTED_ALGS
 
 
 class ClientError(Refusal):
@@ -89,6 +91,9 @@ class ClientRecord:
     # POSIX timestamp; 0: there is none).
     previous_secret_hash: str | None = None
     previous_secret_expires: float = 0.0
+    # JARM §3: what its signed authorization responses are signed with (the default
+    # filled in: ``profiles.authorization_response_alg``).
+    authorization_signed_response_alg: str = "RS256"
 
     @property
     def is_public(self) -> bool:
@@ -128,6 +133,7 @@ class ClientRecord:
                 if app.previous_secret_hash and app.previous_secret_expires_at
                 else 0.0
             ),
+            authorization_signed_response_alg=profiles.authorization_response_alg(app),
         )
 
 
@@ -206,6 +212,8 @@ class ClientSettings:
     # OpenID Connect Back-Channel Logout 1.0 §2.2.
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    # JARM §3 (None: the default, ``profiles.authorization_response_alg``).
+    authorization_signed_response_alg: str | None = None
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -231,6 +239,7 @@ class ClientSettings:
             profile=app.profile,
             backchannel_logout_uri=app.backchannel_logout_uri,
             backchannel_logout_session_required=app.backchannel_logout_session_required,
+            authorization_signed_response_alg=app.authorization_signed_response_alg,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -278,6 +287,12 @@ class ClientSettings:
         if self.id_token_signed_response_alg not in ID_TOKEN_ALGS:
             raise InvalidClientSettings(
                 f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}"
+            )
+        jarm_alg = self.authorization_signed_response_alg
+        if jarm_alg is not None and jarm_alg not in AUTHORIZATION_RESPONSE_ALGS:
+            raise InvalidClientSettings(
+                "authorization_signed_response_alg must be one of "
+                + ", ".join(AUTHORIZATION_RESPONSE_ALGS)
             )
         try:
             scopes = parse_scope(self.scope)
@@ -328,6 +343,7 @@ class ClientSettings:
             profile=profile,
             backchannel_logout_uri=logout_uri,
             backchannel_logout_session_required=self.backchannel_logout_session_required,
+            authorization_signed_response_alg=jarm_alg,
         )
         problems = profiles.registration_problems(
             checked, production=production, id_token_algs_available=ID_TOKEN_ALGS
@@ -367,6 +383,7 @@ class ClientSettings:
             ("webhook_events", self.webhook_events),
             ("backchannel_logout_uri", self.backchannel_logout_uri),
             ("backchannel_logout_session_required", self.backchannel_logout_session_required),
+            ("authorization_signed_response_alg", self.authorization_signed_response_alg),
         ):
             if getattr(app, field, None) != value:
                 setattr(app, field, value)
@@ -463,6 +480,21 @@ def check_id_token_alg(alg: str, signing_algs: Collection[str]) -> None:
         )
 
 
+def check_authorization_response_alg(alg: str | None, signing_algs: Collection[str]) -> None:
+    """``InvalidClientSettings`` unless signed authorization responses (JARM) can be
+    signed with ``alg`` here (None: the default, RS256 or the ID token's)."""
+    if alg is not None and alg not in AUTHORIZATION_RESPONSE_ALGS:
+        raise InvalidClientSettings(
+            "authorization_signed_response_alg must be one of "
+            + ", ".join(AUTHORIZATION_RESPONSE_ALGS)
+        )
+    if alg is not None and alg not in signing_algs:
+        raise InvalidClientSettings(
+            f"authorization_signed_response_alg {alg} has no signing key on this server: "
+            f"ONEPASS_SIGNING_ALGS is {','.join(signing_algs)} (add {alg} to it and restart)"
+        )
+
+
 def default_grant_types(redirect_uris: list[str] | None) -> list[str]:
     """A client with a redirect URI signs users in and may stay signed in
     (``offline_access``); one without is a service (client_credentials is asked for)."""
@@ -496,6 +528,7 @@ async def create_client(
     profile: str | None = None,
     backchannel_logout_uri: str | None = None,
     backchannel_logout_session_required: bool = False,
+    authorization_signed_response_alg: str | None = None,
     production: bool = False,
     signing_algs: Collection[str] | None = None,
 ) -> NewClient:
@@ -546,9 +579,11 @@ async def create_client(
         profile=profile,
         backchannel_logout_uri=backchannel_logout_uri or None,
         backchannel_logout_session_required=backchannel_logout_session_required,
+        authorization_signed_response_alg=authorization_signed_response_alg or None,
     ).checked(production=production)
     if signing_algs is not None:
         check_id_token_alg(settings.id_token_signed_response_alg, signing_algs)
+        check_authorization_response_alg(settings.authorization_signed_response_alg, signing_algs)
 
     # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
     secret = None if public or method == client_auth.PRIVATE_KEY_JWT else generate_client_secret()
@@ -593,6 +628,7 @@ class ClientChanges:
     backchannel_logout_uri: str | None = None  # "" removes it
     backchannel_logout_session_required: bool | None = None
     dpop_bound_access_tokens: bool | None = None
+    authorization_signed_response_alg: str | None = None  # "" returns to the default
 
 
 def _edited(
@@ -623,6 +659,13 @@ async def update_client(
     if alg is not None and alg != app.id_token_signed_response_alg:
         check_id_token_alg(alg, ID_TOKEN_ALGS if signing_algs is None else signing_algs)
         settings.id_token_signed_response_alg = alg
+    jarm_alg = changes.authorization_signed_response_alg
+    if jarm_alg is not None and (jarm_alg or None) != app.authorization_signed_response_alg:
+        if jarm_alg:
+            check_authorization_response_alg(
+                jarm_alg, ID_TOKEN_ALGS if signing_algs is None else signing_algs
+            )
+        settings.authorization_signed_response_alg = jarm_alg or None
     if changes.name is not None:
         settings.name = changes.name
     settings.redirect_uris = _edited(
@@ -734,6 +777,8 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "webhook_events": app.webhook_events,
         "backchannel_logout_uri": app.backchannel_logout_uri,
         "backchannel_logout_session_required": app.backchannel_logout_session_required,
+        # JARM §3, the default filled in (RS256; fapi2: the ID token's algorithm).
+        "authorization_signed_response_alg": profiles.authorization_response_alg(app),
         "disabled": app.disabled_at is not None,
         "disabled_at": app.disabled_at,
         "previous_secret_expires_at": app.previous_secret_expires_at

@@ -83,6 +83,9 @@ class ClientOut(BaseModel):
     backchannel_logout_session_required: bool = Field(
         False, description="every logout token names the session (sid)"
     )
+    authorization_signed_response_alg: str = Field(
+        "RS256", description="what its signed authorization responses (JARM) are signed with"
+    )
     disabled: bool
     disabled_at: datetime | None
     previous_secret_expires_at: datetime | None = Field(
@@ -158,6 +161,9 @@ class UpdateClientBody(Body):
     webhook_events: Strings | None = None
     backchannel_logout_uri: Text = None
     backchannel_logout_session_required: bool | None = None
+    authorization_signed_response_alg: Text = Field(
+        None, description='JARM: RS256, PS256, ES256 or EdDSA ("" returns to the default)'
+    )
     action_request_nonce: Text = None
 
     def changes(self) -> ClientChanges:
@@ -185,6 +191,7 @@ class UpdateClientBody(Body):
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
             backchannel_logout_uri=self.backchannel_logout_uri,
             backchannel_logout_session_required=self.backchannel_logout_session_required,
+            authorization_signed_response_alg=self.authorization_signed_response_alg,
         )
 
 
