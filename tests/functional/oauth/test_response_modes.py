@@ -407,3 +407,35 @@ async def test_the_registration_checks_the_response_signing_alg(runtime: Runtime
         back = registry.ClientChanges(authorization_signed_response_alg="")
         await registry.update_client(session, runtime.clock, new.application, back)
         assert new.application.authorization_signed_response_alg is None
+
+
+async def test_a_request_objects_mode_counts_and_an_outer_one_does_not(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """RFC 9101 §6.3: the object's ``response_mode`` is the one; a refused object's
+    error goes back in the outer request's mode."""
+    from tests.functional.oauth.test_request_object import jar_client, make_key, request_object
+
+    user = await make_user(runtime)
+    key = make_key("ES256")
+    client = await jar_client(runtime, key)
+    obj = request_object(client.client_id, key, "ES256", response_mode="form_post")
+    outer = {"client_id": client.client_id, "request": obj, "response_mode": "fragment"}
+    response = await sign_in(http, "/authorize?" + urlencode(outer), user.email, user.password)
+    assert form_post_fields(response)["state"] == "inner-state"
+
+    forged = obj[:-4] + ("AAAA" if not obj.endswith("AAAA") else "BBBB")
+    refused = await http.get(
+        "/authorize?"
+        + urlencode(
+            {
+                "client_id": client.client_id,
+                "request": forged,
+                "redirect_uri": REDIRECT_URI,
+                "state": "outer",
+                "response_mode": "form_post",
+            }
+        )
+    )
+    fields = form_post_fields(refused)
+    assert fields["error"] == "invalid_request_object" and fields["state"] == "outer"
