@@ -143,13 +143,18 @@ def render(
     *,
     language: str | None = None,
     scripts: tuple[str, ...] = (),
+    csp: str | None = None,
 ) -> HTMLResponse:
     """``scripts``: files of ``/static`` the page loads (the passkey ceremonies); only
-    such a page's CSP allows scripts, and only same-origin files (never inline)."""
+    such a page's CSP allows scripts, and only same-origin files (never inline).
+    ``csp``: a page's own policy instead (the form_post page's: one nonce'd script,
+    forms only to the client's origin)."""
     headers = dict(PAGE_HEADERS)
     if scripts:
         headers["content-security-policy"] = SCRIPTS_CSP
         context = {**context, "scripts": scripts}
+    if csp is not None:
+        headers["content-security-policy"] = csp
     # The admin console is the operator's tool: never branded.
     brand = DEFAULT_BRAND if template.startswith("admin/") else _BRAND.get()
     context = {"brand": brand, **context}

@@ -141,6 +141,13 @@ def create(
         help="pairwise: an https URL serving a JSON array of the client's redirect URIs; "
         "its host is the sector (needed when the redirect URIs are on several hosts).",
     ),
+    jarm_alg: str | None = typer.Option(
+        None,
+        "--authorization-signed-response-alg",
+        help="How its signed authorization responses (JARM, response_mode=jwt...) are "
+        "signed: RS256 (default), PS256, ES256 or EdDSA, one of ONEPASS_SIGNING_ALGS "
+        "(fapi2: its ID token algorithm by default, never RS256).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register an application; its secret (and webhook signing key) is printed this once."""
@@ -174,6 +181,7 @@ def create(
             dpop_bound_access_tokens=dpop_bound,
             subject_type=subject_type,
             sector_identifier_uri=sector_identifier_uri,
+            authorization_signed_response_alg=jarm_alg,
         )
 
     data = run(action)
@@ -326,6 +334,12 @@ def update(
         "--sector-identifier-uri",
         help='pairwise: an https URL serving a JSON array of its redirect URIs ("" removes it).',
     ),
+    jarm_alg: str | None = typer.Option(
+        None,
+        "--authorization-signed-response-alg",
+        help='Sign its JARM responses with RS256, PS256, ES256 or EdDSA ("" returns to '
+        "the default).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Change an application's registration; it keeps its client_id and secret."""
@@ -357,6 +371,7 @@ def update(
         dpop_bound_access_tokens=dpop_bound,
         subject_type=subject_type,
         sector_identifier_uri=sector_identifier_uri,
+        authorization_signed_response_alg=jarm_alg,
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

@@ -81,6 +81,9 @@ class OAuthApplication(Base):
         String(16), default="public", server_default=text("'public'")
     )
     sector_identifier_uri: Mapped[str | None] = mapped_column(Text)
+    # JARM §3: how its signed authorization responses are signed; NULL: the default
+    # (RS256; under the fapi2 profile, its ID token algorithm).
+    authorization_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         # The webhook claim skips disabled applications' entries: this (usually empty)

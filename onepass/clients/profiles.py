@@ -60,6 +60,8 @@ class Registration(Protocol):
     def redirect_uris(self) -> Sequence[str]: ...
     @property
     def id_token_signed_response_alg(self) -> str: ...
+    @property
+    def authorization_signed_response_alg(self) -> str | None: ...
 
 
 class ProfileRefused(Exception):
@@ -116,7 +118,24 @@ def registration_problems(
             f"the fapi2 profile signs ID tokens with {' or '.join(allowed)}, not "
             f"{client.id_token_signed_response_alg}: give --id-token-alg {allowed[0]}"
         )
+    jarm_alg = client.authorization_signed_response_alg
+    if jarm_alg is not None and jarm_alg not in FAPI2_SIGNING_ALGS:
+        problems.append(
+            f"the fapi2 profile signs authorization responses (JARM) with "
+            f"{' or '.join(allowed)}, not {jarm_alg}: give "
+            f"--authorization-signed-response-alg {allowed[0] if allowed else 'ES256'}"
+        )
     return problems
+
+
+def authorization_response_alg(client: Registration) -> str:
+    """The algorithm of ``client``'s signed authorization responses (JARM): the one it
+    registered; else RS256 (JARM §3's default), or under the profile its ID token
+    algorithm (§5.4: never RS256). FAPI 2.0 Message Signing §5.4 lets a client ask for
+    JARM; the Security Profile needs no response mode but ``query``."""
+    if client.authorization_signed_response_alg is not None:
+        return client.authorization_signed_response_alg
+    return client.id_token_signed_response_alg if is_fapi2(client) else "RS256"
 
 
 def https_or_local(uri: str, *, production: bool) -> bool:

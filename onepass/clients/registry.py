@@ -39,6 +39,8 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 # What a client's id_token_signed_response_alg may be: every algorithm the key ring can
 # keep keys for (``keys.jwt.SUPPORTED_ALGS``; the FAPI 2.0 subset is ``keys.jwt.FAPI_ALGS``).
 ID_TOKEN_ALGS = SUPPORTED_ALGS
+# What a client's authorization_signed_response_alg (JARM §3) may be: the same.
+AUTHORIZATION_RESPONSE_ALGS = SUPPORTED_ALGS
 
 
 class ClientError(Refusal):
@@ -92,6 +94,9 @@ class ClientRecord:
     # OpenID Connect Core §8 (``clients.subjects``): "public" or "pairwise".
     subject_type: str = subjects.PUBLIC
     sector_identifier_uri: str | None = None
+    # JARM §3: what its signed authorization responses are signed with (the default
+    # filled in: ``profiles.authorization_response_alg``).
+    authorization_signed_response_alg: str = "RS256"
 
     @property
     def is_public(self) -> bool:
@@ -133,6 +138,7 @@ class ClientRecord:
             ),
             subject_type=app.subject_type or subjects.PUBLIC,
             sector_identifier_uri=app.sector_identifier_uri,
+            authorization_signed_response_alg=profiles.authorization_response_alg(app),
         )
 
 
@@ -214,6 +220,8 @@ class ClientSettings:
     # OpenID Connect Core §8.1 (``clients.subjects``).
     subject_type: str = subjects.PUBLIC
     sector_identifier_uri: str | None = None
+    # JARM §3 (None: the default, ``profiles.authorization_response_alg``).
+    authorization_signed_response_alg: str | None = None
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -241,6 +249,7 @@ class ClientSettings:
             backchannel_logout_session_required=app.backchannel_logout_session_required,
             subject_type=app.subject_type or subjects.PUBLIC,
             sector_identifier_uri=app.sector_identifier_uri,
+            authorization_signed_response_alg=app.authorization_signed_response_alg,
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -288,6 +297,12 @@ class ClientSettings:
         if self.id_token_signed_response_alg not in ID_TOKEN_ALGS:
             raise InvalidClientSettings(
                 f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_ALGS)}"
+            )
+        jarm_alg = self.authorization_signed_response_alg
+        if jarm_alg is not None and jarm_alg not in AUTHORIZATION_RESPONSE_ALGS:
+            raise InvalidClientSettings(
+                "authorization_signed_response_alg must be one of "
+                + ", ".join(AUTHORIZATION_RESPONSE_ALGS)
             )
         try:
             scopes = parse_scope(self.scope)
@@ -349,6 +364,7 @@ class ClientSettings:
             backchannel_logout_session_required=self.backchannel_logout_session_required,
             subject_type=self.subject_type,
             sector_identifier_uri=self.sector_identifier_uri,
+            authorization_signed_response_alg=jarm_alg,
         )
         problems = profiles.registration_problems(
             checked, production=production, id_token_algs_available=ID_TOKEN_ALGS
@@ -390,6 +406,7 @@ class ClientSettings:
             ("backchannel_logout_session_required", self.backchannel_logout_session_required),
             ("subject_type", self.subject_type),
             ("sector_identifier_uri", self.sector_identifier_uri),
+            ("authorization_signed_response_alg", self.authorization_signed_response_alg),
         ):
             if getattr(app, field, None) != value:
                 setattr(app, field, value)
@@ -486,6 +503,21 @@ def check_id_token_alg(alg: str, signing_algs: Collection[str]) -> None:
         )
 
 
+def check_authorization_response_alg(alg: str | None, signing_algs: Collection[str]) -> None:
+    """``InvalidClientSettings`` unless signed authorization responses (JARM) can be
+    signed with ``alg`` here (None: the default, RS256 or the ID token's)."""
+    if alg is not None and alg not in AUTHORIZATION_RESPONSE_ALGS:
+        raise InvalidClientSettings(
+            "authorization_signed_response_alg must be one of "
+            + ", ".join(AUTHORIZATION_RESPONSE_ALGS)
+        )
+    if alg is not None and alg not in signing_algs:
+        raise InvalidClientSettings(
+            f"authorization_signed_response_alg {alg} has no signing key on this server: "
+            f"ONEPASS_SIGNING_ALGS is {','.join(signing_algs)} (add {alg} to it and restart)"
+        )
+
+
 def default_grant_types(redirect_uris: list[str] | None) -> list[str]:
     """A client with a redirect URI signs users in and may stay signed in
     (``offline_access``); one without is a service (client_credentials is asked for)."""
@@ -521,6 +553,7 @@ async def create_client(
     backchannel_logout_session_required: bool = False,
     subject_type: str | None = None,
     sector_identifier_uri: str | None = None,
+    authorization_signed_response_alg: str | None = None,
     production: bool = False,
     signing_algs: Collection[str] | None = None,
 ) -> NewClient:
@@ -573,9 +606,11 @@ async def create_client(
         backchannel_logout_session_required=backchannel_logout_session_required,
         subject_type=subject_type or subjects.PUBLIC,
         sector_identifier_uri=sector_identifier_uri or None,
+        authorization_signed_response_alg=authorization_signed_response_alg or None,
     ).checked(production=production)
     if signing_algs is not None:
         check_id_token_alg(settings.id_token_signed_response_alg, signing_algs)
+        check_authorization_response_alg(settings.authorization_signed_response_alg, signing_algs)
 
     # A client that signs assertions has no secret (RFC 7523: its keys are its proof).
     secret = None if public or method == client_auth.PRIVATE_KEY_JWT else generate_client_secret()
@@ -623,6 +658,7 @@ class ClientChanges:
     # OpenID Connect Core §8.1: "public" or "pairwise"; sector_identifier_uri "" removes it.
     subject_type: str | None = None
     sector_identifier_uri: str | None = None
+    authorization_signed_response_alg: str | None = None  # "" returns to the default
 
 
 def _edited(
@@ -653,6 +689,13 @@ async def update_client(
     if alg is not None and alg != app.id_token_signed_response_alg:
         check_id_token_alg(alg, ID_TOKEN_ALGS if signing_algs is None else signing_algs)
         settings.id_token_signed_response_alg = alg
+    jarm_alg = changes.authorization_signed_response_alg
+    if jarm_alg is not None and (jarm_alg or None) != app.authorization_signed_response_alg:
+        if jarm_alg:
+            check_authorization_response_alg(
+                jarm_alg, ID_TOKEN_ALGS if signing_algs is None else signing_algs
+            )
+        settings.authorization_signed_response_alg = jarm_alg or None
     if changes.name is not None:
         settings.name = changes.name
     settings.redirect_uris = _edited(
@@ -795,6 +838,8 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "backchannel_logout_session_required": app.backchannel_logout_session_required,
         "subject_type": app.subject_type or subjects.PUBLIC,
         "sector_identifier_uri": app.sector_identifier_uri,
+        # JARM §3, the default filled in (RS256; fapi2: the ID token's algorithm).
+        "authorization_signed_response_alg": profiles.authorization_response_alg(app),
         "disabled": app.disabled_at is not None,
         "disabled_at": app.disabled_at,
         "previous_secret_expires_at": app.previous_secret_expires_at

@@ -19,6 +19,7 @@ from onepass.crypto import KeyedHasher
 from onepass.i18n import N_
 from onepass.oauth.authorize import AuthorizationRequest
 from onepass.oauth.codes import issue_code, needs_consent
+from onepass.oauth.response_modes import AuthorizationResponse
 from onepass.oauth_errors import ConsentRequiredError, LoginRequiredError, OAuthError
 
 SCOPE_DESCRIPTIONS = {
@@ -38,16 +39,41 @@ def redirect_with(uri: str, params: dict[str, str | None]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
-def error_redirect(request_redirect: str, error: OAuthError, state: str | None, issuer: str) -> str:
-    """RFC 6749 §4.1.2.1 with the ``iss`` parameter of RFC 9207."""
-    return redirect_with(
-        request_redirect,
+def error_response(
+    redirect_uri: str,
+    error: OAuthError,
+    state: str | None,
+    issuer: str,
+    *,
+    mode: str,
+    client: ClientRecord,
+) -> AuthorizationResponse:
+    """RFC 6749 §4.1.2.1 with the ``iss`` parameter of RFC 9207, in ``mode``."""
+    return AuthorizationResponse.of(
+        redirect_uri,
         {
             "error": error.error,
             "error_description": error.description,
             "state": state,
             "iss": issuer,
         },
+        mode=mode,
+        client_id=client.client_id,
+        signing_alg=client.authorization_signed_response_alg,
+    )
+
+
+def request_error(
+    request: AuthorizationRequest, client: ClientRecord, error: OAuthError, issuer: str
+) -> AuthorizationResponse:
+    """``error`` for a validated ``request``: to its redirect URI, in its mode."""
+    return error_response(
+        request.redirect_uri,
+        error,
+        request.state,
+        issuer,
+        mode=request.response_mode,
+        client=client,
     )
 
 
@@ -63,7 +89,9 @@ class ShowConsent:
 
 @dataclass(frozen=True)
 class Redirect:
-    url: str
+    """Send ``response`` back to the client (a redirect, or a form_post page)."""
+
+    response: AuthorizationResponse
 
 
 Decision = ShowLogin | ShowConsent | Redirect
@@ -110,11 +138,8 @@ async def decide(
     if must_login:
         if "none" in prompt:
             return Redirect(
-                error_redirect(
-                    request.redirect_uri,
-                    LoginRequiredError("the user is not signed in"),
-                    request.state,
-                    issuer,
+                request_error(
+                    request, client, LoginRequiredError("the user is not signed in"), issuer
                 )
             )
         return ShowLogin()
@@ -125,10 +150,10 @@ async def decide(
     ):
         if "none" in prompt:
             return Redirect(
-                error_redirect(
-                    request.redirect_uri,
+                request_error(
+                    request,
+                    client,
                     ConsentRequiredError("the user has not consented to this application"),
-                    request.state,
                     issuer,
                 )
             )
@@ -137,5 +162,11 @@ async def decide(
         session, hasher, clock, client=client, user=user, login=login, request=request, ttl=code_ttl
     )
     return Redirect(
-        redirect_with(request.redirect_uri, {"code": code, "state": request.state, "iss": issuer})
+        AuthorizationResponse.of(
+            request.redirect_uri,
+            {"code": code, "state": request.state, "iss": issuer},
+            mode=request.response_mode,
+            client_id=client.client_id,
+            signing_alg=client.authorization_signed_response_alg,
+        )
     )

@@ -15,7 +15,7 @@ from onepass.accounts.second_factor import ACR_MFA
 from onepass.clients import profiles
 from onepass.clients.registry import ID_TOKEN_ALGS, ClientRecord
 from onepass.clients.scopes import grant_scope, parse_scope
-from onepass.oauth import pkce
+from onepass.oauth import pkce, response_modes
 from onepass.oauth.dpop import is_thumbprint
 from onepass.oauth_errors import (
     InvalidRequestError,
@@ -43,11 +43,18 @@ class AuthorizeFatal(Exception):
 class AuthorizeRedirectError(Exception):
     """An OAuth error to send back to the (validated) redirect URI."""
 
-    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None) -> None:
+    def __init__(
+        self,
+        error: OAuthError,
+        redirect_uri: str,
+        state: str | None,
+        response_mode: str = response_modes.DEFAULT,
+    ) -> None:
         super().__init__(error.description)
         self.error = error
         self.redirect_uri = redirect_uri
         self.state = state
+        self.response_mode = response_mode
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class AuthorizationRequest:
     ui_locales: list[str] = field(default_factory=list)
     # RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
     dpop_jkt: str | None = None
+    # How the response goes back (``oauth.response_modes``): query, form_post, JARM...
+    response_mode: str = response_modes.DEFAULT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +104,9 @@ class AuthorizationRequest:
             "acr_values": " ".join(self.acr_values) or None,
             "ui_locales": " ".join(self.ui_locales) or None,
             "dpop_jkt": self.dpop_jkt,
+            "response_mode": (
+                self.response_mode if self.response_mode != response_modes.DEFAULT else None
+            ),
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -146,12 +158,16 @@ def validate_authorization_request(
     redirect_uri = validate_client_and_redirect(params, client)
     assert client is not None
     state = params.get("state")
+    # Errors go back in the mode asked for once it is a known one, else in the default.
+    mode = requested_mode(params)
 
     def fail(error: OAuthError) -> AuthorizeRedirectError:
-        return AuthorizeRedirectError(error, redirect_uri, state)
+        return AuthorizeRedirectError(error, redirect_uri, state, mode)
 
     if state is not None and len(state) > MAX_PARAM:
-        raise AuthorizeRedirectError(InvalidRequestError("state is too long"), redirect_uri, None)
+        raise AuthorizeRedirectError(
+            InvalidRequestError("state is too long"), redirect_uri, None, mode
+        )
     if params.repeated:
         name = printable_name(min(params.repeated))
         raise fail(InvalidRequestError(f"parameter {name} is repeated"))
@@ -176,8 +192,20 @@ def validate_authorization_request(
         raise fail(InvalidRequestError("response_type is required"))
     if response_type != "code":
         raise fail(UnsupportedResponseTypeError("only response_type=code is supported"))
-    if params.get("response_mode", "query") != "query":
-        raise fail(InvalidRequestError("only response_mode=query is supported"))
+    if params.get("response_mode", mode) != mode:  # one 1pass does not have
+        raise fail(
+            InvalidRequestError(
+                "unsupported response_mode; supported: " + ", ".join(response_modes.RESPONSE_MODES)
+            )
+        )
+    if response_modes.delivery(mode) == response_modes.FORM_POST and (
+        response_modes.form_action_source(redirect_uri) is None
+    ):
+        raise AuthorizeRedirectError(
+            InvalidRequestError("response_mode form_post needs an http(s) redirect_uri"),
+            redirect_uri,
+            state,
+        )
 
     try:
         scope = grant_scope(parse_scope(params.get("scope")), client.scopes, user_present=True)
@@ -233,7 +261,16 @@ def validate_authorization_request(
         ui_locales=params.get("ui_locales", "").split()[:10],
         acr_values=_acr_values(params.get("acr_values", "").split(), client),
         dpop_jkt=dpop_jkt,
+        response_mode=mode,
     )
+
+
+def requested_mode(params: Params) -> str:
+    """The ``response_mode`` to answer ``params`` in, before or without validating them:
+    the one asked for, or the default when it is missing, repeated or unknown."""
+    if "response_mode" in params.repeated:
+        return response_modes.DEFAULT
+    return response_modes.lenient(params.get("response_mode"))
 
 
 def _acr_values(asked: list[str], client: ClientRecord) -> list[str]:

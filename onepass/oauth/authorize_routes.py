@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +41,8 @@ from onepass.clients import profiles
 from onepass.clients.registry import CLIENTS, ClientRecord
 from onepass.cookies import cookie_name
 from onepass.identity.canonical import RESOLVER, effective_user
-from onepass.oauth import par
+from onepass.keys.keyring import KEYRING, NoActiveKey
+from onepass.oauth import par, response_modes
 from onepass.oauth.authorization import (
     OTHER_SCOPE,
     SCOPE_DESCRIPTIONS,
@@ -47,24 +50,29 @@ from onepass.oauth.authorization import (
     ShowConsent,
     ShowLogin,
     decide,
-    error_redirect,
+    error_response,
+    request_error,
 )
 from onepass.oauth.authorize import (
     AuthorizationRequest,
     AuthorizeFatal,
     AuthorizeRedirectError,
     recheck_client_and_redirect,
+    requested_mode,
     validate_authorization_request,
     validate_client_and_redirect,
 )
 from onepass.oauth.codes import grant_consent
 from onepass.oauth.interaction import SEALER, Interaction, InteractionInvalid
 from onepass.oauth.request_object import REQUEST_OBJECTS, RequestObjectRefused
+from onepass.oauth.response_modes import AuthorizationResponse
 from onepass.oauth_errors import AccessDeniedError, InvalidRequestError, OAuthError
-from onepass.pages import render
+from onepass.pages import PAGE_HEADERS, render
 from onepass.services import Service, runtime_of
 from onepass.settings import Settings
 from onepass.web import Params, client_ip, query_params, read_form
+
+log = structlog.get_logger("onepass.oauth.authorize")
 
 router = APIRouter(
     tags=["oauth"],
@@ -299,9 +307,7 @@ async def continue_authorization(
             just_consented=just_consented,
         )
     if isinstance(decision, Redirect):
-        return RedirectResponse(
-            decision.url, status_code=303, headers={"cache-control": "no-store"}
-        )
+        return deliver(request, decision.response, page_language(request, auth))
     if isinstance(decision, ShowConsent):
         # The consent form carries the login just completed, which it must not ask again.
         login_sid = current[0].sid if logged_in_here else None
@@ -373,11 +379,92 @@ async def authorize(request: Request) -> Response:
     except AuthorizeFatal as exc:
         return error_page("This sign-in link is not valid", exc.description)
     except AuthorizeRedirectError as exc:
+        assert client is not None
         issuer = runtime_of(request).settings.issuer
-        url = error_redirect(exc.redirect_uri, exc.error, exc.state, issuer)
-        return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
+        error = error_response(
+            exc.redirect_uri, exc.error, exc.state, issuer, mode=exc.response_mode, client=client
+        )
+        return deliver(request, error, page_language(request))
     assert client is not None
+    unsignable = _unsignable(request, auth, client)
+    if unsignable is not None:
+        return unsignable
     return await continue_authorization(request, auth, client, current=await current_login(request))
+
+
+def _unsignable(
+    request: Request, auth: AuthorizationRequest, client: ClientRecord
+) -> Response | None:
+    """A JARM request whose response this server has no key to sign (the client's
+    algorithm was taken out of ONEPASS_SIGNING_ALGS): refused before any code is
+    issued, unsigned, in the mode's plain delivery."""
+    alg = client.authorization_signed_response_alg
+    if not response_modes.is_jwt(auth.response_mode) or KEYRING.of(request).has_signer(alg):
+        return None
+    error = error_response(
+        auth.redirect_uri,
+        InvalidRequestError(f"this server has no {alg} key to sign the response with"),
+        auth.state,
+        runtime_of(request).settings.issuer,
+        mode=response_modes.delivery(auth.response_mode),
+        client=client,
+    )
+    return deliver(request, error, page_language(request, auth))
+
+
+def deliver(request: Request, response: AuthorizationResponse, language: str) -> Response:
+    """The authorization response (a code or an error) sent back to the client in its
+    response mode (``oauth.response_modes``): a 303 to the redirect URI with the
+    parameters in its query or fragment, or the form_post page; in a JWT mode, the
+    parameters signed into one ``response`` (JARM)."""
+    params = response.params
+    if response_modes.is_jwt(response.mode):
+        runtime = runtime_of(request)
+        try:
+            signer = KEYRING.of(request).signer(response.signing_alg)
+        except NoActiveKey:
+            log.warning("authorize.jarm_no_key", alg=response.signing_alg)
+            return error_page(
+                "Temporarily unavailable",
+                "The response to the application cannot be signed now. Try again later.",
+                503,
+            )
+        claims = response_modes.response_claims(
+            params,
+            issuer=runtime.settings.issuer,
+            client_id=response.client_id,
+            now=int(runtime.clock.timestamp()),
+        )
+        params = {"response": signer.sign(claims, typ=None)}
+    where = response_modes.delivery(response.mode)
+    if where == response_modes.FORM_POST:
+        return form_post_page(response.redirect_uri, params, language)
+    return RedirectResponse(
+        response_modes.url_with(response.redirect_uri, params, where),
+        status_code=303,
+        headers={"cache-control": "no-store"},
+    )
+
+
+def form_post_page(redirect_uri: str, params: dict[str, str], language: str) -> Response:
+    """OAuth 2.0 Form Post Response Mode §2: a page that posts ``params`` to
+    ``redirect_uri``. Its CSP is the pages' own, plus one inline script allowed by a
+    nonce made for this page alone, and forms that may go only to the redirect URI's
+    origin (``form-action``); it is never cached and sends no ``Referer``."""
+    origin = response_modes.form_action_source(redirect_uri)
+    if origin is None:  # validation refuses form_post for such a URI: never reached
+        return error_page("Bad request", "This address cannot receive a form post.")
+    nonce = secrets.token_urlsafe(18)
+    csp = (
+        PAGE_HEADERS["content-security-policy"]
+        + f"; script-src 'nonce-{nonce}'; form-action {origin}"
+    )
+    return render(
+        "form_post.html",
+        {"action": redirect_uri, "params": params, "nonce": nonce},
+        language=language,
+        csp=csp,
+    )
 
 
 async def _signed_in_here(
@@ -459,13 +546,20 @@ def _refused(
         redirect_uri = validate_client_and_redirect(params, client)
     except AuthorizeFatal as exc:
         return error_page("This sign-in link is not valid", page or exc.description)
-    url = error_redirect(
+    mode = requested_mode(params)
+    if response_modes.delivery(mode) == response_modes.FORM_POST and (
+        response_modes.form_action_source(redirect_uri) is None
+    ):
+        mode = response_modes.DEFAULT
+    response = error_response(
         redirect_uri,
         error,
         params.get("state") if "state" not in params.repeated else None,
         runtime_of(request).settings.issuer,
+        mode=mode,
+        client=client,
     )
-    return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
+    return deliver(request, response, page_language(request))
 
 
 async def _request_object(
@@ -619,13 +713,10 @@ async def consent(request: Request) -> Response:
         )
     decision = form.get("decision")
     if decision == "deny":
-        url = error_redirect(
-            auth.redirect_uri,
-            AccessDeniedError("the user denied access"),
-            auth.state,
-            runtime.settings.issuer,
+        denied = request_error(
+            auth, client, AccessDeniedError("the user denied access"), runtime.settings.issuer
         )
-        return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
+        return deliver(request, denied, page_language(request, auth))
     if decision != "allow":
         return error_page("Bad request", "Choose Allow or Deny.")
     async with runtime.database.session() as session:

@@ -16,6 +16,7 @@ from onepass.clients.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
 from onepass.i18n import LANGUAGES
 from onepass.oauth.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from onepass.oauth.request_object import ALGORITHMS as REQUEST_OBJECT_ALGORITHMS
+from onepass.oauth.response_modes import RESPONSE_MODES
 from onepass.services import Service
 from onepass.settings import Settings
 
@@ -44,7 +45,9 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        # OAuth 2.0 Form Post Response Mode, and JARM (signed, never encrypted).
+        "response_modes_supported": list(RESPONSE_MODES),
+        "authorization_signing_alg_values_supported": list(settings.signing_algorithms),
         "token_endpoint_auth_methods_supported": list(client_auth.AUTH_METHODS),
         # private_key_jwt (RFC 7523): the algorithms a client assertion may be signed with.
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),

@@ -87,6 +87,9 @@ class ClientOut(BaseModel):
     sector_identifier_uri: str | None = Field(
         None, description="pairwise: the JSON array of its redirect URIs; its host is the sector"
     )
+    authorization_signed_response_alg: str = Field(
+        "RS256", description="what its signed authorization responses (JARM) are signed with"
+    )
     disabled: bool
     disabled_at: datetime | None
     previous_secret_expires_at: datetime | None = Field(
@@ -164,6 +167,9 @@ class UpdateClientBody(Body):
     backchannel_logout_session_required: bool | None = None
     subject_type: Text = None
     sector_identifier_uri: Text = None
+    authorization_signed_response_alg: Text = Field(
+        None, description='JARM: RS256, PS256, ES256 or EdDSA ("" returns to the default)'
+    )
     action_request_nonce: Text = None
 
     def changes(self) -> ClientChanges:
@@ -193,6 +199,7 @@ class UpdateClientBody(Body):
             backchannel_logout_session_required=self.backchannel_logout_session_required,
             subject_type=self.subject_type,
             sector_identifier_uri=self.sector_identifier_uri,
+            authorization_signed_response_alg=self.authorization_signed_response_alg,
         )
 
 

@@ -128,6 +128,8 @@ async def test_update_sets_and_removes_the_policy_and_terms_urls(
         ({"client_name": "x" * 501}, '"client_name" must be a string'),
         ({"policy_uri": "ftp://rp.example/privacy"}, "policy URI"),
         ({"tos_uri": "rp.example/terms"}, "terms URI"),
+        ({"authorization_signed_response_alg": "HS256"}, "must be one of"),
+        ({"authorization_signed_response_alg": "PS256"}, "has no signing key"),
     ],
 )
 async def test_update_with_bad_input_is_400_with_the_reason(
@@ -144,6 +146,20 @@ async def test_update_with_bad_input_is_400_with_the_reason(
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "invalid_request"
     assert says in answer.json()["message"]
+
+
+async def test_update_sets_the_jarm_signing_alg_and_returns_to_the_default(
+    api: httpx.AsyncClient, rt: Runtime, operator: AdminInfo, clock: FrozenClock
+) -> None:
+    rp = await make_rp(rt)
+    path = f"/api/v1/admin/clients/{rp.client_id}/update"
+    body = {"authorization_signed_response_alg": "ES256"}
+    done = await act(api, operator, clock, "clients.update", rp.client_id, path, body)
+    assert done.status_code == 200, done.text
+    assert done.json()["authorization_signed_response_alg"] == "ES256"
+    body = {"authorization_signed_response_alg": ""}
+    back = await act(api, operator, clock, "clients.update", rp.client_id, path, body)
+    assert back.json()["authorization_signed_response_alg"] == "RS256"
 
 
 async def test_empty_update_is_400(

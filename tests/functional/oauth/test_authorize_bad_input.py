@@ -28,7 +28,7 @@ REDIRECTED = [
     ("no_response_type", {"response_type": None}, "invalid_request"),
     ("token_response_type", {"response_type": "token"}, "unsupported_response_type"),
     ("hybrid_response_type", {"response_type": "code id_token"}, "unsupported_response_type"),
-    ("form_post_mode", {"response_mode": "form_post"}, "invalid_request"),
+    ("unknown_response_mode", {"response_mode": "web_message"}, "invalid_request"),
     ("unknown_scope", {"scope": "openid admin"}, "invalid_scope"),
     ("plain_pkce", {"code_challenge_method": "plain"}, "invalid_request"),
     ("short_challenge", {"code_challenge": "abc"}, "invalid_request"),

@@ -16,6 +16,7 @@ class Registration:
     token_endpoint_auth_method: str = "private_key_jwt"
     redirect_uris: tuple[str, ...] = ("https://rp.example/cb",)
     id_token_signed_response_alg: str = "ES256"
+    authorization_signed_response_alg: str | None = None
 
 
 def problems(client: Registration, *, production: bool = True) -> list[str]:
@@ -37,6 +38,10 @@ def test_a_registration_that_meets_the_profile_has_no_problem() -> None:
         ({"redirect_uris": ("http://rp.example/cb",)}, "https"),
         ({"redirect_uris": ("http://127.0.0.1:8000/cb",)}, "https"),
         ({"id_token_signed_response_alg": "RS256"}, "--id-token-alg ES256"),
+        (
+            {"authorization_signed_response_alg": "RS256"},
+            "--authorization-signed-response-alg ES256",
+        ),
     ],
 )
 def test_each_thing_the_profile_forbids_is_one_problem_saying_what_to_do(

@@ -10,6 +10,9 @@ Create Date: 2026-12-07
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0018"
 down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
@@ -17,8 +20,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("oauth_applications", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("authorization_signed_response_alg", sa.String(length=16), nullable=True)
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("oauth_applications", schema=None) as batch_op:
+        batch_op.drop_column("authorization_signed_response_alg")
