@@ -71,7 +71,7 @@ _ENCODED_CONTROL_BYTES = re.compile(ENCODED_CONTROL.pattern.encode())
 def protocol_of(path: str) -> Protocol:
     if path in PAGES or path.startswith(("/admin/", "/account/")):
         return Protocol.PAGE
-    if path in OAUTH or path.startswith("/.well-known/"):
+    if path in OAUTH or path.startswith(("/.well-known/", "/register")):
         return Protocol.OAUTH
     return Protocol.API
 
