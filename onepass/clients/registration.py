@@ -133,16 +133,6 @@ METADATA: dict[str, Metadata] = {
     "require_signed_request_object": Metadata("require_signed_request_object", FLAG, False),
 }
 RESPONSE_TYPES = ("code",)
-# Set by the server, never by the client (RFC 7591 §3.2.1, RFC 7592 §2.2): ignored in
-# a request, except client_id and client_secret, which must be the client's own.
-SERVER_MEMBERS = frozenset(
-    {
-        "registration_access_token",
-        "registration_client_uri",
-        "client_id_issued_at",
-        "client_secret_expires_at",
-    }
-)
 
 
 def _typed(name: str, value: Any, kind: str) -> Any:
