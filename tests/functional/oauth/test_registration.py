@@ -503,3 +503,39 @@ async def test_open_registration_needs_no_token_and_is_throttled_per_ip(
     async with runtime.database.session(readonly=True) as session:
         app = await find_client(session, first.json()["client_id"])
         assert describe_client(app)["registration_source"] == "open"
+
+
+ODD_VALUES: list[Any] = [
+    0,
+    -1,
+    1.5,
+    True,
+    "",
+    " ",
+    "\u202e",
+    "x" * 1999,
+    [],
+    [None],
+    [1, 2],
+    [[]],
+    ["a"] * 21,
+    {},
+    {"keys": "x"},
+    {"keys": [{"kty": "RSA", "n": "x", "e": "AQAB"}]},
+    "http://[::1",
+    "https://h:99999/cb",
+    "https://user:pw@rp.example/cb",
+]
+
+
+@pytest.mark.parametrize("member", [*playbook.registration.METADATA, "response_types"])
+async def test_odd_values_of_every_member_are_400s_never_500s(
+    http: httpx.AsyncClient, runtime: Runtime, member: str
+) -> None:
+    issued = await initial_token(runtime)
+    for value in ODD_VALUES:
+        response = await register(http, {**RP, member: value}, issued["token"])
+        assert response.status_code in (201, 400), (member, value, response.text)
+        if response.status_code == 400:
+            body = response.json()
+            assert body["error"] in ("invalid_client_metadata", "invalid_redirect_uri"), body
