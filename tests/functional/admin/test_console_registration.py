@@ -43,3 +43,29 @@ async def test_console_tells_dynamic_registrations_apart(
     assert f"dynamically, with initial access token {issued['id']}" in page
     page = (await api.get(f"/admin/applications/{operator.client_id}")).text
     assert "by an operator" in page
+
+
+async def test_admin_api_says_how_a_client_was_registered(
+    api: httpx.AsyncClient, rt: Runtime
+) -> None:
+    from tests.factories import make_admin
+    from tests.functional.admin.test_admin_api import bearer
+
+    operator = await make_admin(rt, "ops@example.com", scopes=["clients:read"])
+    issued = await registration.create_initial_token(
+        rt, Actor.cli(), ttl=timedelta(hours=1), max_uses=None
+    )
+    response = await api.post(
+        "/register",
+        json={"client_name": "Self-registered", "grant_types": ["client_credentials"]},
+        headers={"authorization": f"Bearer {issued['token']}"},
+    )
+    client_id = response.json()["client_id"]
+    operator_client = await make_client(rt, name="By hand")
+    listed = await api.get("/api/v1/admin/clients", headers=bearer(operator.token))
+    rows = {row["client_id"]: row for row in listed.json()["clients"]}
+    assert rows[client_id]["registered_dynamically"] is True
+    assert rows[client_id]["registration_source"] == "initial_access_token"
+    assert rows[client_id]["initial_access_token_id"] == issued["id"]
+    assert rows[operator_client.client_id]["registered_dynamically"] is False
+    assert rows[operator_client.client_id]["registration_source"] is None
