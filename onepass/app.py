@@ -75,7 +75,7 @@ from onepass.pages import Brand, use_brand
 from onepass.process import DRAINING, settle_gc
 from onepass.release import current as current_release
 from onepass.runtime import Runtime
-from onepass.selfservice import account_routes, enrolment_routes
+from onepass.selfservice import account_routes, enrolment_routes, registration_routes
 from onepass.selfservice import routes as selfservice_routes
 from onepass.selfservice.account import ACCOUNT, Account
 from onepass.selfservice.recovery import RECOVERY, Recovery
@@ -470,6 +470,7 @@ def create_app(
     api.include_router(logout.router)
     api.include_router(selfservice_routes.router)
     api.include_router(account_routes.router)
+    api.include_router(registration_routes.router)
     api.include_router(enrolment_routes.router)
     api.include_router(webhook_routes.router)
     api.include_router(ssf_routes.router)

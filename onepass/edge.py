@@ -71,8 +71,9 @@ _ENCODED_CONTROL_BYTES = re.compile(ENCODED_CONTROL.pattern.encode())
 def protocol_of(path: str) -> Protocol:
     if path in PAGES or path.startswith(("/admin/", "/account/")):
         return Protocol.PAGE
-    # /ssf/: Shared Signals (onepass.oauth.ssf), whose refusals are OAuth's JSON too.
-    if path in OAUTH or path.startswith(("/.well-known/", "/ssf/")):
+    # /ssf/: Shared Signals (onepass.oauth.ssf) and /register: dynamic registration,
+    # whose refusals are OAuth's JSON too.
+    if path in OAUTH or path.startswith(("/.well-known/", "/ssf/", "/register")):
         return Protocol.OAUTH
     return Protocol.API
 

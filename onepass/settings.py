@@ -183,6 +183,11 @@ class Settings(BaseSettings):
     signup_max_per_address: int = Field(default=3, ge=1)
     signup_max_per_ip: int = Field(default=10, ge=1)
     self_service_window: int = Field(default=3600, ge=60)
+    # Dynamic Client Registration (RFC 7591): /register without an initial access token
+    # (anyone may register a client), and how many such registrations one client IP
+    # may make per self_service_window. Off: an initial access token is required.
+    open_registration: bool = False
+    open_registration_max_per_ip: int = Field(default=10, ge=1)
     # NIST SP 800-63B §3.1.1.2: at least this many characters; no composition rules.
     password_min_length: int = Field(default=8, ge=8, le=64)
 

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import typer
 
+from onepass.cli import registration as registration_cli
 from onepass.cli.common import JsonOption, fail, print_json, print_table, run
 from onepass.clients import registry as service
 from onepass.clients.registry import ClientChanges
@@ -16,6 +17,8 @@ from onepass.playbook import clients as playbook
 from onepass.runtime import Runtime
 
 app = typer.Typer(help="OAuth applications (relying parties).", no_args_is_help=True)
+# Dynamic Client Registration (RFC 7591): who may register clients at /register.
+app.add_typer(registration_cli.app, name="initial-token")
 
 LIST_COLUMNS = (
     "id",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -85,6 +85,16 @@ class OAuthApplication(Base):
     # (RS256; under the fapi2 profile, its ID token algorithm).
     authorization_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
 
+    # Dynamic Client Registration (RFC 7591/7592; ``clients.registration``): how the
+    # client was registered ("initial_access_token" or "open"; NULL: by an operator),
+    # with which initial access token, and the keyed hash of its registration access
+    # token (RFC 7592 §1), which manages it at /register/{client_id}.
+    registration_source: Mapped[str | None] = mapped_column(String(32))
+    initial_access_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("initial_access_tokens.id", ondelete="SET NULL")
+    )
+    registration_access_token_hash: Mapped[str | None] = mapped_column(String(128))
+
     __table_args__ = (
         # The webhook claim skips disabled applications' entries: this (usually empty)
         # index answers that without reading the table.
@@ -127,3 +137,23 @@ class PairwiseSubject(Base):
     )
     sub: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InitialAccessToken(Base):
+    """A bearer token that lets its holder register clients at ``/register`` (RFC 7591
+    §3: the "initial access token"). Only its keyed hash is stored; the token is shown
+    once, when created. ``uses`` counts registrations; ``max_uses`` NULL: no limit."""
+
+    __tablename__ = "initial_access_tokens"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    # The first characters of the token, to tell tokens apart in lists and logs.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

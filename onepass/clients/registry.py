@@ -55,6 +55,11 @@ class InvalidClientSettings(ClientError, Invalid):
     """Settings a client cannot have (at creation or by ``update``); the message says why."""
 
 
+class InvalidRedirectUri(InvalidClientSettings):
+    """A redirect URI refused, or none where one is needed (Dynamic Client
+    Registration answers ``invalid_redirect_uri``, RFC 7591 §3.2.2)."""
+
+
 @dataclass(frozen=True)
 class ClientRecord:
     """What the token endpoint needs to know about a client, immutable and cacheable."""
@@ -257,11 +262,14 @@ class ClientSettings:
         name = self.name.strip()
         if not name or len(name) > 200:
             raise InvalidClientSettings("name must be 1 to 200 characters")
-        redirect_uris = list(
-            dict.fromkeys(
-                _check_uri(u, "redirect URI", production=production) for u in self.redirect_uris
+        try:
+            redirect_uris = list(
+                dict.fromkeys(
+                    _check_uri(u, "redirect URI", production=production) for u in self.redirect_uris
+                )
             )
-        )
+        except InvalidClientSettings as exc:
+            raise InvalidRedirectUri(str(exc)) from None
         post_logout = list(
             dict.fromkeys(
                 _check_uri(u, "post-logout redirect URI", production=production)
@@ -281,9 +289,7 @@ class ClientSettings:
                 f"unsupported grant type {unknown[0]!r}; supported: {', '.join(GRANT_TYPES)}"
             )
         if "authorization_code" in grant_types and not redirect_uris:
-            raise InvalidClientSettings(
-                "the authorization_code grant needs at least one redirect URI"
-            )
+            raise InvalidRedirectUri("the authorization_code grant needs at least one redirect URI")
         if "refresh_token" in grant_types and "authorization_code" not in grant_types:
             raise InvalidClientSettings("the refresh_token grant comes with authorization_code")
         method = self.token_endpoint_auth_method
@@ -842,6 +848,10 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "authorization_signed_response_alg": profiles.authorization_response_alg(app),
         "disabled": app.disabled_at is not None,
         "disabled_at": app.disabled_at,
+        # Dynamic Client Registration (``clients.registration``): NULL source: an operator.
+        "registered_dynamically": app.registration_source is not None,
+        "registration_source": app.registration_source,
+        "initial_access_token_id": app.initial_access_token_id,
         "previous_secret_expires_at": app.previous_secret_expires_at
         if app.previous_secret_hash
         else None,

@@ -40,6 +40,8 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "end_session_endpoint": f"{issuer}/logout",
+        # RFC 7591 / RFC 7592: Dynamic Client Registration (selfservice.registration_routes).
+        "registration_endpoint": f"{issuer}/register",
         # RFC 9126: pushed authorization requests.
         "pushed_authorization_request_endpoint": f"{issuer}/par",
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,

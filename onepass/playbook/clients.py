@@ -43,7 +43,7 @@ async def create(
     webhook signing key; the answer holds the secret and the key's secret, this once."""
     settings = runtime.settings
     sector_uri = options.get("sector_identifier_uri") or None
-    document = await _sector_document(runtime, sector_uri, options.get("subject_type"))
+    document = await sector_document(runtime, sector_uri, options.get("subject_type"))
     async with runtime.database.session() as session:
         new = await registry.create_client(
             session,
@@ -69,7 +69,7 @@ async def create(
             production=settings.is_production,
             allow_private=settings.webhook_allow_private_targets,
         )
-        _check_sector(new.application, sector_uri, document)
+        check_sector(new.application, sector_uri, document)
         data = describe_client(new.application)
         audit.add(
             session,
@@ -108,7 +108,7 @@ async def update(
             subject_type = current.subject_type
         if changes.sector_identifier_uri is not None:
             sector_uri = changes.sector_identifier_uri or None
-        document = await _sector_document(runtime, sector_uri, changes.subject_type or subject_type)
+        document = await sector_document(runtime, sector_uri, changes.subject_type or subject_type)
     async with runtime.database.session() as session:
         app = await find_client(session, app_ref)
         had_webhook = app.webhook_url is not None
@@ -121,7 +121,7 @@ async def update(
             signing_algs=settings.signing_algorithms,
         )
         if {"redirect_uris", "subject_type", "sector_identifier_uri"} & set(changed):
-            _check_sector(app, sector_uri, document)
+            check_sector(app, sector_uri, document)
         signing_key = None
         if "backchannel_logout_uri" in changed:
             webhook_keys.check_backchannel_logout_uri(
@@ -165,7 +165,7 @@ async def update(
     return data
 
 
-async def _sector_document(
+async def sector_document(
     runtime: Runtime, uri: str | None, subject_type: str | None
 ) -> bytes | None:
     """A pairwise client's sector identifier document (OpenID Connect Registration §5),
@@ -185,7 +185,7 @@ async def _sector_document(
     )
 
 
-def _check_sector(app: OAuthApplication, fetched_uri: str | None, document: bytes | None) -> None:
+def check_sector(app: OAuthApplication, fetched_uri: str | None, document: bytes | None) -> None:
     """A pairwise client with a sector identifier URI: its document lists every redirect
     URI the client now has (checked at registration and whenever they change)."""
     if app.subject_type != subjects.PAIRWISE or app.sector_identifier_uri is None:

@@ -92,6 +92,16 @@ class ClientOut(BaseModel):
     )
     disabled: bool
     disabled_at: datetime | None
+    # Dynamic Client Registration (RFC 7591): how the client was registered.
+    registered_dynamically: bool = Field(
+        False, description="registered at /register (RFC 7591), not by an operator"
+    )
+    registration_source: str | None = Field(
+        None, description="initial_access_token or open (open registration); null: an operator"
+    )
+    initial_access_token_id: int | None = Field(
+        None, description="the initial access token it was registered with"
+    )
     previous_secret_expires_at: datetime | None = Field(
         description="when the secret replaced by a rotation with a grace stops verifying"
     )

@@ -88,6 +88,7 @@ async def applications(request: Request, console: SignedIn) -> Response:
             "grant_types": " ".join(a.grant_types),
             "disabled": a.disabled_at is not None,
             "dead": dead.get(a.id, 0),
+            "registered_dynamically": a.registration_source is not None,
         }
         for a in apps
         if not needle or needle in a.client_id.casefold() or needle in a.client_name.casefold()

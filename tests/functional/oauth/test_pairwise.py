@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -656,3 +657,41 @@ async def test_concurrent_first_uses_agree_on_one_sub(runtime: Runtime) -> None:
     assert len(set(got)) == 1 and got[0] != user.sub
     async with runtime.database.session() as session:
         assert await session.scalar(select(func.count()).select_from(PairwiseSubject)) == 1
+
+
+async def test_dynamic_registration_checks_a_pairwise_clients_sector_like_the_cli(
+    http: httpx.AsyncClient, runtime: Runtime, server: Receiver
+) -> None:
+    """RFC 7591 with OIDC Registration §5: the sector identifier document is fetched and
+    must list every redirect URI; refusals are invalid_client_metadata."""
+    from onepass.playbook import registration
+
+    token = (await registration.create_initial_token(runtime, Actor.cli(), ttl=timedelta(hours=1), max_uses=None))["token"]  # fmt: skip
+    uris = ["https://a.example/cb", "https://b.example/cb"]
+    good = serve(server, "/sector.json", uris)
+    partial = serve(server, "/partial.json", uris[:1])
+    metadata = {
+        "client_name": "pairwise app",
+        "redirect_uris": uris,
+        "grant_types": ["authorization_code"],
+        "subject_type": "pairwise",
+    }
+    auth = {"authorization": f"Bearer {token}"}
+
+    no_sector = await http.post("/register", json=metadata, headers=auth)
+    assert no_sector.status_code == 400, no_sector.text
+    assert no_sector.json()["error"] == "invalid_client_metadata"
+
+    wrong = await http.post(
+        "/register", json={**metadata, "sector_identifier_uri": partial}, headers=auth
+    )
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.json()["error"] == "invalid_client_metadata"
+    assert "b.example" in wrong.json()["error_description"]
+
+    made = await http.post(
+        "/register", json={**metadata, "sector_identifier_uri": good}, headers=auth
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["subject_type"] == "pairwise"
+    assert made.json()["sector_identifier_uri"] == good
