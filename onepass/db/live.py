@@ -82,6 +82,9 @@ _CONTRACTING = {
     "create_check_constraint",
     "bulk_insert",
 }
+# Constraints that are safe on columns this migration adds (nothing the previous release
+# writes is checked), at the cost of a short lock while PostgreSQL validates the rows.
+_CONSTRAINTS = {"create_unique_constraint", "create_foreign_key", "create_check_constraint"}
 
 
 # Operations of ``op`` whose first argument is a name and the second the table.
@@ -107,10 +110,17 @@ def _table_of(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str |
 class _Recorder:
     """Stands in for ``alembic.op`` (and a batch's ``batch_op``) and judges each call."""
 
-    def __init__(self, assessment: Assessment, created: set[str], table: str | None = None):
+    def __init__(
+        self,
+        assessment: Assessment,
+        created: set[str],
+        table: str | None = None,
+        added: set[tuple[str, str]] | None = None,
+    ):
         self._assessment = assessment
         self._created = created  # tables created by this migration
         self._table = table
+        self._added = added if added is not None else set()  # (table, column) it adds
 
     def __getattr__(self, name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -142,6 +152,7 @@ class _Recorder:
         if name == "add_column":
             column = args[0] if self._table else args[1]
             where = self._table or str(args[0])
+            self._added.add((where, column.name))
             if where in self._created:
                 return None
             if not column.nullable and column.server_default is None:
@@ -154,6 +165,18 @@ class _Recorder:
         if name == "execute":
             a.note(Verdict.REVIEW, f"raw SQL ({str(args[0])[:80]!r}) cannot be judged here")
             return None
+        if name in _CONSTRAINTS and table is not None:
+            columns = _constraint_columns(name, args, kwargs, batch=self._table is not None)
+            if table in self._created or (
+                columns and all((table, c) in self._added for c in columns)
+            ):
+                if table not in self._created:
+                    a.note(
+                        Verdict.REVIEW,
+                        f"{name} on {table}'s new column(s) {', '.join(columns)}: PostgreSQL "
+                        "locks the table briefly while it checks the rows",
+                    )
+                return None
         if name in _CONTRACTING:
             a.note(Verdict.CONTRACT, f"{name} on {table}")
             return None
@@ -163,7 +186,22 @@ class _Recorder:
 
     @contextlib.contextmanager
     def _batch(self, table: str) -> Iterator[_Recorder]:
-        yield _Recorder(self._assessment, self._created, table)
+        yield _Recorder(self._assessment, self._created, table, self._added)
+
+
+def _constraint_columns(
+    name: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, batch: bool
+) -> list[str]:
+    """The local columns a constraint checks (Alembic's signatures: ``op.X(name, table,
+    …)``, ``batch_op.X(name, …)``)."""
+    rest = list(args[1:] if batch else args[2:])
+    if name == "create_foreign_key":  # (referent_table, local_cols, remote_cols)
+        cols = rest[1] if len(rest) > 1 else kwargs.get("local_cols", [])
+    elif name == "create_unique_constraint":  # (columns)
+        cols = rest[0] if rest else kwargs.get("columns", [])
+    else:
+        return []  # a check constraint's condition is SQL: not judged here
+    return [str(c) for c in cols]
 
 
 def _load(path: Path) -> ModuleType:

@@ -78,6 +78,20 @@ def migration(tmp_path: Path, rev: str, body: str) -> Path:
         ),
         ('op.drop_table("consents")', live.Verdict.CONTRACT, "drop_table on consents"),
         (
+            """
+            with op.batch_alter_table("oauth_applications") as batch_op:
+                batch_op.add_column(sa.Column("token_id", sa.Integer(), nullable=True))
+                batch_op.create_foreign_key("fk_t", "tokens", ["token_id"], ["id"])
+            """,
+            live.Verdict.REVIEW,
+            "create_foreign_key on oauth_applications's new column(s) token_id",
+        ),
+        (
+            'op.create_foreign_key("fk_u", "consents", "users", ["user_id"], ["id"])',
+            live.Verdict.CONTRACT,
+            "create_foreign_key on consents",
+        ),
+        (
             'op.alter_column("users", "email", new_column_name="mail")',
             live.Verdict.CONTRACT,
             "alter_column on users",
