@@ -129,6 +129,18 @@ def create(
         "--backchannel-logout-session-required",
         help="Every logout token names the session (sid): one per session it had.",
     ),
+    # Resource Indicators (RFC 8707) and Token Exchange (RFC 8693).
+    allow_resource: list[str] = typer.Option(
+        [],
+        "--allow-resource",
+        help="A resource server (onepass resources create) it may ask tokens for (repeatable).",
+    ),
+    token_exchange_resource: list[str] = typer.Option(
+        [],
+        "--token-exchange-resource",
+        help="A resource server it may exchange a user's access token to (RFC 8693; "
+        "repeatable; none: exchange refused).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register an application; its secret (and webhook signing key) is printed this once."""
@@ -160,6 +172,8 @@ def create(
             backchannel_logout_uri=backchannel_logout_uri,
             backchannel_logout_session_required=backchannel_logout_session_required,
             dpop_bound_access_tokens=dpop_bound,
+            allowed_resources=allow_resource,
+            token_exchange_resources=token_exchange_resource,
         )
 
     data = run(action)
@@ -302,6 +316,24 @@ def update(
         "--backchannel-logout-session-required/--no-backchannel-logout-session-required",
         help="Every logout token names the session (sid), or not.",
     ),
+    # Resource Indicators (RFC 8707) and Token Exchange (RFC 8693).
+    allow_resource: list[str] = typer.Option(
+        [], "--allow-resource", help="Let it ask tokens for this resource server (repeatable)."
+    ),
+    remove_resource: list[str] = typer.Option(
+        [], "--remove-resource", help="Stop letting it ask tokens for this resource (repeatable)."
+    ),
+    token_exchange_resource: list[str] = typer.Option(
+        [],
+        "--token-exchange-resource",
+        help="Let it exchange a user's access token to this resource server (RFC 8693; "
+        "repeatable).",
+    ),
+    remove_token_exchange_resource: list[str] = typer.Option(
+        [],
+        "--remove-token-exchange-resource",
+        help="Stop letting it exchange to this resource (none left: exchange refused).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Change an application's registration; it keeps its client_id and secret."""
@@ -331,6 +363,10 @@ def update(
         backchannel_logout_uri="" if no_backchannel_logout_uri else backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
         dpop_bound_access_tokens=dpop_bound,
+        add_resources=tuple(allow_resource),
+        remove_resources=tuple(remove_resource),
+        add_token_exchange_resources=tuple(token_exchange_resource),
+        remove_token_exchange_resources=tuple(remove_token_exchange_resource),
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, String, Text, false, text
+from sqlalchemy import Boolean, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -74,6 +74,11 @@ class OAuthApplication(Base):
     backchannel_logout_session_required: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # Resource Indicators (RFC 8707): the resource servers (identifiers) this client may
+    # ask tokens for; and Token Exchange (RFC 8693): those it may exchange a user's
+    # token to. NULL: none (exchange is refused by default).
+    allowed_resources: Mapped[list[str] | None] = mapped_column(JSONType)
+    token_exchange_resources: Mapped[list[str] | None] = mapped_column(JSONType)
 
     __table_args__ = (
         # The webhook claim skips disabled applications' entries: this (usually empty)
@@ -101,3 +106,20 @@ class UsedClientAssertion(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index(None, "expires_at"),)
+
+
+class ResourceServer(Base):
+    """A protected resource (RFC 8707 §2): the audience of the access tokens issued for
+    it, the scopes it defines, and its own token lifetime and signing algorithm."""
+
+    __tablename__ = "resource_servers"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    # An absolute URI without a fragment (RFC 8707 §2): the tokens' ``aud``.
+    identifier: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    access_token_ttl: Mapped[int] = mapped_column(Integer)
+    signing_alg: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

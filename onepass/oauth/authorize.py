@@ -17,10 +17,12 @@ from onepass.clients.registry import ID_TOKEN_ALGS, ClientRecord
 from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth import pkce
 from onepass.oauth.dpop import is_thumbprint
+from onepass.oauth.resource_indicators import check_requested
 from onepass.oauth_errors import (
     InvalidRequestError,
     InvalidRequestObjectError,
     InvalidScopeError,
+    InvalidTargetError,
     OAuthError,
     RequestUriNotSupportedError,
     UnauthorizedClientError,
@@ -67,6 +69,8 @@ class AuthorizationRequest:
     ui_locales: list[str] = field(default_factory=list)
     # RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
     dpop_jkt: str | None = None
+    # RFC 8707: the resource server the access token is for.
+    resource: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +99,7 @@ class AuthorizationRequest:
             "acr_values": " ".join(self.acr_values) or None,
             "ui_locales": " ".join(self.ui_locales) or None,
             "dpop_jkt": self.dpop_jkt,
+            "resource": self.resource,
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -208,6 +213,11 @@ def validate_authorization_request(
     if "none" in prompt and len(prompt) > 1:
         raise fail(InvalidRequestError("prompt=none cannot be combined with other values"))
 
+    try:  # RFC 8707 §2: a resource the client may use, or invalid_target
+        resource = check_requested(params.get("resource"), client)
+    except InvalidTargetError as exc:
+        raise fail(exc) from None
+
     dpop_jkt = params.get("dpop_jkt")
     if dpop_jkt is not None and not is_thumbprint(dpop_jkt):
         raise fail(InvalidRequestError("dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url)"))
@@ -233,6 +243,7 @@ def validate_authorization_request(
         ui_locales=params.get("ui_locales", "").split()[:10],
         acr_values=_acr_values(params.get("acr_values", "").split(), client),
         dpop_jkt=dpop_jkt,
+        resource=resource,
     )
 
 
