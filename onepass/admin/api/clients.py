@@ -83,6 +83,13 @@ class ClientOut(BaseModel):
     backchannel_logout_session_required: bool = Field(
         False, description="every logout token names the session (sid)"
     )
+    # RFC 8707 / RFC 8693
+    allowed_resources: list[str] = Field(
+        [], description="resource servers it may ask tokens for (RFC 8707)"
+    )
+    token_exchange_resources: list[str] = Field(
+        [], description="resource servers it may exchange a user's token to (RFC 8693)"
+    )
     disabled: bool
     disabled_at: datetime | None
     previous_secret_expires_at: datetime | None = Field(
@@ -158,6 +165,11 @@ class UpdateClientBody(Body):
     webhook_events: Strings | None = None
     backchannel_logout_uri: Text = None
     backchannel_logout_session_required: bool | None = None
+    # RFC 8707 / RFC 8693: resource server identifiers
+    add_resources: Strings = []
+    remove_resources: Strings = []
+    add_token_exchange_resources: Strings = []
+    remove_token_exchange_resources: Strings = []
     action_request_nonce: Text = None
 
     def changes(self) -> ClientChanges:
@@ -185,6 +197,10 @@ class UpdateClientBody(Body):
             webhook_events=None if self.webhook_events is None else tuple(self.webhook_events),
             backchannel_logout_uri=self.backchannel_logout_uri,
             backchannel_logout_session_required=self.backchannel_logout_session_required,
+            add_resources=tuple(self.add_resources),
+            remove_resources=tuple(self.remove_resources),
+            add_token_exchange_resources=tuple(self.add_token_exchange_resources),
+            remove_token_exchange_resources=tuple(self.remove_token_exchange_resources),
         )
 
 
