@@ -38,7 +38,7 @@ log = structlog.get_logger("onepass.clients")
 
 # Token Exchange (RFC 8693 §2.1): a client has it exactly when its exchange policy
 # names a resource server (``token_exchange_resources``): refused by default.
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+TOKEN_EXCHANGE = resources.TOKEN_EXCHANGE
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
 # What a client's id_token_signed_response_alg may be: every algorithm the key ring can
 # keep keys for (``keys.jwt.SUPPORTED_ALGS``; the FAPI 2.0 subset is ``keys.jwt.FAPI_ALGS``).

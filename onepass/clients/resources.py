@@ -32,6 +32,9 @@ from onepass.keys.jwt import SUPPORTED_ALGS
 from onepass.refusals import Conflict, Invalid, NotFound, Refusal
 from onepass.services import Service
 
+# Token Exchange (RFC 8693 §2.1): a client has this grant exactly when its exchange
+# policy names a resource server (``registry.ClientSettings.checked``).
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 MIN_TTL = 60
 MAX_TTL = 86400
 MAX_IDENTIFIER = 2048
@@ -176,9 +179,12 @@ async def update_resource(
     return changed
 
 
-async def delete_resource(session: AsyncSession, resource: ResourceServer) -> list[str]:
+async def delete_resource(
+    session: AsyncSession, clock: Clock, resource: ResourceServer
+) -> list[str]:
     """Delete ``resource`` and take it out of every client's allowed resources and token
-    exchange policy, in the caller's transaction; the client_ids that lost it."""
+    exchange policy (a client left with none loses the exchange grant), in the caller's
+    transaction; the client_ids that lost it."""
     touched = []
     for app in await session.scalars(select(OAuthApplication)):
         allowed = app.allowed_resources or []
@@ -186,6 +192,9 @@ async def delete_resource(session: AsyncSession, resource: ResourceServer) -> li
         if resource.identifier in allowed or resource.identifier in exchange:
             app.allowed_resources = [r for r in allowed if r != resource.identifier] or None
             app.token_exchange_resources = [r for r in exchange if r != resource.identifier] or None
+            if not app.token_exchange_resources:
+                app.grant_types = [g for g in app.grant_types if g != TOKEN_EXCHANGE]
+            app.updated_at = clock.now()
             touched.append(app.client_id)
     await session.delete(resource)
     return touched

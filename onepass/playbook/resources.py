@@ -91,7 +91,7 @@ async def delete(runtime: Runtime, actor: Actor, ref: str) -> dict[str, Any]:
     async with runtime.database.session() as session:
         resource = await resources.find_resource(session, ref)
         result: dict[str, Any] = {"identifier": resource.identifier, "deleted": True}
-        result["clients"] = await resources.delete_resource(session, resource)
+        result["clients"] = await resources.delete_resource(session, runtime.clock, resource)
         audit.add(
             session,
             runtime.clock,

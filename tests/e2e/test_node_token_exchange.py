@@ -117,3 +117,20 @@ def test_openid_client_6_exchanges_a_users_token_and_asks_for_a_resource(
 
         assert results["refused"]["error"] == "invalid_target", results["refused"]
         assert results["refused"]["status"] == 400
+
+        # The rest of the commands, and a refusal on stderr with a non-zero exit.
+        shown = cli_json(server.env, "resources", "show", ORDERS)
+        assert shown["scopes"] == ["orders:read", "orders:write"] and shown["name"] == "Orders"
+        changed = cli_json(server.env, "resources", "update", ORDERS, "--access-token-ttl", "5m")
+        assert changed["access_token_ttl"] == 300
+        bad = cli(server.env, "resources", "create", "--identifier", "https://x.example/#f",
+                  "--scope", "x", check=False)  # fmt: skip
+        assert bad.returncode != 0 and "fragment" in bad.stderr
+        oidc = cli(server.env, "resources", "create", "--identifier", "https://y.example/",
+                   "--scope", "openid", check=False)  # fmt: skip
+        assert oidc.returncode != 0 and "openid" in oidc.stderr
+        deleted = cli_json(server.env, "resources", "delete", ORDERS)
+        assert deleted["clients"] == [service["client_id"]]
+        after = cli_json(server.env, "clients", "show", service["client_id"])
+        assert after["allowed_resources"] == [] and after["token_exchange_resources"] == []
+        assert EXCHANGE not in after["grant_types"]

@@ -397,3 +397,42 @@ async def test_client_settings_name_only_registered_resources(runtime: Runtime) 
         runtime, Actor.cli(), client.client_id, ClientChanges(add_resources=(ORDERS,))
     )
     assert shown["allowed_resources"] == [ORDERS]
+
+
+async def test_resource_inside_a_signed_request_object_counts_and_is_checked(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """RFC 9101: the object's ``resource`` is the request's; the outer one is ignored."""
+    from urllib.parse import urlencode
+
+    from tests.functional.oauth.test_request_object import (
+        exchange as jar_exchange,
+    )
+    from tests.functional.oauth.test_request_object import (
+        jar_client,
+        make_key,
+        request_object,
+    )
+
+    await register(runtime)
+    await register(runtime, BILLING, ("billing:read",))
+    user = await make_user(runtime)
+    key = make_key("ES256")
+    client = await jar_client(runtime, key, scope=RP_SCOPE, allowed_resources=[ORDERS])
+    obj = request_object(client.client_id, key, scope="openid orders:read", resource=ORDERS)
+    outer = {"client_id": client.client_id, "request": obj, "resource": BILLING}
+    callback = await log_in_and_consent(
+        http, "/authorize?" + urlencode(outer), user.email, user.password
+    )
+    body = await jar_exchange(http, client, key, "ES256", callback)
+    token = verify_access_token(
+        body["access_token"], await jwks(http), issuer=ISSUER, audience=ORDERS
+    )
+    assert token.claims["scope"] == "orders:read"
+
+    refused = request_object(client.client_id, key, resource=BILLING)
+    response = await http.get(
+        "/authorize?" + urlencode({"client_id": client.client_id, "request": refused})
+    )
+    assert response.status_code == 303, response.text
+    assert parse_qs(urlsplit(response.headers["location"]).query)["error"] == ["invalid_target"]

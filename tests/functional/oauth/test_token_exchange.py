@@ -16,7 +16,13 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from onepass.app import OnePass
-from onepass.clients.registry import TOKEN_EXCHANGE, ClientChanges, InvalidClientSettings
+from onepass.clients.registry import (
+    TOKEN_EXCHANGE,
+    ClientChanges,
+    InvalidClientSettings,
+    describe_client,
+    find_client,
+)
 from onepass.keys.keyring import KEYRING
 from onepass.oauth.revocation import revoke_access_token
 from onepass.operators.audit import Actor
@@ -171,6 +177,19 @@ async def test_exchange_is_refused_by_default(http: httpx.AsyncClient, runtime: 
     # Asking for the grant type without a policy does not give it.
     sneaky = await make_client(runtime, grant_types=["client_credentials", TOKEN_EXCHANGE])
     assert_refused(await exchange(http, sneaky, subject), "unauthorized_client")
+
+
+async def test_deleting_the_last_exchange_resource_takes_the_grant_away(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    service, _, subject = await setup(runtime, http)
+    await resource_playbook.delete(runtime, Actor.cli(), ORDERS)
+    async with runtime.database.session() as session:
+        shown = describe_client(await find_client(session, service.client_id))
+    assert shown["token_exchange_resources"] == []
+    assert TOKEN_EXCHANGE not in shown["grant_types"]
+    time.sleep(0.3)  # the client cache's TTL in the tests
+    assert_refused(await exchange(http, service, subject), "unauthorized_client")
 
 
 async def test_a_public_client_cannot_get_an_exchange_policy(runtime: Runtime) -> None:
