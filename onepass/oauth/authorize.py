@@ -73,7 +73,12 @@ class AuthorizationRequest:
     resource: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["resource"] is None:
+            # Left out when unused: a release without resource indicators can still read
+            # the sealed request of one with them (a rolling upgrade's mixed servers).
+            del data["resource"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
