@@ -42,7 +42,7 @@ _USABLE_REFRESH_TOKEN = """
       AND rotated_at IS NULL AND revoked_at IS NULL
       AND expires_at > :now AND family_expires_at > :now
       AND (dpop_jkt IS NULL OR dpop_jkt = :jkt)
-      AND (:resource IS NULL OR resource = :resource)
+      AND (CAST(:resource AS text) IS NULL OR resource = :resource)
     RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at,
         dpop_jkt AS refresh_jkt, resource,
         (SELECT sub FROM users u WHERE u.id = refresh_tokens.user_id) AS user_sub,
@@ -117,7 +117,7 @@ REDEEM_CODE = statement(
       AND redeemed_at IS NULL AND expires_at > :now AND redirect_uri = :redirect_uri
       AND (code_challenge = :challenge OR (code_challenge IS NULL AND :challenge IS NULL))
       AND (dpop_jkt IS NULL OR dpop_jkt = :jkt)
-      AND (:resource IS NULL OR resource = :resource)
+      AND (CAST(:resource AS text) IS NULL OR resource = :resource)
     RETURNING user_id, scope, nonce, auth_time, acr, amr, sid, refresh_token_family, resource,
         (SELECT sub FROM users u WHERE u.id = authorization_codes.user_id) AS user_sub,
         (SELECT disabled_at FROM users u
