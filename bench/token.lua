@@ -9,13 +9,14 @@
 -- first such response (status and the start of its body) for diagnosis.
 
 --
+-- BENCH_BODY replaces the form (bench/token_exchange.py: a token-exchange request).
 -- BENCH_METHOD=GET (bench/rp_paths.py) sends a GET of BENCH_PATH instead, without a body
 -- (JWKS, discovery); BENCH_AUTHORIZATION is then optional.
 
 wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.path = os.getenv("BENCH_PATH") or "/token"
 if wrk.method == "POST" then
-   wrk.body = "grant_type=client_credentials"
+   wrk.body = os.getenv("BENCH_BODY") or "grant_type=client_credentials"
    wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 end
 wrk.headers["Accept"] = "application/json"

@@ -37,6 +37,7 @@ from onepass.admin.errors import AdminError
 from onepass.clients.assertions import AssertionVerifier, InlineKeys
 from onepass.clients.auth import CLIENT_AUTHENTICATOR, ClientAuthenticator
 from onepass.clients.registry import CLIENTS, ClientCache
+from onepass.clients.resources import RESOURCES, ResourceCache
 from onepass.clock import Clock
 from onepass.crypto import DecryptionError
 from onepass.db.errors import CANDIDATES as DATABASE_ERRORS
@@ -57,6 +58,7 @@ from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
+from onepass.oauth.grants.token_exchange import TokenExchangeGrant
 from onepass.oauth.interaction import SEALER, Sealer
 from onepass.oauth.request_object import REQUEST_OBJECTS, RequestObjects
 from onepass.oauth.routes import DISCOVERY
@@ -107,6 +109,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     services = Services(runtime)
     clients = ClientCache(runtime.database, settings.client_cache_ttl)
     resolver = CanonicalResolver(runtime.cache, settings.canonical_cache_ttl)
+    resources = ResourceCache(runtime.database, settings.client_cache_ttl)
     ctx = TokenContext(
         settings=settings,
         keyring=keyring,
@@ -115,6 +118,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         hasher=runtime.hasher,
         direct=runtime.direct,
         resolver=resolver,
+        resources=resources,
     )
     # Client authentication for /token, /par, /revoke, /introspect and
     # /webhooks/signing-keys: secrets, or private_key_jwt assertions (keys inline or
@@ -142,10 +146,16 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         window=settings.dpop_proof_window,
         require_nonce=settings.dpop_require_nonce,
     )
+    verifier = AccessTokenVerifier(keyring, settings, runtime.clock, clients)
     token_endpoint = TokenEndpoint(
         ctx,
         authenticator,
-        [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
+        [
+            ClientCredentialsGrant(),
+            AuthorizationCodeGrant(),
+            RefreshTokenGrant(),
+            TokenExchangeGrant(verifier),  # RFC 8693
+        ],
         dpop=dpop,
         max_body=settings.max_form_bytes,
         metrics=instruments.TOKENS,
@@ -162,6 +172,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     passwords = PasswordHasher(settings)
     services.provide(KEYRING, keyring)
     services.provide(CLIENTS, clients)
+    services.provide(RESOURCES, resources)
     services.provide(RESOLVER, resolver)
     services.provide(CLIENT_AUTHENTICATOR, authenticator)
     services.provide(DPOP, dpop)
@@ -173,7 +184,6 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         SIGN_IN,
         SignIn(runtime.database, runtime.clock, runtime.hasher, passwords, throttle, runtime.box),
     )
-    verifier = AccessTokenVerifier(keyring, settings, runtime.clock, clients)
     services.provide(VERIFIER, verifier)
     services.provide(STATUS_PAGE, StatusPage(runtime, keyring))
     services.provide(RECOVERY, Recovery(runtime, passwords))

@@ -160,3 +160,9 @@ class RequestUriNotSupportedError(OAuthError):
 
 class InvalidRequestObjectError(OAuthError):
     error = "invalid_request_object"  # RFC 9101 §6.2
+
+
+class InvalidTargetError(OAuthError):
+    """RFC 8707 §2: the resource is unknown, malformed, or not one the client may use."""
+
+    error = "invalid_target"

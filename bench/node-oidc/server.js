@@ -25,10 +25,13 @@
 //   /bench/mint?kind=access&n=N                   opaque access tokens for /userinfo
 // Each token gets its own grant (as one login would), for the bench account and
 // client, with the scope BENCH_SCOPE.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes,
+} from 'node:crypto';
 import { parseArgs } from 'node:util';
 
-import Provider from 'oidc-provider';
+import * as jose from 'jose'; // oidc-provider's own JOSE library (its dependency)
+import Provider, { errors } from 'oidc-provider';
 // deep imports (the package has no "exports" map): the provider's own memory adapter
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import LRU from 'oidc-provider/lib/helpers/lru.js';
@@ -71,7 +74,10 @@ const configuration = {
     {
       client_id: clientId,
       client_secret: clientSecret,
-      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      grant_types: [
+        'authorization_code', 'refresh_token', 'client_credentials',
+        'urn:ietf:params:oauth:grant-type:token-exchange', // bench/token_exchange.py
+      ],
       response_types: ['code'],
       redirect_uris: [redirectUri],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -137,6 +143,60 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+
+// ------------------------------------------------------------------ token exchange
+// bench/token_exchange.py: node-oidc-provider has no built-in RFC 8693 grant, so one is
+// registered doing what 1pass's does: verify the subject token (a JWT access token this
+// provider issued) with the provider's own keys (signature, issuer, typ, expiry), narrow
+// its scope to the resource's, and sign a new JWT access token for the resource, its
+// exp capped at the subject token's. The client is authenticated by the provider's
+// token endpoint before the handler runs.
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const verifyKeys = new Map(configuration.jwks.keys.map((k) => [k.kid, createPublicKey({ key: k, format: 'jwk' })]));
+const exchangeKey = configuration.jwks.keys.find((k) => k.alg === alg);
+const exchangeSigner = createPrivateKey({ key: exchangeKey, format: 'jwk' });
+
+async function tokenExchange(ctx) {
+  const { params } = ctx.oidc;
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('subject_token_type must be an access token');
+  }
+  const target = params.resource || params.audience;
+  if (target !== resource) throw new errors.InvalidTarget();
+  let subject;
+  try {
+    ({ payload: subject } = await jose.jwtVerify(
+      params.subject_token,
+      (header) => verifyKeys.get(header.kid),
+      { issuer, typ: 'at+jwt' },
+    ));
+  } catch {
+    throw new errors.InvalidRequest('subject_token is invalid');
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const scope = String(subject.scope || '').split(' ').filter((s) => s === 'api').join(' ');
+  const exp = Math.min(now + 3600, subject.exp);
+  const accessToken = await new jose.SignJWT({
+    client_id: ctx.oidc.client.clientId, scope, jti: randomBytes(16).toString('base64url'),
+  })
+    .setProtectedHeader({ alg, kid: exchangeKey.kid, typ: 'at+jwt' })
+    .setIssuer(issuer).setSubject(subject.sub).setAudience(resource)
+    .setIssuedAt(now).setExpirationTime(exp)
+    .sign(exchangeSigner);
+  ctx.body = {
+    access_token: accessToken,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: exp - now,
+    scope,
+  };
+}
+
+provider.registerGrantType(TOKEN_EXCHANGE, tokenExchange, new Set([
+  'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
+  'requested_token_type', 'resource', 'audience', 'scope',
+]));
 
 // ------------------------------------------------------------------ bench-only minting
 

@@ -151,6 +151,18 @@ def create(
         "signed: RS256 (default), PS256, ES256 or EdDSA, one of ONEPASS_SIGNING_ALGS "
         "(fapi2: its ID token algorithm by default, never RS256).",
     ),
+    # Resource Indicators (RFC 8707) and Token Exchange (RFC 8693).
+    allow_resource: list[str] = typer.Option(
+        [],
+        "--allow-resource",
+        help="A resource server (onepass resources create) it may ask tokens for (repeatable).",
+    ),
+    token_exchange_resource: list[str] = typer.Option(
+        [],
+        "--token-exchange-resource",
+        help="A resource server it may exchange a user's access token to (RFC 8693; "
+        "repeatable; none: exchange refused).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register an application; its secret (and webhook signing key) is printed this once."""
@@ -185,6 +197,8 @@ def create(
             subject_type=subject_type,
             sector_identifier_uri=sector_identifier_uri,
             authorization_signed_response_alg=jarm_alg,
+            allowed_resources=allow_resource,
+            token_exchange_resources=token_exchange_resource,
         )
 
     data = run(action)
@@ -343,6 +357,24 @@ def update(
         help='Sign its JARM responses with RS256, PS256, ES256 or EdDSA ("" returns to '
         "the default).",
     ),
+    # Resource Indicators (RFC 8707) and Token Exchange (RFC 8693).
+    allow_resource: list[str] = typer.Option(
+        [], "--allow-resource", help="Let it ask tokens for this resource server (repeatable)."
+    ),
+    remove_resource: list[str] = typer.Option(
+        [], "--remove-resource", help="Stop letting it ask tokens for this resource (repeatable)."
+    ),
+    token_exchange_resource: list[str] = typer.Option(
+        [],
+        "--token-exchange-resource",
+        help="Let it exchange a user's access token to this resource server (RFC 8693; "
+        "repeatable).",
+    ),
+    remove_token_exchange_resource: list[str] = typer.Option(
+        [],
+        "--remove-token-exchange-resource",
+        help="Stop letting it exchange to this resource (none left: exchange refused).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Change an application's registration; it keeps its client_id and secret."""
@@ -375,6 +407,10 @@ def update(
         subject_type=subject_type,
         sector_identifier_uri=sector_identifier_uri,
         authorization_signed_response_alg=jarm_alg,
+        add_resources=tuple(allow_resource),
+        remove_resources=tuple(remove_resource),
+        add_token_exchange_resources=tuple(token_exchange_resource),
+        remove_token_exchange_resources=tuple(remove_token_exchange_resource),
     )
     if changes == ClientChanges():
         fail("nothing to change: give at least one option (see --help)", 2)

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "triage": "onepass.cli.ops:triage_command",
     "db": "onepass.cli.db:app",
     "clients": "onepass.cli.clients:app",
+    "resources": "onepass.cli.resources:app",
     "keys": "onepass.cli.keys:app",
     "users": "onepass.cli.users:app",
     "webhooks": "onepass.cli.webhooks:app",

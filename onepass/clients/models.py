@@ -94,6 +94,11 @@ class OAuthApplication(Base):
         ForeignKey("initial_access_tokens.id", ondelete="SET NULL")
     )
     registration_access_token_hash: Mapped[str | None] = mapped_column(String(128))
+    # Resource Indicators (RFC 8707): the resource servers (identifiers) this client may
+    # ask tokens for; and Token Exchange (RFC 8693): those it may exchange a user's
+    # token to. NULL: none (exchange is refused by default).
+    allowed_resources: Mapped[list[str] | None] = mapped_column(JSONType)
+    token_exchange_resources: Mapped[list[str] | None] = mapped_column(JSONType)
 
     __table_args__ = (
         # The webhook claim skips disabled applications' entries: this (usually empty)
@@ -157,3 +162,20 @@ class InitialAccessToken(Base):
     uses: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ResourceServer(Base):
+    """A protected resource (RFC 8707 §2): the audience of the access tokens issued for
+    it, the scopes it defines, and its own token lifetime and signing algorithm."""
+
+    __tablename__ = "resource_servers"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    # An absolute URI without a fragment (RFC 8707 §2): the tokens' ``aud``.
+    identifier: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    access_token_ttl: Mapped[int] = mapped_column(Integer)
+    signing_alg: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

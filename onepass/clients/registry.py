@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -22,7 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from onepass.clients import auth as client_auth
-from onepass.clients import profiles, subjects
+from onepass.clients import profiles, resources, subjects
 from onepass.clients.models import OAuthApplication
 from onepass.clients.scopes import parse_scope
 from onepass.clock import Clock
@@ -35,7 +36,10 @@ from onepass.services import Service
 
 log = structlog.get_logger("onepass.clients")
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+# Token Exchange (RFC 8693 §2.1): a client has it exactly when its exchange policy
+# names a resource server (``token_exchange_resources``): refused by default.
+TOKEN_EXCHANGE = resources.TOKEN_EXCHANGE
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
 # What a client's id_token_signed_response_alg may be: every algorithm the key ring can
 # keep keys for (``keys.jwt.SUPPORTED_ALGS``; the FAPI 2.0 subset is ``keys.jwt.FAPI_ALGS``).
 ID_TOKEN_ALGS = SUPPORTED_ALGS
@@ -102,6 +106,10 @@ class ClientRecord:
     # JARM §3: what its signed authorization responses are signed with (the default
     # filled in: ``profiles.authorization_response_alg``).
     authorization_signed_response_alg: str = "RS256"
+    # Resource Indicators (RFC 8707) and Token Exchange (RFC 8693): the resource servers
+    # this client may ask tokens for, and those it may exchange a user's token to.
+    allowed_resources: frozenset[str] = frozenset()
+    token_exchange_resources: frozenset[str] = frozenset()
 
     @property
     def is_public(self) -> bool:
@@ -144,6 +152,8 @@ class ClientRecord:
             subject_type=app.subject_type or subjects.PUBLIC,
             sector_identifier_uri=app.sector_identifier_uri,
             authorization_signed_response_alg=profiles.authorization_response_alg(app),
+            allowed_resources=frozenset(app.allowed_resources or ()),
+            token_exchange_resources=frozenset(app.token_exchange_resources or ()),
         )
 
 
@@ -227,6 +237,9 @@ class ClientSettings:
     sector_identifier_uri: str | None = None
     # JARM §3 (None: the default, ``profiles.authorization_response_alg``).
     authorization_signed_response_alg: str | None = None
+    # RFC 8707 / RFC 8693: resource server identifiers (``onepass.clients.resources``).
+    allowed_resources: list[str] = dataclass_field(default_factory=list)
+    token_exchange_resources: list[str] = dataclass_field(default_factory=list)
 
     @classmethod
     def of(cls, app: OAuthApplication) -> ClientSettings:
@@ -255,6 +268,8 @@ class ClientSettings:
             subject_type=app.subject_type or subjects.PUBLIC,
             sector_identifier_uri=app.sector_identifier_uri,
             authorization_signed_response_alg=app.authorization_signed_response_alg,
+            allowed_resources=list(app.allowed_resources or []),
+            token_exchange_resources=list(app.token_exchange_resources or []),
         )
 
     def checked(self, *, production: bool) -> ClientSettings:
@@ -280,7 +295,16 @@ class ClientSettings:
             None if uri is None else _check_page_uri(uri, what, production=production)
             for uri, what in ((self.policy_uri, "policy URI"), (self.tos_uri, "terms URI"))
         )
-        grant_types = list(dict.fromkeys(self.grant_types))
+        allowed_resources = _resource_list(self.allowed_resources)
+        exchange_resources = _resource_list(self.token_exchange_resources)
+        # The exchange grant goes with its policy: on with a resource, off without.
+        grant_types = [g for g in dict.fromkeys(self.grant_types) if g != TOKEN_EXCHANGE]
+        if exchange_resources:
+            if self.token_endpoint_auth_method == client_auth.NONE:
+                raise InvalidClientSettings(
+                    "a public client cannot exchange tokens (RFC 8693 needs client authentication)"
+                )
+            grant_types.append(TOKEN_EXCHANGE)
         if not grant_types:
             raise InvalidClientSettings("a client needs at least one grant type")
         unknown = [g for g in grant_types if g not in GRANT_TYPES]
@@ -371,6 +395,8 @@ class ClientSettings:
             subject_type=self.subject_type,
             sector_identifier_uri=self.sector_identifier_uri,
             authorization_signed_response_alg=jarm_alg,
+            allowed_resources=allowed_resources,
+            token_exchange_resources=exchange_resources,
         )
         problems = profiles.registration_problems(
             checked, production=production, id_token_algs_available=ID_TOKEN_ALGS
@@ -413,6 +439,8 @@ class ClientSettings:
             ("subject_type", self.subject_type),
             ("sector_identifier_uri", self.sector_identifier_uri),
             ("authorization_signed_response_alg", self.authorization_signed_response_alg),
+            ("allowed_resources", self.allowed_resources or None),
+            ("token_exchange_resources", self.token_exchange_resources or None),
         ):
             if getattr(app, field, None) != value:
                 setattr(app, field, value)
@@ -422,6 +450,16 @@ class ClientSettings:
     @property
     def response_types(self) -> list[str]:
         return ["code"] if "authorization_code" in self.grant_types else []
+
+
+def _resource_list(identifiers: list[str]) -> list[str]:
+    """Resource server identifiers, deduplicated, each an absolute URI (RFC 8707 §2);
+    that each is registered is ``create_client``'s and ``update_client``'s to check."""
+    for uri in identifiers:
+        problem = resources.identifier_problem(uri)
+        if problem is not None:
+            raise InvalidClientSettings(problem)
+    return list(dict.fromkeys(identifiers))
 
 
 MAX_JWKS_BYTES = 16 * 1024
@@ -560,6 +598,8 @@ async def create_client(
     subject_type: str | None = None,
     sector_identifier_uri: str | None = None,
     authorization_signed_response_alg: str | None = None,
+    allowed_resources: list[str] | None = None,
+    token_exchange_resources: list[str] | None = None,
     production: bool = False,
     signing_algs: Collection[str] | None = None,
 ) -> NewClient:
@@ -613,7 +653,10 @@ async def create_client(
         subject_type=subject_type or subjects.PUBLIC,
         sector_identifier_uri=sector_identifier_uri or None,
         authorization_signed_response_alg=authorization_signed_response_alg or None,
+        allowed_resources=list(allowed_resources or []),
+        token_exchange_resources=list(token_exchange_resources or []),
     ).checked(production=production)
+    await _check_resources_known(session, settings)
     if signing_algs is not None:
         check_id_token_alg(settings.id_token_signed_response_alg, signing_algs)
         check_authorization_response_alg(settings.authorization_signed_response_alg, signing_algs)
@@ -665,6 +708,21 @@ class ClientChanges:
     subject_type: str | None = None
     sector_identifier_uri: str | None = None
     authorization_signed_response_alg: str | None = None  # "" returns to the default
+    # RFC 8707 / RFC 8693: resource server identifiers added to or removed from the
+    # client's allowed resources and its token exchange policy.
+    add_resources: tuple[str, ...] = ()
+    remove_resources: tuple[str, ...] = ()
+    add_token_exchange_resources: tuple[str, ...] = ()
+    remove_token_exchange_resources: tuple[str, ...] = ()
+
+
+async def _check_resources_known(session: AsyncSession, settings: ClientSettings) -> None:
+    try:
+        await resources.require_known(
+            session, [*settings.allowed_resources, *settings.token_exchange_resources]
+        )
+    except resources.InvalidResource as exc:
+        raise InvalidClientSettings(str(exc)) from None
 
 
 def _edited(
@@ -784,6 +842,18 @@ async def update_client(
         )
     checked = settings.checked(production=production)
     _check_sector_kept(app, checked, changes)
+    settings.allowed_resources = _edited(
+        settings.allowed_resources, changes.add_resources, changes.remove_resources, "resource"
+    )
+    settings.token_exchange_resources = _edited(
+        settings.token_exchange_resources,
+        changes.add_token_exchange_resources,
+        changes.remove_token_exchange_resources,
+        "token exchange resource",
+    )
+    checked = settings.checked(production=production)
+    if changes.add_resources or changes.add_token_exchange_resources:
+        await _check_resources_known(session, checked)
     changed = checked.apply(app)
     if changed:
         app.updated_at = clock.now()
@@ -846,6 +916,8 @@ def describe_client(app: OAuthApplication) -> dict[str, Any]:
         "sector_identifier_uri": app.sector_identifier_uri,
         # JARM §3, the default filled in (RS256; fapi2: the ID token's algorithm).
         "authorization_signed_response_alg": profiles.authorization_response_alg(app),
+        "allowed_resources": app.allowed_resources or [],
+        "token_exchange_resources": app.token_exchange_resources or [],
         "disabled": app.disabled_at is not None,
         "disabled_at": app.disabled_at,
         # Dynamic Client Registration (``clients.registration``): NULL source: an operator.

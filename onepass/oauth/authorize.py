@@ -17,10 +17,12 @@ from onepass.clients.registry import ID_TOKEN_ALGS, ClientRecord
 from onepass.clients.scopes import grant_scope, parse_scope
 from onepass.oauth import pkce, response_modes
 from onepass.oauth.dpop import is_thumbprint
+from onepass.oauth.resource_indicators import check_requested
 from onepass.oauth_errors import (
     InvalidRequestError,
     InvalidRequestObjectError,
     InvalidScopeError,
+    InvalidTargetError,
     OAuthError,
     RequestUriNotSupportedError,
     UnauthorizedClientError,
@@ -76,9 +78,16 @@ class AuthorizationRequest:
     dpop_jkt: str | None = None
     # How the response goes back (``oauth.response_modes``): query, form_post, JARM...
     response_mode: str = response_modes.DEFAULT
+    # RFC 8707: the resource server the access token is for.
+    resource: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["resource"] is None:
+            # Left out when unused: a release without resource indicators can still read
+            # the sealed request of one with them (a rolling upgrade's mixed servers).
+            del data["resource"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
@@ -107,6 +116,7 @@ class AuthorizationRequest:
             "response_mode": (
                 self.response_mode if self.response_mode != response_modes.DEFAULT else None
             ),
+            "resource": self.resource,
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -236,6 +246,11 @@ def validate_authorization_request(
     if "none" in prompt and len(prompt) > 1:
         raise fail(InvalidRequestError("prompt=none cannot be combined with other values"))
 
+    try:  # RFC 8707 §2: a resource the client may use, or invalid_target
+        resource = check_requested(params.get("resource"), client)
+    except InvalidTargetError as exc:
+        raise fail(exc) from None
+
     dpop_jkt = params.get("dpop_jkt")
     if dpop_jkt is not None and not is_thumbprint(dpop_jkt):
         raise fail(InvalidRequestError("dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url)"))
@@ -262,6 +277,7 @@ def validate_authorization_request(
         acr_values=_acr_values(params.get("acr_values", "").split(), client),
         dpop_jkt=dpop_jkt,
         response_mode=mode,
+        resource=resource,
     )
 
 

@@ -42,6 +42,12 @@ class AccessTokenVerifier:
         self._clock = clock
         self._clients = clients
 
+    @property
+    def audience(self) -> str:
+        """The ``aud`` of the tokens meant for 1pass itself (userinfo): ONEPASS_AUDIENCE;
+        a token for a resource server (RFC 8707) has that server's identifier."""
+        return self._settings.audience
+
     def decode(self, token: str) -> dict[str, Any]:
         """Signature, type, issuer and expiry; raises ``InvalidTokenError``."""
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:

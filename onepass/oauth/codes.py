@@ -21,7 +21,10 @@ from onepass.oauth.authorize import AuthorizationRequest
 from onepass.oauth.dpop import check_binding
 from onepass.oauth.models import AuthorizationCode, Consent
 from onepass.oauth.revocation import revoke_access_token, revoke_family
-from onepass.oauth_errors import InvalidGrantError, InvalidRequestError
+from onepass.oauth_errors import InvalidGrantError, InvalidRequestError, InvalidTargetError
+
+# RFC 8707 §2.2: a token request may narrow the grant's resources, never add one.
+NOT_GRANTED = "the grant was not made for this resource (RFC 8707): ask for it at /authorize"
 
 
 async def needs_consent(
@@ -88,6 +91,7 @@ async def issue_code(
             amr=list(login.amr),
             sid=login.sid,
             dpop_jkt=request.dpop_jkt,
+            resource=request.resource,
             created_at=now,
             expires_at=now + timedelta(seconds=ttl),
         )
@@ -120,6 +124,7 @@ async def refuse_code(
     redirect_uri: str,
     verifier: str | None,
     jkt: str | None = None,
+    resource: str | None = None,
 ) -> NoReturn:
     """Why a code could not be redeemed (``oauth.grants.authorization_code``).
 
@@ -141,6 +146,8 @@ async def refuse_code(
                 raise InvalidGrantError("the authorization code has expired")
             check_redemption(row, redirect_uri, verifier)
             check_binding(row.dpop_jkt, jkt, "authorization code")
+            if resource is not None and resource != row.resource:
+                raise InvalidTargetError(NOT_GRANTED)
             raise InvalidGrantError("the authorization code could not be used; try again")
         await revoke_code_tokens(session, clock, row)
     raise InvalidGrantError(

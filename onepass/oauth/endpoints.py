@@ -153,7 +153,18 @@ async def introspect(request: Request) -> Response:
                 "token_type": "DPoP" if "cnf" in claims else "Bearer",
                 **{
                     k: claims[k]
-                    for k in ("iss", "sub", "aud", "client_id", "scope", "iat", "exp", "jti", "cnf")
+                    for k in (
+                        "iss",
+                        "sub",
+                        "aud",
+                        "client_id",
+                        "scope",
+                        "iat",
+                        "exp",
+                        "jti",
+                        "cnf",
+                        "act",  # RFC 8693 §4.1: who acts for the subject
+                    )
                     if k in claims
                 },
             }

@@ -57,6 +57,8 @@ class AuthorizationCode(Base):
     refresh_token_family: Mapped[str | None] = mapped_column(String(64))
     # DPoP (RFC 9449 §10): the thumbprint of the key the code is bound to (dpop_jkt).
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    # Resource Indicators (RFC 8707): the resource server the code was granted for.
+    resource: Mapped[str | None] = mapped_column(Text)
 
 
 class RefreshToken(Base):
@@ -86,6 +88,8 @@ class RefreshToken(Base):
     access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # DPoP (RFC 9449 §5): a public client's refresh tokens are bound to its key.
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    # Resource Indicators (RFC 8707): the resource server the grant was for.
+    resource: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index(None, "family_id"), Index(None, "user_id"))
 

@@ -13,6 +13,7 @@ from onepass.accounts.second_factor import ACR_MFA
 from onepass.accounts.service import ACR_PASSWORD
 from onepass.clients import auth as client_auth
 from onepass.clients.assertions import ALGORITHMS as ASSERTION_ALGORITHMS
+from onepass.clients.registry import TOKEN_EXCHANGE
 from onepass.i18n import LANGUAGES
 from onepass.oauth.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from onepass.oauth.request_object import ALGORITHMS as REQUEST_OBJECT_ALGORITHMS
@@ -45,7 +46,13 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         # RFC 9126: pushed authorization requests.
         "pushed_authorization_request_endpoint": f"{issuer}/par",
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            # RFC 8693 (oauth.grants.token_exchange): for clients with an exchange policy.
+            TOKEN_EXCHANGE,
+        ],
         "response_types_supported": ["code"],
         # OAuth 2.0 Form Post Response Mode, and JARM (signed, never encrypted).
         "response_modes_supported": list(RESPONSE_MODES),

@@ -8,6 +8,10 @@ on (``:enforce``), that user's canonical user. When it returns no row, the grant
 slow way (``oauth.codes.refuse_code``, ``oauth.grants.refresh_token.refuse``: the ORM) to
 tell the client why and to revoke what a replay must revoke.
 
+Resource Indicators (RFC 8707): a code or refresh token is used for ``:resource`` only
+if it was granted for it (NULL: for what it was granted), one more condition of the same
+``WHERE``; the next refresh token keeps the grant's resource.
+
 DPoP (RFC 9449): a code bound to a key (``dpop_jkt``, §10) is redeemed, and a refresh
 token bound to one (a public client's, §5) rotated, only with a proof of that key
 (``:jkt``, NULL without a proof): one more condition of the same ``WHERE``. The next
@@ -38,8 +42,9 @@ _USABLE_REFRESH_TOKEN = """
       AND rotated_at IS NULL AND revoked_at IS NULL
       AND expires_at > :now AND family_expires_at > :now
       AND (dpop_jkt IS NULL OR dpop_jkt = :jkt)
+      AND (CAST(:resource AS text) IS NULL OR resource = :resource)
     RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at,
-        dpop_jkt AS refresh_jkt,
+        dpop_jkt AS refresh_jkt, resource,
         (SELECT sub FROM users u WHERE u.id = refresh_tokens.user_id) AS user_sub,
         (SELECT disabled_at FROM users u WHERE u.id = refresh_tokens.user_id) AS user_disabled_at,
         (SELECT t.id FROM identity_links l JOIN users t ON t.id = l.target_user_id
@@ -84,10 +89,10 @@ INSERT_REFRESH_TOKEN = statement(
     """
     INSERT INTO refresh_tokens (token_hash, family_id, oauth_application_id, user_id, scope,
         sid, auth_time, acr, amr, created_at, expires_at, family_expires_at,
-        access_token_jti, access_token_expires_at, dpop_jkt)
+        access_token_jti, access_token_expires_at, dpop_jkt, resource)
     VALUES (:token_hash, :family_id, :oauth_application_id, :user_id, :scope,
         :sid, :auth_time, :acr, :amr, :created_at, :expires_at, :family_expires_at,
-        :access_token_jti, :access_token_expires_at, :dpop_jkt)
+        :access_token_jti, :access_token_expires_at, :dpop_jkt, :resource)
     """,
     datetimes=(
         "auth_time",
@@ -112,7 +117,8 @@ REDEEM_CODE = statement(
       AND redeemed_at IS NULL AND expires_at > :now AND redirect_uri = :redirect_uri
       AND (code_challenge = :challenge OR (code_challenge IS NULL AND :challenge IS NULL))
       AND (dpop_jkt IS NULL OR dpop_jkt = :jkt)
-    RETURNING user_id, scope, nonce, auth_time, acr, amr, sid, refresh_token_family,
+      AND (CAST(:resource AS text) IS NULL OR resource = :resource)
+    RETURNING user_id, scope, nonce, auth_time, acr, amr, sid, refresh_token_family, resource,
         (SELECT sub FROM users u WHERE u.id = authorization_codes.user_id) AS user_sub,
         (SELECT disabled_at FROM users u
             WHERE u.id = authorization_codes.user_id) AS user_disabled_at,
@@ -136,13 +142,13 @@ REDEEM_CODE = statement(
 _INSERT_FROM_WHO = """
     INSERT INTO refresh_tokens (token_hash, family_id, oauth_application_id, user_id, scope,
         sid, auth_time, acr, amr, created_at, expires_at, family_expires_at,
-        access_token_jti, access_token_expires_at, dpop_jkt)
+        access_token_jti, access_token_expires_at, dpop_jkt, resource)
     SELECT :refresh_hash, who.family_id, :client, COALESCE(who.target_id, who.user_id),
         COALESCE(:refresh_scope, CASE WHEN ' ' || who.scope || ' ' LIKE '% offline_access %'
             THEN who.scope ELSE concat_ws(' ', NULLIF(who.scope, ''), 'offline_access') END),
         who.sid, who.auth_time, who.acr, who.amr, :created_at,
         LEAST(who.family_expires_at, :sliding_expires_at), who.family_expires_at,
-        :access_token_jti, :access_token_expires_at, who.refresh_jkt
+        :access_token_jti, :access_token_expires_at, who.refresh_jkt, who.resource
     FROM who
     WHERE who.family_id IS NOT NULL AND who.user_sub IS NOT NULL
       AND who.user_disabled_at IS NULL AND who.target_disabled_at IS NULL
@@ -176,8 +182,9 @@ ROTATE_REFRESH_TOKEN_PG = statement(
           AND expires_at > :now AND family_expires_at > :now
           AND string_to_array(scope, ' ') @> CAST(:requested AS text[])
           AND (dpop_jkt IS NULL OR dpop_jkt = CAST(:jkt AS varchar))
+          AND (CAST(:resource AS text) IS NULL OR resource = CAST(:resource AS text))
         RETURNING family_id, user_id, scope, sid, auth_time, acr, amr, family_expires_at,
-            dpop_jkt AS refresh_jkt
+            dpop_jkt AS refresh_jkt, resource
         """
     ),
     datetimes=(
@@ -204,7 +211,8 @@ REDEEM_CODE_PG = statement(
           AND redeemed_at IS NULL AND expires_at > :now AND redirect_uri = :redirect_uri
           AND (code_challenge = :challenge OR (code_challenge IS NULL AND :challenge IS NULL))
           AND (dpop_jkt IS NULL OR dpop_jkt = CAST(:jkt AS varchar))
-        RETURNING user_id, scope, nonce, auth_time, acr, amr, sid,
+          AND (CAST(:resource AS text) IS NULL OR resource = CAST(:resource AS text))
+        RETURNING user_id, scope, nonce, auth_time, acr, amr, sid, resource,
             refresh_token_family AS family_id,
             CAST(:family_expires_at AS timestamptz) AS family_expires_at,
             CAST(:refresh_jkt AS varchar) AS refresh_jkt
@@ -249,4 +257,9 @@ USERINFO_PAIRWISE = statement(
     WHERE p.sub = :sub AND p.sector = :sector
     """,
     datetimes=("updated_at", "disabled_at"),
+)
+# Token Exchange (RFC 8693): whether an actor token (which may be a client's own, with
+# no user) was revoked.
+ACCESS_TOKEN_REVOKED = statement(
+    "SELECT 1 AS revoked FROM revoked_access_tokens WHERE jti = :jti",
 )

@@ -14,7 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from onepass.clients import resources
 from onepass.clients.registry import ClientRecord
+from onepass.clients.resources import ResourceRecord
 from onepass.clients.subjects import direct_subject_for
 from onepass.crypto import KeyedHasher
 from onepass.db.direct import Row, Transaction
@@ -92,6 +94,8 @@ class TokenPlan:
     # the next refresh token is (a public client's, §5; a rotation keeps its token's).
     jkt: str | None = None
     refresh_jkt: str | None = None
+    # RFC 8707: the resource server the access token is for (None: ONEPASS_AUDIENCE).
+    resource: ResourceRecord | None = None
 
     @property
     def refresh_family(self) -> str | None:
@@ -105,6 +109,15 @@ class TokenPlan:
         )
         refresh = self.refresh if "offline_access" in scope else None
         return replace(self, scope=scope, id_signer=id_signer, refresh=refresh)
+
+    def for_resource(self, ctx: TokenContext, resource: ResourceRecord | None) -> TokenPlan:
+        """This plan with its access token for ``resource`` (RFC 8707), signed with the
+        resource's algorithm."""
+        if resource is None:
+            return self
+        return replace(
+            self, resource=resource, access_signer=ctx.keyring.signer(resource.signing_alg)
+        )
 
     def statement_params(self, hasher: KeyedHasher) -> dict[str, Any]:
         """What the PostgreSQL grant statements insert (``oauth.statements``)."""
@@ -135,6 +148,11 @@ def plan_tokens(
     id_signer = (
         ctx.keyring.signer(client.id_token_signed_response_alg) if "openid" in scope else None
     )
+    ttl = settings.access_token_ttl
+    if client.allowed_resources:
+        # The grant's resource (and its lifetime) may be known only once the statement
+        # returns: what a replay must revoke is kept for the longest a token can live.
+        ttl = max(ttl, resources.MAX_TTL)
     refresh = None
     if "offline_access" in scope and "refresh_token" in client.grant_types:
         issued_at = ctx.clock.now()
@@ -151,7 +169,7 @@ def plan_tokens(
         access_signer=access_signer,
         id_signer=id_signer,
         access_token_jti=secrets.token_urlsafe(16),
-        access_token_expires_at=datetime.fromtimestamp(now + settings.access_token_ttl, UTC),
+        access_token_expires_at=datetime.fromtimestamp(now + ttl, UTC),
         refresh=refresh,
         jkt=jkt,
         refresh_jkt=jkt if client.is_public else None,
@@ -192,6 +210,7 @@ async def store_refresh_token(
             "access_token_jti": plan.access_token_jti,
             "access_token_expires_at": plan.access_token_expires_at,
             "dpop_jkt": plan.refresh_jkt,
+            "resource": row.get("resource"),
         },
     )
 
@@ -223,23 +242,27 @@ def sign_tokens(
 ) -> dict[str, Any]:
     """The token response (RFC 6749 §5.1, OIDC Core §3.1.3.3), signed after the commit."""
     settings = ctx.settings
+    audience, scope, ttl = settings.audience, plan.scope, settings.access_token_ttl
+    if plan.resource is not None:  # RFC 8707: only the resource's scopes, its lifetime
+        audience, ttl = plan.resource.identifier, plan.resource.access_token_ttl
+        scope = plan.resource.narrowed(plan.scope)
     access_token = sign_access_token(
         plan.access_signer,
         issuer=settings.issuer,
-        audience=settings.audience,
+        audience=audience,
         subject=user.sub,
         client_id=client.client_id,
-        scope=plan.scope,
+        scope=scope,
         now=plan.now,
-        ttl=settings.access_token_ttl,
+        ttl=ttl,
         jti=plan.access_token_jti,
         extra=bound(plan.jkt),
     )
     body: dict[str, Any] = {
         "access_token": access_token,
         "token_type": token_type(plan.jkt),
-        "expires_in": settings.access_token_ttl,
-        "scope": " ".join(plan.scope),
+        "expires_in": ttl,
+        "scope": " ".join(scope),
     }
     if plan.id_signer is not None:
         claims = id_token_claims(

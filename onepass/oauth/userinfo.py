@@ -93,6 +93,8 @@ class UserInfo:
         """The UserInfo response for ``token`` (with the request's checked DPoP proof,
         if any), or ``InvalidTokenError`` (RFC 6750 §3.1, RFC 9449 §7.1)."""
         claims = self._verifier.decode(token)
+        if claims.get("aud") != self._verifier.audience:  # RFC 8707: another server's token
+            raise InvalidTokenError("the access token is for a resource server, not for userinfo")
         check_binding(claims, proof)
         if proof is not None:
             try:

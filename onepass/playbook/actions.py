@@ -78,6 +78,10 @@ ENABLE_CLIENT = "clients.enable"
 DELETE_CLIENT = "clients.delete"
 CLIENT_ACTIONS = (UPDATE_CLIENT, ROTATE_CLIENT_SECRET, DISABLE_CLIENT, ENABLE_CLIENT, DELETE_CLIENT)
 CREATE_CLIENT = "clients.create"  # audited; the CLI's only (it prints the new secret)
+# Resource servers (RFC 8707): ``playbook.resources``; audited, the CLI's only.
+CREATE_RESOURCE = "resources.create"
+UPDATE_RESOURCE = "resources.update"
+DELETE_RESOURCE = "resources.delete"
 
 ACTIONS = {
     RETRY: Action("webhooks:write", "an outbox entry id"),

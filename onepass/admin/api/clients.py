@@ -90,6 +90,13 @@ class ClientOut(BaseModel):
     authorization_signed_response_alg: str = Field(
         "RS256", description="what its signed authorization responses (JARM) are signed with"
     )
+    # RFC 8707 / RFC 8693
+    allowed_resources: list[str] = Field(
+        [], description="resource servers it may ask tokens for (RFC 8707)"
+    )
+    token_exchange_resources: list[str] = Field(
+        [], description="resource servers it may exchange a user's token to (RFC 8693)"
+    )
     disabled: bool
     disabled_at: datetime | None
     # Dynamic Client Registration (RFC 7591): how the client was registered.
@@ -180,6 +187,11 @@ class UpdateClientBody(Body):
     authorization_signed_response_alg: Text = Field(
         None, description='JARM: RS256, PS256, ES256 or EdDSA ("" returns to the default)'
     )
+    # RFC 8707 / RFC 8693: resource server identifiers
+    add_resources: Strings = []
+    remove_resources: Strings = []
+    add_token_exchange_resources: Strings = []
+    remove_token_exchange_resources: Strings = []
     action_request_nonce: Text = None
 
     def changes(self) -> ClientChanges:
@@ -210,6 +222,10 @@ class UpdateClientBody(Body):
             subject_type=self.subject_type,
             sector_identifier_uri=self.sector_identifier_uri,
             authorization_signed_response_alg=self.authorization_signed_response_alg,
+            add_resources=tuple(self.add_resources),
+            remove_resources=tuple(self.remove_resources),
+            add_token_exchange_resources=tuple(self.add_token_exchange_resources),
+            remove_token_exchange_resources=tuple(self.remove_token_exchange_resources),
         )
 
 

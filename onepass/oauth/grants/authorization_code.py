@@ -7,6 +7,10 @@ statements on SQLite, one statement on PostgreSQL). A request that fails a check
 the code unused. When nothing was redeemed, ``oauth.codes.refuse_code`` tells the client
 why, and revokes what a replayed code issued.
 
+Resource Indicators (RFC 8707): the code remembers the resource it was granted for;
+the access token is for it (``oauth.resource_indicators``). A ``resource`` here must
+name that one: another leaves the code unused and is ``invalid_target``.
+
 DPoP (RFC 9449): with a proof, the tokens are bound to its key (a public client's refresh
 token too); a code bound to a key (``dpop_jkt``, §10) is redeemed only with a proof of
 it, by the same statement's ``WHERE``: another key, or none, leaves it unused.
@@ -20,6 +24,7 @@ from onepass.clients.registry import ClientRecord
 from onepass.oauth import pkce
 from onepass.oauth.codes import refuse_code
 from onepass.oauth.grants.base import TokenContext
+from onepass.oauth.resource_indicators import resolve
 from onepass.oauth.statements import REDEEM_CODE, REDEEM_CODE_PG
 from onepass.oauth.user_tokens import (
     AuthInfo,
@@ -51,6 +56,9 @@ class AuthorizationCodeGrant:
                 "redirect_uri is required: it was in the authorization request"
             )
         verifier = form.get("code_verifier")
+        # RFC 8707 §2.2: a resource here must be the one the code was granted for.
+        asked = form.get("resource")
+        requested = await resolve(ctx, client, asked, allowed=client.allowed_resources)
         code_hash = ctx.hasher.hash(code[:512])
         # The code's scope is known once it is redeemed: planned as if it gave a refresh
         # token (the statement records the family only when its scope has offline_access).
@@ -66,6 +74,7 @@ class AuthorizationCodeGrant:
             "access_token_expires_at": draft.access_token_expires_at,
             "refresh_family": draft.refresh_family,
             "jkt": jkt,
+            "resource": asked,
         }
         if ctx.direct.dialect == "postgresql":
             statement_params = draft.statement_params(ctx.hasher) if draft.refresh else {}
@@ -90,8 +99,13 @@ class AuthorizationCodeGrant:
                     await store_refresh_token(ctx, tx, plan, client=client, user=user, row=row)
         if row is None:
             await refuse_code(
-                ctx.database, ctx.clock, code_hash, client, redirect_uri, verifier, jkt
+                ctx.database, ctx.clock, code_hash, client, redirect_uri, verifier, jkt, asked
             )
+        if row["resource"] is not None:
+            granted = requested or await resolve(
+                ctx, client, row["resource"], allowed=client.allowed_resources
+            )
+            plan = plan.for_resource(ctx, granted)
         auth = AuthInfo.of(row)
         return await issue_tokens(
             ctx, plan, client=client, user=user, auth=auth, nonce=row["nonce"]

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from onepass.clients.registry import ClientRecord
+from onepass.clients.resources import ResourceCache
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
 from onepass.db import Database
@@ -25,6 +26,8 @@ class TokenContext:
     # The grants' statements, straight to the driver (onepass.db.direct).
     direct: DirectStore
     resolver: CanonicalResolver | None = None
+    # Resource servers (RFC 8707), asked only by a request or grant that names one.
+    resources: ResourceCache | None = None
 
 
 class Grant(Protocol):

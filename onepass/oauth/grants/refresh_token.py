@@ -24,9 +24,11 @@ from onepass.clients import profiles
 from onepass.clients.registry import ClientRecord
 from onepass.clients.scopes import parse_scope
 from onepass.db.direct import Row
+from onepass.oauth.codes import NOT_GRANTED
 from onepass.oauth.dpop import check_binding
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.models import RefreshToken
+from onepass.oauth.resource_indicators import resolve
 from onepass.oauth.revocation import revoke_family
 from onepass.oauth.statements import (
     ROTATE_REFRESH_TOKEN,
@@ -42,7 +44,12 @@ from onepass.oauth.user_tokens import (
     plan_tokens,
     store_refresh_token,
 )
-from onepass.oauth_errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from onepass.oauth_errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTargetError,
+)
 
 WIDENED = "a refresh cannot widen the scope of the original grant"
 
@@ -69,6 +76,9 @@ class RefreshTokenGrant:
         if presented is None:
             raise InvalidRequestError("refresh_token is required")
         requested = parse_scope(form.get("scope"))
+        # RFC 8707 §2.2: a resource here must be the one the grant was for.
+        asked = form.get("resource")
+        target = await resolve(ctx, client, asked, allowed=client.allowed_resources)
         token_hash = ctx.hasher.hash(presented[:512])
         # The scope is the grant's, known once the token is rotated (``for_scope``).
         draft = plan_tokens(ctx, client, ["offline_access"], jkt)
@@ -78,6 +88,7 @@ class RefreshTokenGrant:
             "now": ctx.clock.now(),
             "enforce": ctx.settings.enforce_canonical_resolution,
             "jkt": jkt,
+            "resource": asked,
         }
         if not profiles.rotates_refresh_tokens(client):
             used = await _use_without_rotation(ctx, client, draft, requested, params)
@@ -105,7 +116,12 @@ class RefreshTokenGrant:
                     user = grantee(row)  # a refusal rolls the rotation back
                     await store_refresh_token(ctx, tx, plan, client=client, user=user, row=row)
         if row is None:
-            await refuse(ctx, client, token_hash, requested, jkt)
+            await refuse(ctx, client, token_hash, requested, jkt, asked)
+        if row["resource"] is not None:
+            granted = target or await resolve(
+                ctx, client, row["resource"], allowed=client.allowed_resources
+            )
+            plan = plan.for_resource(ctx, granted)
         auth = AuthInfo.of(row)
         return await issue_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=None)
 
@@ -156,6 +172,7 @@ async def refuse(
     token_hash: str,
     requested: list[str],
     jkt: str | None = None,
+    resource: str | None = None,
 ) -> NoReturn:
     """Why a refresh token could not be rotated; a rotated one presented again (stolen
     or replayed) revokes its family, committed before the refusal. A token bound to a
@@ -175,6 +192,8 @@ async def refuse(
             raise InvalidScopeError(WIDENED)
         if row.rotated_at is None:
             check_binding(row.dpop_jkt, jkt, "refresh token")
+            if resource is not None and resource != row.resource:
+                raise InvalidTargetError(NOT_GRANTED)
             # not rotated, yet not matched: it expired in between
             raise InvalidGrantError("the refresh token could not be used; try again")
         await revoke_family(session, ctx.clock, row.family_id, "refresh_reuse")

@@ -161,10 +161,35 @@ CASES = [
         body=b"grant_type=client_credentials&scope=a%22b",
     ),
     Case(
-        "resource_indicator",
+        # RFC 8707 §2: a resource the client is not allowed (none is registered here).
+        "resource_not_allowed",
+        400,
+        "invalid_target",
+        body=b"grant_type=client_credentials&resource=https%3A%2F%2Fapi",
+    ),
+    Case(
+        "resource_with_fragment",
+        400,
+        "invalid_target",
+        body=b"grant_type=client_credentials&resource=https%3A%2F%2Fapi%23x",
+    ),
+    Case(
+        "resource_relative",
+        400,
+        "invalid_target",
+        body=b"grant_type=client_credentials&resource=%2Fapi",
+    ),
+    Case(
+        "resource_repeated",
         400,
         "invalid_request",
-        body=b"grant_type=client_credentials&resource=https%3A%2F%2Fapi",
+        body=b"grant_type=client_credentials&resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb",
+    ),
+    Case(
+        "audience_outside_token_exchange",
+        400,
+        "invalid_request",
+        body=b"grant_type=client_credentials&audience=api",
     ),
 ]
 
