@@ -107,6 +107,7 @@ def refresh_values(user_id: int, app_id: int, **overrides: Any) -> dict[str, Any
         "access_token_jti": None,
         "access_token_expires_at": None,
         "dpop_jkt": None,
+        "resource": None,
     }
     values.update(overrides)
     return values
@@ -254,6 +255,7 @@ async def test_expiry_comparisons_in_sql_agree_with_what_the_orm_stored(runtime:
                 "client": app_id,
                 "enforce": False,
                 "jkt": None,
+                "resource": None,
             },
         )
         refused = await tx.one(
@@ -264,6 +266,7 @@ async def test_expiry_comparisons_in_sql_agree_with_what_the_orm_stored(runtime:
                 "client": app_id,
                 "enforce": False,
                 "jkt": None,
+                "resource": None,
             },
         )
     assert rotated is not None and refused is None

@@ -45,12 +45,12 @@ def test_whitespace_is_collapsed_to_one_line() -> None:
 
 def test_the_grants_statements_bind_every_name_once_in_order() -> None:
     rotate = ROTATE_REFRESH_TOKEN
-    assert rotate.order == ("now", "token_hash", "client", "jkt", "enforce")
+    assert rotate.order == ("now", "token_hash", "client", "jkt", "resource", "enforce")
     assert rotate.postgres.count("$1") == 3  # rotated_at, expires_at, family_expires_at
     assert ":" not in rotate.postgres.replace("::", "")
     insert = INSERT_REFRESH_TOKEN
-    assert len(insert.order) == 15
-    assert insert.postgres.endswith(", ".join(f"${i}" for i in range(1, 16)) + ")")
+    assert len(insert.order) == 16
+    assert insert.postgres.endswith(", ".join(f"${i}" for i in range(1, 17)) + ")")
     assert REDEEM_CODE.order[0] == "now"
     assert "refresh_family" in REDEEM_CODE.order
 
