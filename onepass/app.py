@@ -46,7 +46,7 @@ from onepass.identity.canonical import RESOLVER, CanonicalResolver
 from onepass.instruments import route_template
 from onepass.keys.keyring import KEYRING, KeyRing
 from onepass.logs import configure_logging
-from onepass.oauth import authorize_routes, endpoints, logout
+from onepass.oauth import authorize_routes, device_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
 from onepass.oauth.asgi import Receive, Scope, Send
 from onepass.oauth.authorize_routes import ENROLMENT
@@ -56,6 +56,7 @@ from onepass.oauth.dpop import DPOP, DPoP
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
+from onepass.oauth.grants.device_code import DeviceCodeGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.interaction import SEALER, Sealer
 from onepass.oauth.request_object import REQUEST_OBJECTS, RequestObjects
@@ -142,7 +143,13 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     token_endpoint = TokenEndpoint(
         ctx,
         authenticator,
-        [ClientCredentialsGrant(), AuthorizationCodeGrant(), RefreshTokenGrant()],
+        [
+            ClientCredentialsGrant(),
+            AuthorizationCodeGrant(),
+            RefreshTokenGrant(),
+            # RFC 8628: the device_code grant.
+            DeviceCodeGrant(),
+        ],
         dpop=dpop,
         max_body=settings.max_form_bytes,
         metrics=instruments.TOKENS,
@@ -166,6 +173,21 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     services.provide(DISCOVERY, discovery)
     services.provide(SEALER, Sealer(secret_key, settings.interaction_ttl))
     services.provide(CSRF_TOKENS, CSRF(secret_key))
+    # RFC 8628 §5.1: wrong user codes at /device, per browser and (three times as many,
+    # for people behind one address) per IP address.
+    services.provide(
+        device_routes.DEVICE_CODE_THROTTLE,
+        LoginThrottle(
+            runtime.cache,
+            Limits(
+                per_account=settings.device_user_code_max_failures,
+                per_ip=3 * settings.device_user_code_max_failures,
+                window=settings.device_user_code_failure_window,
+            ),
+            secret_key,
+            namespace="device-code",
+        ),
+    )
     services.provide(
         SIGN_IN,
         SignIn(runtime.database, runtime.clock, runtime.hasher, passwords, throttle, runtime.box),
@@ -412,6 +434,7 @@ def create_app(
     api.include_router(oauth_routes.router)
     api.include_router(authorize_routes.router)
     api.include_router(endpoints.router)
+    api.include_router(device_routes.router)
     api.include_router(logout.router)
     api.include_router(selfservice_routes.router)
     api.include_router(account_routes.router)

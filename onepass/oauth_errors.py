@@ -160,3 +160,19 @@ class RequestUriNotSupportedError(OAuthError):
 
 class InvalidRequestObjectError(OAuthError):
     error = "invalid_request_object"  # RFC 9101 §6.2
+
+
+# Device Authorization Grant (RFC 8628 §3.5): the token endpoint's answers to a poll
+# before the person has decided (HTTP 400, as every §5.2 error).
+
+
+class AuthorizationPendingError(OAuthError):
+    error = "authorization_pending"
+
+
+class SlowDownError(OAuthError):
+    error = "slow_down"
+
+
+class ExpiredTokenError(OAuthError):
+    error = "expired_token"

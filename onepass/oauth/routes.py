@@ -42,7 +42,14 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
         # RFC 9126: pushed authorization requests.
         "pushed_authorization_request_endpoint": f"{issuer}/par",
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+        # RFC 8628 §4: the Device Authorization Grant.
+        "device_authorization_endpoint": f"{issuer}/device_authorization",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "token_endpoint_auth_methods_supported": list(client_auth.AUTH_METHODS),
