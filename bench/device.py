@@ -406,8 +406,6 @@ async def mint_codes(n: int, client_id: str) -> None:
                     "expires_at": expires_at,
                     "status": device.PENDING,
                     "poll_interval": device.INTERVAL,
-                    "poll_after_ms": 0,
-                    "slowed": False,
                 }
                 for code in codes
             ]

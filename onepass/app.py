@@ -113,6 +113,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         hasher=runtime.hasher,
         direct=runtime.direct,
         resolver=resolver,
+        cache=runtime.cache,
     )
     # Client authentication for /token, /par, /revoke, /introspect and
     # /webhooks/signing-keys: secrets, or private_key_jwt assertions (keys inline or

@@ -96,8 +96,6 @@ async def start(
             expires_at=now + timedelta(seconds=ttl),
             status=PENDING,
             poll_interval=INTERVAL,
-            poll_after_ms=0,
-            slowed=False,
         )
         try:
             async with session.begin_nested():

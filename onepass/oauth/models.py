@@ -3,8 +3,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -134,8 +132,8 @@ class DeviceAuthorization(Base):
     """A device authorization (RFC 8628 §3.2): the device code the client polls with
     (only its keyed hash is stored), the user code a person enters at ``/device``
     (normalised: eight letters, no dash), and, once they decide, who approved and how
-    they signed in. Polled by one statement (``oauth.statements.POLL_DEVICE_CODE``),
-    which also keeps the polling interval (§3.5: ``slow_down``) and redeems it once."""
+    they signed in. A poll reads it (``oauth.statements.DEVICE_CODE_STATE``); once
+    approved, one statement redeems it, once (``POLL_DEVICE_CODE``)."""
 
     __tablename__ = "device_authorizations"
 
@@ -150,12 +148,10 @@ class DeviceAuthorization(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # pending, approved or denied.
     status: Mapped[str] = mapped_column(String(10), default="pending")
-    # Seconds between polls (grows by 5 with each slow_down), the earliest next poll
-    # (milliseconds since the epoch: plain integer arithmetic on both engines), and
-    # whether the last poll came too early.
+    # Seconds between polls the client was given (§3.2); slow_down's longer intervals
+    # are kept in the cache (``oauth.grants.device_code``), so that a pending poll
+    # only reads.
     poll_interval: Mapped[int] = mapped_column(Integer)
-    poll_after_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    slowed: Mapped[bool] = mapped_column(Boolean, default=False)
     # The person who decided, and their login (for the ID token's auth_time, acr, amr, sid).
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -239,19 +239,22 @@ USERINFO = statement(
 
 # ---------------------------------------------------------------------------- device
 
-# RFC 8628 §3.4, §3.5: one poll with a device code, in one statement. The poll is too
-# early when it comes before ``poll_after_ms`` (the previous poll plus the interval):
-# while pending, that grows the interval by 5 s (``slow_down``). An approved, unexpired,
-# unredeemed authorization is redeemed by this poll, which records what it issues; the
-# grant knows it was this poll by the ``access_token_jti`` returned (its own, random).
-_TOO_EARLY = "(status = 'pending' AND :now_ms < poll_after_ms)"
+# RFC 8628 §3.4, §3.5: a poll reads its device code (this client's) and answers from
+# it; only a poll of an approved code writes: POLL_DEVICE_CODE redeems it, once (not
+# expired, not redeemed), and records what it issues; the grant knows the redemption
+# was its own by the ``access_token_jti`` returned (its own, random). slow_down's
+# intervals are kept in the cache, not here, so that a pending poll never writes.
+DEVICE_CODE_STATE = statement(
+    """
+    SELECT status, expires_at, redeemed_at, poll_interval FROM device_authorizations
+    WHERE device_code_hash = :device_code_hash AND oauth_application_id = :client
+    """,
+    datetimes=("expires_at", "redeemed_at"),
+)
+
 _REDEEMS = "(status = 'approved' AND redeemed_at IS NULL AND expires_at > :now)"
 _POLL_DEVICE_CODE = f"""
     UPDATE device_authorizations SET
-        slowed = {_TOO_EARLY},
-        poll_interval = CASE WHEN {_TOO_EARLY} THEN poll_interval + 5 ELSE poll_interval END,
-        poll_after_ms = :now_ms + 1000 * (CASE WHEN {_TOO_EARLY}
-            THEN poll_interval + 5 ELSE poll_interval END),
         redeemed_at = CASE WHEN {_REDEEMS} THEN :now ELSE redeemed_at END,
         access_token_jti = CASE WHEN {_REDEEMS} THEN :access_token_jti ELSE access_token_jti END,
         access_token_expires_at = CASE WHEN {_REDEEMS}
@@ -265,7 +268,7 @@ _POLL_DEVICE_CODE = f"""
 POLL_DEVICE_CODE = statement(
     _POLL_DEVICE_CODE  # noqa: S608 (only this module's constants go in)
     + """
-    RETURNING status, expires_at, slowed, poll_interval, redeemed_at, access_token_jti,
+    RETURNING status, expires_at, redeemed_at, access_token_jti,
         user_id, scope, auth_time, acr, amr, sid, refresh_token_family,
         (SELECT sub FROM users u WHERE u.id = device_authorizations.user_id) AS user_sub,
         (SELECT disabled_at FROM users u
@@ -294,12 +297,11 @@ POLL_DEVICE_CODE = statement(
 # in every other poll's row).
 POLL_DEVICE_CODE_PG = statement(
     _consume_and_issue(
-        _POLL_DEVICE_CODE.replace(":now_ms", "CAST(:now_ms AS bigint)")
-        .replace(":access_token_jti", "CAST(:access_token_jti AS varchar)")
+        _POLL_DEVICE_CODE.replace(":access_token_jti", "CAST(:access_token_jti AS varchar)")
         .replace(":refresh_family", "CAST(:refresh_family AS varchar)")
         .replace(":access_token_expires_at", "CAST(:access_token_expires_at AS timestamptz)")
         + """
-        RETURNING status, expires_at, slowed, poll_interval, redeemed_at,
+        RETURNING status, expires_at, redeemed_at,
             access_token_jti, user_id, scope, auth_time, acr, amr, sid,
             CASE WHEN access_token_jti = CAST(:access_token_jti AS varchar)
                 THEN refresh_token_family END AS family_id,

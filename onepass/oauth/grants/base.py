@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from onepass.cache import Cache
 from onepass.clients.registry import ClientRecord
 from onepass.clock import Clock
 from onepass.crypto import KeyedHasher
@@ -25,6 +26,8 @@ class TokenContext:
     # The grants' statements, straight to the driver (onepass.db.direct).
     direct: DirectStore
     resolver: CanonicalResolver | None = None
+    # RFC 8628 §3.5: the device_code grant's slow_down intervals (Redis when set).
+    cache: Cache | None = None
 
 
 class Grant(Protocol):

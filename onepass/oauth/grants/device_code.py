@@ -1,25 +1,33 @@
 """Device Authorization Grant: the device access token request (RFC 8628 §3.4, §3.5).
 
-A poll is one statement (``oauth.statements.POLL_DEVICE_CODE``; on PostgreSQL with the
-refresh token it issues): it finds the device code of this client, keeps its polling
-interval (a poll before the interval is over, while pending, grows it by 5 s and is
-answered ``slow_down``), and redeems it when the person approved, once. Its row says
-which answer to give: ``authorization_pending``, ``slow_down``, ``access_denied``,
+A poll reads its device code (``oauth.statements.DEVICE_CODE_STATE``: this client's,
+one indexed read, no write) and answers ``authorization_pending``, ``access_denied``,
 ``expired_token``, or ``invalid_grant`` for an unknown code, another client's, or one
-already exchanged. The tokens are those of the code flow (``oauth.user_tokens``), for
-the approving user (their canonical user with ENFORCE_CANONICAL_RESOLUTION on), with
-the auth_time, acr and amr of the login they approved with.
+already exchanged. A pending code polled before its interval is over is answered
+``slow_down`` and its interval grows by 5 s (§3.5): the interval and the earliest next
+poll are kept in the cache (Redis, shared by every worker, when set; else each
+process's memory), so that the polls of many waiting devices cost no write. An
+approved code is redeemed by one statement (``POLL_DEVICE_CODE``; on PostgreSQL with
+the refresh token it issues), once: a second poll gets ``invalid_grant``. The tokens
+are those of the code flow (``oauth.user_tokens``), for the approving user (their
+canonical user with ENFORCE_CANONICAL_RESOLUTION on), with the auth_time, acr and amr
+of the login they approved with.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NoReturn
 
 from onepass.clients.registry import ClientRecord
 from onepass.db.direct import Row
-from onepass.oauth.device import APPROVED, DENIED, GRANT_TYPE
+from onepass.oauth.device import APPROVED, DENIED, GRANT_TYPE, SLOW_DOWN_STEP
 from onepass.oauth.grants.base import TokenContext
-from onepass.oauth.statements import POLL_DEVICE_CODE, POLL_DEVICE_CODE_PG
+from onepass.oauth.statements import (
+    DEVICE_CODE_STATE,
+    POLL_DEVICE_CODE,
+    POLL_DEVICE_CODE_PG,
+)
 from onepass.oauth.user_tokens import (
     AuthInfo,
     Grantee,
@@ -54,14 +62,25 @@ class DeviceCodeGrant:
         device_code = form.get("device_code")
         if not device_code:
             raise InvalidRequestError("device_code is required")
+        code_hash = ctx.hasher.hash(device_code[:512])
+        now = ctx.clock.now()
+        state = await ctx.direct.read(
+            DEVICE_CODE_STATE, {"device_code_hash": code_hash, "client": client.id}
+        )
+        if state is None:
+            raise InvalidGrantError(UNKNOWN)
+        if not (
+            state["status"] == APPROVED
+            and state["redeemed_at"] is None
+            and state["expires_at"] > now
+        ):
+            await _refuse(ctx, state, code_hash, now)
         # Planned as if the scope gave a refresh token (recorded only when it does).
         draft = plan_tokens(ctx, client, ["offline_access"], jkt)
-        now = ctx.clock.now()
         params = {
-            "device_code_hash": ctx.hasher.hash(device_code[:512]),
+            "device_code_hash": code_hash,
             "client": client.id,
             "now": now,
-            "now_ms": int(now.timestamp() * 1000),
             "enforce": ctx.settings.enforce_canonical_resolution,
             "access_token_jti": draft.access_token_jti,
             "access_token_expires_at": draft.access_token_expires_at,
@@ -73,7 +92,7 @@ class DeviceCodeGrant:
                 POLL_DEVICE_CODE_PG,
                 {**_NO_REFRESH, **params, **statement_params, "refresh_scope": None},
             )
-            redeemed = _refuse_unless_redeemed(row, draft.access_token_jti, now)
+            redeemed = _redeemed(row, draft.access_token_jti)
             plan = draft.for_scope(ctx, client, redeemed["scope"].split())
             user = _subject_for(client, grantee(redeemed))  # the code is spent: none issued
         else:
@@ -83,29 +102,50 @@ class DeviceCodeGrant:
                     plan = draft.for_scope(ctx, client, row["scope"].split())
                     user = _subject_for(client, grantee(row))  # a refusal rolls it back
                     await store_refresh_token(ctx, tx, plan, client=client, user=user, row=row)
-            redeemed = _refuse_unless_redeemed(row, draft.access_token_jti, now)
-        return sign_tokens(
-            ctx, plan, client=client, user=user, auth=AuthInfo.of(redeemed), nonce=None
-        )
+            redeemed = _redeemed(row, draft.access_token_jti)
+        auth = AuthInfo.of(redeemed)
+        return sign_tokens(ctx, plan, client=client, user=user, auth=auth, nonce=None)
 
 
-def _refuse_unless_redeemed(row: Row | None, jti: str, now: Any) -> Row:
-    """The row when this poll redeemed the device code; otherwise the §3.5 answer."""
-    if row is None:
-        raise InvalidGrantError(UNKNOWN)
-    if row["status"] == APPROVED and row["access_token_jti"] == jti:
-        return row
-    if row["redeemed_at"] is not None:
+def _redeemed(row: Row | None, jti: str) -> Row:
+    """The row when this poll redeemed the device code; a concurrent poll that got
+    there first leaves ``invalid_grant``."""
+    if row is None or row["access_token_jti"] != jti:
         raise InvalidGrantError("the device_code was already exchanged for tokens")
-    if row["expires_at"] <= now:
+    return row
+
+
+async def _refuse(ctx: TokenContext, state: Row, code_hash: str, now: datetime) -> NoReturn:
+    """The §3.5 answer to a poll of a code that is not ready to redeem."""
+    if state["redeemed_at"] is not None:
+        raise InvalidGrantError("the device_code was already exchanged for tokens")
+    if state["expires_at"] <= now:
         raise ExpiredTokenError("the device_code expired: start a new device authorization")
-    if row["status"] == DENIED:
+    if state["status"] == DENIED:
         raise AccessDeniedError("the user denied the authorization request")
-    if row["slowed"]:
-        raise SlowDownError(
-            f"polling too fast: wait at least {row['poll_interval']} seconds between requests"
-        )
+    interval = await _paced(ctx, code_hash, state, now)
+    if interval is not None:
+        raise SlowDownError(f"polling too fast: wait at least {interval} seconds between requests")
     raise AuthorizationPendingError("the user has not yet approved or denied the request")
+
+
+async def _paced(ctx: TokenContext, code_hash: str, state: Row, now: datetime) -> int | None:
+    """Record this poll of a pending code; its new, longer interval when it came too
+    early (the interval grows by 5 s for this and every later poll), else None."""
+    if ctx.cache is None:
+        return None
+    key = f"device-poll:{code_hash[:48]}"
+    now_ms = int(now.timestamp() * 1000)
+    interval, next_ms, slowed = int(state["poll_interval"]), 0, False
+    kept = await ctx.cache.get(key)
+    if kept:
+        interval_text, _, next_text = kept.partition(":")
+        interval, next_ms = int(interval_text), int(next_text)
+        if now_ms < next_ms:
+            interval, slowed = interval + SLOW_DOWN_STEP, True
+    ttl = max(1.0, (state["expires_at"] - now).total_seconds())
+    await ctx.cache.set(key, f"{interval}:{now_ms + interval * 1000}", ttl)
+    return interval if slowed else None
 
 
 def _subject_for(client: ClientRecord, user: Grantee) -> Grantee:

@@ -42,8 +42,6 @@ def upgrade() -> None:
         _when("expires_at", nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("poll_interval", sa.Integer(), nullable=False),
-        sa.Column("poll_after_ms", sa.BigInteger(), nullable=False),
-        sa.Column("slowed", sa.Boolean(), nullable=False),
         sa.Column("user_id", ID, nullable=True),
         _when("decided_at"),
         _when("auth_time"),
