@@ -396,10 +396,19 @@ async def mint_codes(n: int, client_id: str) -> None:
                 select(OAuthApplication.id).where(OAuthApplication.client_id == client_id)
             )
             assert app_id is not None, client_id
+            # user codes are unique over every row, expired ones too (start() draws
+            # again on a clash): a batch of tens of thousands avoids the ones taken
+            taken = set(await session.scalars(select(DeviceAuthorization.user_code)))
+            user_codes: list[str] = []
+            while len(user_codes) < n:
+                drawn = device.new_user_code()
+                if drawn not in taken:
+                    taken.add(drawn)
+                    user_codes.append(drawn)
             rows = [
                 {
                     "device_code_hash": runtime.hasher.hash(code),
-                    "user_code": device.new_user_code(),
+                    "user_code": user_code,
                     "oauth_application_id": app_id,
                     "scope": SCOPE,
                     "created_at": now,
@@ -407,7 +416,7 @@ async def mint_codes(n: int, client_id: str) -> None:
                     "status": device.PENDING,
                     "poll_interval": device.INTERVAL,
                 }
-                for code in codes
+                for code, user_code in zip(codes, user_codes, strict=True)
             ]
             for i in range(0, n, 5000):
                 await session.execute(insert(DeviceAuthorization), rows[i : i + 5000])
