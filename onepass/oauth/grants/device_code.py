@@ -16,8 +16,10 @@ of the login they approved with.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from onepass.clients.registry import ClientRecord
 from onepass.db.direct import Row
@@ -48,8 +50,35 @@ from onepass.oauth_errors import (
 UNKNOWN = "the device_code is unknown, or not this client's"
 
 
+class Pacing:
+    """Each pending code's interval and earliest next poll, in this process, when there
+    is no Redis: at most ``limit`` codes, the least recently polled dropped first in
+    O(1) (a dropped code's next early poll is not slowed down: lenient, never wrong).
+    The shared in-process cache sweeps all its entries when full, which tens of
+    thousands of polling devices would make every poll pay."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._limit = limit
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    async def get(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        self._entries[key] = (value, time.monotonic() + ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+
+
 class DeviceCodeGrant:
     grant_type = GRANT_TYPE
+
+    def __init__(self) -> None:
+        self.pacing = Pacing()
 
     async def create_token_response(
         self,
@@ -74,7 +103,8 @@ class DeviceCodeGrant:
             and state["redeemed_at"] is None
             and state["expires_at"] > now
         ):
-            await _refuse(ctx, state, code_hash, now)
+            pacing = ctx.cache if ctx.cache is not None and ctx.settings.redis_url else self.pacing
+            await _refuse(pacing, state, code_hash, now)
         # Planned as if the scope gave a refresh token (recorded only when it does).
         draft = plan_tokens(ctx, client, ["offline_access"], jkt)
         params = {
@@ -115,7 +145,7 @@ def _redeemed(row: Row | None, jti: str) -> Row:
     return row
 
 
-async def _refuse(ctx: TokenContext, state: Row, code_hash: str, now: datetime) -> NoReturn:
+async def _refuse(pacing: PacingStore, state: Row, code_hash: str, now: datetime) -> NoReturn:
     """The §3.5 answer to a poll of a code that is not ready to redeem."""
     if state["redeemed_at"] is not None:
         raise InvalidGrantError("the device_code was already exchanged for tokens")
@@ -123,28 +153,32 @@ async def _refuse(ctx: TokenContext, state: Row, code_hash: str, now: datetime) 
         raise ExpiredTokenError("the device_code expired: start a new device authorization")
     if state["status"] == DENIED:
         raise AccessDeniedError("the user denied the authorization request")
-    interval = await _paced(ctx, code_hash, state, now)
+    interval = await _paced(pacing, code_hash, state, now)
     if interval is not None:
         raise SlowDownError(f"polling too fast: wait at least {interval} seconds between requests")
     raise AuthorizationPendingError("the user has not yet approved or denied the request")
 
 
-async def _paced(ctx: TokenContext, code_hash: str, state: Row, now: datetime) -> int | None:
+class PacingStore(Protocol):
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl: float) -> Any: ...
+
+
+async def _paced(pacing: PacingStore, code_hash: str, state: Row, now: datetime) -> int | None:
     """Record this poll of a pending code; its new, longer interval when it came too
     early (the interval grows by 5 s for this and every later poll), else None."""
-    if ctx.cache is None:
-        return None
     key = f"device-poll:{code_hash[:48]}"
     now_ms = int(now.timestamp() * 1000)
     interval, next_ms, slowed = int(state["poll_interval"]), 0, False
-    kept = await ctx.cache.get(key)
+    kept = await pacing.get(key)
     if kept:
         interval_text, _, next_text = kept.partition(":")
         interval, next_ms = int(interval_text), int(next_text)
         if now_ms < next_ms:
             interval, slowed = interval + SLOW_DOWN_STEP, True
     ttl = max(1.0, (state["expires_at"] - now).total_seconds())
-    await ctx.cache.set(key, f"{interval}:{now_ms + interval * 1000}", ttl)
+    await pacing.set(key, f"{interval}:{now_ms + interval * 1000}", ttl)
     return interval if slowed else None
 
 

@@ -36,3 +36,23 @@ def test_what_cannot_be_a_user_code_is_refused_before_any_lookup() -> None:
         "x" * 10_000,
     ):
         assert normalise_user_code(typed) is None, typed
+
+
+async def test_pacing_without_redis_keeps_the_most_recently_polled_codes_only() -> None:
+    from onepass.oauth.grants.device_code import Pacing
+
+    pacing = Pacing(limit=3)
+    for n in range(5):
+        await pacing.set(f"code-{n}", f"5:{n}", ttl=600)
+    await pacing.set("code-2", "10:9", ttl=600)  # polled again: now the most recent
+    await pacing.set("code-5", "5:5", ttl=600)
+    assert [await pacing.get(f"code-{n}") for n in range(6)] == [
+        None,
+        None,
+        "10:9",
+        None,
+        "5:4",
+        "5:5",
+    ]
+    await pacing.set("gone", "5:0", ttl=-1)
+    assert await pacing.get("gone") is None
