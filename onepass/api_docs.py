@@ -160,6 +160,11 @@ TOKEN_GRANT_REQUEST = (
     "client_id",
     "client_secret",
 )
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+)
 # RFC 7009 §2.1, RFC 7662 §2.1 (and client_secret_post credentials).
 TOKEN_REQUEST = ("token", "token_type_hint", "client_id", "client_secret")

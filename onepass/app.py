@@ -47,7 +47,7 @@ from onepass.identity.canonical import RESOLVER, CanonicalResolver
 from onepass.instruments import route_template
 from onepass.keys.keyring import KEYRING, KeyRing
 from onepass.logs import configure_logging
-from onepass.oauth import authorize_routes, endpoints, logout
+from onepass.oauth import authorize_routes, device_routes, endpoints, logout
 from onepass.oauth import routes as oauth_routes
 from onepass.oauth.asgi import Receive, Scope, Send
 from onepass.oauth.authorize_routes import ENROLMENT
@@ -57,6 +57,7 @@ from onepass.oauth.dpop import DPOP, DPoP
 from onepass.oauth.grants.authorization_code import AuthorizationCodeGrant
 from onepass.oauth.grants.base import TokenContext
 from onepass.oauth.grants.client_credentials import ClientCredentialsGrant
+from onepass.oauth.grants.device_code import DeviceCodeGrant
 from onepass.oauth.grants.refresh_token import RefreshTokenGrant
 from onepass.oauth.grants.token_exchange import TokenExchangeGrant
 from onepass.oauth.interaction import SEALER, Sealer
@@ -119,6 +120,7 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
         direct=runtime.direct,
         resolver=resolver,
         resources=resources,
+        cache=runtime.cache,
     )
     # Client authentication for /token, /par, /revoke, /introspect and
     # /webhooks/signing-keys: secrets, or private_key_jwt assertions (keys inline or
@@ -155,6 +157,8 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
             AuthorizationCodeGrant(),
             RefreshTokenGrant(),
             TokenExchangeGrant(verifier),  # RFC 8693
+            # RFC 8628: the device_code grant.
+            DeviceCodeGrant(),
         ],
         dpop=dpop,
         max_body=settings.max_form_bytes,
@@ -180,6 +184,21 @@ def _services(runtime: Runtime, keyring: KeyRing) -> tuple[Services, dict[str, H
     services.provide(DISCOVERY, discovery)
     services.provide(SEALER, Sealer(secret_key, settings.interaction_ttl))
     services.provide(CSRF_TOKENS, CSRF(secret_key))
+    # RFC 8628 §5.1: wrong user codes at /device, per browser and (three times as many,
+    # for people behind one address) per IP address.
+    services.provide(
+        device_routes.DEVICE_CODE_THROTTLE,
+        LoginThrottle(
+            runtime.cache,
+            Limits(
+                per_account=settings.device_user_code_max_failures,
+                per_ip=3 * settings.device_user_code_max_failures,
+                window=settings.device_user_code_failure_window,
+            ),
+            secret_key,
+            namespace="device-code",
+        ),
+    )
     services.provide(
         SIGN_IN,
         SignIn(runtime.database, runtime.clock, runtime.hasher, passwords, throttle, runtime.box),
@@ -477,6 +496,7 @@ def create_app(
     api.include_router(oauth_routes.router)
     api.include_router(authorize_routes.router)
     api.include_router(endpoints.router)
+    api.include_router(device_routes.router)
     api.include_router(logout.router)
     api.include_router(selfservice_routes.router)
     api.include_router(account_routes.router)

@@ -60,10 +60,21 @@ PAGES = frozenset(
         "/signup",
         "/signup/confirm",
         "/account",
+        # RFC 8628: where a person enters a device's code.
+        "/device",
+        "/device/decide",
     }
 )
 OAUTH = frozenset(
-    {"/token", "/userinfo", "/revoke", "/introspect", "/par", "/webhooks/signing-keys"}
+    {
+        "/token",
+        "/userinfo",
+        "/revoke",
+        "/introspect",
+        "/par",
+        "/webhooks/signing-keys",
+        "/device_authorization",  # RFC 8628
+    }
 )
 _ENCODED_CONTROL_BYTES = re.compile(ENCODED_CONTROL.pattern.encode())
 

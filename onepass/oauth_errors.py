@@ -166,3 +166,19 @@ class InvalidTargetError(OAuthError):
     """RFC 8707 §2: the resource is unknown, malformed, or not one the client may use."""
 
     error = "invalid_target"
+
+
+# Device Authorization Grant (RFC 8628 §3.5): the token endpoint's answers to a poll
+# before the person has decided (HTTP 400, as every §5.2 error).
+
+
+class AuthorizationPendingError(OAuthError):
+    error = "authorization_pending"
+
+
+class SlowDownError(OAuthError):
+    error = "slow_down"
+
+
+class ExpiredTokenError(OAuthError):
+    error = "expired_token"

@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     # a nonce of the server's (DPoP-Nonce, §8 and §9), valid for one to two windows.
     dpop_proof_window: int = Field(default=60, ge=5, le=600)
     dpop_require_nonce: bool = False
+    # Device Authorization Grant (RFC 8628): how long a device code and its user code
+    # live; how many wrong user codes /device takes from one IP address, or one browser,
+    # within the window before it refuses for the rest of the window.
+    device_code_ttl: int = Field(default=600, ge=60, le=3600)
+    device_user_code_max_failures: int = Field(default=10, ge=1)
+    device_user_code_failure_window: int = Field(default=900, ge=10)
     login_session_ttl: int = Field(default=14 * 86400, ge=300)
     # A page's login or consent form stays valid this long.
     interaction_ttl: int = Field(default=600, ge=60, le=3600)

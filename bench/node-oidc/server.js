@@ -23,6 +23,7 @@
 //   /bench/mint?kind=code&n=N&code_challenge=C    authorization codes (PKCE S256)
 //   /bench/mint?kind=refresh&n=N                  refresh tokens
 //   /bench/mint?kind=access&n=N                   opaque access tokens for /userinfo
+//   /bench/mint?kind=device&n=N                   pending device codes (bench/device.py)
 // Each token gets its own grant (as one login would), for the bench account and
 // client, with the scope BENCH_SCOPE.
 import {
@@ -63,6 +64,10 @@ const scope = process.env.BENCH_SCOPE || 'openid offline_access email profile';
 const accountId = 'bench-account';
 const mintEnabled = process.env.BENCH_MINT === '1';
 const store = new LRU({ maxSize: 10_000_000 });
+// The Device Authorization Grant (RFC 8628, bench/device.py): a public client (a TV app)
+// with the device_code grant, polling with client_id only.
+const deviceClientId = process.env.BENCH_DEVICE_CLIENT_ID || 'bench-device';
+const deviceGrant = 'urn:ietf:params:oauth:grant-type:device_code';
 
 function jwk(type, options, keyAlg) {
   const { privateKey } = generateKeyPairSync(type, options);
@@ -81,6 +86,14 @@ const configuration = {
       response_types: ['code'],
       redirect_uris: [redirectUri],
       token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: idTokenAlg,
+    },
+    {
+      client_id: deviceClientId,
+      grant_types: [deviceGrant, 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'none',
       id_token_signed_response_alg: idTokenAlg,
     },
   ],
@@ -107,6 +120,7 @@ const configuration = {
     AuthorizationCode: 600,
     AccessToken: 3600,
     ClientCredentials: 3600,
+    DeviceCode: 600, // as ONEPASS_DEVICE_CODE_TTL (bench/device.py)
     Grant: 14 * 24 * 3600,
     IdToken: 3600,
     Interaction: 3600,
@@ -127,6 +141,9 @@ const configuration = {
     // DPoP (RFC 9449), as bench/dpop.py measures it: on by default in oidc-provider 9
     // (replayed proofs refused through the adapter, no nonces), said here explicitly.
     dPoP: { enabled: true },
+    // RFC 8628, as bench/device.py measures it: the provider's defaults (device codes
+    // live 600 s, as 1pass's ONEPASS_DEVICE_CODE_TTL).
+    deviceFlow: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => resource,
@@ -201,6 +218,15 @@ provider.registerGrantType(TOKEN_EXCHANGE, tokenExchange, new Set([
 // ------------------------------------------------------------------ bench-only minting
 
 async function mintOne(kind, client, codeChallenge) {
+  if (kind === 'device') {
+    // pending: no account yet, as /device_authorization leaves it
+    return new provider.DeviceCode({
+      client,
+      deviceInfo: { ip: '127.0.0.1', ua: 'bench' },
+      params: { client_id: client.clientId, scope },
+      userCode: randomBytes(8).toString('hex').toUpperCase(),
+    }).save();
+  }
   const grant = new provider.Grant({ accountId, clientId: client.clientId });
   grant.addOIDCScope(scope);
   grant.addResourceScope(resource, 'api');
@@ -234,13 +260,13 @@ if (mintEnabled) {
     }
     const { kind, n = '1', code_challenge: codeChallenge } = ctx.query;
     const count = Number(n);
-    if (ctx.method !== 'POST' || !['code', 'refresh', 'access'].includes(kind)
+    if (ctx.method !== 'POST' || !['code', 'refresh', 'access', 'device'].includes(kind)
         || !(count > 0 && count <= 1_000_000) || (kind === 'code' && !codeChallenge)) {
       ctx.status = 400;
-      ctx.body = 'POST /bench/mint?kind=code|refresh|access&n=N[&code_challenge=C]\n';
+      ctx.body = 'POST /bench/mint?kind=code|refresh|access|device&n=N[&code_challenge=C]\n';
       return;
     }
-    const client = await provider.Client.find(clientId);
+    const client = await provider.Client.find(kind === 'device' ? deviceClientId : clientId);
     const tokens = [];
     for (let i = 0; i < count; i += 1) {
       // eslint-disable-next-line no-await-in-loop

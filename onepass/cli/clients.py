@@ -49,7 +49,8 @@ def create(
     grant_type: list[str] = typer.Option(
         [],
         "--grant-type",
-        help="authorization_code, refresh_token or client_credentials (repeatable; default "
+        help="authorization_code, refresh_token, client_credentials or "
+        "urn:ietf:params:oauth:grant-type:device_code (repeatable; default "
         "with --redirect-uri: authorization_code and refresh_token).",
     ),
     scope: list[str] = typer.Option(

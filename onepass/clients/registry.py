@@ -39,7 +39,15 @@ log = structlog.get_logger("onepass.clients")
 # Token Exchange (RFC 8693 §2.1): a client has it exactly when its exchange policy
 # names a resource server (``token_exchange_resources``): refused by default.
 TOKEN_EXCHANGE = resources.TOKEN_EXCHANGE
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
+# RFC 8628: the Device Authorization Grant.
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    TOKEN_EXCHANGE,
+    DEVICE_CODE,
+)
 # What a client's id_token_signed_response_alg may be: every algorithm the key ring can
 # keep keys for (``keys.jwt.SUPPORTED_ALGS``; the FAPI 2.0 subset is ``keys.jwt.FAPI_ALGS``).
 ID_TOKEN_ALGS = SUPPORTED_ALGS
@@ -314,8 +322,12 @@ class ClientSettings:
             )
         if "authorization_code" in grant_types and not redirect_uris:
             raise InvalidRedirectUri("the authorization_code grant needs at least one redirect URI")
-        if "refresh_token" in grant_types and "authorization_code" not in grant_types:
-            raise InvalidClientSettings("the refresh_token grant comes with authorization_code")
+        if "refresh_token" in grant_types and not (
+            "authorization_code" in grant_types or DEVICE_CODE in grant_types
+        ):
+            raise InvalidClientSettings(
+                "the refresh_token grant comes with authorization_code (or the device_code grant)"
+            )
         method = self.token_endpoint_auth_method
         if method not in client_auth.AUTH_METHODS:
             raise InvalidClientSettings(
@@ -627,7 +639,8 @@ async def create_client(
             "public clients authenticate with 'none'; confidential ones with a secret"
         )
     if scope is None:
-        scope = "openid profile email offline_access" if "authorization_code" in grant_types else ""
+        user_grants = "authorization_code" in grant_types or DEVICE_CODE in grant_types
+        scope = "openid profile email offline_access" if user_grants else ""
     settings = ClientSettings(
         name=name,
         redirect_uris=list(redirect_uris or []),

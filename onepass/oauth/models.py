@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onepass.db.base import Base, JSONType
@@ -121,5 +128,45 @@ class PushedAuthorizationRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index(None, "expires_at"),)
+
+
+class DeviceAuthorization(Base):
+    """A device authorization (RFC 8628 §3.2): the device code the client polls with
+    (only its keyed hash is stored), the user code a person enters at ``/device``
+    (normalised: eight letters, no dash), and, once they decide, who approved and how
+    they signed in. A poll reads it (``oauth.statements.DEVICE_CODE_STATE``); once
+    approved, one statement redeems it, once (``POLL_DEVICE_CODE``)."""
+
+    __tablename__ = "device_authorizations"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    device_code_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    user_code: Mapped[str] = mapped_column(String(16), unique=True)
+    oauth_application_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_applications.id", ondelete="CASCADE")
+    )
+    scope: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # pending, approved or denied.
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    # Seconds between polls the client was given (§3.2); slow_down's longer intervals
+    # are kept in the cache (``oauth.grants.device_code``), so that a pending poll
+    # only reads.
+    poll_interval: Mapped[int] = mapped_column(Integer)
+    # The person who decided, and their login (for the ID token's auth_time, acr, amr, sid).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acr: Mapped[str | None] = mapped_column(String(100))
+    amr: Mapped[list[str] | None] = mapped_column(JSONType)
+    sid: Mapped[str | None] = mapped_column(String(64))
+    # The one exchange for tokens, and what it issued.
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    access_token_jti: Mapped[str | None] = mapped_column(String(64))
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refresh_token_family: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index(None, "expires_at"),)

@@ -52,7 +52,10 @@ def discovery_document(settings: Settings) -> dict[str, Any]:
             "client_credentials",
             # RFC 8693 (oauth.grants.token_exchange): for clients with an exchange policy.
             TOKEN_EXCHANGE,
+            "urn:ietf:params:oauth:grant-type:device_code",
         ],
+        # RFC 8628 §4: the Device Authorization Grant.
+        "device_authorization_endpoint": f"{issuer}/device_authorization",
         "response_types_supported": ["code"],
         # OAuth 2.0 Form Post Response Mode, and JARM (signed, never encrypted).
         "response_modes_supported": list(RESPONSE_MODES),

@@ -215,7 +215,8 @@ REDEEM_CODE_PG = statement(
         RETURNING user_id, scope, nonce, auth_time, acr, amr, sid, resource,
             refresh_token_family AS family_id,
             CAST(:family_expires_at AS timestamptz) AS family_expires_at,
-            CAST(:refresh_jkt AS varchar) AS refresh_jkt
+            CAST(:refresh_jkt AS varchar) AS refresh_jkt,
+            CAST(NULL AS text) AS resource
         """
     ),
     datetimes=(
@@ -262,4 +263,90 @@ USERINFO_PAIRWISE = statement(
 # no user) was revoked.
 ACCESS_TOKEN_REVOKED = statement(
     "SELECT 1 AS revoked FROM revoked_access_tokens WHERE jti = :jti",
+)
+# ---------------------------------------------------------------------------- device
+
+# RFC 8628 §3.4, §3.5: a poll reads its device code (this client's) and answers from
+# it; only a poll of an approved code writes: POLL_DEVICE_CODE redeems it, once (not
+# expired, not redeemed), and records what it issues; the grant knows the redemption
+# was its own by the ``access_token_jti`` returned (its own, random). slow_down's
+# intervals are kept in the cache, not here, so that a pending poll never writes.
+DEVICE_CODE_STATE = statement(
+    """
+    SELECT status, expires_at, redeemed_at, poll_interval FROM device_authorizations
+    WHERE device_code_hash = :device_code_hash AND oauth_application_id = :client
+    """,
+    datetimes=("expires_at", "redeemed_at"),
+)
+
+_REDEEMS = "(status = 'approved' AND redeemed_at IS NULL AND expires_at > :now)"
+_POLL_DEVICE_CODE = f"""
+    UPDATE device_authorizations SET
+        redeemed_at = CASE WHEN {_REDEEMS} THEN :now ELSE redeemed_at END,
+        access_token_jti = CASE WHEN {_REDEEMS} THEN :access_token_jti ELSE access_token_jti END,
+        access_token_expires_at = CASE WHEN {_REDEEMS}
+            THEN :access_token_expires_at ELSE access_token_expires_at END,
+        refresh_token_family = CASE WHEN {_REDEEMS}
+                AND ' ' || scope || ' ' LIKE '% offline_access %'
+            THEN :refresh_family ELSE refresh_token_family END
+    WHERE device_code_hash = :device_code_hash AND oauth_application_id = :client
+"""  # noqa: S608 (only this module's constants go in)
+
+POLL_DEVICE_CODE = statement(
+    _POLL_DEVICE_CODE  # noqa: S608 (only this module's constants go in)
+    + """
+    RETURNING status, expires_at, redeemed_at, access_token_jti,
+        user_id, scope, auth_time, acr, amr, sid, refresh_token_family,
+        (SELECT sub FROM users u WHERE u.id = device_authorizations.user_id) AS user_sub,
+        (SELECT disabled_at FROM users u
+            WHERE u.id = device_authorizations.user_id) AS user_disabled_at,
+        (SELECT t.id FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = device_authorizations.user_id AND :enforce) AS target_id,
+        (SELECT t.sub FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = device_authorizations.user_id AND :enforce) AS target_sub,
+        (SELECT t.disabled_at FROM identity_links l JOIN users t ON t.id = l.target_user_id
+            WHERE l.source_user_id = device_authorizations.user_id AND :enforce)
+            AS target_disabled_at
+    """,
+    datetimes=(
+        "now",
+        "expires_at",
+        "redeemed_at",
+        "access_token_expires_at",
+        "auth_time",
+        *_USER_COLUMNS,
+    ),
+    json=("amr",),
+)
+
+# PostgreSQL: the poll, its user, and the refresh token a redemption issues, in one
+# statement (the refresh token only from the poll that redeemed: ``family_id`` is NULL
+# in every other poll's row).
+POLL_DEVICE_CODE_PG = statement(
+    _consume_and_issue(
+        _POLL_DEVICE_CODE.replace(":access_token_jti", "CAST(:access_token_jti AS varchar)")
+        .replace(":refresh_family", "CAST(:refresh_family AS varchar)")
+        .replace(":access_token_expires_at", "CAST(:access_token_expires_at AS timestamptz)")
+        + """
+        RETURNING status, expires_at, redeemed_at,
+            access_token_jti, user_id, scope, auth_time, acr, amr, sid,
+            CASE WHEN access_token_jti = CAST(:access_token_jti AS varchar)
+                THEN refresh_token_family END AS family_id,
+            CAST(:family_expires_at AS timestamptz) AS family_expires_at,
+            CAST(:refresh_jkt AS varchar) AS refresh_jkt,
+            CAST(NULL AS text) AS resource
+        """
+    ),
+    datetimes=(
+        "now",
+        "expires_at",
+        "redeemed_at",
+        "access_token_expires_at",
+        "auth_time",
+        "created_at",
+        "sliding_expires_at",
+        "family_expires_at",
+        *_USER_COLUMNS,
+    ),
+    json=("amr",),
 )

@@ -48,6 +48,7 @@ from onepass.oauth.authorize_routes import (
     set_session_cookie,
     verify_second_step,
 )
+from onepass.oauth.device_routes import back_to_device
 from onepass.pages import render
 from onepass.selfservice.account import (
     ACCOUNT,
@@ -204,6 +205,10 @@ async def account(request: Request) -> Response:
     notice = translate(language, NOTICES[done]) if done in NOTICES else None
     if current is None:
         return _sign_in_page(request, language, notice=notice)
+    # Signed in after entering a device's code at /device (RFC 8628): back there.
+    device = back_to_device(request)
+    if device is not None:
+        return device
     login, user = current
     return await _page(request, language, user, login, notice=notice)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from onepass.cache import Cache
 from onepass.clients.registry import ClientRecord
 from onepass.clients.resources import ResourceCache
 from onepass.clock import Clock
@@ -28,6 +29,8 @@ class TokenContext:
     resolver: CanonicalResolver | None = None
     # Resource servers (RFC 8707), asked only by a request or grant that names one.
     resources: ResourceCache | None = None
+    # RFC 8628 §3.5: the device_code grant's slow_down intervals (Redis when set).
+    cache: Cache | None = None
 
 
 class Grant(Protocol):

@@ -25,6 +25,7 @@ PAGES = (
     "/password/",
     "/signup",
     "/account",
+    "/device/",  # RFC 8628's pages (/device itself below; /device_authorization is OAuth)
 )
 
 
@@ -32,7 +33,7 @@ def protocol_of(path: str) -> str:
     """How a user of each route expects to be told no."""
     if path.startswith("/api/"):
         return "admin"
-    if path.startswith(PAGES):
+    if path.startswith(PAGES) or path == "/device":
         return "page"
     return "oauth"
 

@@ -33,6 +33,7 @@ async def test_token_endpoint_is_in_the_document_with_its_grants_and_errors(
         "authorization_code",
         "refresh_token",
         "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
     ]
     assert {"200", "400", "401", "413", "503"} <= set(token["responses"])
     # The document describes the endpoint the bare ASGI handler serves, not a stub.
