@@ -215,8 +215,7 @@ REDEEM_CODE_PG = statement(
         RETURNING user_id, scope, nonce, auth_time, acr, amr, sid, resource,
             refresh_token_family AS family_id,
             CAST(:family_expires_at AS timestamptz) AS family_expires_at,
-            CAST(:refresh_jkt AS varchar) AS refresh_jkt,
-            CAST(NULL AS text) AS resource
+            CAST(:refresh_jkt AS varchar) AS refresh_jkt
         """
     ),
     datetimes=(
