@@ -56,13 +56,41 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """``PRAGMA foreign_keys`` on the driver's connection, outside any transaction (inside
+    one SQLite ignores it)."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+        if not on:
+            return
+        cursor.execute("PRAGMA foreign_key_check")
+        broken = cursor.fetchall()
+    finally:
+        cursor.close()
+    if broken:
+        raise RuntimeError(f"the migration left rows that break foreign keys: {broken[:5]}")
+
+
 async def upgrade(database: Database, revision: str = "head") -> None:
-    """Apply migrations; concurrent callers (several starts at once) take turns."""
+    """Apply migrations; concurrent callers (several starts at once) take turns.
+
+    On SQLite, foreign keys are off while migrations run: a batch migration that
+    rebuilds a table (adding a constraint does) drops the old one, and with foreign keys
+    on, dropping a parent table deletes every row that cascades from it (every client's
+    tokens, say). They are checked when the migrations are done."""
     async with database.engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
+        if conn.dialect.name != "sqlite":
+            async with conn.begin():
+                await conn.run_sync(_upgrade, revision)
+            return
+        await conn.run_sync(_sqlite_foreign_keys, False)
+        try:
             await conn.execution_options(sqlite_immediate=True)
-        async with conn.begin():
-            await conn.run_sync(_upgrade, revision)
+            async with conn.begin():
+                await conn.run_sync(_upgrade, revision)
+        finally:
+            await conn.run_sync(_sqlite_foreign_keys, True)
 
 
 def _current(connection: Connection) -> bool:

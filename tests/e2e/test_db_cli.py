@@ -35,6 +35,7 @@ def test_upgrade_check_says_what_is_pending_and_whether_it_is_safe_live(tmp_path
     # The database of the previous release: the newest migration not yet applied.
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TABLE process_heartbeats")
+        conn.execute("DROP TABLE installation_secrets")
         conn.execute("UPDATE alembic_version SET version_num = '0019'")
     behind = cli(env, "db", "upgrade", "--check", "--json", check=False)
     assert behind.returncode == 0, behind.stderr
