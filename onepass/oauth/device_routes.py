@@ -143,7 +143,7 @@ def _problem(language: str, message: str, status: int) -> Response:
     )
 
 
-@router.get("/device", response_class=HTMLResponse)
+@router.get("/device", response_class=HTMLResponse, responses=api_docs.pages(303, 400))
 async def device_page(request: Request) -> Response:
     """The form for the code a device shows (`user_code` pre-fills it: §3.3.1)."""
     current = await _signed_in(request)
@@ -154,7 +154,10 @@ async def device_page(request: Request) -> Response:
 
 
 @router.post(
-    "/device", response_class=HTMLResponse, openapi_extra=api_docs.form("csrf_token", "user_code")
+    "/device",
+    response_class=HTMLResponse,
+    responses=api_docs.pages(303, 400, 403, 413, 429),
+    openapi_extra=api_docs.form("csrf_token", "user_code"),
 )
 async def device_code(request: Request) -> Response:
     """Check the code (counted against this browser and IP address when wrong), then
@@ -232,6 +235,7 @@ async def device_code(request: Request) -> Response:
 @router.post(
     "/device/decide",
     response_class=HTMLResponse,
+    responses=api_docs.pages(303, 400, 403, 413, 429),
     openapi_extra=api_docs.form("csrf_token", "user_code", "decision"),
 )
 async def device_decide(request: Request) -> Response:
