@@ -96,11 +96,33 @@ async def _migrate(url: str) -> None:
         await database.close()
 
 
+# The signing keys ``prepare`` made once per database: each test starts with them, as a
+# server started once before would (an RSA key takes ~50 ms to make; the tests of key
+# creation and rotation make their own).
+_KEYS: dict[str, list[dict[str, object]]] = {}
+
+
+async def _prepared_keys(url: str) -> list[dict[str, object]]:
+    from sqlalchemy import select
+
+    from onepass.keys.models import SigningKey
+
+    runtime = Runtime.build(make_settings(url))
+    try:
+        await prepare(runtime)
+        async with runtime.database.session(readonly=True) as session:
+            rows = (await session.execute(select(SigningKey.__table__))).mappings().all()
+        return [dict(row) for row in rows]
+    finally:
+        await runtime.close()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file, copied for each test."""
+    """One migrated SQLite file with its first signing keys, copied for each test."""
     path = tmp_path_factory.mktemp("template") / "template.db"
     asyncio.run(_migrate(f"sqlite:///{path}"))
+    asyncio.run(_prepared_keys(f"sqlite:///{path}"))
     return path
 
 
@@ -125,6 +147,10 @@ async def create_pg_database(base_url: str) -> str:
     """A new, empty PostgreSQL database on the test server; returns its URL."""
     name = f"onepass_test_{uuid.uuid4().hex[:12]}"
     await _pg_admin(base_url, f'CREATE DATABASE "{name}"')
+    # A throwaway database: a commit need not wait for its WAL to reach the disk (a
+    # crash of the server loses the last commits, never consistency). Production keeps
+    # PostgreSQL's default.
+    await _pg_admin(base_url, f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 
 
@@ -139,6 +165,7 @@ def pg_database() -> Iterator[str]:
     """One migrated PostgreSQL database for the session, emptied before each test."""
     url = asyncio.run(create_pg_database(require_postgres()))
     asyncio.run(_migrate(url))
+    _KEYS[url] = asyncio.run(_prepared_keys(url))
     yield url
     asyncio.run(drop_pg_database(url))
 
@@ -146,11 +173,31 @@ def pg_database() -> Iterator[str]:
 async def _truncate(url: str) -> None:
     database = Database(url)
     try:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        async with database.session() as session:
-            from sqlalchemy import text
+        from sqlalchemy import text
 
-            await session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # DELETE, children first, then the sequences back to 1: what TRUNCATE … RESTART
+        # IDENTITY does, without new files for every table (the tables hold a test's rows).
+        async with database.session() as session:
+            for table in reversed(Base.metadata.sorted_tables):
+                await session.execute(text(f'DELETE FROM "{table.name}"'))
+            sequences = await session.scalars(
+                text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+            )
+            for sequence in sequences.all():
+                await session.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
+            keys = _KEYS.get(url)
+            if keys:
+                from sqlalchemy import insert
+
+                from onepass.keys.models import SigningKey
+
+                await session.execute(insert(SigningKey.__table__), keys)
+                await session.execute(
+                    text(
+                        "SELECT setval(pg_get_serial_sequence('signing_keys', 'id'), "
+                        "(SELECT max(id) FROM signing_keys))"
+                    )
+                )
     finally:
         await database.close()
 

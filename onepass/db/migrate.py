@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import structlog
@@ -29,7 +30,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def _ahead(applied: set[str], heads: set[str]) -> bool:
+def _ahead(applied: set[str], heads: frozenset[str] | set[str]) -> bool:
     """The database is at a later migration than this code ships (a newer release
     migrated it): expand/contract lets this release run on it unchanged, which is what a
     rollback and the old half of a rolling upgrade rely on (docs/deploying.md)."""
@@ -44,7 +45,9 @@ def _upgrade(connection: Connection, revision: str) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
     if revision == "head":
         applied = set(MigrationContext.configure(connection).get_current_heads())
-        heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+        heads = shipped_heads()
+        if applied == heads:
+            return  # nothing to do: Alembic need not load every migration to say so
         if _ahead(applied, heads):
             log.warning(
                 "migrations.schema_ahead",
@@ -93,9 +96,16 @@ async def upgrade(database: Database, revision: str = "head") -> None:
             await conn.run_sync(_sqlite_foreign_keys, True)
 
 
+@functools.cache
+def shipped_heads() -> frozenset[str]:
+    """The newest migration(s) this code ships; read once (Alembic loads every migration
+    file to find them: a CLI command and a start would pay for it each time)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 def _current(connection: Connection) -> bool:
     applied = set(MigrationContext.configure(connection).get_current_heads())
-    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    heads = shipped_heads()
     return applied == heads or _ahead(applied, heads)
 
 
