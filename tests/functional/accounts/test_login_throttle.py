@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -184,6 +185,8 @@ async def test_throttle_keys_in_redis_are_keyed_with_the_server_secret(
     for secret in ("first-secret-" + "a" * 32, "second-secret-" + "b" * 32):
         path = tmp_path / f"{secret[:5]}.db"
         path.write_bytes(sqlite_template.read_bytes())
+        with sqlite3.connect(path) as db:  # keys of this secret, made at start
+            db.execute("DELETE FROM signing_keys")
         settings = make_settings(f"sqlite:///{path}", url).model_copy(update={"secret_key": secret})
         keys = await _login_keys(settings, email)
         assert len(keys) == 1, keys
