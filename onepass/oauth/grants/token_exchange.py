@@ -146,17 +146,14 @@ class TokenExchangeGrant:
             )
         return claims
 
-    async def _registered(self, claims: dict[str, Any], what: str) -> None:
-        if not await self._verifier.issued_to_registered_client(claims["client_id"]):
-            raise InvalidRequestError(f"{what}: its client is no longer registered")
-
     async def _subject(
         self, ctx: TokenContext, token: str, jkt: str | None, now: int
     ) -> dict[str, Any]:
         claims = self._decode(token, "subject_token", jkt, now)
         params = {"jti": claims["jti"], "sub": claims["sub"]}
         user = await ctx.direct.read(USERINFO, params)
-        # A pairwise client's token names its user by the sector's sub (OIDC Core §8.1).
+        # The client it was issued to (one cached lookup): still registered (checked last),
+        # and, for a pairwise client, the sector whose sub the token names (OIDC Core §8.1).
         issued_to = await self._verifier.registered_client(claims["client_id"])
         sector = sector_of(issued_to) if issued_to is not None else None
         if sector is not None:
@@ -170,7 +167,8 @@ class TokenExchangeGrant:
         canonical = user["canonical_user_id"]
         if ctx.settings.enforce_canonical_resolution and canonical not in (None, user["id"]):
             raise InvalidRequestError("subject_token: its user was merged into another account")
-        await self._registered(claims, "subject_token")
+        if issued_to is None:
+            raise InvalidRequestError("subject_token: its client is no longer registered")
         return claims
 
     async def _actor(
